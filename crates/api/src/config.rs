@@ -1,0 +1,459 @@
+//! Configuration: read once from the environment (and `.env`), typed and validated.
+//!
+//! This is the only module that reads environment variables.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use stowage_domain::AccessPolicy;
+
+/// Why the configuration cannot be used; every message names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A variable has a value that does not parse.
+    #[error("{name} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with it (never the value of a secret).
+        reason: String,
+    },
+    /// A variable that production requires is unset.
+    #[error("{name} must be set when APP_ENV=production")]
+    MissingInProduction {
+        /// The variable.
+        name: &'static str,
+    },
+}
+
+/// Where the service runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppEnv {
+    /// Local use: generated secrets and embedded defaults are fine.
+    Development,
+    /// Production: secrets and URLs must be given.
+    Production,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `APP_ENV`.
+    pub app_env: AppEnv,
+    /// `DATA_DIR`: home of the embedded database, blobs and the generated secret.
+    pub data_dir: PathBuf,
+    /// HTTP settings.
+    pub http: HttpConfig,
+    /// Database settings.
+    pub database: DatabaseConfig,
+    /// Blob store settings.
+    pub storage: StorageConfig,
+    /// Credential settings.
+    pub auth: AuthConfig,
+    /// Upload and access limits.
+    pub limits: LimitsConfig,
+    /// Logging.
+    pub telemetry: TelemetryConfig,
+}
+
+/// HTTP settings.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// `BIND_ADDR`.
+    pub bind_addr: SocketAddr,
+    /// `PUBLIC_URL`, no trailing slash; `None` means `http://{bound address}`.
+    pub public_url: Option<String>,
+    /// `FRONTEND_URL`, no trailing slash.
+    pub frontend_url: Option<String>,
+    /// `DEBUG`.
+    pub debug: bool,
+    /// `HSTS_ENABLED`.
+    pub hsts: bool,
+    /// `SHUTDOWN_GRACE_SECONDS`.
+    pub shutdown_grace: Duration,
+}
+
+/// Database settings.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL` (may hold a password; redacted in `Debug`).
+    pub url: String,
+    /// `DATABASE_MAX_CONNECTIONS`.
+    pub max_connections: u32,
+    /// `DATABASE_CONNECT_TIMEOUT_MS`.
+    pub connect_timeout: Duration,
+    /// `DATABASE_STATEMENT_TIMEOUT_MS`.
+    pub statement_timeout: Duration,
+    /// `AUTO_MIGRATE`.
+    pub auto_migrate: bool,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &stowage_infrastructure::db::redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("auto_migrate", &self.auto_migrate)
+            .finish()
+    }
+}
+
+/// Which blob store holds the bytes.
+#[derive(Clone, Debug)]
+pub enum StorageConfig {
+    /// `STORAGE_BACKEND=fs`: `{DATA_DIR}/blobs`.
+    Fs {
+        /// Root directory of the blobs.
+        root: PathBuf,
+    },
+}
+
+/// Credential settings.
+#[derive(Clone, Debug)]
+pub struct AuthConfig {
+    /// `AUTH_SECRET_KEY`; `None` means generate (or reuse) `{DATA_DIR}/secret.key`.
+    pub secret_key: Option<SecretString>,
+}
+
+/// Upload and access limits.
+#[derive(Clone, Debug)]
+pub struct LimitsConfig {
+    /// `MAX_UPLOAD_BYTES`.
+    pub max_upload_bytes: u64,
+    /// `ACCESS_POLICY`.
+    pub access_policy: AccessPolicy,
+}
+
+/// Logging.
+#[derive(Clone, Debug)]
+pub struct TelemetryConfig {
+    /// `LOG_FORMAT`; `None` means pretty on a terminal, JSON otherwise.
+    pub log_format: Option<LogFormat>,
+    /// `LOG_LEVEL` (an `EnvFilter` directive; `RUST_LOG` wins when set).
+    pub log_level: String,
+}
+
+impl Config {
+    /// Reads `.env` (if present) and the environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that is invalid or missing.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let _ = dotenvy::dotenv();
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Config::from_map(&vars)
+    }
+
+    /// Builds the configuration from `vars` (the environment, or a test's map).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that is invalid or missing.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let app_env = match get("APP_ENV").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("development" | "dev" | "local" | "test") => AppEnv::Development,
+            Some("production" | "prod") => AppEnv::Production,
+            Some(other) => {
+                return Err(invalid(
+                    "APP_ENV",
+                    format!("'{other}' is not development or production"),
+                ));
+            }
+        };
+        let production = app_env == AppEnv::Production;
+        let require = |name: &'static str| -> Result<(), ConfigError> {
+            if production && get(name).is_none() {
+                return Err(ConfigError::MissingInProduction { name });
+            }
+            Ok(())
+        };
+        require("AUTH_SECRET_KEY")?;
+        require("DATABASE_URL")?;
+        require("PUBLIC_URL")?;
+
+        let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or("./data"));
+        let bind_addr: SocketAddr =
+            parse(get("BIND_ADDR").unwrap_or("127.0.0.1:8080"), "BIND_ADDR")?;
+        let public_url = get("PUBLIC_URL")
+            .map(|u| url_without_slash(u, "PUBLIC_URL"))
+            .transpose()?;
+        let frontend_url = get("FRONTEND_URL")
+            .map(|u| url_without_slash(u, "FRONTEND_URL"))
+            .transpose()?;
+
+        let database_url = match get("DATABASE_URL") {
+            Some(url) => {
+                if !(url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.starts_with("sqlite:"))
+                {
+                    return Err(invalid(
+                        "DATABASE_URL",
+                        "must start with postgres:// or sqlite://".to_owned(),
+                    ));
+                }
+                url.to_owned()
+            }
+            None => format!("sqlite://{}", data_dir.join("stowage.db").display()),
+        };
+
+        let storage = match get("STORAGE_BACKEND")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("fs") => StorageConfig::Fs {
+                root: data_dir.join("blobs"),
+            },
+            Some(other) => {
+                return Err(invalid(
+                    "STORAGE_BACKEND",
+                    format!("'{other}' is not a supported backend (fs)"),
+                ));
+            }
+        };
+
+        let access_policy = match get("ACCESS_POLICY").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("owner") => AccessPolicy::Owner,
+            Some("account") => AccessPolicy::Account,
+            Some(other) => {
+                return Err(invalid(
+                    "ACCESS_POLICY",
+                    format!("'{other}' is not owner or account"),
+                ));
+            }
+        };
+
+        let log_format = match get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
+            None => None,
+            Some("json") => Some(LogFormat::Json),
+            Some("pretty" | "text") => Some(LogFormat::Pretty),
+            Some(other) => {
+                return Err(invalid(
+                    "LOG_FORMAT",
+                    format!("'{other}' is not json or pretty"),
+                ));
+            }
+        };
+
+        let max_upload_bytes: u64 = parse(
+            get("MAX_UPLOAD_BYTES").unwrap_or("104857600"),
+            "MAX_UPLOAD_BYTES",
+        )?;
+        if max_upload_bytes == 0 {
+            return Err(invalid(
+                "MAX_UPLOAD_BYTES",
+                "must be greater than 0".to_owned(),
+            ));
+        }
+        let max_connections: u32 = parse(
+            get("DATABASE_MAX_CONNECTIONS").unwrap_or("10"),
+            "DATABASE_MAX_CONNECTIONS",
+        )?;
+        if max_connections == 0 {
+            return Err(invalid(
+                "DATABASE_MAX_CONNECTIONS",
+                "must be greater than 0".to_owned(),
+            ));
+        }
+
+        Ok(Config {
+            app_env,
+            http: HttpConfig {
+                bind_addr,
+                public_url,
+                frontend_url,
+                debug: flag(get("DEBUG"), "DEBUG", false)?,
+                hsts: flag(get("HSTS_ENABLED"), "HSTS_ENABLED", false)?,
+                shutdown_grace: Duration::from_secs(parse(
+                    get("SHUTDOWN_GRACE_SECONDS").unwrap_or("30"),
+                    "SHUTDOWN_GRACE_SECONDS",
+                )?),
+            },
+            database: DatabaseConfig {
+                url: database_url,
+                max_connections,
+                connect_timeout: Duration::from_millis(parse(
+                    get("DATABASE_CONNECT_TIMEOUT_MS").unwrap_or("5000"),
+                    "DATABASE_CONNECT_TIMEOUT_MS",
+                )?),
+                statement_timeout: Duration::from_millis(parse(
+                    get("DATABASE_STATEMENT_TIMEOUT_MS").unwrap_or("30000"),
+                    "DATABASE_STATEMENT_TIMEOUT_MS",
+                )?),
+                auto_migrate: flag(get("AUTO_MIGRATE"), "AUTO_MIGRATE", true)?,
+            },
+            storage,
+            auth: AuthConfig {
+                secret_key: get("AUTH_SECRET_KEY").map(|s| SecretString::from(s.to_owned())),
+            },
+            limits: LimitsConfig {
+                max_upload_bytes,
+                access_policy,
+            },
+            telemetry: TelemetryConfig {
+                log_format,
+                log_level: get("LOG_LEVEL").unwrap_or("info").to_owned(),
+            },
+            data_dir,
+        })
+    }
+}
+
+fn invalid(name: &'static str, reason: String) -> ConfigError {
+    ConfigError::Invalid { name, reason }
+}
+
+fn parse<T: std::str::FromStr>(value: &str, name: &'static str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e: T::Err| invalid(name, e.to_string()))
+}
+
+fn flag(value: Option<&str>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(invalid(name, format!("'{other}' is not true or false"))),
+    }
+}
+
+fn url_without_slash(value: &str, name: &'static str) -> Result<String, ConfigError> {
+    let parsed = url::Url::parse(value).map_err(|e| invalid(name, e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(invalid(name, "must be an http or https URL".to_owned()));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// Parses `30s`, `15m`, `1h`, `7d` or a bare number of seconds.
+///
+/// # Errors
+/// A message saying what is wrong.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let (digits, unit) = value.split_at(
+        value
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(value.len()),
+    );
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{value}' is not a duration like 30s, 15m, 1h or 7d"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86_400),
+        _ => return Err(format!("'{value}' has an unknown unit (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn empty_environment_gives_the_embedded_defaults() {
+        let c = Config::from_map(&map(&[])).unwrap();
+        assert_eq!(c.http.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database.url, "sqlite://./data/stowage.db");
+        assert_eq!(c.limits.max_upload_bytes, 104_857_600);
+        assert!(c.database.auto_migrate);
+        assert!(c.auth.secret_key.is_none());
+        assert!(matches!(c.storage, StorageConfig::Fs { .. }));
+    }
+
+    #[test]
+    fn production_requires_secret_database_and_public_url() {
+        let err = Config::from_map(&map(&[("APP_ENV", "production")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "AUTH_SECRET_KEY must be set when APP_ENV=production"
+        );
+        let err = Config::from_map(&map(&[("APP_ENV", "production"), ("AUTH_SECRET_KEY", "k")]))
+            .unwrap_err();
+        assert!(err.to_string().starts_with("DATABASE_URL"));
+        let err = Config::from_map(&map(&[
+            ("APP_ENV", "production"),
+            ("AUTH_SECRET_KEY", "k"),
+            ("DATABASE_URL", "postgres://u:p@h/d"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("PUBLIC_URL"));
+    }
+
+    #[test]
+    fn invalid_values_name_their_variable() {
+        for (name, value) in [
+            ("BIND_ADDR", "nope"),
+            ("MAX_UPLOAD_BYTES", "-1"),
+            ("ACCESS_POLICY", "everyone"),
+            ("PUBLIC_URL", "ftp://x"),
+            ("AUTO_MIGRATE", "maybe"),
+            ("STORAGE_BACKEND", "tape"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let err = Config::from_map(&map(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let c = Config::from_map(&map(&[
+            ("AUTH_SECRET_KEY", "topsecretvalue"),
+            ("DATABASE_URL", "postgres://app:dbpassword@db/stowage"),
+        ]))
+        .unwrap();
+        let text = format!("{c:?}");
+        assert!(!text.contains("topsecretvalue"), "{text}");
+        assert!(!text.contains("dbpassword"), "{text}");
+        assert_eq!(c.auth.secret_key.unwrap().expose_secret(), "topsecretvalue");
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let c = Config::from_map(&map(&[("PUBLIC_URL", "https://files.example.com/")])).unwrap();
+        assert_eq!(
+            c.http.public_url.as_deref(),
+            Some("https://files.example.com")
+        );
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604_800));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+}

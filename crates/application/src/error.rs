@@ -1,0 +1,117 @@
+//! The application's error: one variant per meaning a caller must react to.
+
+use std::time::Duration;
+
+use crate::ports::blob_store::BlobError;
+use crate::ports::file_repository::RepoError;
+use crate::ports::permission_checker::PermissionError;
+use crate::ports::token_store::TokenStoreError;
+use crate::stream::BodyError;
+
+/// A boxed error from a backend, kept as the source of an [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What went wrong, in terms the presentation layer maps to the contract's codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such file, or it was deleted.
+    #[error("file not found")]
+    NotFound,
+    /// The caller is known but may not do this.
+    #[error("access to the file is denied")]
+    AccessDenied,
+    /// A signed URL was tampered with or has expired.
+    #[error("the signature is invalid or has expired")]
+    InvalidSignature,
+    /// No valid credential was presented.
+    #[error("authentication required")]
+    Unauthenticated,
+    /// The request is malformed; the text says how, for the client.
+    #[error("{0}")]
+    Validation(String),
+    /// The upload is larger than the limit (in bytes).
+    #[error("file exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The limit that was exceeded.
+        limit: u64,
+    },
+    /// An upload policy refuses the file's type.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The requested range starts at or past the end of the file.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable {
+        /// The file's size, for `Content-Range: bytes */{size}`.
+        size: u64,
+    },
+    /// Too many requests; try again after this long.
+    #[error("too many requests")]
+    RateLimited {
+        /// How long the client should wait.
+        retry_after: Duration,
+    },
+    /// The client went away before the request body was complete.
+    #[error("the client aborted the request")]
+    ClientAborted,
+    /// The blob store failed or timed out.
+    #[error("storage is unavailable")]
+    StorageUnavailable(#[source] BoxError),
+    /// The database failed or timed out.
+    #[error("the database is unavailable")]
+    DatabaseUnavailable(#[source] BoxError),
+    /// The credential store (Redis) failed or timed out.
+    #[error("the authentication backend is unavailable")]
+    AuthBackendUnavailable(#[source] BoxError),
+    /// The permission service failed, timed out or answered something unexpected.
+    #[error("the permission service is unavailable")]
+    PermissionServiceUnavailable(#[source] BoxError),
+    /// A bug.
+    #[error("internal error")]
+    Internal(#[source] BoxError),
+}
+
+impl From<RepoError> for Error {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::NotFound => Error::NotFound,
+            RepoError::Unavailable(source) => Error::DatabaseUnavailable(source),
+        }
+    }
+}
+
+impl From<BodyError> for Error {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { limit } => Error::TooLarge { limit },
+            BodyError::ClientAborted(_) => Error::ClientAborted,
+            BodyError::Malformed(reason) => Error::Validation(reason),
+            BodyError::Backend(source) => Error::StorageUnavailable(source),
+        }
+    }
+}
+
+impl From<BlobError> for Error {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::NotFound => Error::NotFound,
+            BlobError::Body(body) => body.into(),
+            BlobError::Unavailable(source) => Error::StorageUnavailable(source),
+        }
+    }
+}
+
+impl From<PermissionError> for Error {
+    fn from(e: PermissionError) -> Self {
+        match e {
+            PermissionError::Unavailable(source) => Error::PermissionServiceUnavailable(source),
+        }
+    }
+}
+
+impl From<TokenStoreError> for Error {
+    fn from(e: TokenStoreError) -> Self {
+        match e {
+            TokenStoreError::Unavailable(source) => Error::AuthBackendUnavailable(source),
+        }
+    }
+}

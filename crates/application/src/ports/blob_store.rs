@@ -1,0 +1,71 @@
+//! Where file bytes live.
+
+use async_trait::async_trait;
+use stowage_domain::{BlobKey, ByteRange};
+
+use crate::error::BoxError;
+use crate::stream::{BodyError, ByteStream, StoredBlob};
+
+/// A readable blob: its length (of the requested range) and its bytes.
+pub struct BlobBody {
+    /// Number of bytes `stream` yields.
+    pub len: u64,
+    /// The bytes, streamed from the store.
+    pub stream: ByteStream,
+}
+
+impl std::fmt::Debug for BlobBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobBody")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a blob store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// No blob under that key.
+    #[error("blob not found")]
+    NotFound,
+    /// The incoming body failed (too large, client gone); nothing was kept.
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    /// The store failed or timed out.
+    #[error("blob store unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Stores immutable blobs under a [`BlobKey`], streaming both ways.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait BlobStore: Send + Sync {
+    /// Writes `body` under `key`, computing its size and SHA-256 on the way. The blob becomes visible
+    /// under `key` only once the whole body was written.
+    ///
+    /// # Errors
+    /// [`BlobError::Body`] when `body` yields an error (nothing is left behind);
+    /// [`BlobError::Unavailable`] when the store fails (nothing is left behind).
+    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError>;
+
+    /// Opens the blob under `key`, whole or the inclusive `range` of it (already resolved against its size).
+    ///
+    /// # Errors
+    /// [`BlobError::NotFound`] when there is no such blob; [`BlobError::Unavailable`] when the store fails.
+    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<BlobBody, BlobError>;
+
+    /// Removes the blob under `key`; removing a missing blob succeeds.
+    ///
+    /// # Errors
+    /// [`BlobError::Unavailable`] when the store fails.
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
+
+    /// Removes the blob under `key` without waiting, for clean-up from a `Drop`; failures are logged.
+    fn delete_detached(&self, key: BlobKey);
+
+    /// Checks that the store answers.
+    ///
+    /// # Errors
+    /// [`BlobError::Unavailable`] when it does not.
+    async fn health(&self) -> Result<(), BlobError>;
+}

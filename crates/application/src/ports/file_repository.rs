@@ -1,0 +1,135 @@
+//! Where file metadata lives.
+
+use async_trait::async_trait;
+use stowage_domain::{AccountId, FileId, FileRecord, UserId};
+use time::OffsetDateTime;
+
+use crate::error::BoxError;
+
+/// Why a repository call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    /// No record with that id.
+    #[error("record not found")]
+    NotFound,
+    /// The database failed or timed out.
+    #[error("database unavailable")]
+    Unavailable(#[source] BoxError),
+}
+
+/// Whose files a listing returns: a user's, or an account's files that have no user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// Files uploaded by this user.
+    User(UserId),
+    /// Account-level files (uploaded with a null user) of this account.
+    Account(AccountId),
+}
+
+/// Position in a newest-first listing: the last record of the previous page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListCursor {
+    /// `created_at` of the last record seen.
+    pub created_at: OffsetDateTime,
+    /// Id of the last record seen (tie-breaker for equal timestamps).
+    pub file_id: FileId,
+}
+
+impl ListCursor {
+    /// The opaque text form handed to clients.
+    pub fn encode(&self) -> String {
+        let micros = self.created_at.unix_timestamp_nanos() / 1_000;
+        hex::encode(format!("{micros}:{}", self.file_id))
+    }
+
+    /// Parses what [`ListCursor::encode`] produced; `None` for anything else.
+    pub fn decode(s: &str) -> Option<ListCursor> {
+        let raw = String::from_utf8(hex::decode(s).ok()?).ok()?;
+        let (micros, id) = raw.split_once(':')?;
+        let micros: i128 = micros.parse().ok()?;
+        let created_at =
+            OffsetDateTime::from_unix_timestamp_nanos(micros.checked_mul(1_000)?).ok()?;
+        let file_id = FileId::parse(id).ok()?;
+        Some(ListCursor {
+            created_at,
+            file_id,
+        })
+    }
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListPage {
+    /// Records, newest first.
+    pub items: Vec<FileRecord>,
+    /// Where the next page starts, when there is one.
+    pub next: Option<ListCursor>,
+}
+
+/// Stores [`FileRecord`]s.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait FileRepository: Send + Sync {
+    /// Inserts a new record.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails (the record is then not stored).
+    async fn insert(&self, record: &FileRecord) -> Result<(), RepoError>;
+
+    /// Loads the record with `id`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] for a missing or deleted id; [`RepoError::Unavailable`] when the database fails.
+    async fn get(&self, id: FileId) -> Result<FileRecord, RepoError>;
+
+    /// Deletes the record with `id`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when there was no such record; [`RepoError::Unavailable`] when the database fails.
+    async fn delete(&self, id: FileId) -> Result<(), RepoError>;
+
+    /// Lists `owner`'s records newest first (by `created_at`, then id), at most `limit`, after `cursor`.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails.
+    async fn list(
+        &self,
+        owner: Owner,
+        limit: u32,
+        cursor: Option<ListCursor>,
+    ) -> Result<ListPage, RepoError>;
+
+    /// Checks that the database answers.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when it does not.
+    async fn health(&self) -> Result<(), RepoError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_cursor_round_trips() {
+        let cursor = ListCursor {
+            created_at: OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_000)
+                .unwrap(),
+            file_id: FileId::new_random(),
+        };
+        assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor));
+    }
+
+    #[test]
+    fn list_cursor_rejects_garbage() {
+        for bad in [
+            "",
+            "zz",
+            "00",
+            &hex::encode("12:not-a-uuid"),
+            &hex::encode("x:y"),
+        ] {
+            assert_eq!(ListCursor::decode(bad), None, "{bad}");
+        }
+    }
+}

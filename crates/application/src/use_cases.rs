@@ -1,0 +1,59 @@
+//! The use cases: one struct per thing a client can do, each with an `execute`-style entry point.
+
+pub mod authenticate;
+pub mod check_readiness;
+pub mod delete_file;
+pub mod download_file;
+pub mod get_file_info;
+pub mod list_files;
+pub mod read_access;
+pub mod upload_file;
+
+pub use authenticate::{Authenticate, CredentialSource, PresentedCredential};
+pub use check_readiness::{CheckReadiness, ComponentStatus, Readiness};
+pub use delete_file::DeleteFile;
+pub use download_file::DownloadFile;
+pub use get_file_info::GetFileInfo;
+pub use list_files::ListFiles;
+pub use read_access::ReadAccess;
+pub use upload_file::{UploadFile, UploadPolicy, UploadRequest};
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use stowage_domain::{
+        AccountId, ContentType, Credential, CredentialForm, FileId, FileRecord, FileRecordParts,
+        Filename, Principal, PrincipalKind, Sha256Digest, UserId,
+    };
+    use time::OffsetDateTime;
+
+    pub fn user(user: i64, account: i64) -> Principal {
+        Principal::new(
+            PrincipalKind::User,
+            Some(UserId::new(user)),
+            AccountId::new(account),
+            Credential::new(CredentialForm::Bearer, "tok".into()),
+        )
+    }
+
+    pub fn public(account: i64) -> Principal {
+        Principal::new(
+            PrincipalKind::Public,
+            None,
+            AccountId::new(account),
+            Credential::new(CredentialForm::Public, "pubtoken".into()),
+        )
+    }
+
+    pub fn record(user: Option<i64>, account: i64) -> FileRecord {
+        FileRecord::new(FileRecordParts {
+            id: FileId::new_random(),
+            filename: Filename::sanitize("a.txt"),
+            content_type: ContentType::from_stored("text/plain".into()),
+            size: 3,
+            sha256: Sha256Digest::from_bytes([7; 32]),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            account_id: AccountId::new(account),
+            user_id: user.map(UserId::new),
+        })
+    }
+}

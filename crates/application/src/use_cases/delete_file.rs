@@ -1,0 +1,93 @@
+//! Delete: only the uploading user may remove a file.
+
+use std::sync::Arc;
+
+use stowage_domain::{FileId, Principal, may_delete};
+
+use crate::error::Error;
+use crate::ports::{BlobStore, FileRepository};
+
+/// Removes a file's record and blob.
+#[derive(Clone)]
+pub struct DeleteFile {
+    repo: Arc<dyn FileRepository>,
+    blobs: Arc<dyn BlobStore>,
+}
+
+impl DeleteFile {
+    /// A use case over `repo` and `blobs`.
+    pub fn new(repo: Arc<dyn FileRepository>, blobs: Arc<dyn BlobStore>) -> Self {
+        Self { repo, blobs }
+    }
+
+    /// Deletes `id` if `principal` uploaded it. The record goes first, so a file is never listed
+    /// without its bytes; a blob left behind by a storage failure is reclaimed by `stowage-api gc`.
+    ///
+    /// # Errors
+    /// `NotFound`, `AccessDenied`, `DatabaseUnavailable`.
+    #[tracing::instrument(name = "delete_file", skip_all, fields(file_id = %id))]
+    pub async fn execute(&self, principal: &Principal, id: FileId) -> Result<(), Error> {
+        let record = self.repo.get(id).await?;
+        if !may_delete(principal, &record) {
+            return Err(Error::AccessDenied);
+        }
+        self.repo.delete(id).await?;
+        if let Err(e) = self.blobs.delete(&record.blob_key()).await {
+            tracing::warn!(error = %e, "blob of a deleted record could not be removed; gc will");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::blob_store::MockBlobStore;
+    use crate::ports::file_repository::MockFileRepository;
+    use crate::use_cases::fixtures::{public, record, user};
+
+    #[tokio::test]
+    async fn public_principal_cannot_delete_account_level_file() {
+        let rec = record(None, 10);
+        let mut repo = MockFileRepository::new();
+        repo.expect_get().returning(move |_| Ok(rec.clone()));
+        repo.expect_delete().times(0);
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_delete().times(0);
+        let delete = DeleteFile::new(Arc::new(repo), Arc::new(blobs));
+        let err = delete
+            .execute(&public(10), FileId::new_random())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::AccessDenied));
+    }
+
+    #[tokio::test]
+    async fn owner_deletes_record_then_blob() {
+        let rec = record(Some(1), 10);
+        let mut repo = MockFileRepository::new();
+        repo.expect_get().returning(move |_| Ok(rec.clone()));
+        repo.expect_delete().times(1).returning(|_| Ok(()));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_delete().times(1).returning(|_| Ok(()));
+        let delete = DeleteFile::new(Arc::new(repo), Arc::new(blobs));
+        delete
+            .execute(&user(1, 10), FileId::new_random())
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn other_user_cannot_delete() {
+        let rec = record(Some(1), 10);
+        let mut repo = MockFileRepository::new();
+        repo.expect_get().returning(move |_| Ok(rec.clone()));
+        repo.expect_delete().times(0);
+        let delete = DeleteFile::new(Arc::new(repo), Arc::new(MockBlobStore::new()));
+        let err = delete
+            .execute(&user(2, 10), FileId::new_random())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::AccessDenied));
+    }
+}

@@ -1,0 +1,79 @@
+//! Download: metadata, then the access decision, then (only then) the bytes.
+
+use std::sync::Arc;
+
+use stowage_domain::{ByteRange, FileId, FileRecord, Principal};
+
+use crate::error::Error;
+use crate::ports::{BlobBody, BlobStore};
+use crate::use_cases::ReadAccess;
+
+/// Serves a file's bytes to a reader.
+#[derive(Clone)]
+pub struct DownloadFile {
+    access: ReadAccess,
+    blobs: Arc<dyn BlobStore>,
+}
+
+impl DownloadFile {
+    /// A download use case over `access` and `blobs`.
+    pub fn new(access: ReadAccess, blobs: Arc<dyn BlobStore>) -> Self {
+        Self { access, blobs }
+    }
+
+    /// The record of `id` if `principal` may read it; no byte is fetched yet.
+    ///
+    /// # Errors
+    /// See [`ReadAccess::authorize`].
+    #[tracing::instrument(name = "authorize_download", skip_all, fields(file_id = %id))]
+    pub async fn authorize(&self, principal: &Principal, id: FileId) -> Result<FileRecord, Error> {
+        self.access.authorize(principal, id).await
+    }
+
+    /// The record of `id` for a reader holding a valid signed URL.
+    ///
+    /// # Errors
+    /// `NotFound`, `DatabaseUnavailable`.
+    pub async fn authorize_signed(&self, id: FileId) -> Result<FileRecord, Error> {
+        self.access.load(id).await
+    }
+
+    /// Opens the bytes of an authorised `record`, whole or the resolved `range`.
+    ///
+    /// # Errors
+    /// `NotFound` when the blob is missing, `StorageUnavailable`.
+    #[tracing::instrument(name = "open_blob", skip_all, fields(file_id = %record.id()))]
+    pub async fn open(
+        &self,
+        record: &FileRecord,
+        range: Option<ByteRange>,
+    ) -> Result<BlobBody, Error> {
+        Ok(self.blobs.get(&record.blob_key(), range).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::blob_store::MockBlobStore;
+    use crate::ports::file_repository::{MockFileRepository, RepoError};
+    use crate::use_cases::fixtures::user;
+    use stowage_domain::AccessPolicy;
+
+    #[tokio::test]
+    async fn unknown_id_makes_no_blob_call() {
+        let mut repo = MockFileRepository::new();
+        repo.expect_get().returning(|_| Err(RepoError::NotFound));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_get().times(0);
+        let download = DownloadFile::new(
+            ReadAccess::new(Arc::new(repo), None, AccessPolicy::Owner),
+            Arc::new(blobs),
+        );
+        let err = download
+            .authorize(&user(1, 1), FileId::new_random())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound));
+    }
+}

@@ -1,0 +1,28 @@
+//! File metadata for a reader.
+
+use stowage_domain::{FileId, FileRecord, Principal};
+
+use crate::error::Error;
+use crate::use_cases::ReadAccess;
+
+/// Returns a file's record to a reader.
+#[derive(Clone)]
+pub struct GetFileInfo {
+    access: ReadAccess,
+}
+
+impl GetFileInfo {
+    /// A use case over `access`.
+    pub fn new(access: ReadAccess) -> Self {
+        Self { access }
+    }
+
+    /// The record of `id`, if `principal` may read it.
+    ///
+    /// # Errors
+    /// See [`ReadAccess::authorize`].
+    #[tracing::instrument(name = "get_file_info", skip_all, fields(file_id = %id))]
+    pub async fn execute(&self, principal: &Principal, id: FileId) -> Result<FileRecord, Error> {
+        self.access.authorize(principal, id).await
+    }
+}

@@ -1,0 +1,374 @@
+//! Upload: stream the body to the blob store, then record it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use stowage_domain::{
+    BlobKey, ContentType, FileId, FileRecord, FileRecordParts, Filename, Principal, SNIFF_LEN,
+};
+
+use crate::error::Error;
+use crate::ports::{BlobStore, Clock, FileRepository};
+use crate::stream::{ByteStream, limit_stream, peek_prefix};
+use time::OffsetDateTime;
+
+/// A named restriction on what an upload may be (`POST /files?policy=avatar`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UploadPolicy {
+    /// Types allowed, judged by the file's magic bytes (never by the declared type).
+    pub allowed_types: Vec<String>,
+    /// Largest size in bytes, below the global limit.
+    pub max_bytes: u64,
+}
+
+impl UploadPolicy {
+    /// The built-in `avatar` policy: JPEG, PNG or WebP by magic bytes, at most 5 MiB.
+    pub fn avatar() -> Self {
+        Self {
+            allowed_types: vec!["image/jpeg".into(), "image/png".into(), "image/webp".into()],
+            max_bytes: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// One upload as the presentation layer hands it over.
+pub struct UploadRequest {
+    /// Who uploads.
+    pub principal: Principal,
+    /// The client's file name, unsanitised.
+    pub filename: Option<String>,
+    /// The client's declared content type, unnormalised.
+    pub declared_type: Option<String>,
+    /// The name of an upload policy to apply.
+    pub policy: Option<String>,
+    /// The file's bytes.
+    pub body: ByteStream,
+}
+
+/// Streams an upload into the blob store and records it; leaves nothing behind on any failure.
+pub struct UploadFile {
+    repo: Arc<dyn FileRepository>,
+    blobs: Arc<dyn BlobStore>,
+    clock: Arc<dyn Clock>,
+    max_bytes: u64,
+    policies: HashMap<String, UploadPolicy>,
+}
+
+impl UploadFile {
+    /// An upload use case refusing bodies over `max_bytes`, with the named `policies`.
+    pub fn new(
+        repo: Arc<dyn FileRepository>,
+        blobs: Arc<dyn BlobStore>,
+        clock: Arc<dyn Clock>,
+        max_bytes: u64,
+        policies: HashMap<String, UploadPolicy>,
+    ) -> Self {
+        Self {
+            repo,
+            blobs,
+            clock,
+            max_bytes,
+            policies,
+        }
+    }
+
+    /// The global upload limit in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// Stores the upload and returns its record.
+    ///
+    /// # Errors
+    /// `Validation` (unknown policy, broken body), `TooLarge`, `UnsupportedMediaType`, `ClientAborted`,
+    /// `StorageUnavailable`, `DatabaseUnavailable` (the blob is then deleted again).
+    #[tracing::instrument(name = "upload_file", skip_all, fields(file_id = tracing::field::Empty, size = tracing::field::Empty))]
+    pub async fn execute(&self, request: UploadRequest) -> Result<FileRecord, Error> {
+        let policy = match request.policy.as_deref() {
+            None => None,
+            Some(name) => Some(
+                self.policies
+                    .get(name)
+                    .ok_or_else(|| Error::Validation(format!("unknown upload policy '{name}'")))?,
+            ),
+        };
+        let limit = policy.map_or(self.max_bytes, |p| p.max_bytes.min(self.max_bytes));
+        let (prefix, body) = peek_prefix(limit_stream(request.body, limit), SNIFF_LEN).await?;
+        let content_type = ContentType::resolve(request.declared_type.as_deref(), &prefix);
+        if let Some(policy) = policy {
+            let sniffed = ContentType::sniff(&prefix);
+            let allowed: Vec<&str> = policy.allowed_types.iter().map(String::as_str).collect();
+            if !sniffed.is_some_and(|t| t.matches_any(&allowed)) {
+                return Err(Error::UnsupportedMediaType(format!(
+                    "this upload accepts only {}",
+                    policy.allowed_types.join(", ")
+                )));
+            }
+        }
+
+        let id = FileId::new_random();
+        tracing::Span::current().record("file_id", tracing::field::display(id));
+        let key = BlobKey::new(request.principal.account_id(), id);
+        let stored = self.blobs.put(&key, body).await?;
+        let mut cleanup = BlobCleanup {
+            blobs: self.blobs.as_ref(),
+            key: Some(key),
+        };
+        tracing::Span::current().record("size", stored.size);
+
+        let created_at = creation_time(self.clock.now());
+        let record = FileRecord::new(FileRecordParts {
+            id,
+            filename: Filename::sanitize(request.filename.as_deref().unwrap_or_default()),
+            content_type,
+            size: stored.size,
+            sha256: stored.sha256,
+            created_at,
+            account_id: request.principal.account_id(),
+            user_id: request.principal.user_id(),
+        });
+        if let Err(e) = self.repo.insert(&record).await {
+            if let Some(key) = cleanup.key.take()
+                && let Err(delete_error) = self.blobs.delete(&key).await
+            {
+                tracing::warn!(error = %delete_error, "blob of a failed insert could not be deleted; gc will");
+            }
+            return Err(e.into());
+        }
+        cleanup.key = None;
+        Ok(record)
+    }
+}
+
+/// `now` at the microsecond precision every supported database keeps, with a non-zero fraction:
+/// SQLite stores RFC 3339 text, which omits a zero fraction and would then sort after the rest of
+/// its second, breaking newest-first listings.
+fn creation_time(now: OffsetDateTime) -> OffsetDateTime {
+    let micros = (now.nanosecond() / 1_000).max(1);
+    now.replace_nanosecond(micros * 1_000).unwrap_or(now)
+}
+
+/// Deletes a written blob unless disarmed: covers a request future dropped between the blob
+/// write and the insert (a client that went away).
+struct BlobCleanup<'a> {
+    blobs: &'a dyn BlobStore,
+    key: Option<BlobKey>,
+}
+
+impl Drop for BlobCleanup<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.blobs.delete_detached(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::blob_store::{BlobError, MockBlobStore};
+    use crate::ports::clock::MockClock;
+    use crate::ports::file_repository::{MockFileRepository, RepoError};
+    use crate::stream::{BodyError, StoredBlob};
+    use crate::use_cases::fixtures::{public, user};
+    use bytes::Bytes;
+    use futures_util::stream;
+    use stowage_domain::Sha256Digest;
+
+    fn body(data: &'static [u8]) -> ByteStream {
+        Box::pin(stream::iter(vec![Ok::<_, BodyError>(Bytes::from_static(
+            data,
+        ))]))
+    }
+
+    fn clock() -> Arc<MockClock> {
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| OffsetDateTime::UNIX_EPOCH);
+        Arc::new(clock)
+    }
+
+    fn request(principal: Principal, data: &'static [u8], policy: Option<&str>) -> UploadRequest {
+        UploadRequest {
+            principal,
+            filename: Some("../../etc/passwd".into()),
+            declared_type: Some("text/html".into()),
+            policy: policy.map(str::to_owned),
+            body: body(data),
+        }
+    }
+
+    fn stored() -> StoredBlob {
+        StoredBlob {
+            size: 5,
+            sha256: Sha256Digest::from_bytes([1; 32]),
+        }
+    }
+
+    #[tokio::test]
+    async fn upload_records_sanitised_name_and_owner() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().times(1).returning(|_, _| Ok(stored()));
+        blobs.expect_delete_detached().times(0);
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert().times(1).returning(|_| Ok(()));
+        let upload = UploadFile::new(
+            Arc::new(repo),
+            Arc::new(blobs),
+            clock(),
+            100,
+            HashMap::new(),
+        );
+
+        let record = upload
+            .execute(request(user(1, 2), b"hello", None))
+            .await
+            .unwrap();
+
+        assert_eq!(record.filename().as_str(), "etc_passwd");
+        assert_eq!(record.content_type().as_str(), "application/octet-stream");
+        assert_eq!(record.size(), 5);
+        assert_eq!(record.user_id().map(|u| u.get()), Some(1));
+        assert_eq!(record.account_id().get(), 2);
+    }
+
+    #[test]
+    fn creation_time_keeps_microseconds_and_never_a_zero_fraction() {
+        let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
+        assert_eq!(creation_time(t).nanosecond(), 123_456_000);
+        let whole = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(creation_time(whole).nanosecond(), 1_000);
+    }
+
+    #[tokio::test]
+    async fn upload_by_public_principal_has_no_user() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().returning(|_, _| Ok(stored()));
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert().returning(|_| Ok(()));
+        let upload = UploadFile::new(
+            Arc::new(repo),
+            Arc::new(blobs),
+            clock(),
+            100,
+            HashMap::new(),
+        );
+        let record = upload
+            .execute(request(public(3), b"hello", None))
+            .await
+            .unwrap();
+        assert_eq!(record.user_id(), None);
+    }
+
+    #[tokio::test]
+    async fn upload_deletes_the_blob_when_the_insert_fails() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().returning(|_, _| Ok(stored()));
+        blobs.expect_delete().times(1).returning(|_| Ok(()));
+        blobs.expect_delete_detached().times(0);
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert()
+            .returning(|_| Err(RepoError::Unavailable("connection refused".into())));
+        let upload = UploadFile::new(
+            Arc::new(repo),
+            Arc::new(blobs),
+            clock(),
+            100,
+            HashMap::new(),
+        );
+
+        let err = upload
+            .execute(request(user(1, 2), b"hello", None))
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, Error::DatabaseUnavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn upload_too_large_records_nothing() {
+        let mut blobs = MockBlobStore::new();
+        blobs
+            .expect_put()
+            .returning(|_, _| Err(BlobError::Body(BodyError::TooLarge { limit: 3 })));
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert().times(0);
+        let upload = UploadFile::new(Arc::new(repo), Arc::new(blobs), clock(), 3, HashMap::new());
+
+        let err = upload
+            .execute(request(user(1, 2), b"hello", None))
+            .await
+            .unwrap_err();
+
+        assert!(matches!(err, Error::TooLarge { limit: 3 }));
+    }
+
+    #[tokio::test]
+    async fn upload_over_the_limit_in_the_prefix_never_reaches_the_store() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().times(0);
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert().times(0);
+        let upload = UploadFile::new(Arc::new(repo), Arc::new(blobs), clock(), 3, HashMap::new());
+        let err = upload
+            .execute(request(user(1, 2), b"hello", None))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TooLarge { limit: 3 }));
+    }
+
+    #[tokio::test]
+    async fn upload_storage_failure_is_storage_unavailable() {
+        let mut blobs = MockBlobStore::new();
+        blobs
+            .expect_put()
+            .returning(|_, _| Err(BlobError::Unavailable("disk full".into())));
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert().times(0);
+        let upload = UploadFile::new(
+            Arc::new(repo),
+            Arc::new(blobs),
+            clock(),
+            100,
+            HashMap::new(),
+        );
+        let err = upload
+            .execute(request(user(1, 2), b"hello", None))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::StorageUnavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn upload_policy_refuses_a_type_by_magic_bytes() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().times(0);
+        let policies = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
+        let upload = UploadFile::new(
+            Arc::new(MockFileRepository::new()),
+            Arc::new(blobs),
+            clock(),
+            100,
+            policies,
+        );
+        let mut req = request(user(1, 2), b"hello", Some("avatar"));
+        req.declared_type = Some("image/png".into());
+        let err = upload.execute(req).await.unwrap_err();
+        assert!(matches!(err, Error::UnsupportedMediaType(_)));
+    }
+
+    #[tokio::test]
+    async fn upload_with_unknown_policy_is_a_validation_error() {
+        let upload = UploadFile::new(
+            Arc::new(MockFileRepository::new()),
+            Arc::new(MockBlobStore::new()),
+            clock(),
+            100,
+            HashMap::new(),
+        );
+        let err = upload
+            .execute(request(user(1, 2), b"hello", Some("nope")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Validation(_)));
+    }
+}

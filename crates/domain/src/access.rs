@@ -1,0 +1,191 @@
+//! The contract's access rules for reading and deleting a file, as pure decisions.
+
+use crate::file::FileRecord;
+use crate::principal::Principal;
+
+/// The configured `ACCESS_POLICY`, used when no permission service is configured.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum AccessPolicy {
+    /// Only the owner reads (the default).
+    #[default]
+    Owner,
+    /// Any principal of the file's account reads.
+    Account,
+}
+
+/// What decides a read when neither direct rule (owner, same-account null user) applies.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReadFallback {
+    /// `PERMISSION_CHECK_URL` is set: the permission service decides.
+    PermissionService,
+    /// No permission service: the access policy decides.
+    Policy(AccessPolicy),
+}
+
+/// The outcome of [`decide_read`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ReadDecision {
+    /// Read allowed.
+    Allow,
+    /// Ask the permission service, forwarding the principal's credential.
+    AskPermissionService,
+    /// Read refused.
+    Deny,
+}
+
+/// Decides whether `principal` may read `record` (GET, HEAD, info, signed URL).
+pub fn decide_read(
+    principal: &Principal,
+    record: &FileRecord,
+    fallback: ReadFallback,
+) -> ReadDecision {
+    let same_account = principal.account_id() == record.account_id();
+    let is_owner = principal.user_id().is_some() && principal.user_id() == record.user_id();
+    let account_level = principal.user_id().is_none() && record.user_id().is_none() && same_account;
+    if is_owner || account_level {
+        return ReadDecision::Allow;
+    }
+    match fallback {
+        ReadFallback::PermissionService => ReadDecision::AskPermissionService,
+        ReadFallback::Policy(AccessPolicy::Account) if same_account => ReadDecision::Allow,
+        ReadFallback::Policy(AccessPolicy::Account | AccessPolicy::Owner) => ReadDecision::Deny,
+    }
+}
+
+/// Whether `principal` may delete `record`: only its owning user, so account-level uploads never.
+pub fn may_delete(principal: &Principal, record: &FileRecord) -> bool {
+    principal.user_id().is_some() && principal.user_id() == record.user_id()
+}
+
+#[cfg(test)]
+mod tests {
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::{
+        AccountId, ContentType, Credential, CredentialForm, FileId, FileRecordParts, Filename,
+        PrincipalKind, Sha256Digest, UserId,
+    };
+
+    fn principal(user: Option<i64>, account: i64) -> Principal {
+        let kind = if user.is_some() {
+            PrincipalKind::User
+        } else {
+            PrincipalKind::Public
+        };
+        Principal::new(
+            kind,
+            user.map(UserId::new),
+            AccountId::new(account),
+            Credential::new(CredentialForm::Bearer, "t".to_owned()),
+        )
+    }
+
+    fn record(user: Option<i64>, account: i64) -> FileRecord {
+        FileRecord::new(FileRecordParts {
+            id: FileId::new_random(),
+            filename: Filename::sanitize("a.txt"),
+            content_type: ContentType::from_stored("text/plain".to_owned()),
+            size: 1,
+            sha256: Sha256Digest::from_bytes([0; 32]),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            account_id: AccountId::new(account),
+            user_id: user.map(UserId::new),
+        })
+    }
+
+    const SERVICE: ReadFallback = ReadFallback::PermissionService;
+    const OWNER: ReadFallback = ReadFallback::Policy(AccessPolicy::Owner);
+    const ACCOUNT: ReadFallback = ReadFallback::Policy(AccessPolicy::Account);
+
+    #[test]
+    fn decide_read_applies_the_rules_in_order() {
+        use ReadDecision::{Allow, AskPermissionService as Ask, Deny};
+        // (principal user, principal account, record user, record account, fallback, expected)
+        type Case = (
+            Option<i64>,
+            i64,
+            Option<i64>,
+            i64,
+            ReadFallback,
+            ReadDecision,
+        );
+        let cases: &[Case] = &[
+            // 1. the owner, whatever the fallback, even from another account
+            (Some(1), 10, Some(1), 10, SERVICE, Allow),
+            (Some(1), 10, Some(1), 10, OWNER, Allow),
+            (Some(1), 10, Some(1), 10, ACCOUNT, Allow),
+            (Some(1), 20, Some(1), 10, OWNER, Allow),
+            // 2. account-level caller, account-level file, same account
+            (None, 10, None, 10, SERVICE, Allow),
+            (None, 10, None, 10, OWNER, Allow),
+            (None, 10, None, 10, ACCOUNT, Allow),
+            // account-level caller, account-level file, other account
+            (None, 20, None, 10, SERVICE, Ask),
+            (None, 20, None, 10, OWNER, Deny),
+            (None, 20, None, 10, ACCOUNT, Deny),
+            // another user of the same account
+            (Some(2), 10, Some(1), 10, SERVICE, Ask),
+            (Some(2), 10, Some(1), 10, OWNER, Deny),
+            (Some(2), 10, Some(1), 10, ACCOUNT, Allow),
+            // another user of another account
+            (Some(2), 20, Some(1), 10, SERVICE, Ask),
+            (Some(2), 20, Some(1), 10, OWNER, Deny),
+            (Some(2), 20, Some(1), 10, ACCOUNT, Deny),
+            // a user reading an account-level file of the same account
+            (Some(1), 10, None, 10, SERVICE, Ask),
+            (Some(1), 10, None, 10, OWNER, Deny),
+            (Some(1), 10, None, 10, ACCOUNT, Allow),
+            // a user reading an account-level file of another account
+            (Some(1), 20, None, 10, SERVICE, Ask),
+            (Some(1), 20, None, 10, OWNER, Deny),
+            (Some(1), 20, None, 10, ACCOUNT, Deny),
+            // an account-level caller reading a user's file of the same account
+            (None, 10, Some(1), 10, SERVICE, Ask),
+            (None, 10, Some(1), 10, OWNER, Deny),
+            (None, 10, Some(1), 10, ACCOUNT, Allow),
+            // an account-level caller reading a user's file of another account
+            (None, 20, Some(1), 10, SERVICE, Ask),
+            (None, 20, Some(1), 10, OWNER, Deny),
+            (None, 20, Some(1), 10, ACCOUNT, Deny),
+        ];
+        for &(p_user, p_account, r_user, r_account, fallback, expected) in cases {
+            let decision = decide_read(
+                &principal(p_user, p_account),
+                &record(r_user, r_account),
+                fallback,
+            );
+            assert_eq!(
+                decision, expected,
+                "principal {p_user:?}@{p_account}, record {r_user:?}@{r_account}, {fallback:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn access_policy_defaults_to_owner() {
+        assert_eq!(AccessPolicy::default(), AccessPolicy::Owner);
+    }
+
+    #[test]
+    fn may_delete_only_for_the_owning_user() {
+        // (principal user, principal account, record user, record account, expected)
+        type Case = (Option<i64>, i64, Option<i64>, i64, bool);
+        let cases: &[Case] = &[
+            (Some(1), 10, Some(1), 10, true),
+            (Some(1), 20, Some(1), 10, true),
+            (Some(2), 10, Some(1), 10, false),
+            (Some(1), 10, None, 10, false),
+            (None, 10, Some(1), 10, false),
+            (None, 10, None, 10, false),
+            (None, 20, None, 10, false),
+        ];
+        for &(p_user, p_account, r_user, r_account, expected) in cases {
+            assert_eq!(
+                may_delete(&principal(p_user, p_account), &record(r_user, r_account)),
+                expected,
+                "principal {p_user:?}@{p_account}, record {r_user:?}@{r_account}"
+            );
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! [`FileRecord`]: the stored metadata of one file, and the [`BlobKey`] of its bytes.
+
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::content_type::ContentType;
+use crate::digest::Sha256Digest;
+use crate::filename::Filename;
+use crate::ids::{AccountId, FileId, UserId};
+
+/// The logical location of a file's bytes in the blob store.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct BlobKey {
+    account_id: AccountId,
+    file_id: FileId,
+}
+
+impl BlobKey {
+    /// Makes the key of file `file_id` in account `account_id`.
+    pub fn new(account_id: AccountId, file_id: FileId) -> Self {
+        Self {
+            account_id,
+            file_id,
+        }
+    }
+
+    /// Returns the owning account.
+    pub fn account_id(&self) -> AccountId {
+        self.account_id
+    }
+
+    /// Returns the file.
+    pub fn file_id(&self) -> FileId {
+        self.file_id
+    }
+}
+
+impl fmt::Display for BlobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.account_id, self.file_id)
+    }
+}
+
+/// The metadata of one stored file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRecord {
+    id: FileId,
+    filename: Filename,
+    content_type: ContentType,
+    size: u64,
+    sha256: Sha256Digest,
+    created_at: OffsetDateTime,
+    account_id: AccountId,
+    user_id: Option<UserId>,
+}
+
+/// Everything needed to build a [`FileRecord`].
+#[derive(Clone, Debug)]
+pub struct FileRecordParts {
+    /// The file's id.
+    pub id: FileId,
+    /// The sanitised name.
+    pub filename: Filename,
+    /// The resolved content type.
+    pub content_type: ContentType,
+    /// The size in bytes.
+    pub size: u64,
+    /// The SHA-256 of the bytes.
+    pub sha256: Sha256Digest,
+    /// When the upload completed.
+    pub created_at: OffsetDateTime,
+    /// The uploader's account.
+    pub account_id: AccountId,
+    /// The uploader, `None` for account-level uploads.
+    pub user_id: Option<UserId>,
+}
+
+impl FileRecord {
+    /// Builds a record from its parts.
+    pub fn new(parts: FileRecordParts) -> Self {
+        let FileRecordParts {
+            id,
+            filename,
+            content_type,
+            size,
+            sha256,
+            created_at,
+            account_id,
+            user_id,
+        } = parts;
+        Self {
+            id,
+            filename,
+            content_type,
+            size,
+            sha256,
+            created_at,
+            account_id,
+            user_id,
+        }
+    }
+
+    /// Returns the file's id.
+    pub fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// Returns the sanitised name.
+    pub fn filename(&self) -> &Filename {
+        &self.filename
+    }
+
+    /// Returns the stored content type.
+    pub fn content_type(&self) -> &ContentType {
+        &self.content_type
+    }
+
+    /// Returns the size in bytes.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Returns the SHA-256 of the bytes.
+    pub fn sha256(&self) -> &Sha256Digest {
+        &self.sha256
+    }
+
+    /// Returns when the upload completed.
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+
+    /// Returns the uploader's account.
+    pub fn account_id(&self) -> AccountId {
+        self.account_id
+    }
+
+    /// Returns the uploader, `None` for account-level uploads.
+    pub fn user_id(&self) -> Option<UserId> {
+        self.user_id
+    }
+
+    /// Returns where the file's bytes live in the blob store.
+    pub fn blob_key(&self) -> BlobKey {
+        BlobKey::new(self.account_id, self.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
+
+    fn parts(account: i64, user: Option<i64>) -> FileRecordParts {
+        FileRecordParts {
+            id: FileId::parse(ID).unwrap(),
+            filename: Filename::sanitize("report.pdf"),
+            content_type: ContentType::from_stored("application/pdf".to_owned()),
+            size: 1234,
+            sha256: Sha256Digest::from_bytes([7; 32]),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            account_id: AccountId::new(account),
+            user_id: user.map(UserId::new),
+        }
+    }
+
+    #[test]
+    fn blob_key_displays_account_then_file() {
+        let id = FileId::parse(ID).unwrap();
+        let cases: &[(i64, &str)] = &[
+            (1, "1/3f2504e0-4f89-41d3-9a0c-0305e82c3301"),
+            (42, "42/3f2504e0-4f89-41d3-9a0c-0305e82c3301"),
+        ];
+        for &(account, expected) in cases {
+            let key = BlobKey::new(AccountId::new(account), id);
+            assert_eq!(key.to_string(), expected);
+            assert_eq!(key.account_id(), AccountId::new(account));
+            assert_eq!(key.file_id(), id);
+        }
+    }
+
+    #[test]
+    fn file_record_keeps_its_parts() {
+        let cases: &[(i64, Option<i64>)] = &[(1, Some(2)), (3, None)];
+        for &(account, user) in cases {
+            let given = parts(account, user);
+            let record = FileRecord::new(given.clone());
+            assert_eq!(record.id(), given.id);
+            assert_eq!(record.filename(), &given.filename);
+            assert_eq!(record.content_type(), &given.content_type);
+            assert_eq!(record.size(), given.size);
+            assert_eq!(record.sha256(), &given.sha256);
+            assert_eq!(record.created_at(), given.created_at);
+            assert_eq!(record.account_id(), given.account_id);
+            assert_eq!(record.user_id(), given.user_id);
+            assert_eq!(record.blob_key(), BlobKey::new(given.account_id, given.id));
+        }
+    }
+}

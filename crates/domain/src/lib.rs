@@ -1,0 +1,21 @@
+//! Stowage's domain model: file records, value objects and the pure rules of the HTTP contract.
+//!
+//! Nothing here does I/O or is async; every rule is a plain function of its inputs.
+
+pub mod access;
+pub mod content_type;
+pub mod digest;
+pub mod file;
+pub mod filename;
+pub mod ids;
+pub mod principal;
+pub mod range;
+
+pub use access::{AccessPolicy, ReadDecision, ReadFallback, decide_read, may_delete};
+pub use content_type::{ContentType, SNIFF_LEN};
+pub use digest::{InvalidDigest, Sha256Digest};
+pub use file::{BlobKey, FileRecord, FileRecordParts};
+pub use filename::Filename;
+pub use ids::{AccountId, FileId, InvalidFileId, UserId};
+pub use principal::{Credential, CredentialForm, Principal, PrincipalKind};
+pub use range::{ByteRange, InvalidRange, RangeOutcome, resolve_range};

@@ -1,0 +1,3 @@
+//! Credential verifiers.
+
+pub mod jwt;

@@ -1,0 +1,3 @@
+//! Blob stores.
+
+pub mod fs;

@@ -1,0 +1,174 @@
+//! [`BlobStore`] on local disk: `{root}/{account_id}/{file_id}`, written to a temporary name and renamed.
+
+use std::io::{ErrorKind, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures_util::{StreamExt, TryStreamExt};
+use stowage_application::BodyError;
+use stowage_application::ports::{BlobBody, BlobError, BlobStore};
+use stowage_application::stream::{BlobDigester, ByteStream, StoredBlob};
+use stowage_domain::{BlobKey, ByteRange};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
+use tokio_util::io::ReaderStream;
+
+const WRITE_BUFFER: usize = 1024 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
+const TEMP_SUFFIX: &str = ".part";
+
+/// Keeps blobs as files under one root directory.
+#[derive(Clone, Debug)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+fn unavailable(e: std::io::Error) -> BlobError {
+    BlobError::Unavailable(Box::new(e))
+}
+
+impl FsBlobStore {
+    /// A store rooted at `root` (created if missing).
+    ///
+    /// # Errors
+    /// The I/O error when `root` cannot be created.
+    pub fn new(root: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let root = root.into();
+        std::fs::create_dir_all(&root)?;
+        Ok(Self { root })
+    }
+
+    /// The directory blobs live under.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_of(&self, key: &BlobKey) -> PathBuf {
+        self.root
+            .join(key.account_id().get().to_string())
+            .join(key.file_id().to_string())
+    }
+
+    async fn write(
+        &self,
+        file: &mut BufWriter<tokio::fs::File>,
+        mut body: ByteStream,
+    ) -> Result<StoredBlob, BlobError> {
+        let mut digest = BlobDigester::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            digest.update(&chunk);
+            file.write_all(&chunk).await.map_err(unavailable)?;
+        }
+        file.flush().await.map_err(unavailable)?;
+        file.get_mut().sync_all().await.map_err(unavailable)?;
+        Ok(digest.finish())
+    }
+}
+
+/// Removes a temporary file unless the write completed, also when the writing future is dropped.
+struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take()
+            && let Err(e) = std::fs::remove_file(&path)
+            && e.kind() != ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, path = %path.display(), "temporary blob file could not be removed");
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
+        let target = self.path_of(key);
+        let dir = target.parent().unwrap_or(&self.root).to_path_buf();
+        tokio::fs::create_dir_all(&dir).await.map_err(unavailable)?;
+        let temp_path = dir.join(format!(".{}{TEMP_SUFFIX}", key.file_id()));
+        let mut guard = TempFile {
+            path: Some(temp_path.clone()),
+        };
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp_path)
+            .await
+            .map_err(unavailable)?;
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let stored = self.write(&mut writer, body).await?;
+        drop(writer);
+        tokio::fs::rename(&temp_path, &target)
+            .await
+            .map_err(unavailable)?;
+        guard.path = None;
+        if let Ok(dir) = tokio::fs::File::open(&dir).await {
+            // The rename is durable only once the directory entry is.
+            let _ = dir.sync_all().await;
+        }
+        Ok(stored)
+    }
+
+    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {
+        let mut file = match tokio::fs::File::open(self.path_of(key)).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Err(BlobError::NotFound),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let size = file.metadata().await.map_err(unavailable)?.len();
+        let (start, len) = match range {
+            Some(r) => (r.start(), r.len().min(size.saturating_sub(r.start()))),
+            None => (0, size),
+        };
+        if start > 0 {
+            file.seek(SeekFrom::Start(start))
+                .await
+                .map_err(unavailable)?;
+        }
+        let stream = ReaderStream::with_capacity(file.take(len), READ_CHUNK)
+            .map_err(|e| BodyError::Backend(Box::new(e)))
+            .boxed();
+        Ok(BlobBody { len, stream })
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn delete_detached(&self, key: BlobKey) {
+        let store = self.clone();
+        let delete = async move {
+            if let Err(e) = store.delete(&key).await {
+                tracing::warn!(error = %e, "blob clean-up failed; gc will remove it");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(delete);
+            }
+            Err(_) => {
+                if let Err(e) = std::fs::remove_file(self.path_of(&key))
+                    && e.kind() != ErrorKind::NotFound
+                {
+                    tracing::warn!(error = %e, "blob clean-up failed; gc will remove it");
+                }
+            }
+        }
+    }
+
+    async fn health(&self) -> Result<(), BlobError> {
+        let meta = tokio::fs::metadata(&self.root).await.map_err(unavailable)?;
+        if !meta.is_dir() {
+            return Err(BlobError::Unavailable(
+                "blob root is not a directory".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,160 @@
+//! [`FileRepository`] over SeaORM.
+
+use async_trait::async_trait;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use stowage_application::ports::{FileRepository, ListCursor, ListPage, Owner, RepoError};
+use stowage_domain::{
+    AccountId, ContentType, FileId, FileRecord, FileRecordParts, Filename, Sha256Digest, UserId,
+};
+
+use super::entity::file;
+
+/// Stores file records in SQLite or Postgres.
+#[derive(Clone, Debug)]
+pub struct SeaOrmFileRepository {
+    db: DatabaseConnection,
+}
+
+impl SeaOrmFileRepository {
+    /// A repository over an open connection pool.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+}
+
+fn unavailable(e: DbErr) -> RepoError {
+    RepoError::Unavailable(Box::new(e))
+}
+
+/// A row that does not convert is corrupt data, reported as a database failure (never a panic).
+#[derive(Debug, thiserror::Error)]
+#[error("row of file {file_id} is invalid: {what}")]
+struct CorruptRow {
+    file_id: uuid::Uuid,
+    what: &'static str,
+}
+
+impl TryFrom<file::Model> for FileRecord {
+    type Error = RepoError;
+
+    fn try_from(m: file::Model) -> Result<Self, Self::Error> {
+        let corrupt = |what| {
+            RepoError::Unavailable(Box::new(CorruptRow {
+                file_id: m.file_id,
+                what,
+            }))
+        };
+        Ok(FileRecord::new(FileRecordParts {
+            id: FileId::from_uuid(m.file_id).map_err(|_| corrupt("file_id is not a UUID v4"))?,
+            filename: Filename::from_stored(m.filename),
+            content_type: ContentType::from_stored(m.content_type),
+            size: u64::try_from(m.size).map_err(|_| corrupt("negative size"))?,
+            sha256: Sha256Digest::parse_hex(&m.sha256).map_err(|_| corrupt("sha256 is not hex"))?,
+            created_at: m.created_at,
+            account_id: AccountId::new(m.account_id),
+            user_id: m.user_id.map(UserId::new),
+        }))
+    }
+}
+
+#[async_trait]
+impl FileRepository for SeaOrmFileRepository {
+    async fn insert(&self, record: &FileRecord) -> Result<(), RepoError> {
+        let size = i64::try_from(record.size())
+            .map_err(|_| RepoError::Unavailable("file size does not fit the size column".into()))?;
+        let row = file::ActiveModel {
+            file_id: Set(record.id().as_uuid()),
+            size: Set(size),
+            content_type: Set(record.content_type().as_str().to_owned()),
+            filename: Set(record.filename().as_str().to_owned()),
+            user_id: Set(record.user_id().map(UserId::get)),
+            account_id: Set(record.account_id().get()),
+            created_at: Set(record.created_at()),
+            sha256: Set(record.sha256().to_hex()),
+            storage_key: Set(record.blob_key().to_string()),
+        };
+        file::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn get(&self, id: FileId) -> Result<FileRecord, RepoError> {
+        file::Entity::find_by_id(id.as_uuid())
+            .one(&self.db)
+            .await
+            .map_err(unavailable)?
+            .ok_or(RepoError::NotFound)?
+            .try_into()
+    }
+
+    async fn delete(&self, id: FileId) -> Result<(), RepoError> {
+        let result = file::Entity::delete_by_id(id.as_uuid())
+            .exec(&self.db)
+            .await
+            .map_err(unavailable)?;
+        if result.rows_affected == 0 {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        owner: Owner,
+        limit: u32,
+        cursor: Option<ListCursor>,
+    ) -> Result<ListPage, RepoError> {
+        let mut query = match owner {
+            Owner::User(user) => file::Entity::find().filter(file::Column::UserId.eq(user.get())),
+            Owner::Account(account) => file::Entity::find()
+                .filter(file::Column::AccountId.eq(account.get()))
+                .filter(file::Column::UserId.is_null()),
+        };
+        if let Some(cursor) = cursor {
+            query = query.filter(
+                Condition::any()
+                    .add(file::Column::CreatedAt.lt(cursor.created_at))
+                    .add(
+                        Condition::all()
+                            .add(file::Column::CreatedAt.eq(cursor.created_at))
+                            .add(file::Column::FileId.lt(cursor.file_id.as_uuid())),
+                    ),
+            );
+        }
+        let rows = query
+            .order_by_desc(file::Column::CreatedAt)
+            .order_by_desc(file::Column::FileId)
+            .limit(u64::from(limit) + 1)
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?;
+        let more = rows.len() > limit as usize;
+        let items = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(FileRecord::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match items.last() {
+            Some(last) if more => Some(ListCursor {
+                created_at: last.created_at(),
+                file_id: last.id(),
+            }),
+            _ => None,
+        };
+        Ok(ListPage { items, next })
+    }
+
+    async fn health(&self) -> Result<(), RepoError> {
+        let backend = self.db.get_database_backend();
+        self.db
+            .execute(Statement::from_string(backend, "SELECT 1"))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

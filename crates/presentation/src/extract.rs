@@ -1,0 +1,181 @@
+//! Extractors that reject in the contract's JSON shape.
+
+use axum::extract::{FromRequestParts, Path, Query};
+use axum::http::header::{AUTHORIZATION, COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName};
+use serde::de::DeserializeOwned;
+use stowage_application::use_cases::{CredentialSource, PresentedCredential};
+use stowage_domain::{FileId, Principal};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+const GUEST_AUTHORIZATION: HeaderName = HeaderName::from_static("x-guest-authorization");
+const PUBLIC_AUTHORIZATION: HeaderName = HeaderName::from_static("x-public-authorization");
+
+/// The `{file_id}` path segment; anything but a canonical lower-case UUID v4 is `404 FILE_NOT_FOUND`.
+#[derive(Clone, Copy, Debug)]
+pub struct FileIdPath(pub FileId);
+
+impl<S: Send + Sync> FromRequestParts<S> for FileIdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::App(stowage_application::Error::NotFound))?;
+        let id =
+            FileId::parse(&raw).map_err(|_| ApiError::App(stowage_application::Error::NotFound))?;
+        tracing::Span::current().record("file_id", tracing::field::display(id));
+        Ok(FileIdPath(id))
+    }
+}
+
+/// A query string deserialised into `T`; a bad one is `400 VALIDATION_ERROR`.
+#[derive(Clone, Debug)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(value) = Query::<T>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                ApiError::validation(format!("invalid query string: {}", e.body_text()))
+            })?;
+        Ok(ApiQuery(value))
+    }
+}
+
+/// The caller, authenticated by the contract's credential order; `401 UNAUTHENTICATED` otherwise.
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let presented = presented_credentials(&parts.headers);
+        let principal = state.services().authenticate.execute(&presented).await?;
+        tracing::Span::current().record("account_id", principal.account_id().get());
+        Ok(Authenticated(principal))
+    }
+}
+
+/// Every credential on a request, in the order the contract tries them.
+pub fn presented_credentials(headers: &HeaderMap) -> Vec<PresentedCredential> {
+    let mut found = Vec::new();
+    let mut push = |source, token: &str| {
+        let token = token.trim();
+        if !token.is_empty() {
+            found.push(PresentedCredential {
+                source,
+                token: token.to_owned(),
+            });
+        }
+    };
+    for value in headers.get_all(AUTHORIZATION) {
+        if let Ok(value) = value.to_str()
+            && let Some((scheme, token)) = value.trim().split_once(' ')
+            && scheme.eq_ignore_ascii_case("bearer")
+        {
+            push(CredentialSource::Bearer, token);
+        }
+    }
+    if let Some(token) = header_str(headers, &GUEST_AUTHORIZATION) {
+        push(CredentialSource::GuestHeader, token);
+    }
+    if let Some(value) = header_str(headers, &PUBLIC_AUTHORIZATION) {
+        push(CredentialSource::PublicHeader, value);
+    }
+    let cookies = cookies(headers);
+    for (name, source) in [
+        ("file_service_auth", CredentialSource::UserCookie),
+        ("token", CredentialSource::UserCookie),
+        ("guest-token", CredentialSource::GuestCookie),
+        ("public-token", CredentialSource::PublicCookie),
+    ] {
+        for (cookie, value) in &cookies {
+            if *cookie == name {
+                push(source, value);
+            }
+        }
+    }
+    found
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn cookies(headers: &HeaderMap) -> Vec<(&str, &str)> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            let value = value.trim();
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            Some((name.trim(), value))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn credentials_come_in_contract_order() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static(
+                "public-token=\"Token abcdefgh\"; guest-token=g; token=t; file_service_auth=f",
+            ),
+        );
+        headers.insert(
+            PUBLIC_AUTHORIZATION,
+            HeaderValue::from_static("Token pppppppp"),
+        );
+        headers.insert(GUEST_AUTHORIZATION, HeaderValue::from_static("gh"));
+        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer b"));
+        let found: Vec<(CredentialSource, String)> = presented_credentials(&headers)
+            .into_iter()
+            .map(|c| (c.source, c.token))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (CredentialSource::Bearer, "b".to_owned()),
+                (CredentialSource::GuestHeader, "gh".to_owned()),
+                (CredentialSource::PublicHeader, "Token pppppppp".to_owned()),
+                (CredentialSource::UserCookie, "f".to_owned()),
+                (CredentialSource::UserCookie, "t".to_owned()),
+                (CredentialSource::GuestCookie, "g".to_owned()),
+                (CredentialSource::PublicCookie, "Token abcdefgh".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn non_bearer_authorization_is_ignored() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+        );
+        assert!(presented_credentials(&headers).is_empty());
+    }
+}

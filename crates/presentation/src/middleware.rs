@@ -1,0 +1,158 @@
+//! Middleware: request span and log line, security headers, browser redirects, debug details.
+
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use tracing::{Instrument, field};
+
+use crate::error::{ErrorInfo, error_response};
+use crate::headers::encode_uri_component;
+
+/// One span per request (`http_request`) and one log line when the response leaves.
+///
+/// The span records the route template, never the full URI: signed URLs carry signatures.
+pub async fn request_log(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!(
+        "http_request",
+        method = %request.method(),
+        matched_path = %route,
+        request_id = %request_id,
+        account_id = field::Empty,
+        file_id = field::Empty,
+    );
+    let started = Instant::now();
+    let response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let _entered = span.enter();
+    match response.extensions().get::<ErrorInfo>() {
+        Some(e) if status >= 500 => {
+            tracing::error!(status, latency_ms, code = e.code, error = %e.chain, "request failed");
+        }
+        Some(e) => {
+            tracing::info!(status, latency_ms, code = e.code, reason = %e.chain, "request refused")
+        }
+        None => tracing::info!(status, latency_ms, "request served"),
+    }
+    response
+}
+
+const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "strict-origin-when-cross-origin"),
+    (
+        header::HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=()",
+    ),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+];
+
+/// The contract's security headers on every response (a route may set a laxer CSP for itself).
+pub async fn security_headers(State(hsts): State<bool>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    response
+}
+
+/// Where browsers are sent instead of an error page.
+#[derive(Clone, Debug)]
+pub struct BrowserRedirect {
+    /// `FRONTEND_URL`, no trailing slash.
+    pub frontend_url: String,
+    /// `PUBLIC_URL`, no trailing slash.
+    pub public_url: String,
+}
+
+/// Browser navigation (`GET` accepting `text/html`): 401 → sign-in, 403/404/5xx → the error page.
+pub async fn browser_redirect(
+    State(target): State<BrowserRedirect>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let navigation = request.method() == Method::GET
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    if !navigation {
+        return next.run(request).await;
+    }
+    let original = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |pq| pq.as_str().to_owned(),
+    );
+    let response = next.run(request).await;
+    let status = response.status();
+    if status == StatusCode::UNAUTHORIZED {
+        let back = format!("{}{original}", target.public_url);
+        let to = format!(
+            "{}/auth/signin/?redirectUrl={}",
+            target.frontend_url,
+            encode_uri_component(&back)
+        );
+        return found(&to);
+    }
+    if status == StatusCode::FORBIDDEN
+        || status == StatusCode::NOT_FOUND
+        || status.is_server_error()
+    {
+        return found(&format!("{}/error/", target.frontend_url));
+    }
+    response
+}
+
+fn found(location: &str) -> Response {
+    let mut response = Redirect::to(location).into_response();
+    *response.status_mut() = StatusCode::FOUND;
+    response
+}
+
+/// With `DEBUG=true`, 5xx bodies carry the error chain in `details.reason`.
+pub async fn debug_details(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if !response.status().is_server_error() {
+        return response;
+    }
+    let Some(info) = response.extensions().get::<ErrorInfo>().cloned() else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    let rebuilt = error_response(parts.status, info.code, info.message, Some(info.chain));
+    let (new_parts, body): (_, Body) = rebuilt.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if let Some(ct) = new_parts.headers.get(header::CONTENT_TYPE) {
+        parts.headers.insert(header::CONTENT_TYPE, ct.clone());
+    }
+    Response::from_parts(parts, body)
+}

@@ -1,0 +1,16 @@
+//! Route handlers.
+
+pub mod files;
+pub mod health;
+
+use crate::error::ApiError;
+
+/// Any path no route serves.
+pub async fn not_found() -> ApiError {
+    ApiError::RouteNotFound
+}
+
+/// A known path with a method it does not serve.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}

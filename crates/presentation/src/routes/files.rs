@@ -1,0 +1,211 @@
+//! The `/files` routes.
+
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use stowage_application::Error;
+use stowage_application::ports::ListCursor;
+use stowage_application::use_cases::UploadRequest;
+use stowage_domain::{ByteRange, FileRecord, RangeOutcome, resolve_range};
+
+use crate::dto::{DownloadQuery, FileInfoResponse, ListQuery, ListResponse, UploadQuery};
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, Authenticated, FileIdPath};
+use crate::headers::{content_disposition, etag_of, if_none_match_matches, if_range_matches};
+use crate::state::AppState;
+use crate::upload::{check_content_length, file_part};
+
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 1000;
+const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
+
+/// `POST /files` (and `/files/upload`): one multipart upload.
+pub async fn upload_file(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    ApiQuery(query): ApiQuery<UploadQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let max_bytes = state.services().upload.max_bytes();
+    check_content_length(request.headers(), max_bytes)?;
+    let (parts, body) = request.into_parts();
+    let part = file_part(&parts.headers, body, max_bytes).await?;
+    let record = state
+        .services()
+        .upload
+        .execute(UploadRequest {
+            principal,
+            filename: part.filename,
+            declared_type: part.content_type,
+            policy: query.policy,
+            body: part.body,
+        })
+        .await?;
+    let info = FileInfoResponse::from_record(&record, &state.settings().public_url);
+    let location = HeaderValue::from_str(&format!("/files/{}", record.id()))
+        .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(info),
+    )
+        .into_response())
+}
+
+/// `GET /files`: the caller's own files, newest first.
+pub async fn list_files(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<ListResponse>, ApiError> {
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                ApiError::validation(format!("limit must be an integer from 1 to {MAX_PAGE}"))
+            })?,
+    };
+    let cursor = match query.cursor.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(
+            ListCursor::decode(raw).ok_or_else(|| ApiError::validation("cursor is not valid"))?,
+        ),
+    };
+    let page = state
+        .services()
+        .list
+        .execute(&principal, limit, cursor)
+        .await?;
+    let public_url = &state.settings().public_url;
+    Ok(Json(ListResponse {
+        items: page
+            .items
+            .iter()
+            .map(|r| FileInfoResponse::from_record(r, public_url))
+            .collect(),
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
+}
+
+/// `GET /files/{id}/info`.
+pub async fn file_info(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    FileIdPath(id): FileIdPath,
+) -> Result<Json<FileInfoResponse>, ApiError> {
+    let record = state.services().info.execute(&principal, id).await?;
+    Ok(Json(FileInfoResponse::from_record(
+        &record,
+        &state.settings().public_url,
+    )))
+}
+
+/// `DELETE /files/{id}`.
+pub async fn delete_file(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    FileIdPath(id): FileIdPath,
+) -> Result<StatusCode, ApiError> {
+    state.services().delete.execute(&principal, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET`/`HEAD /files/{id}`: the bytes, with conditional and range requests.
+pub async fn download_file(
+    State(state): State<AppState>,
+    method: Method,
+    Authenticated(principal): Authenticated,
+    FileIdPath(id): FileIdPath,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let inline = match query.disposition.as_deref() {
+        None | Some("attachment") => false,
+        Some("inline") => true,
+        Some(_) => {
+            return Err(ApiError::validation(
+                "disposition must be 'attachment' or 'inline'",
+            ));
+        }
+    };
+    let download = &state.services().download;
+    let record = download.authorize(&principal, id).await?;
+    serve(download, &record, &method, &headers, inline).await
+}
+
+async fn serve(
+    download: &stowage_application::use_cases::DownloadFile,
+    record: &FileRecord,
+    method: &Method,
+    headers: &HeaderMap,
+    inline: bool,
+) -> Result<Response, ApiError> {
+    let etag = etag_of(&record.sha256().to_hex());
+    let last_modified = httpdate::fmt_http_date(SystemTime::from(record.created_at()));
+    let header_str = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+
+    let mut response = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::LAST_MODIFIED, &last_modified)
+        .header(header::CACHE_CONTROL, CACHE_CONTROL)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+
+    if header_str(header::IF_NONE_MATCH).is_some_and(|h| if_none_match_matches(h, &etag)) {
+        return build(response.status(StatusCode::NOT_MODIFIED), Body::empty());
+    }
+
+    let size = record.size();
+    let range = match header_str(header::RANGE) {
+        Some(range)
+            if header_str(header::IF_RANGE)
+                .is_none_or(|h| if_range_matches(h, &etag, &last_modified)) =>
+        {
+            match resolve_range(range, size) {
+                RangeOutcome::Full => None,
+                RangeOutcome::Partial(r) => Some(r),
+                RangeOutcome::Unsatisfiable => {
+                    return Err(Error::RangeNotSatisfiable { size }.into());
+                }
+            }
+        }
+        _ => None,
+    };
+    let inline = inline && record.content_type().is_inline_safe();
+    response = response
+        .header(header::CONTENT_TYPE, record.content_type().as_str())
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(
+            header::CONTENT_DISPOSITION,
+            content_disposition(inline, record.filename()),
+        );
+    let len = range.map_or(size, |r: ByteRange| r.len());
+    response = response.header(header::CONTENT_LENGTH, len);
+    if let Some(r) = range {
+        response = response.status(StatusCode::PARTIAL_CONTENT).header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{size}", r.start(), r.end()),
+        );
+    }
+    if *method == Method::HEAD {
+        return build(response, Body::empty());
+    }
+    let blob = download.open(record, range).await?;
+    build(response, Body::from_stream(blob.stream))
+}
+
+fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response, ApiError> {
+    builder
+        .body(body)
+        .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))
+}

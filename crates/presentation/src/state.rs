@@ -1,0 +1,63 @@
+//! What every handler can reach: the use cases and the HTTP settings.
+
+use std::sync::Arc;
+
+use stowage_application::use_cases::{
+    Authenticate, CheckReadiness, DeleteFile, DownloadFile, GetFileInfo, ListFiles, UploadFile,
+};
+
+/// The use cases, wired by the composition root.
+pub struct Services {
+    /// Credentials → principal.
+    pub authenticate: Authenticate,
+    /// `POST /files`.
+    pub upload: UploadFile,
+    /// `GET`/`HEAD /files/{id}`.
+    pub download: DownloadFile,
+    /// `GET /files/{id}/info`.
+    pub info: GetFileInfo,
+    /// `GET /files`.
+    pub list: ListFiles,
+    /// `DELETE /files/{id}`.
+    pub delete: DeleteFile,
+    /// `GET /health/ready`.
+    pub readiness: CheckReadiness,
+}
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    /// The origin clients see, without a trailing slash (`PUBLIC_URL`).
+    pub public_url: String,
+    /// Where browsers are sent on 401/403/404/5xx (`FRONTEND_URL`), without a trailing slash.
+    pub frontend_url: Option<String>,
+    /// Put the error chain into 5xx bodies (`DEBUG`).
+    pub debug: bool,
+    /// Send `Strict-Transport-Security` (`HSTS_ENABLED`).
+    pub hsts: bool,
+}
+
+/// Shared, cheaply cloned state of the router.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<(Services, HttpSettings)>,
+}
+
+impl AppState {
+    /// State over `services` and `settings`.
+    pub fn new(services: Services, settings: HttpSettings) -> Self {
+        Self {
+            inner: Arc::new((services, settings)),
+        }
+    }
+
+    /// The use cases.
+    pub fn services(&self) -> &Services {
+        &self.inner.0
+    }
+
+    /// The HTTP settings.
+    pub fn settings(&self) -> &HttpSettings {
+        &self.inner.1
+    }
+}

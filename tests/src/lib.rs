@@ -1,0 +1,379 @@
+//! Harness for black-box tests: spawns the real `stowage-api` binary on a free port with its own
+//! `DATA_DIR` (and, with `STOWAGE_TEST_DATABASE_URL`, its own Postgres database) and talks HTTP to it.
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sea_orm::{ConnectionTrait, Database, Statement};
+use sha2::Sha256;
+
+/// The `stowage-api` binary cargo built next to this test executable (or `STOWAGE_BIN`).
+pub fn binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("STOWAGE_BIN") {
+        return PathBuf::from(bin);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let bin = profile_dir.join("stowage-api");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p stowage-api` (make test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free loopback port (bound, then released for the server).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The Postgres server URL tests run against, when set (`postgres://user@host:port`, no database).
+pub fn postgres_server() -> Option<String> {
+    std::env::var("STOWAGE_TEST_DATABASE_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// Signs HS256 JWT `claims` with `secret`, with a chosen header.
+pub fn sign_jwt_with_header(
+    secret: &str,
+    header: &serde_json::Value,
+    claims: &serde_json::Value,
+) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(input.as_bytes());
+    format!(
+        "{input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Signs HS256 JWT `claims` with `secret`.
+pub fn sign_jwt(secret: &str, claims: &serde_json::Value) -> String {
+    sign_jwt_with_header(
+        secret,
+        &serde_json::json!({"alg": "HS256", "typ": "JWT"}),
+        claims,
+    )
+}
+
+/// Unix time now, in seconds.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A running `stowage-api` and everything it owns.
+pub struct TestServer {
+    child: Option<Child>,
+    pub base_url: String,
+    pub port: u16,
+    pub data_dir: tempfile::TempDir,
+    pub secret: String,
+    pub database_url: String,
+    postgres_database: Option<(String, String)>,
+    env: HashMap<String, String>,
+}
+
+impl TestServer {
+    /// A server on the embedded defaults (or Postgres when `STOWAGE_TEST_DATABASE_URL` is set).
+    pub async fn spawn() -> TestServer {
+        TestServer::spawn_with(&[]).await
+    }
+
+    /// A server with extra environment variables.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestServer {
+        let data_dir = tempfile::tempdir().unwrap();
+        let secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+        let (database_url, postgres_database) = match postgres_server() {
+            Some(server) => {
+                let name = format!("stowage_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = Database::connect(format!("{server}/postgres"))
+                    .await
+                    .unwrap();
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                (format!("{server}/{name}"), Some((server, name)))
+            }
+            None => (
+                format!("sqlite://{}", data_dir.path().join("stowage.db").display()),
+                None,
+            ),
+        };
+        let port = free_port();
+        let mut env: HashMap<String, String> = HashMap::from([
+            ("BIND_ADDR".into(), format!("127.0.0.1:{port}")),
+            ("DATA_DIR".into(), data_dir.path().display().to_string()),
+            ("AUTH_SECRET_KEY".into(), secret.clone()),
+            ("DATABASE_URL".into(), database_url.clone()),
+            ("LOG_FORMAT".into(), "json".into()),
+            (
+                "LOG_LEVEL".into(),
+                "debug,sqlx=warn,sea_orm=info,hyper=info,h2=info".into(),
+            ),
+        ]);
+        for (k, v) in extra {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let mut server = TestServer {
+            child: None,
+            base_url: format!("http://127.0.0.1:{port}"),
+            port,
+            data_dir,
+            secret,
+            database_url,
+            postgres_database,
+            env,
+        };
+        server.start().await;
+        server
+    }
+
+    /// Starts (or restarts) the process with the server's environment.
+    pub async fn start(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut command = Command::new(binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(&self.env)
+            .current_dir(self.data_dir.path())
+            .stdin(Stdio::null());
+        if std::env::var("TEST_LOG").is_ok() {
+            command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        } else {
+            command.stdout(log.try_clone().unwrap()).stderr(log);
+        }
+        self.child = Some(command.spawn().unwrap());
+        self.wait_until_live().await;
+    }
+
+    async fn wait_until_live(&mut self) {
+        let client = client();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(self.url("/health/live")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("stowage-api exited with {status}; log:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stowage-api did not come up; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().unwrap()
+    }
+
+    /// The process, while it runs.
+    pub fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("running")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.data_dir.path().join("server.log")
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// A token for `user_id` in `account_id`, valid for an hour.
+    pub fn token(&self, user_id: Option<i64>, account_id: i64) -> String {
+        sign_jwt(
+            &self.secret,
+            &serde_json::json!({"user_id": user_id, "account_id": account_id, "exp": now() + 3600}),
+        )
+    }
+
+    /// `Authorization` value for user `user_id` of `account_id`.
+    pub fn bearer(&self, user_id: Option<i64>, account_id: i64) -> String {
+        format!("Bearer {}", self.token(user_id, account_id))
+    }
+
+    /// Uploads `data` as `filename` with `content_type`, authorised by `auth` (an `Authorization` value).
+    pub async fn upload(
+        &self,
+        auth: &str,
+        filename: &str,
+        content_type: &str,
+        data: Vec<u8>,
+    ) -> reqwest::Response {
+        let boundary = format!("stowage-test-{}", uuid::Uuid::new_v4().simple());
+        let body = multipart_body(&boundary, filename, content_type, &data);
+        client()
+            .post(self.url("/files"))
+            .header("Authorization", auth)
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads and returns the `FileInfo` JSON, asserting 201.
+    pub async fn upload_ok(
+        &self,
+        auth: &str,
+        filename: &str,
+        content_type: &str,
+        data: Vec<u8>,
+    ) -> serde_json::Value {
+        let response = self.upload(auth, filename, content_type, data).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 201, "upload failed: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Every regular file under `{DATA_DIR}/blobs`, temporary ones included.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data_dir.path().join("blobs"), &mut out);
+        out
+    }
+
+    /// Rows in the `files` table.
+    pub async fn row_count(&self) -> i64 {
+        let db = Database::connect(&self.database_url).await.unwrap();
+        let backend = db.get_database_backend();
+        let row = db
+            .query_one(Statement::from_string(
+                backend,
+                "SELECT COUNT(*) AS n FROM files",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get::<i64>("", "n").unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some((server, name)) = self.postgres_database.take() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    if let Ok(admin) = Database::connect(format!("{server}/postgres")).await {
+                        let _ = admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            ))
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+/// A client that never follows redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+/// A `multipart/form-data` body with one `file` part.
+pub fn multipart_body(boundary: &str, filename: &str, content_type: &str, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(data.len() + 512);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+/// Deterministic pseudo-random bytes (a fixed LCG, so failures reproduce).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
