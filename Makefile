@@ -1,0 +1,56 @@
+# Stowage: every day-to-day command. `make help` lists them.
+
+CARGO ?= cargo
+PG_URL ?= postgres://postgres:postgres@127.0.0.1:5432
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+ifeq ($(NEXTEST),yes)
+TEST_RUN := $(CARGO) nextest run --no-fail-fast
+IGNORED_ONLY := --run-ignored only
+else
+TEST_RUN := $(CARGO) test --no-fail-fast
+IGNORED_ONLY := -- --ignored
+endif
+
+.PHONY: help run build release test test-integration lint fmt check ci clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+run: ## Start the service on its embedded defaults (SQLite + disk under ./data, printed token)
+	$(CARGO) run -p stowage-api -- serve
+
+build: ## Debug build of the whole workspace
+	$(CARGO) build --workspace
+
+release: ## Optimised stowage-api binary in target/release
+	$(CARGO) build --release -p stowage-api
+
+test: ## Every test that needs no external service
+	$(CARGO) build -p stowage-api
+	$(TEST_RUN) --workspace
+
+test-integration: ## Postgres adapter tests, then the HTTP suite on Postgres (PG_URL=postgres://user:pass@host:port)
+	$(CARGO) build -p stowage-api
+	STOWAGE_TEST_DATABASE_URL=$(PG_URL) $(TEST_RUN) -p stowage-infrastructure $(IGNORED_ONLY)
+	STOWAGE_TEST_DATABASE_URL=$(PG_URL) $(TEST_RUN) -p stowage-tests
+
+lint: ## Formatting check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+check: lint ## lint, plus the architecture rules (presentation never sees adapters; env read only in config.rs)
+	@! $(CARGO) tree -p stowage-presentation -e normal | grep -E 'stowage-infrastructure|sea-orm|aws-sdk|redis|reqwest'
+	@! grep -rn 'std::env::var' crates --include=*.rs | grep -v 'crates/api/src/config.rs'
+	@! $(CARGO) tree -p stowage-application -e normal | grep -E 'sea-orm|aws-sdk|redis|reqwest|axum'
+	@echo "architecture rules hold"
+
+ci: ## What CI runs: bash .ci/run
+	bash .ci/run
+
+clean: ## Remove build output and the local data directory
+	$(CARGO) clean
+	rm -rf data
