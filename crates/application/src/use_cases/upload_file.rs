@@ -140,12 +140,11 @@ impl UploadFile {
     }
 }
 
-/// `now` at the microsecond precision every supported database keeps, with a non-zero fraction:
-/// SQLite stores RFC 3339 text, which omits a zero fraction and would then sort after the rest of
-/// its second, breaking newest-first listings.
+/// `now` at the microsecond precision every supported database keeps, so the record returned
+/// to the client is exactly the one read back later.
 fn creation_time(now: OffsetDateTime) -> OffsetDateTime {
-    let micros = (now.nanosecond() / 1_000).max(1);
-    now.replace_nanosecond(micros * 1_000).unwrap_or(now)
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(now)
 }
 
 /// Deletes a written blob unless disarmed: covers a request future dropped between the blob
@@ -232,11 +231,9 @@ mod tests {
     }
 
     #[test]
-    fn creation_time_keeps_microseconds_and_never_a_zero_fraction() {
+    fn creation_time_keeps_whole_microseconds() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
         assert_eq!(creation_time(t).nanosecond(), 123_456_000);
-        let whole = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
-        assert_eq!(creation_time(whole).nanosecond(), 1_000);
     }
 
     #[tokio::test]

@@ -86,23 +86,22 @@ impl BlobStore for FsBlobStore {
     async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
         let target = self.path_of(key);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-        tokio::fs::create_dir_all(&dir).await.map_err(unavailable)?;
         let temp_path = dir.join(format!(".{}{TEMP_SUFFIX}", key.file_id()));
-        let mut guard = TempFile {
-            path: Some(temp_path.clone()),
-        };
-        let file = tokio::fs::OpenOptions::new()
+        // Creating and renaming are done synchronously (they are single metadata syscalls): run on
+        // the blocking pool, a dropped future would let them finish later, behind the guard's back.
+        std::fs::create_dir_all(&dir).map_err(unavailable)?;
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&temp_path)
-            .await
             .map_err(unavailable)?;
-        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut guard = TempFile {
+            path: Some(temp_path.clone()),
+        };
+        let mut writer = BufWriter::with_capacity(WRITE_BUFFER, tokio::fs::File::from_std(file));
         let stored = self.write(&mut writer, body).await?;
         drop(writer);
-        tokio::fs::rename(&temp_path, &target)
-            .await
-            .map_err(unavailable)?;
+        std::fs::rename(&temp_path, &target).map_err(unavailable)?;
         guard.path = None;
         if let Ok(dir) = tokio::fs::File::open(&dir).await {
             // The rename is durable only once the directory entry is.

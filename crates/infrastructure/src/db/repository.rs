@@ -1,14 +1,17 @@
 //! [`FileRepository`] over SeaORM.
 
 use async_trait::async_trait;
+use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr,
-    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
 };
 use stowage_application::ports::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 use stowage_domain::{
     AccountId, ContentType, FileId, FileRecord, FileRecordParts, Filename, Sha256Digest, UserId,
 };
+use time::OffsetDateTime;
+use time::macros::format_description;
 
 use super::entity::file;
 
@@ -22,6 +25,25 @@ impl SeaOrmFileRepository {
     /// A repository over an open connection pool.
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
+    }
+}
+
+/// `created_at` as the database compares it. SQLite keeps timestamps as text and compares the
+/// text, so it gets one fixed width (six fraction digits, UTC, `Z`): RFC 3339 as sqlx writes it
+/// drops trailing fraction zeros, and `.12Z` would sort after `.123456Z`.
+fn timestamp(backend: DbBackend, t: OffsetDateTime) -> Value {
+    let utc = t.to_offset(time::UtcOffset::UTC);
+    match backend {
+        DbBackend::Sqlite => {
+            let fixed = format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+            );
+            match utc.format(fixed) {
+                Ok(text) => Value::String(Some(Box::new(text))),
+                Err(_) => utc.into(),
+            }
+        }
+        _ => utc.into(),
     }
 }
 
@@ -65,19 +87,35 @@ impl FileRepository for SeaOrmFileRepository {
     async fn insert(&self, record: &FileRecord) -> Result<(), RepoError> {
         let size = i64::try_from(record.size())
             .map_err(|_| RepoError::Unavailable("file size does not fit the size column".into()))?;
-        let row = file::ActiveModel {
-            file_id: Set(record.id().as_uuid()),
-            size: Set(size),
-            content_type: Set(record.content_type().as_str().to_owned()),
-            filename: Set(record.filename().as_str().to_owned()),
-            user_id: Set(record.user_id().map(UserId::get)),
-            account_id: Set(record.account_id().get()),
-            created_at: Set(record.created_at()),
-            sha256: Set(record.sha256().to_hex()),
-            storage_key: Set(record.blob_key().to_string()),
-        };
-        file::Entity::insert(row)
-            .exec_without_returning(&self.db)
+        let backend = self.db.get_database_backend();
+        let mut insert = Query::insert();
+        insert
+            .into_table(file::Entity)
+            .columns([
+                file::Column::FileId,
+                file::Column::Size,
+                file::Column::ContentType,
+                file::Column::Filename,
+                file::Column::UserId,
+                file::Column::AccountId,
+                file::Column::CreatedAt,
+                file::Column::Sha256,
+                file::Column::StorageKey,
+            ])
+            .values([
+                record.id().as_uuid().into(),
+                size.into(),
+                record.content_type().as_str().into(),
+                record.filename().as_str().into(),
+                record.user_id().map(UserId::get).into(),
+                record.account_id().get().into(),
+                Expr::val(timestamp(backend, record.created_at())).into(),
+                record.sha256().to_hex().into(),
+                record.blob_key().to_string().into(),
+            ])
+            .map_err(|e| RepoError::Unavailable(Box::new(e)))?;
+        self.db
+            .execute(backend.build(&insert))
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -116,12 +154,13 @@ impl FileRepository for SeaOrmFileRepository {
                 .filter(file::Column::UserId.is_null()),
         };
         if let Some(cursor) = cursor {
+            let at = timestamp(self.db.get_database_backend(), cursor.created_at);
             query = query.filter(
                 Condition::any()
-                    .add(file::Column::CreatedAt.lt(cursor.created_at))
+                    .add(file::Column::CreatedAt.lt(at.clone()))
                     .add(
                         Condition::all()
-                            .add(file::Column::CreatedAt.eq(cursor.created_at))
+                            .add(file::Column::CreatedAt.eq(at))
                             .add(file::Column::FileId.lt(cursor.file_id.as_uuid())),
                     ),
             );

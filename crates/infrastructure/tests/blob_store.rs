@@ -1,0 +1,547 @@
+//! The [`BlobStore`] contract, run against every adapter that needs no external service.
+//!
+//! `contract` holds one function per behaviour. Each takes the store as `&dyn BlobStore` and an
+//! [`Inventory`] of what the backend holds, so an adapter added later (S3) runs the same suite by
+//! writing a harness and one `blob_store_contract!` invocation.
+
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed step fails the test"
+)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
+use stowage_application::ports::{BlobBody, BlobError, BlobStore};
+use stowage_application::stream::StoredBlob;
+use stowage_application::{BodyError, ByteStream};
+use stowage_domain::{AccountId, BlobKey, ByteRange, FileId, Sha256Digest};
+
+/// Lists every object the backend holds, finished or temporary, as names relative to its root.
+type Inventory = Box<dyn Fn() -> BoxFuture<'static, Vec<String>> + Send + Sync>;
+
+/// One adapter under test, with whatever must live as long as it (a temp dir, a bucket).
+struct Harness {
+    store: Box<dyn BlobStore>,
+    inventory: Inventory,
+    _resources: Box<dyn std::any::Any + Send>,
+}
+
+/// Longest a clean-up that the contract lets run in the background may take.
+const EVENTUALLY: Duration = Duration::from_secs(2);
+
+fn key_in(account: i64) -> BlobKey {
+    BlobKey::new(AccountId::new(account), FileId::new_random())
+}
+
+fn new_key() -> BlobKey {
+    key_in(7)
+}
+
+/// `len` bytes that do not repeat with a short period, so an offset error shows up as a mismatch.
+fn pseudo_random_bytes(len: usize) -> Bytes {
+    let mut state: u32 = 0x9e37_79b9;
+    (0..len)
+        .map(|_| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            state.to_be_bytes()[0]
+        })
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+/// Splits `data` into chunks of uneven sizes (1 byte up to just over 1 MiB).
+fn uneven_chunks(data: &Bytes) -> Vec<Bytes> {
+    const SIZES: [usize; 6] = [1, 7, 65_536, 300_001, 4_093, 1_048_577];
+    let mut chunks = Vec::new();
+    let mut offset = 0;
+    for size in SIZES.iter().cycle() {
+        if offset >= data.len() {
+            break;
+        }
+        let end = (offset + size).min(data.len());
+        chunks.push(data.slice(offset..end));
+        offset = end;
+    }
+    chunks
+}
+
+fn body_of(chunks: Vec<Bytes>) -> ByteStream {
+    stream::iter(chunks.into_iter().map(Ok)).boxed()
+}
+
+fn body_failing_after(chunks: Vec<Bytes>, error: BodyError) -> ByteStream {
+    stream::iter(chunks.into_iter().map(Ok))
+        .chain(stream::once(async move { Err(error) }))
+        .boxed()
+}
+
+fn stored_blob_of(data: &[u8]) -> StoredBlob {
+    StoredBlob {
+        size: data.len() as u64,
+        sha256: Sha256Digest::from_bytes(Sha256::digest(data).into()),
+    }
+}
+
+async fn read_all(body: BlobBody) -> Vec<u8> {
+    body.stream
+        .try_fold(Vec::new(), |mut out, chunk| async move {
+            out.extend_from_slice(&chunk);
+            Ok(out)
+        })
+        .await
+        .expect("the blob stream fails")
+}
+
+/// Polls `check` until it holds, failing the test after [`EVENTUALLY`].
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + EVENTUALLY;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} did not happen within {EVENTUALLY:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Behaviours every [`BlobStore`] must have.
+mod contract {
+    use super::*;
+
+    async fn assert_round_trip(store: &dyn BlobStore, chunks: Vec<Bytes>) {
+        let data: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        let key = new_key();
+
+        let stored = store.put(&key, body_of(chunks)).await.unwrap();
+        let body = store.get(&key, None).await.unwrap();
+
+        assert_eq!(stored, stored_blob_of(&data));
+        assert_eq!(body.len, data.len() as u64);
+        let read = read_all(body).await;
+        assert_eq!(read.len(), data.len());
+        assert!(read == data, "the bytes read differ from the bytes written");
+    }
+
+    pub async fn put_then_get_round_trips_an_empty_body(store: &dyn BlobStore, _: &Inventory) {
+        assert_round_trip(store, vec![]).await;
+        assert_round_trip(store, vec![Bytes::new()]).await;
+    }
+
+    pub async fn put_then_get_round_trips_a_one_byte_body(store: &dyn BlobStore, _: &Inventory) {
+        assert_round_trip(store, vec![Bytes::from_static(b"x")]).await;
+    }
+
+    pub async fn put_then_get_round_trips_a_multi_chunk_body(store: &dyn BlobStore, _: &Inventory) {
+        let data = pseudo_random_bytes(3 * 1024 * 1024 + 17);
+
+        assert_round_trip(store, uneven_chunks(&data)).await;
+    }
+
+    pub async fn get_returns_exactly_the_requested_range(store: &dyn BlobStore, _: &Inventory) {
+        let data = pseudo_random_bytes(200_000);
+        let key = new_key();
+        store
+            .put(&key, body_of(uneven_chunks(&data)))
+            .await
+            .unwrap();
+        let last = data.len() as u64 - 1;
+        let cases: &[(&str, u64, u64)] = &[
+            ("first byte", 0, 0),
+            ("first ten bytes", 0, 9),
+            ("middle, across read chunks", 65_000, 140_000),
+            ("single middle byte", 100_000, 100_000),
+            ("last byte", last, last),
+            ("tail", last - 99, last),
+            ("whole blob", 0, last),
+        ];
+
+        for &(name, start, end) in cases {
+            let range = ByteRange::new(start, end).unwrap();
+            let body = store.get(&key, Some(range)).await.unwrap();
+
+            assert_eq!(body.len, end - start + 1, "{name}: len");
+            let read = read_all(body).await;
+            let expected = &data[start as usize..=end as usize];
+            assert_eq!(read.len(), expected.len(), "{name}: bytes read");
+            assert!(read == expected, "{name}: bytes differ");
+        }
+    }
+
+    pub async fn get_returns_not_found_for_a_missing_key(store: &dyn BlobStore, _: &Inventory) {
+        let key = new_key();
+        let range = ByteRange::new(0, 9).unwrap();
+
+        let whole = store.get(&key, None).await;
+        let ranged = store.get(&key, Some(range)).await;
+
+        assert!(matches!(whole, Err(BlobError::NotFound)), "{whole:?}");
+        assert!(matches!(ranged, Err(BlobError::NotFound)), "{ranged:?}");
+    }
+
+    pub async fn put_keeps_the_same_file_id_apart_across_accounts(
+        store: &dyn BlobStore,
+        _: &Inventory,
+    ) {
+        let file_id = FileId::new_random();
+        let first = BlobKey::new(AccountId::new(1), file_id);
+        let second = BlobKey::new(AccountId::new(2), file_id);
+        store
+            .put(&first, body_of(vec![Bytes::from_static(b"first")]))
+            .await
+            .unwrap();
+        store
+            .put(&second, body_of(vec![Bytes::from_static(b"second")]))
+            .await
+            .unwrap();
+
+        let first_read = read_all(store.get(&first, None).await.unwrap()).await;
+        let second_read = read_all(store.get(&second, None).await.unwrap()).await;
+
+        assert_eq!(first_read, b"first");
+        assert_eq!(second_read, b"second");
+    }
+
+    pub async fn delete_then_get_returns_not_found(store: &dyn BlobStore, inventory: &Inventory) {
+        let key = new_key();
+        store
+            .put(&key, body_of(vec![Bytes::from_static(b"doomed")]))
+            .await
+            .unwrap();
+
+        store.delete(&key).await.unwrap();
+        let got = store.get(&key, None).await;
+
+        assert!(matches!(got, Err(BlobError::NotFound)), "{got:?}");
+        assert_eq!(inventory().await, Vec::<String>::new());
+    }
+
+    pub async fn delete_of_a_missing_key_succeeds(store: &dyn BlobStore, _: &Inventory) {
+        let key = new_key();
+
+        let deleted = store.delete(&key).await;
+
+        assert!(deleted.is_ok(), "{deleted:?}");
+    }
+
+    async fn assert_failed_body_leaves_nothing(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+        error: BodyError,
+        expected: fn(&BodyError) -> bool,
+    ) {
+        let key = new_key();
+        let written = pseudo_random_bytes(2 * 1024 * 1024);
+        let body = body_failing_after(uneven_chunks(&written), error);
+
+        let put = store.put(&key, body).await;
+
+        match put {
+            Err(BlobError::Body(ref e)) if expected(e) => {}
+            other => panic!("expected the body's own error, got {other:?}"),
+        }
+        let got = store.get(&key, None).await;
+        assert!(matches!(got, Err(BlobError::NotFound)), "{got:?}");
+        eventually("removal of the partial blob", || async {
+            inventory().await.is_empty()
+        })
+        .await;
+    }
+
+    pub async fn put_fails_with_too_large_and_leaves_nothing(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+    ) {
+        assert_failed_body_leaves_nothing(
+            store,
+            inventory,
+            BodyError::TooLarge { limit: 2_000_000 },
+            |e| matches!(e, BodyError::TooLarge { limit: 2_000_000 }),
+        )
+        .await;
+    }
+
+    pub async fn put_fails_with_client_aborted_and_leaves_nothing(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+    ) {
+        assert_failed_body_leaves_nothing(
+            store,
+            inventory,
+            BodyError::ClientAborted("connection reset".into()),
+            |e| matches!(e, BodyError::ClientAborted(_)),
+        )
+        .await;
+    }
+
+    pub async fn put_dropped_midway_leaves_nothing_behind(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+    ) {
+        let key = new_key();
+        let body = stream::iter([Ok(pseudo_random_bytes(64 * 1024))])
+            .chain(stream::pending())
+            .boxed();
+        let mut put = store.put(&key, body);
+
+        let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
+        let got_while_pending = store.get(&key, None).await;
+        drop(put);
+
+        assert!(waited.is_err(), "put finished on a body that never ends");
+        assert!(
+            matches!(got_while_pending, Err(BlobError::NotFound)),
+            "a half-written blob is visible: {got_while_pending:?}"
+        );
+        eventually("removal of the abandoned upload", || async {
+            inventory().await.is_empty()
+        })
+        .await;
+    }
+
+    pub async fn delete_detached_removes_the_blob(store: &dyn BlobStore, inventory: &Inventory) {
+        let key = new_key();
+        store
+            .put(&key, body_of(vec![Bytes::from_static(b"orphan")]))
+            .await
+            .unwrap();
+
+        store.delete_detached(key);
+
+        eventually("the detached delete", || async {
+            matches!(store.get(&key, None).await, Err(BlobError::NotFound))
+        })
+        .await;
+        assert_eq!(inventory().await, Vec::<String>::new());
+    }
+
+    pub async fn health_is_ok_on_a_working_store(store: &dyn BlobStore, _: &Inventory) {
+        let health = store.health().await;
+
+        assert!(health.is_ok(), "{health:?}");
+    }
+}
+
+/// Runs every `contract` function against the [`Harness`] `$setup` builds, as one test each.
+///
+/// `attrs` go on every generated test (e.g. `[#[ignore = "needs S3: make test-integration"]]`).
+macro_rules! blob_store_contract {
+    (setup = $setup:expr; attrs = $attrs:tt; tests = [$($name:ident),+ $(,)?]) => {
+        $(blob_store_contract!(@one $setup, $attrs, $name);)+
+    };
+    (@one $setup:expr, [$(#[$attr:meta])*], $name:ident) => {
+        #[tokio::test]
+        $(#[$attr])*
+        async fn $name() {
+            let harness: Harness = $setup.await;
+            contract::$name(&*harness.store, &harness.inventory).await;
+        }
+    };
+}
+
+mod fs {
+    use std::path::{Path, PathBuf};
+
+    use stowage_infrastructure::FsBlobStore;
+    use tempfile::TempDir;
+
+    use super::*;
+
+    /// Every file (not directory) under `root`, relative to it; nothing when `root` is gone.
+    fn files_under(root: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![root.to_path_buf()];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    let relative = path.strip_prefix(root).unwrap();
+                    found.push(relative.display().to_string());
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    fn new_store() -> (TempDir, PathBuf, FsBlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("blobs");
+        let store = FsBlobStore::new(&root).unwrap();
+        (dir, root, store)
+    }
+
+    async fn harness() -> Harness {
+        let (dir, root, store) = new_store();
+        Harness {
+            store: Box::new(store),
+            inventory: Box::new(move || {
+                let root = root.clone();
+                Box::pin(async move { files_under(&root) })
+            }),
+            _resources: Box::new(dir),
+        }
+    }
+
+    blob_store_contract!(
+        setup = harness();
+        attrs = [];
+        tests = [
+            put_then_get_round_trips_an_empty_body,
+            put_then_get_round_trips_a_one_byte_body,
+            put_then_get_round_trips_a_multi_chunk_body,
+            get_returns_exactly_the_requested_range,
+            get_returns_not_found_for_a_missing_key,
+            put_keeps_the_same_file_id_apart_across_accounts,
+            delete_then_get_returns_not_found,
+            delete_of_a_missing_key_succeeds,
+            put_fails_with_too_large_and_leaves_nothing,
+            put_fails_with_client_aborted_and_leaves_nothing,
+            put_dropped_midway_leaves_nothing_behind,
+            delete_detached_removes_the_blob,
+            health_is_ok_on_a_working_store,
+        ]
+    );
+
+    #[tokio::test]
+    async fn put_stores_the_blob_at_account_then_file_id() {
+        let (_dir, root, store) = new_store();
+        let key = new_key();
+
+        store
+            .put(&key, body_of(vec![Bytes::from_static(b"laid out")]))
+            .await
+            .unwrap();
+
+        assert_eq!(files_under(&root), vec![key.to_string()]);
+        assert_eq!(
+            std::fs::read(root.join(key.to_string())).unwrap(),
+            b"laid out"
+        );
+    }
+
+    #[tokio::test]
+    async fn put_writes_to_a_part_file_that_a_dropped_put_removes() {
+        let (_dir, root, store) = new_store();
+        let key = new_key();
+        let body = stream::iter([Ok(pseudo_random_bytes(64 * 1024))])
+            .chain(stream::pending())
+            .boxed();
+        let mut put = store.put(&key, body);
+
+        let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
+        let while_pending = files_under(&root);
+        drop(put);
+        let after_drop = files_under(&root);
+
+        assert!(waited.is_err());
+        let expected_temp = format!("{}/.{}.part", key.account_id(), key.file_id());
+        assert_eq!(while_pending, vec![expected_temp]);
+        assert_eq!(after_drop, Vec::<String>::new());
+    }
+
+    /// Tokio opens files on its blocking pool, so a put dropped while the open is queued must
+    /// still leave no temp file once that open has run. One blocking thread, held by a task the
+    /// test controls, makes the interleaving deterministic.
+    #[test]
+    fn put_dropped_while_its_temp_file_opens_leaves_no_part_file() {
+        let (_dir, root, store) = new_store();
+        let key = new_key();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+
+        runtime.block_on(async {
+            let body = stream::iter([Ok(Bytes::from_static(b"x"))])
+                .chain(stream::pending())
+                .boxed();
+            let mut put = store.put(&key, body);
+            assert!(futures_util::poll!(&mut put).is_pending());
+            // Queued behind the directory creation, so that has finished once this returns.
+            tokio::task::spawn_blocking(|| ()).await.unwrap();
+            let (release, wait) = std::sync::mpsc::channel::<()>();
+            let blocker = tokio::task::spawn_blocking(move || wait.recv());
+            assert!(futures_util::poll!(&mut put).is_pending());
+            drop(put);
+            release.send(()).unwrap();
+            blocker.await.unwrap().unwrap();
+            // Queued behind the abandoned open, so that has run once this returns.
+            tokio::task::spawn_blocking(|| ()).await.unwrap();
+        });
+
+        assert_eq!(files_under(&root), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn health_fails_when_the_root_is_replaced_by_a_plain_file() {
+        let (_dir, root, store) = new_store();
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::write(&root, b"not a directory").unwrap();
+
+        let health = store.health().await;
+
+        assert!(
+            matches!(health, Err(BlobError::Unavailable(_))),
+            "{health:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn health_fails_when_the_root_is_missing() {
+        let (_dir, root, store) = new_store();
+        std::fs::remove_dir_all(&root).unwrap();
+
+        let health = store.health().await;
+
+        assert!(
+            matches!(health, Err(BlobError::Unavailable(_))),
+            "{health:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn put_fails_with_unavailable_when_the_root_is_a_plain_file() {
+        let (_dir, root, store) = new_store();
+        std::fs::remove_dir_all(&root).unwrap();
+        std::fs::write(&root, b"not a directory").unwrap();
+
+        let put = store
+            .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]))
+            .await;
+
+        assert!(matches!(put, Err(BlobError::Unavailable(_))), "{put:?}");
+    }
+
+    #[test]
+    fn delete_detached_outside_a_runtime_removes_the_blob_at_once() {
+        let (_dir, root, store) = new_store();
+        let key = new_key();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(store.put(&key, body_of(vec![Bytes::from_static(b"orphan")])))
+            .unwrap();
+        drop(runtime);
+
+        store.delete_detached(key);
+
+        assert_eq!(files_under(&root), Vec::<String>::new());
+    }
+}
