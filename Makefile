@@ -2,6 +2,7 @@
 
 CARGO ?= cargo
 PG_URL ?= postgres://postgres:postgres@127.0.0.1:5432
+REDIS_URL ?= redis://127.0.0.1:6379/9
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 ifeq ($(NEXTEST),yes)
@@ -30,10 +31,10 @@ test: ## Every test that needs no external service
 	$(CARGO) build -p stowage-api
 	$(TEST_RUN) --workspace
 
-test-integration: ## Postgres adapter tests, then the HTTP suite on Postgres (PG_URL=postgres://user:pass@host:port)
+test-integration: ## Postgres and Redis adapter tests, then the HTTP suites on Postgres + Redis (PG_URL, REDIS_URL)
 	$(CARGO) build -p stowage-api
-	STOWAGE_TEST_DATABASE_URL=$(PG_URL) $(TEST_RUN) -p stowage-infrastructure $(IGNORED_ONLY)
-	STOWAGE_TEST_DATABASE_URL=$(PG_URL) $(TEST_RUN) -p stowage-tests
+	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) --workspace $(IGNORED_ONLY)
+	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) -p stowage-tests
 
 lint: ## Formatting check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -44,7 +45,7 @@ fmt: ## Format the code
 
 check: lint ## lint, plus the architecture rules (presentation never sees adapters; env read only in config.rs)
 	@! $(CARGO) tree -p stowage-presentation -e normal | grep -E 'stowage-infrastructure|sea-orm|aws-sdk|redis|reqwest'
-	@! grep -rn 'std::env::var' crates --include=*.rs | grep -v 'crates/api/src/config.rs'
+	@! grep -rn 'std::env::var' crates/*/src --include=*.rs | grep -v 'crates/api/src/config.rs'
 	@! $(CARGO) tree -p stowage-application -e normal | grep -E 'sea-orm|aws-sdk|redis|reqwest|axum'
 	@echo "architecture rules hold"
 

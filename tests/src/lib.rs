@@ -132,6 +132,7 @@ impl TestServer {
             ("AUTH_SECRET_KEY".into(), secret.clone()),
             ("DATABASE_URL".into(), database_url.clone()),
             ("LOG_FORMAT".into(), "json".into()),
+            ("RATE_LIMIT_ENABLED".into(), "false".into()),
             (
                 "LOG_LEVEL".into(),
                 "debug,sqlx=warn,sea_orm=info,hyper=info,h2=info".into(),

@@ -64,6 +64,12 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Upload and access limits.
     pub limits: LimitsConfig,
+    /// Redis (Django tokens and shared rate limits), when configured.
+    pub redis: Option<RedisConfig>,
+    /// The permission service, when configured.
+    pub permission: Option<PermissionConfig>,
+    /// Rate limits.
+    pub rate_limit: RateLimitConfig,
     /// Logging.
     pub telemetry: TelemetryConfig,
 }
@@ -83,6 +89,51 @@ pub struct HttpConfig {
     pub hsts: bool,
     /// `SHUTDOWN_GRACE_SECONDS`.
     pub shutdown_grace: Duration,
+    /// `TRUST_PROXY_HEADERS`: take the client address from `X-Real-IP`.
+    pub trust_proxy_headers: bool,
+    /// `ALLOWED_ORIGINS`, comma-separated.
+    pub allowed_origins: Vec<String>,
+}
+
+/// Redis settings.
+#[derive(Clone)]
+pub struct RedisConfig {
+    /// `REDIS_URL` (may hold a password; redacted in `Debug`).
+    pub url: String,
+    /// `REDIS_KEY_PREFIX` (Django's cache prefix, default `:1:`).
+    pub key_prefix: String,
+    /// `REDIS_TIMEOUT_MS`.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &stowage_infrastructure::db::redact_url(&self.url))
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Permission service settings.
+#[derive(Clone, Debug)]
+pub struct PermissionConfig {
+    /// `PERMISSION_CHECK_URL`.
+    pub url: String,
+    /// `PERMISSION_CHECK_TIMEOUT_MS`.
+    pub timeout: Duration,
+}
+
+/// Rate limit settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimitConfig {
+    /// `RATE_LIMIT_ENABLED`.
+    pub enabled: bool,
+    /// `RATE_LIMIT_UPLOAD`: requests and window.
+    pub upload: (u32, Duration),
+    /// `RATE_LIMIT_DOWNLOAD`: requests and window.
+    pub download: (u32, Duration),
 }
 
 /// Database settings.
@@ -127,6 +178,10 @@ pub enum StorageConfig {
 pub struct AuthConfig {
     /// `AUTH_SECRET_KEY`; `None` means generate (or reuse) `{DATA_DIR}/secret.key`.
     pub secret_key: Option<SecretString>,
+    /// `SIGNED_URL_SECRET`; `None` means derive the signing key from `AUTH_SECRET_KEY`.
+    pub signed_url_secret: Option<SecretString>,
+    /// `AUTH_TOKEN_ITERATIONS`: PBKDF2 iterations of opaque user token keys.
+    pub token_iterations: u32,
 }
 
 /// Upload and access limits.
@@ -270,7 +325,86 @@ impl Config {
             ));
         }
 
+        let redis = match get("REDIS_URL") {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("redis://")
+                    || url.starts_with("rediss://")
+                    || url.starts_with("unix://"))
+                {
+                    return Err(invalid(
+                        "REDIS_URL",
+                        "must start with redis://, rediss:// or unix://".to_owned(),
+                    ));
+                }
+                Some(RedisConfig {
+                    url: url.to_owned(),
+                    key_prefix: vars
+                        .get("REDIS_KEY_PREFIX")
+                        .cloned()
+                        .unwrap_or_else(|| ":1:".to_owned()),
+                    timeout: Duration::from_millis(parse(
+                        get("REDIS_TIMEOUT_MS").unwrap_or("1000"),
+                        "REDIS_TIMEOUT_MS",
+                    )?),
+                })
+            }
+        };
+        let permission = match get("PERMISSION_CHECK_URL") {
+            None => None,
+            Some(url) => Some(PermissionConfig {
+                url: url_without_slash(url, "PERMISSION_CHECK_URL").map(|_| url.to_owned())?,
+                timeout: Duration::from_millis(parse(
+                    get("PERMISSION_CHECK_TIMEOUT_MS").unwrap_or("5000"),
+                    "PERMISSION_CHECK_TIMEOUT_MS",
+                )?),
+            }),
+        };
+        let rate_limit = RateLimitConfig {
+            enabled: flag(get("RATE_LIMIT_ENABLED"), "RATE_LIMIT_ENABLED", true)?,
+            upload: rate(
+                get("RATE_LIMIT_UPLOAD").unwrap_or("10/60s"),
+                "RATE_LIMIT_UPLOAD",
+            )?,
+            download: rate(
+                get("RATE_LIMIT_DOWNLOAD").unwrap_or("100/60s"),
+                "RATE_LIMIT_DOWNLOAD",
+            )?,
+        };
+        let allowed_origins = get("ALLOWED_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(|o| {
+                        if o == "*" {
+                            return Err(invalid(
+                                "ALLOWED_ORIGINS",
+                                "'*' cannot be combined with credentials; list the origins"
+                                    .to_owned(),
+                            ));
+                        }
+                        url_without_slash(o, "ALLOWED_ORIGINS")
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let token_iterations: u32 = parse(
+            get("AUTH_TOKEN_ITERATIONS").unwrap_or("1"),
+            "AUTH_TOKEN_ITERATIONS",
+        )?;
+        if token_iterations == 0 {
+            return Err(invalid(
+                "AUTH_TOKEN_ITERATIONS",
+                "must be at least 1".to_owned(),
+            ));
+        }
+
         Ok(Config {
+            redis,
+            permission,
+            rate_limit,
             app_env,
             http: HttpConfig {
                 bind_addr,
@@ -282,6 +416,12 @@ impl Config {
                     get("SHUTDOWN_GRACE_SECONDS").unwrap_or("30"),
                     "SHUTDOWN_GRACE_SECONDS",
                 )?),
+                trust_proxy_headers: flag(
+                    get("TRUST_PROXY_HEADERS"),
+                    "TRUST_PROXY_HEADERS",
+                    false,
+                )?,
+                allowed_origins,
             },
             database: DatabaseConfig {
                 url: database_url,
@@ -299,6 +439,9 @@ impl Config {
             storage,
             auth: AuthConfig {
                 secret_key: get("AUTH_SECRET_KEY").map(|s| SecretString::from(s.to_owned())),
+                signed_url_secret: get("SIGNED_URL_SECRET")
+                    .map(|s| SecretString::from(s.to_owned())),
+                token_iterations,
             },
             limits: LimitsConfig {
                 max_upload_bytes,
@@ -341,6 +484,24 @@ fn url_without_slash(value: &str, name: &'static str) -> Result<String, ConfigEr
         return Err(invalid(name, "must be an http or https URL".to_owned()));
     }
     Ok(value.trim_end_matches('/').to_owned())
+}
+
+fn rate(value: &str, name: &'static str) -> Result<(u32, Duration), ConfigError> {
+    let (requests, window) = value.split_once('/').ok_or_else(|| {
+        invalid(
+            name,
+            format!("'{value}' is not <requests>/<window>, e.g. 10/60s"),
+        )
+    })?;
+    let requests: u32 = parse(requests.trim(), name)?;
+    let window = parse_duration(window).map_err(|reason| invalid(name, reason))?;
+    if requests == 0 || window.is_zero() {
+        return Err(invalid(
+            name,
+            "requests and window must be greater than 0".to_owned(),
+        ));
+    }
+    Ok((requests, window))
 }
 
 /// Parses `30s`, `15m`, `1h`, `7d` or a bare number of seconds.
@@ -445,6 +606,37 @@ mod tests {
             c.http.public_url.as_deref(),
             Some("https://files.example.com")
         );
+    }
+
+    #[test]
+    fn rate_limits_parse_requests_per_window() {
+        let c = Config::from_map(&map(&[("RATE_LIMIT_UPLOAD", "5/2m")])).unwrap();
+        assert_eq!(c.rate_limit.upload, (5, Duration::from_secs(120)));
+        assert_eq!(c.rate_limit.download, (100, Duration::from_secs(60)));
+        for bad in ["5", "0/60s", "5/0s", "x/60s", "5/60y"] {
+            let err = Config::from_map(&map(&[("RATE_LIMIT_DOWNLOAD", bad)])).unwrap_err();
+            assert!(
+                err.to_string().starts_with("RATE_LIMIT_DOWNLOAD"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn redis_and_origins_are_validated() {
+        let c = Config::from_map(&map(&[
+            ("REDIS_URL", "redis://:pw@127.0.0.1:6379/2"),
+            ("ALLOWED_ORIGINS", "https://a.example, https://b.example/"),
+        ]))
+        .unwrap();
+        assert_eq!(c.redis.as_ref().unwrap().key_prefix, ":1:");
+        assert!(!format!("{c:?}").contains(":pw@"));
+        assert_eq!(
+            c.http.allowed_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
+        assert!(Config::from_map(&map(&[("ALLOWED_ORIGINS", "*")])).is_err());
+        assert!(Config::from_map(&map(&[("REDIS_URL", "http://x")])).is_err());
     }
 
     #[test]

@@ -13,13 +13,19 @@ use axum::Router;
 use axum::serve::ListenerExt;
 use sea_orm::DatabaseConnection;
 use secrecy::{ExposeSecret, SecretString};
-use stowage_application::ports::{BlobStore, Clock, FileRepository};
+use stowage_application::ports::{
+    BlobStore, Clock, FileRepository, PermissionChecker, RateLimit, RateLimiter, TokenStore,
+};
 use stowage_application::use_cases::{
-    Authenticate, CheckReadiness, DeleteFile, DownloadFile, GetFileInfo, ListFiles, ReadAccess,
-    UploadFile, UploadPolicy,
+    Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
+    GetFileInfo, ListFiles, ReadAccess, UploadFile, UploadPolicy,
 };
 use stowage_infrastructure::db::{self, DatabaseSettings};
-use stowage_infrastructure::{FsBlobStore, Hs256Jwt, SeaOrmFileRepository, SystemClock};
+use stowage_infrastructure::{
+    FsBlobStore, HmacUrlSigner, Hs256Jwt, HttpPermissionChecker, InMemoryRateLimiter,
+    PermissionSettings, RedisConnection, RedisRateLimiter, RedisSettings, RedisTokenStore,
+    SeaOrmFileRepository, SystemClock, TokenStoreSettings,
+};
 use stowage_migration::{Migrator, MigratorTrait};
 use stowage_presentation::{AppState, HttpSettings, Services};
 use tokio::net::TcpListener;
@@ -47,6 +53,19 @@ pub enum StartupError {
     /// The generated secret could not be read or written.
     #[error("secret key file: {0}")]
     Secret(#[source] std::io::Error),
+    /// `REDIS_URL` is not usable.
+    #[error("REDIS_URL: {0}")]
+    Redis(#[source] redis_error::RedisUrlError),
+    /// The permission service client could not be built.
+    #[error("PERMISSION_CHECK_URL: {0}")]
+    Permission(String),
+}
+
+mod redis_error {
+    /// The Redis URL did not parse (the URL itself is never repeated: it may hold a password).
+    #[derive(Debug, thiserror::Error)]
+    #[error("not a usable Redis URL")]
+    pub struct RedisUrlError;
 }
 
 /// Opens the database of `config` and applies pending migrations.
@@ -144,12 +163,67 @@ impl Application {
                 Arc::new(FsBlobStore::new(root).map_err(StartupError::Storage)?)
             }
         };
-        let jwt = Hs256Jwt::new(secret.expose_secret().as_bytes(), clock.clone());
+        let secret_bytes: Arc<[u8]> = Arc::from(secret.expose_secret().as_bytes());
+        let jwt = Hs256Jwt::new(&secret_bytes, clock.clone());
+        let signer = match &config.auth.signed_url_secret {
+            Some(own) => HmacUrlSigner::new(own.expose_secret().as_bytes()),
+            None => HmacUrlSigner::new(&secret_bytes),
+        };
 
-        let access = ReadAccess::new(repo.clone(), None, config.limits.access_policy);
+        let redis = match &config.redis {
+            None => None,
+            Some(r) => Some(
+                RedisConnection::new(&RedisSettings {
+                    url: r.url.clone(),
+                    timeout: r.timeout,
+                })
+                .map_err(|_| StartupError::Redis(redis_error::RedisUrlError))?,
+            ),
+        };
+        let tokens: Option<Arc<dyn TokenStore>> = match (&redis, &config.redis) {
+            (Some(connection), Some(r)) => Some(Arc::new(RedisTokenStore::new(
+                connection.clone(),
+                TokenStoreSettings {
+                    key_prefix: r.key_prefix.clone(),
+                    secret: secret_bytes.clone(),
+                    iterations: config.auth.token_iterations,
+                },
+            ))),
+            _ => None,
+        };
+        let permissions: Option<Arc<dyn PermissionChecker>> = match &config.permission {
+            None => None,
+            Some(p) => Some(Arc::new(
+                HttpPermissionChecker::new(&PermissionSettings {
+                    url: p.url.clone(),
+                    timeout: p.timeout,
+                })
+                .map_err(|e| StartupError::Permission(e.to_string()))?,
+            )),
+        };
+        let rate_limit = if config.rate_limit.enabled {
+            let limiter: Arc<dyn RateLimiter> = match (&redis, &config.redis) {
+                (Some(connection), Some(r)) => Arc::new(RedisRateLimiter::new(
+                    connection.clone(),
+                    r.key_prefix.clone(),
+                )),
+                _ => Arc::new(InMemoryRateLimiter::new()),
+            };
+            let limit = |(requests, window)| RateLimit { requests, window };
+            Some(CheckRateLimit::new(
+                limiter,
+                limit(config.rate_limit.upload),
+                limit(config.rate_limit.download),
+            ))
+        } else {
+            None
+        };
+
+        let access = ReadAccess::new(repo.clone(), permissions, config.limits.access_policy);
         let policies = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
+        let signer = Arc::new(signer);
         let services = Services {
-            authenticate: Authenticate::new(Arc::new(jwt.clone()), None),
+            authenticate: Authenticate::new(Arc::new(jwt.clone()), tokens.clone()),
             upload: UploadFile::new(
                 repo.clone(),
                 blobs.clone(),
@@ -157,11 +231,18 @@ impl Application {
                 config.limits.max_upload_bytes,
                 policies,
             ),
-            download: DownloadFile::new(access.clone(), blobs.clone()),
-            info: GetFileInfo::new(access),
+            download: DownloadFile::new(
+                access.clone(),
+                blobs.clone(),
+                signer.clone(),
+                clock.clone(),
+            ),
+            info: GetFileInfo::new(access.clone()),
             list: ListFiles::new(repo.clone()),
             delete: DeleteFile::new(repo.clone(), blobs.clone()),
-            readiness: CheckReadiness::new(repo, blobs, None),
+            readiness: CheckReadiness::new(repo, blobs, tokens),
+            signed_url: CreateSignedUrl::new(access, signer, clock.clone()),
+            rate_limit,
         };
 
         let listener = TcpListener::bind(config.http.bind_addr)
@@ -186,6 +267,8 @@ impl Application {
                 frontend_url: config.http.frontend_url.clone(),
                 debug: config.http.debug,
                 hsts: config.http.hsts,
+                trust_proxy_headers: config.http.trust_proxy_headers,
+                allowed_origins: config.http.allowed_origins.clone(),
             },
         );
         Ok(Application {

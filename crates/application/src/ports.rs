@@ -4,12 +4,16 @@ pub mod blob_store;
 pub mod clock;
 pub mod file_repository;
 pub mod permission_checker;
+pub mod rate_limiter;
 pub mod token_store;
 pub mod token_verifier;
+pub mod url_signer;
 
 pub use blob_store::{BlobBody, BlobError, BlobStore};
 pub use clock::Clock;
 pub use file_repository::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 pub use permission_checker::{PermissionChecker, PermissionError, PermissionVerdict};
+pub use rate_limiter::{RateClass, RateDecision, RateLimit, RateLimiter};
 pub use token_store::{TokenStore, TokenStoreError};
 pub use token_verifier::{InvalidToken, TokenClaims, TokenVerifier};
+pub use url_signer::UrlSigner;

@@ -1,7 +1,9 @@
 //! The use cases: one struct per thing a client can do, each with an `execute`-style entry point.
 
 pub mod authenticate;
+pub mod check_rate_limit;
 pub mod check_readiness;
+pub mod create_signed_url;
 pub mod delete_file;
 pub mod download_file;
 pub mod get_file_info;
@@ -10,7 +12,9 @@ pub mod read_access;
 pub mod upload_file;
 
 pub use authenticate::{Authenticate, CredentialSource, PresentedCredential};
+pub use check_rate_limit::CheckRateLimit;
 pub use check_readiness::{CheckReadiness, ComponentStatus, Readiness};
+pub use create_signed_url::{CreateSignedUrl, MAX_SIGNED_URL_LIFETIME, SignedUrl, check_signature};
 pub use delete_file::DeleteFile;
 pub use download_file::DownloadFile;
 pub use get_file_info::GetFileInfo;

@@ -1,3 +1,6 @@
-//! Credential verifiers.
+//! Credential verifiers and stores.
 
 pub mod jwt;
+pub mod pickle;
+pub mod redis_tokens;
+pub mod signed_url;

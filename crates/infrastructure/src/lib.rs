@@ -4,8 +4,17 @@ pub mod auth;
 pub mod blob;
 pub mod clock;
 pub mod db;
+pub mod permission;
+pub mod rate_limit;
+pub mod redis;
 
 pub use auth::jwt::{Hs256Jwt, JwtClaims};
+pub use auth::redis_tokens::{RedisTokenStore, TokenStoreSettings};
+pub use auth::signed_url::HmacUrlSigner;
 pub use blob::fs::FsBlobStore;
 pub use clock::SystemClock;
 pub use db::{DatabaseSettings, SeaOrmFileRepository};
+pub use permission::http::{HttpPermissionChecker, PermissionSettings};
+pub use rate_limit::memory::InMemoryRateLimiter;
+pub use rate_limit::redis::RedisRateLimiter;
+pub use redis::{RedisConnection, RedisSettings};

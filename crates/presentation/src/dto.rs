@@ -80,6 +80,27 @@ pub struct UploadQuery {
 pub struct DownloadQuery {
     /// `attachment` (default) or `inline`.
     pub disposition: Option<String>,
+    /// Signed URL expiry, Unix seconds.
+    pub expires: Option<String>,
+    /// Signed URL signature, hex.
+    pub signature: Option<String>,
+}
+
+/// `POST /files/{id}/signed-url` body.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignedUrlRequest {
+    /// Lifetime in seconds, 1 to 604800 (default 3600).
+    pub expires_in: Option<u64>,
+}
+
+/// `POST /files/{id}/signed-url` answer.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SignedUrlResponse {
+    /// Absolute URL granting GET/HEAD of the file until `expires_at`.
+    pub url: String,
+    /// Expiry, RFC 3339 UTC.
+    pub expires_at: String,
 }
 
 /// `GET /health/live` and the top of `/health/ready`.

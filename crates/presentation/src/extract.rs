@@ -67,6 +67,87 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// Who reads a file: the holder of a signed URL, or an authenticated principal.
+#[derive(Clone, Debug)]
+pub enum Reader {
+    /// `?expires=…&signature=…` (not yet verified).
+    Signed {
+        /// Expiry, Unix seconds.
+        expires: i64,
+        /// Hex signature.
+        signature: String,
+    },
+    /// A caller authenticated by its credential.
+    Principal(Principal),
+}
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let mut expires = None;
+        let mut signature = None;
+        for pair in query.split('&') {
+            match pair.split_once('=') {
+                Some(("expires", v)) => expires = Some(v),
+                Some(("signature", v)) => signature = Some(v),
+                _ => {}
+            }
+        }
+        match (expires, signature) {
+            (None, None) => Ok(Reader::Principal(
+                Authenticated::from_request_parts(parts, state).await?.0,
+            )),
+            (Some(expires), Some(signature)) => {
+                let expires = expires
+                    .parse::<i64>()
+                    .map_err(|_| ApiError::App(stowage_application::Error::InvalidSignature))?;
+                Ok(Reader::Signed {
+                    expires,
+                    signature: signature.to_owned(),
+                })
+            }
+            _ => Err(ApiError::App(stowage_application::Error::InvalidSignature)),
+        }
+    }
+}
+
+/// A small JSON body (control requests, never file bodies); an empty body is `T::default()`.
+#[derive(Clone, Debug)]
+pub struct OptionalJson<T>(pub T);
+
+/// Largest control body accepted.
+const MAX_JSON_BODY: usize = 16 * 1024;
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> axum::extract::FromRequest<S>
+    for OptionalJson<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request(
+        request: axum::extract::Request,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BODY)
+            .await
+            .map_err(|_| {
+                ApiError::validation(format!(
+                    "the body must be JSON of at most {MAX_JSON_BODY} bytes"
+                ))
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
+    }
+}
+
 /// Every credential on a request, in the order the contract tries them.
 pub fn presented_credentials(headers: &HeaderMap) -> Vec<PresentedCredential> {
     let mut found = Vec::new();

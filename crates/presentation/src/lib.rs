@@ -22,6 +22,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole HTTP API over `state`.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings().clone();
+    let rate_limit = state.services().rate_limit.clone();
     let mut app = Router::new()
         .route(
             "/files",
@@ -33,6 +34,10 @@ pub fn router(state: AppState) -> Router {
             get(routes::files::download_file).delete(routes::files::delete_file),
         )
         .route("/files/{file_id}/info", get(routes::files::file_info))
+        .route(
+            "/files/{file_id}/signed-url",
+            post(routes::files::create_signed_url),
+        )
         .route("/health/live", get(routes::health::live))
         .route("/health/ready", get(routes::health::ready))
         .fallback(routes::not_found)
@@ -50,6 +55,19 @@ pub fn router(state: AppState) -> Router {
             redirect,
             middleware::browser_redirect,
         ));
+    }
+    if let Some(check) = rate_limit {
+        let limits = middleware::RateLimitState {
+            check,
+            trust_proxy_headers: settings.trust_proxy_headers,
+        };
+        app = app.layer(axum::middleware::from_fn_with_state(
+            limits,
+            middleware::rate_limit,
+        ));
+    }
+    if let Some(cors) = middleware::cors(&settings.allowed_origins) {
+        app = app.layer(cors);
     }
     app.layer(axum::middleware::from_fn_with_state(
         settings.hsts,

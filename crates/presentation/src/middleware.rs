@@ -156,3 +156,97 @@ pub async fn debug_details(request: Request, next: Next) -> Response {
     }
     Response::from_parts(parts, body)
 }
+
+/// What the rate-limit middleware needs.
+#[derive(Clone)]
+pub struct RateLimitState {
+    /// The limits.
+    pub check: stowage_application::use_cases::CheckRateLimit,
+    /// Take the client from `X-Real-IP`.
+    pub trust_proxy_headers: bool,
+}
+
+/// Limits `/files` routes per client: uploads and everything else apart. Health, metrics and
+/// docs are never limited. Runs before authentication, as the contract's order of checks says.
+pub async fn rate_limit(
+    State(limits): State<RateLimitState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if path != "/files" && !path.starts_with("/files/") {
+        return next.run(request).await;
+    }
+    let class = if request.method() == Method::POST && (path == "/files" || path == "/files/upload")
+    {
+        stowage_application::ports::RateClass::Upload
+    } else {
+        stowage_application::ports::RateClass::Download
+    };
+    let client = client_address(&request, limits.trust_proxy_headers);
+    if let Err(e) = limits.check.execute(&client, class).await {
+        return crate::error::ApiError::App(e).into_response();
+    }
+    next.run(request).await
+}
+
+/// The client: `X-Real-IP` when the proxy is trusted, else the peer address.
+pub fn client_address(request: &Request, trust_proxy_headers: bool) -> String {
+    let forwarded = request
+        .headers()
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
+    if let (true, Some(ip)) = (trust_proxy_headers, forwarded) {
+        return ip.to_owned();
+    }
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+}
+
+/// CORS for `origins`, with credentials, the credential headers and `Range` allowed.
+pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_credentials(true)
+            .allow_methods([
+                Method::GET,
+                Method::HEAD,
+                Method::POST,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::HeaderName::from_static("x-guest-authorization"),
+                header::HeaderName::from_static("x-public-authorization"),
+                header::RANGE,
+                header::CONTENT_TYPE,
+                header::IF_NONE_MATCH,
+                header::IF_RANGE,
+                header::HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                header::CONTENT_DISPOSITION,
+                header::CONTENT_RANGE,
+                header::ETAG,
+                header::LOCATION,
+                header::CONTENT_LENGTH,
+                header::ACCEPT_RANGES,
+                header::HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
+}

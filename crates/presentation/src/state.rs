@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use stowage_application::use_cases::{
-    Authenticate, CheckReadiness, DeleteFile, DownloadFile, GetFileInfo, ListFiles, UploadFile,
+    Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
+    GetFileInfo, ListFiles, UploadFile,
 };
 
 /// The use cases, wired by the composition root.
@@ -22,6 +23,10 @@ pub struct Services {
     pub delete: DeleteFile,
     /// `GET /health/ready`.
     pub readiness: CheckReadiness,
+    /// `POST /files/{id}/signed-url`.
+    pub signed_url: CreateSignedUrl,
+    /// Per-client limits; `None` when rate limiting is off.
+    pub rate_limit: Option<CheckRateLimit>,
 }
 
 /// Settings of the HTTP layer.
@@ -35,6 +40,10 @@ pub struct HttpSettings {
     pub debug: bool,
     /// Send `Strict-Transport-Security` (`HSTS_ENABLED`).
     pub hsts: bool,
+    /// Take the client address from `X-Real-IP` (`TRUST_PROXY_HEADERS`).
+    pub trust_proxy_headers: bool,
+    /// Origins allowed by CORS (`ALLOWED_ORIGINS`); empty means no CORS headers.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Shared, cheaply cloned state of the router.

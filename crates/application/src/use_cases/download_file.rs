@@ -5,20 +5,33 @@ use std::sync::Arc;
 use stowage_domain::{ByteRange, FileId, FileRecord, Principal};
 
 use crate::error::Error;
-use crate::ports::{BlobBody, BlobStore};
+use crate::ports::{BlobBody, BlobStore, Clock, UrlSigner};
 use crate::use_cases::ReadAccess;
+use crate::use_cases::create_signed_url::check_signature;
 
 /// Serves a file's bytes to a reader.
 #[derive(Clone)]
 pub struct DownloadFile {
     access: ReadAccess,
     blobs: Arc<dyn BlobStore>,
+    signer: Arc<dyn UrlSigner>,
+    clock: Arc<dyn Clock>,
 }
 
 impl DownloadFile {
-    /// A download use case over `access` and `blobs`.
-    pub fn new(access: ReadAccess, blobs: Arc<dyn BlobStore>) -> Self {
-        Self { access, blobs }
+    /// A download use case over `access` and `blobs`, checking signed URLs with `signer`.
+    pub fn new(
+        access: ReadAccess,
+        blobs: Arc<dyn BlobStore>,
+        signer: Arc<dyn UrlSigner>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            access,
+            blobs,
+            signer,
+            clock,
+        }
     }
 
     /// The record of `id` if `principal` may read it; no byte is fetched yet.
@@ -30,11 +43,25 @@ impl DownloadFile {
         self.access.authorize(principal, id).await
     }
 
-    /// The record of `id` for a reader holding a valid signed URL.
+    /// The record of `id` for a reader holding a signed URL; the signature and expiry are checked
+    /// before the database is asked.
     ///
     /// # Errors
-    /// `NotFound`, `DatabaseUnavailable`.
-    pub async fn authorize_signed(&self, id: FileId) -> Result<FileRecord, Error> {
+    /// `InvalidSignature`, `NotFound`, `DatabaseUnavailable`.
+    #[tracing::instrument(name = "authorize_signed_download", skip_all, fields(file_id = %id))]
+    pub async fn authorize_signed(
+        &self,
+        id: FileId,
+        expires: i64,
+        signature: &str,
+    ) -> Result<FileRecord, Error> {
+        check_signature(
+            self.signer.as_ref(),
+            self.clock.as_ref(),
+            id,
+            expires,
+            signature,
+        )?;
         self.access.load(id).await
     }
 
@@ -56,7 +83,9 @@ impl DownloadFile {
 mod tests {
     use super::*;
     use crate::ports::blob_store::MockBlobStore;
+    use crate::ports::clock::MockClock;
     use crate::ports::file_repository::{MockFileRepository, RepoError};
+    use crate::ports::url_signer::MockUrlSigner;
     use crate::use_cases::fixtures::user;
     use stowage_domain::AccessPolicy;
 
@@ -69,11 +98,36 @@ mod tests {
         let download = DownloadFile::new(
             ReadAccess::new(Arc::new(repo), None, AccessPolicy::Owner),
             Arc::new(blobs),
+            Arc::new(MockUrlSigner::new()),
+            Arc::new(MockClock::new()),
         );
         let err = download
             .authorize(&user(1, 1), FileId::new_random())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound));
+    }
+
+    #[tokio::test]
+    async fn forged_signature_makes_no_database_call() {
+        let mut repo = MockFileRepository::new();
+        repo.expect_get().times(0);
+        let mut signer = MockUrlSigner::new();
+        signer.expect_verify().returning(|_, _, _| false);
+        let mut clock = MockClock::new();
+        clock
+            .expect_now()
+            .returning(|| time::OffsetDateTime::UNIX_EPOCH);
+        let download = DownloadFile::new(
+            ReadAccess::new(Arc::new(repo), None, AccessPolicy::Owner),
+            Arc::new(MockBlobStore::new()),
+            Arc::new(signer),
+            Arc::new(clock),
+        );
+        let err = download
+            .authorize_signed(FileId::new_random(), i64::MAX, "00")
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidSignature));
     }
 }

@@ -12,9 +12,12 @@ use stowage_application::ports::ListCursor;
 use stowage_application::use_cases::UploadRequest;
 use stowage_domain::{ByteRange, FileRecord, RangeOutcome, resolve_range};
 
-use crate::dto::{DownloadQuery, FileInfoResponse, ListQuery, ListResponse, UploadQuery};
+use crate::dto::{
+    DownloadQuery, FileInfoResponse, ListQuery, ListResponse, SignedUrlRequest, SignedUrlResponse,
+    UploadQuery,
+};
 use crate::error::ApiError;
-use crate::extract::{ApiQuery, Authenticated, FileIdPath};
+use crate::extract::{ApiQuery, Authenticated, FileIdPath, OptionalJson, Reader};
 use crate::headers::{content_disposition, etag_of, if_none_match_matches, if_range_matches};
 use crate::state::AppState;
 use crate::upload::{check_content_length, file_part};
@@ -117,11 +120,11 @@ pub async fn delete_file(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET`/`HEAD /files/{id}`: the bytes, with conditional and range requests.
+/// `GET`/`HEAD /files/{id}`: the bytes, with conditional and range requests; a credential or a signed URL.
 pub async fn download_file(
     State(state): State<AppState>,
     method: Method,
-    Authenticated(principal): Authenticated,
+    reader: Reader,
     FileIdPath(id): FileIdPath,
     ApiQuery(query): ApiQuery<DownloadQuery>,
     headers: HeaderMap,
@@ -136,8 +139,41 @@ pub async fn download_file(
         }
     };
     let download = &state.services().download;
-    let record = download.authorize(&principal, id).await?;
+    let record = match reader {
+        Reader::Principal(principal) => download.authorize(&principal, id).await?,
+        Reader::Signed { expires, signature } => {
+            download.authorize_signed(id, expires, &signature).await?
+        }
+    };
     serve(download, &record, &method, &headers, inline).await
+}
+
+/// `POST /files/{id}/signed-url`: a URL that grants GET/HEAD of the file until it expires.
+pub async fn create_signed_url(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    FileIdPath(id): FileIdPath,
+    OptionalJson(body): OptionalJson<SignedUrlRequest>,
+) -> Result<Json<SignedUrlResponse>, ApiError> {
+    let lifetime = std::time::Duration::from_secs(body.expires_in.unwrap_or(3600));
+    let signed = state
+        .services()
+        .signed_url
+        .execute(&principal, id, lifetime)
+        .await?;
+    let expires_at = signed
+        .expires_at
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
+    Ok(Json(SignedUrlResponse {
+        url: format!(
+            "{}/files/{id}?expires={}&signature={}",
+            state.settings().public_url,
+            signed.expires,
+            signed.signature
+        ),
+        expires_at,
+    }))
 }
 
 async fn serve(

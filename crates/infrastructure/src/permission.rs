@@ -1,0 +1,3 @@
+//! Permission checkers.
+
+pub mod http;

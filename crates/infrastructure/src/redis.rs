@@ -1,0 +1,135 @@
+//! One shared Redis connection for the token store and the rate limiter.
+//!
+//! It connects lazily, so the service starts while Redis is down (readiness reports it), and
+//! every command is bounded by a timeout so a hung Redis fails fast instead of holding requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::OnceCell;
+
+/// How to reach Redis.
+#[derive(Clone)]
+pub struct RedisSettings {
+    /// `redis://[:password@]host:port[/db]` (may hold a password; redacted in `Debug`).
+    pub url: String,
+    /// Longest wait for a connection or an answer.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &crate::db::redact_url(&self.url))
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Why a Redis call failed; the URL is never part of it.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisCallError {
+    /// No answer within the timeout.
+    #[error("redis did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Connection or command error.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// A lazily connected, self-reconnecting Redis connection.
+#[derive(Clone)]
+pub struct RedisConnection {
+    client: redis::Client,
+    manager: Arc<OnceCell<ConnectionManager>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConnection")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisConnection {
+    /// Prepares a connection to `settings.url`; nothing is dialled yet.
+    ///
+    /// # Errors
+    /// The URL does not parse.
+    pub fn new(settings: &RedisSettings) -> Result<Self, redis::RedisError> {
+        Ok(Self {
+            client: redis::Client::open(settings.url.as_str())?,
+            manager: Arc::new(OnceCell::new()),
+            timeout: settings.timeout,
+        })
+    }
+
+    async fn manager(&self) -> Result<ConnectionManager, RedisCallError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let client = self.client.clone();
+        let manager = tokio::time::timeout(
+            self.timeout,
+            self.manager.get_or_try_init(|| async move {
+                ConnectionManager::new_with_config(client, config).await
+            }),
+        )
+        .await
+        .map_err(|_| RedisCallError::Timeout(self.timeout))??;
+        Ok(manager.clone())
+    }
+
+    /// Runs `command` with the timeout.
+    ///
+    /// # Errors
+    /// [`RedisCallError`].
+    pub async fn query<T: redis::FromRedisValue>(
+        &self,
+        command: &redis::Cmd,
+    ) -> Result<T, RedisCallError> {
+        let mut manager = self.manager().await?;
+        tokio::time::timeout(self.timeout, command.query_async(&mut manager))
+            .await
+            .map_err(|_| RedisCallError::Timeout(self.timeout))?
+            .map_err(RedisCallError::from)
+    }
+
+    /// Runs `script` with `keys` and `args` with the timeout.
+    ///
+    /// # Errors
+    /// [`RedisCallError`].
+    pub async fn eval<T: redis::FromRedisValue>(
+        &self,
+        script: &redis::Script,
+        keys: &[&str],
+        args: &[u64],
+    ) -> Result<T, RedisCallError> {
+        let mut manager = self.manager().await?;
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(*key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        tokio::time::timeout(self.timeout, invocation.invoke_async(&mut manager))
+            .await
+            .map_err(|_| RedisCallError::Timeout(self.timeout))?
+            .map_err(RedisCallError::from)
+    }
+
+    /// `PING`.
+    ///
+    /// # Errors
+    /// [`RedisCallError`].
+    pub async fn ping(&self) -> Result<(), RedisCallError> {
+        let _: String = self.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+}
