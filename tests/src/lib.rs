@@ -86,6 +86,155 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// The bucket black-box tests use in S3 mode.
+pub const TEST_BUCKET: &str = "stowage-test";
+
+/// True when the suites run on S3 (`STOWAGE_TEST_STORAGE=s3`), each server with its own s3s-fs.
+pub fn s3_mode() -> bool {
+    std::env::var("STOWAGE_TEST_STORAGE").is_ok_and(|v| v == "s3")
+}
+
+/// The s3s-fs binary: `S3S_FS_BIN`, else `s3s-fs` on `PATH` or in `~/.cargo/bin`.
+pub fn s3s_fs_binary() -> PathBuf {
+    if let Ok(bin) = std::env::var("S3S_FS_BIN") {
+        return PathBuf::from(bin);
+    }
+    let mut candidates: Vec<PathBuf> = std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|dir| Path::new(dir).join("s3s-fs"))
+        .collect();
+    if let Ok(home) = std::env::var("HOME") {
+        candidates.push(Path::new(&home).join(".cargo/bin/s3s-fs"));
+    }
+    candidates.into_iter().find(|p| p.exists()).expect(
+        "s3s-fs is not installed: cargo install s3s-fs@0.14.1 --features binary --locked (make test-integration does)",
+    )
+}
+
+/// An s3s-fs server with its own data directory and keys, that a test can stop and start again.
+pub struct S3Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+impl S3Server {
+    /// Starts one on a free port.
+    pub fn spawn() -> S3Server {
+        let mut server = S3Server {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().unwrap(),
+            access_key: format!("AK{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            secret_key: format!("SK{}", uuid::Uuid::new_v4().simple()),
+        };
+        server.start();
+        server
+    }
+
+    /// Starts it (again) on its port, over its data directory.
+    pub fn start(&mut self) {
+        let child = Command::new(s3s_fs_binary())
+            .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--access-key", &self.access_key, "--secret-key", &self.secret_key])
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Objects of `bucket`, plus every trace of an unfinished upload (parts, upload records,
+    /// temporary files): s3s-fs cannot list multipart uploads, so its data directory is the proof.
+    pub fn files(&self, bucket: &str) -> Vec<PathBuf> {
+        let mut out = walk_files(&self.dir.path().join(bucket));
+        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".upload") || name.starts_with(".tmp.") || name.contains(".upload-") {
+                    out.push(entry.path());
+                }
+            }
+        }
+        out
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
+/// A TCP forwarder to `target` that a test can cut, to make a dependency unreachable.
+pub struct TcpProxy {
+    pub port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    /// Forwards `127.0.0.1:{port}` to `target` until cut.
+    pub async fn start(target: std::net::SocketAddr) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        TcpProxy { port, task }
+    }
+
+    /// Closes the listener and every forwarded connection.
+    pub fn cut(self) {
+        self.task.abort();
+    }
+}
+
 /// A running `stowage-api` and everything it owns.
 pub struct TestServer {
     child: Option<Child>,
@@ -96,6 +245,8 @@ pub struct TestServer {
     pub database_url: String,
     postgres_database: Option<(String, String)>,
     env: HashMap<String, String>,
+    /// The S3 server of this test server, in S3 mode.
+    pub s3: Option<S3Server>,
 }
 
 impl TestServer {
@@ -126,6 +277,7 @@ impl TestServer {
             ),
         };
         let port = free_port();
+        let s3 = (s3_mode() || extra.contains(&("STORAGE_BACKEND", "s3"))).then(S3Server::spawn);
         let mut env: HashMap<String, String> = HashMap::from([
             ("BIND_ADDR".into(), format!("127.0.0.1:{port}")),
             ("DATA_DIR".into(), data_dir.path().display().to_string()),
@@ -138,6 +290,13 @@ impl TestServer {
                 "debug,sqlx=warn,sea_orm=info,hyper=info,h2=info".into(),
             ),
         ]);
+        if let Some(s3) = &s3 {
+            env.insert("STORAGE_BACKEND".into(), "s3".into());
+            env.insert("S3_ENDPOINT".into(), s3.endpoint());
+            env.insert("S3_ACCESS_KEY".into(), s3.access_key.clone());
+            env.insert("S3_SECRET_KEY".into(), s3.secret_key.clone());
+            env.insert("S3_BUCKET".into(), TEST_BUCKET.into());
+        }
         for (k, v) in extra {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -150,6 +309,7 @@ impl TestServer {
             database_url,
             postgres_database,
             env,
+            s3,
         };
         server.start().await;
         server
@@ -278,24 +438,18 @@ impl TestServer {
         serde_json::from_str(&text).unwrap()
     }
 
-    /// Every regular file under `{DATA_DIR}/blobs`, temporary ones included.
+    /// Every stored blob and every leftover of an unfinished write: files under `{DATA_DIR}/blobs`,
+    /// or in S3 mode the bucket's objects and the store's unfinished uploads.
     pub fn blob_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
-            }
+        match &self.s3 {
+            Some(s3) => s3.files(TEST_BUCKET),
+            None => walk_files(&self.data_dir.path().join("blobs")),
         }
-        let mut out = Vec::new();
-        walk(&self.data_dir.path().join("blobs"), &mut out);
-        out
+    }
+
+    /// The server's environment (to start another process on the same stores).
+    pub fn env(&self) -> &HashMap<String, String> {
+        &self.env
     }
 
     /// Rows in the `files` table.

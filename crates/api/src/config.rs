@@ -171,6 +171,56 @@ pub enum StorageConfig {
         /// Root directory of the blobs.
         root: PathBuf,
     },
+    /// `STORAGE_BACKEND=s3`.
+    S3(S3Config),
+}
+
+/// S3 settings (`S3_*`).
+#[derive(Clone)]
+pub struct S3Config {
+    /// `S3_ENDPOINT`; unset for AWS.
+    pub endpoint: Option<String>,
+    /// `S3_REGION`.
+    pub region: String,
+    /// `S3_ACCESS_KEY`.
+    pub access_key: String,
+    /// `S3_SECRET_KEY` (redacted in `Debug`).
+    pub secret_key: SecretString,
+    /// `S3_FORCE_PATH_STYLE` (default: on when `S3_ENDPOINT` is set).
+    pub force_path_style: bool,
+    /// `S3_BUCKET_LAYOUT` with `S3_BUCKET` or `S3_BUCKET_PREFIX`.
+    pub layout: S3LayoutConfig,
+    /// `S3_PART_SIZE` in bytes.
+    pub part_size: usize,
+    /// `S3_CONNECT_TIMEOUT_MS`.
+    pub connect_timeout: Duration,
+    /// `S3_TIMEOUT_MS`: one attempt of one operation.
+    pub operation_timeout: Duration,
+    /// `S3_MAX_ATTEMPTS`.
+    pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Config")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"[REDACTED]")
+            .field("force_path_style", &self.force_path_style)
+            .field("layout", &self.layout)
+            .field("part_size", &self.part_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bucket layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum S3LayoutConfig {
+    /// `single`: bucket `S3_BUCKET`, keys `{account_id}/{file_id}`.
+    Single(String),
+    /// `per-account`: buckets `{S3_BUCKET_PREFIX}-{account_id}`, keys `{file_id}`.
+    PerAccount(String),
 }
 
 /// Credential settings.
@@ -273,10 +323,11 @@ impl Config {
             None | Some("fs") => StorageConfig::Fs {
                 root: data_dir.join("blobs"),
             },
+            Some("s3") => StorageConfig::S3(s3_config(&get, production)?),
             Some(other) => {
                 return Err(invalid(
                     "STORAGE_BACKEND",
-                    format!("'{other}' is not a supported backend (fs)"),
+                    format!("'{other}' is not a supported backend (fs or s3)"),
                 ));
             }
         };
@@ -486,6 +537,93 @@ fn url_without_slash(value: &str, name: &'static str) -> Result<String, ConfigEr
     Ok(value.trim_end_matches('/').to_owned())
 }
 
+fn s3_config<'a>(
+    get: &impl Fn(&str) -> Option<&'a str>,
+    production: bool,
+) -> Result<S3Config, ConfigError> {
+    let required = |name: &'static str| -> Result<&'a str, ConfigError> {
+        get(name).ok_or(if production {
+            ConfigError::MissingInProduction { name }
+        } else {
+            invalid(name, "must be set when STORAGE_BACKEND=s3".to_owned())
+        })
+    };
+    let layout = match get("S3_BUCKET_LAYOUT")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("single") => {
+            S3LayoutConfig::Single(bucket_name(required("S3_BUCKET")?, "S3_BUCKET")?)
+        }
+        Some("per-account") => {
+            let prefix = required("S3_BUCKET_PREFIX")?;
+            bucket_name(&format!("{prefix}-1"), "S3_BUCKET_PREFIX")?;
+            S3LayoutConfig::PerAccount(prefix.to_owned())
+        }
+        Some(other) => {
+            return Err(invalid(
+                "S3_BUCKET_LAYOUT",
+                format!("'{other}' is not single or per-account"),
+            ));
+        }
+    };
+    let endpoint = get("S3_ENDPOINT")
+        .map(|u| url_without_slash(u, "S3_ENDPOINT"))
+        .transpose()?;
+    let part_size: usize = parse(get("S3_PART_SIZE").unwrap_or("8388608"), "S3_PART_SIZE")?;
+    if part_size < 5 * 1024 * 1024 {
+        return Err(invalid(
+            "S3_PART_SIZE",
+            "must be at least 5242880 (5 MiB), S3's smallest part".to_owned(),
+        ));
+    }
+    Ok(S3Config {
+        force_path_style: flag(
+            get("S3_FORCE_PATH_STYLE"),
+            "S3_FORCE_PATH_STYLE",
+            endpoint.is_some(),
+        )?,
+        endpoint,
+        region: get("S3_REGION").unwrap_or("us-east-1").to_owned(),
+        access_key: required("S3_ACCESS_KEY")?.to_owned(),
+        secret_key: SecretString::from(required("S3_SECRET_KEY")?.to_owned()),
+        layout,
+        part_size,
+        connect_timeout: Duration::from_millis(parse(
+            get("S3_CONNECT_TIMEOUT_MS").unwrap_or("5000"),
+            "S3_CONNECT_TIMEOUT_MS",
+        )?),
+        operation_timeout: Duration::from_millis(parse(
+            get("S3_TIMEOUT_MS").unwrap_or("60000"),
+            "S3_TIMEOUT_MS",
+        )?),
+        max_attempts: parse(get("S3_MAX_ATTEMPTS").unwrap_or("3"), "S3_MAX_ATTEMPTS")?,
+    })
+}
+
+/// S3's DNS-style bucket name rule: 3 to 63 of `a-z 0-9 . -`, starting and ending alphanumeric.
+fn bucket_name(name: &str, variable: &'static str) -> Result<String, ConfigError> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    if !ok {
+        return Err(invalid(
+            variable,
+            "bucket names are 3 to 63 lower-case letters, digits, dots or hyphens".to_owned(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
 fn rate(value: &str, name: &'static str) -> Result<(u32, Duration), ConfigError> {
     let (requests, window) = value.split_once('/').ok_or_else(|| {
         invalid(
@@ -637,6 +775,61 @@ mod tests {
         );
         assert!(Config::from_map(&map(&[("ALLOWED_ORIGINS", "*")])).is_err());
         assert!(Config::from_map(&map(&[("REDIS_URL", "http://x")])).is_err());
+    }
+
+    #[test]
+    fn s3_backend_needs_a_bucket_and_keys() {
+        let base = [
+            ("STORAGE_BACKEND", "s3"),
+            ("S3_ACCESS_KEY", "ak"),
+            ("S3_SECRET_KEY", "s3secretvalue"),
+        ];
+        let err = Config::from_map(&map(&base)).unwrap_err();
+        assert!(err.to_string().starts_with("S3_BUCKET"), "{err}");
+        let mut with_bucket = base.to_vec();
+        with_bucket.push(("S3_BUCKET", "stowage-files"));
+        with_bucket.push(("S3_ENDPOINT", "http://127.0.0.1:9000"));
+        let c = Config::from_map(&map(&with_bucket)).unwrap();
+        let StorageConfig::S3(s3) = &c.storage else {
+            panic!("s3 expected")
+        };
+        assert!(
+            s3.force_path_style,
+            "path style is the default with an endpoint"
+        );
+        assert_eq!(s3.layout, S3LayoutConfig::Single("stowage-files".into()));
+        assert!(!format!("{c:?}").contains("s3secretvalue"));
+        let mut bad = with_bucket.clone();
+        bad.push(("S3_PART_SIZE", "1024"));
+        assert!(
+            Config::from_map(&map(&bad))
+                .unwrap_err()
+                .to_string()
+                .starts_with("S3_PART_SIZE")
+        );
+        let err = Config::from_map(&map(&[
+            ("APP_ENV", "production"),
+            ("AUTH_SECRET_KEY", "k"),
+            ("DATABASE_URL", "postgres://db/x"),
+            ("PUBLIC_URL", "https://files.example.com"),
+            ("STORAGE_BACKEND", "s3"),
+            ("S3_BUCKET_LAYOUT", "per-account"),
+            ("S3_ACCESS_KEY", "ak"),
+            ("S3_SECRET_KEY", "sk"),
+        ]))
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "S3_BUCKET_PREFIX must be set when APP_ENV=production"
+        );
+        let err = Config::from_map(&map(&[
+            ("STORAGE_BACKEND", "s3"),
+            ("S3_BUCKET", "Bad_Bucket"),
+            ("S3_ACCESS_KEY", "ak"),
+            ("S3_SECRET_KEY", "sk"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().starts_with("S3_BUCKET"));
     }
 
     #[test]

@@ -11,26 +11,26 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::serve::ListenerExt;
-use sea_orm::DatabaseConnection;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use stowage_application::ports::{
     BlobStore, Clock, FileRepository, PermissionChecker, RateLimit, RateLimiter, TokenStore,
 };
 use stowage_application::use_cases::{
     Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
-    GetFileInfo, ListFiles, ReadAccess, UploadFile, UploadPolicy,
+    GetFileInfo, ListFiles, ReadAccess, Reconcile, ReconcileReport, UploadFile, UploadPolicy,
 };
 use stowage_infrastructure::db::{self, DatabaseSettings};
 use stowage_infrastructure::{
     FsBlobStore, HmacUrlSigner, Hs256Jwt, HttpPermissionChecker, InMemoryRateLimiter,
     PermissionSettings, RedisConnection, RedisRateLimiter, RedisSettings, RedisTokenStore,
-    SeaOrmFileRepository, SystemClock, TokenStoreSettings,
+    S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository, SystemClock, TokenStoreSettings,
 };
 use stowage_migration::{Migrator, MigratorTrait};
 use stowage_presentation::{AppState, HttpSettings, Services};
 use tokio::net::TcpListener;
 
-use crate::config::{Config, StorageConfig};
+use crate::config::{Config, S3LayoutConfig, StorageConfig};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -77,10 +77,94 @@ pub async fn migrate(config: &Config) -> Result<DatabaseConnection, StartupError
     let db = db::connect(&database_settings(config))
         .await
         .map_err(StartupError::Database)?;
-    Migrator::up(&db, None)
-        .await
-        .map_err(StartupError::Database)?;
+    if db.get_database_backend() == DbBackend::Postgres {
+        // Replicas starting together take turns: the first applies the migrations inside the
+        // transaction that holds the lock, the others then find nothing left to do.
+        let txn = db.begin().await.map_err(StartupError::Database)?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(StartupError::Database)?;
+        Migrator::up(&txn, None)
+            .await
+            .map_err(StartupError::Database)?;
+        txn.commit().await.map_err(StartupError::Database)?;
+    } else {
+        Migrator::up(&db, None)
+            .await
+            .map_err(StartupError::Database)?;
+    }
     Ok(db)
+}
+
+/// Advisory lock id that serialises migrations across replicas ("stowage" in ASCII).
+const MIGRATION_LOCK: i64 = 0x0073_746f_7761_6765;
+
+/// The blob store `config` selects.
+///
+/// # Errors
+/// [`StartupError::Storage`] when the store cannot be prepared.
+pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+    match &config.storage {
+        StorageConfig::Fs { root } => Ok(Arc::new(
+            FsBlobStore::new(root).map_err(StartupError::Storage)?,
+        )),
+        StorageConfig::S3(s3) => {
+            let store = S3BlobStore::new(&S3Settings {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                access_key: s3.access_key.clone(),
+                secret_key: s3.secret_key.expose_secret().to_owned(),
+                force_path_style: s3.force_path_style,
+                layout: match &s3.layout {
+                    S3LayoutConfig::Single(bucket) => S3Layout::Single {
+                        bucket: bucket.clone(),
+                    },
+                    S3LayoutConfig::PerAccount(prefix) => S3Layout::PerAccount {
+                        prefix: prefix.clone(),
+                    },
+                },
+                part_size: s3.part_size,
+                connect_timeout: s3.connect_timeout,
+                operation_timeout: s3.operation_timeout,
+                max_attempts: s3.max_attempts,
+            });
+            if let Err(e) = store.prepare().await {
+                tracing::warn!(error = %e, "the S3 bucket could not be checked or created; readiness will say so");
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// Reconciles records and blobs (`stowage-api gc`).
+///
+/// # Errors
+/// [`StartupError`] when a dependency cannot be reached; the reconciliation's own error otherwise.
+pub async fn gc(
+    config: &Config,
+    grace: Duration,
+    dry_run: bool,
+) -> Result<ReconcileReport, GcError> {
+    let db = db::connect(&database_settings(config))
+        .await
+        .map_err(|e| GcError::Startup(StartupError::Database(e)))?;
+    let repo: Arc<dyn FileRepository> = Arc::new(SeaOrmFileRepository::new(db));
+    let blobs = blob_store(config).await.map_err(GcError::Startup)?;
+    Reconcile::new(repo, blobs, Arc::new(SystemClock))
+        .execute(grace, dry_run)
+        .await
+        .map_err(GcError::Run)
+}
+
+/// Why `gc` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    /// A dependency could not be reached.
+    #[error(transparent)]
+    Startup(StartupError),
+    /// The reconciliation failed.
+    #[error("reconciliation failed: {0}")]
+    Run(#[source] stowage_application::Error),
 }
 
 fn prepare_data_dir(config: &Config) -> Result<(), StartupError> {
@@ -158,11 +242,7 @@ impl Application {
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let repo: Arc<dyn FileRepository> = Arc::new(SeaOrmFileRepository::new(db));
-        let blobs: Arc<dyn BlobStore> = match &config.storage {
-            StorageConfig::Fs { root } => {
-                Arc::new(FsBlobStore::new(root).map_err(StartupError::Storage)?)
-            }
-        };
+        let blobs = blob_store(&config).await?;
         let secret_bytes: Arc<[u8]> = Arc::from(secret.expose_secret().as_bytes());
         let jwt = Hs256Jwt::new(&secret_bytes, clock.clone());
         let signer = match &config.auth.signed_url_secret {

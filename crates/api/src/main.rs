@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use stowage_api::config::{Config, parse_duration};
-use stowage_api::{Application, jwt, migrate, telemetry};
+use stowage_api::{Application, gc, jwt, migrate, telemetry};
 
 /// Stowage: a file service that keeps metadata in SQL and bytes in S3 or on disk.
 #[derive(Parser)]
@@ -21,6 +21,16 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Find blobs without a record (and leftovers of unfinished uploads) older than the grace
+    /// period, and records whose blob is missing; remove the orphan blobs unless --dry-run.
+    Gc {
+        /// Report only.
+        #[arg(long)]
+        dry_run: bool,
+        /// Leave alone anything younger than this (uploads in flight), e.g. 1h.
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        grace: Duration,
+    },
     /// Print an HS256 token signed with the configured secret, for trying the service out.
     Token {
         /// The user the token speaks for; leave out for an account-level token.
@@ -63,6 +73,35 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             ttl,
         } => {
             println!("{}", jwt(&config)?.issue(user_id, account_id, ttl));
+            Ok(())
+        }
+        Command::Gc { dry_run, grace } => {
+            telemetry::init(&config.telemetry, std::io::stderr);
+            let report = gc(&config, grace, dry_run).await?;
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for key in &report.orphan_blobs {
+                println!("orphan blob {key}");
+            }
+            for stray in &report.strays {
+                println!("unfinished upload {}", stray.replace('\t', " "));
+            }
+            for id in &report.missing_blobs {
+                println!("record without blob {id}");
+            }
+            println!(
+                "records {}, blobs {}, orphan blobs {}, unfinished uploads {}, younger than the grace period {}, records without blob {}; {verb} {}",
+                report.records,
+                report.blobs,
+                report.orphan_blobs.len(),
+                report.strays.len(),
+                report.young,
+                report.missing_blobs.len(),
+                if dry_run {
+                    (report.orphan_blobs.len() + report.strays.len()) as u64
+                } else {
+                    report.removed
+                }
+            );
             Ok(())
         }
         Command::Migrate => {

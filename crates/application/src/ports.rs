@@ -9,7 +9,7 @@ pub mod token_store;
 pub mod token_verifier;
 pub mod url_signer;
 
-pub use blob_store::{BlobBody, BlobError, BlobStore};
+pub use blob_store::{BlobBody, BlobError, BlobListing, BlobStore, ListedBlob};
 pub use clock::Clock;
 pub use file_repository::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 pub use permission_checker::{PermissionChecker, PermissionError, PermissionVerdict};

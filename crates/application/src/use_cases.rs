@@ -9,6 +9,7 @@ pub mod download_file;
 pub mod get_file_info;
 pub mod list_files;
 pub mod read_access;
+pub mod reconcile;
 pub mod upload_file;
 
 pub use authenticate::{Authenticate, CredentialSource, PresentedCredential};
@@ -20,6 +21,7 @@ pub use download_file::DownloadFile;
 pub use get_file_info::GetFileInfo;
 pub use list_files::ListFiles;
 pub use read_access::ReadAccess;
+pub use reconcile::{Reconcile, ReconcileReport};
 pub use upload_file::{UploadFile, UploadPolicy, UploadRequest};
 
 #[cfg(test)]

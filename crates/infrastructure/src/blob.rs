@@ -1,3 +1,4 @@
 //! Blob stores.
 
 pub mod fs;
+pub mod s3;

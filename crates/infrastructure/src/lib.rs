@@ -12,6 +12,7 @@ pub use auth::jwt::{Hs256Jwt, JwtClaims};
 pub use auth::redis_tokens::{RedisTokenStore, TokenStoreSettings};
 pub use auth::signed_url::HmacUrlSigner;
 pub use blob::fs::FsBlobStore;
+pub use blob::s3::{S3BlobStore, S3Layout, S3Settings};
 pub use clock::SystemClock;
 pub use db::{DatabaseSettings, SeaOrmFileRepository};
 pub use permission::http::{HttpPermissionChecker, PermissionSettings};

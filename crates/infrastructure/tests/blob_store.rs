@@ -545,3 +545,305 @@ mod fs {
         assert_eq!(files_under(&root), Vec::<String>::new());
     }
 }
+
+/// The same contract on S3, against a real s3s-fs server spawned per test.
+mod s3 {
+    use std::path::{Path, PathBuf};
+    use std::process::{Child, Command, Stdio};
+    use std::time::Instant;
+
+    use stowage_infrastructure::{S3BlobStore, S3Layout, S3Settings};
+    use tempfile::TempDir;
+
+    use super::*;
+
+    const BUCKET: &str = "contract";
+    const PART: usize = 5 * 1024 * 1024;
+
+    fn s3s_fs() -> PathBuf {
+        if let Ok(bin) = std::env::var("S3S_FS_BIN") {
+            return PathBuf::from(bin);
+        }
+        let mut candidates: Vec<PathBuf> = std::env::var("PATH")
+            .unwrap_or_default()
+            .split(':')
+            .map(|d| Path::new(d).join("s3s-fs"))
+            .collect();
+        if let Ok(home) = std::env::var("HOME") {
+            candidates.push(Path::new(&home).join(".cargo/bin/s3s-fs"));
+        }
+        candidates.into_iter().find(|p| p.exists()).expect(
+            "s3s-fs is not installed: cargo install s3s-fs@0.14.1 --features binary --locked",
+        )
+    }
+
+    struct S3sFs {
+        child: Child,
+        dir: TempDir,
+        port: u16,
+    }
+
+    impl Drop for S3sFs {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    /// Objects of the bucket plus every trace of an unfinished multipart upload (s3s-fs keeps
+    /// parts and upload records as dot-files at its root and cannot list uploads over the API).
+    fn inventory_of(root: &Path) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut pending = vec![root.join(BUCKET)];
+        while let Some(dir) = pending.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else {
+                    found.push(path.strip_prefix(root).unwrap().display().to_string());
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(root) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(".upload")
+                    || name.starts_with(".tmp.")
+                    || name.contains(".upload-")
+                {
+                    found.push(name);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    async fn store_on(secret: Option<&str>) -> (S3sFs, S3BlobStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(s3s_fs())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--access-key",
+                "AKCONTRACT",
+                "--secret-key",
+                "SKCONTRACTSECRET",
+            ])
+            .arg(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let store = S3BlobStore::new(&S3Settings {
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            region: "us-east-1".into(),
+            access_key: "AKCONTRACT".into(),
+            secret_key: secret.unwrap_or("SKCONTRACTSECRET").into(),
+            force_path_style: true,
+            layout: S3Layout::Single {
+                bucket: BUCKET.into(),
+            },
+            part_size: PART,
+            connect_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(30),
+            max_attempts: 2,
+        });
+        if secret.is_none() {
+            store.prepare().await.unwrap();
+        }
+        (S3sFs { child, dir, port }, store)
+    }
+
+    async fn harness() -> Harness {
+        let (server, store) = store_on(None).await;
+        let root = server.dir.path().to_path_buf();
+        Harness {
+            store: Box::new(store),
+            inventory: Box::new(move || {
+                let root = root.clone();
+                Box::pin(async move { inventory_of(&root) })
+            }),
+            _resources: Box::new(server),
+        }
+    }
+
+    blob_store_contract!(
+        setup = harness();
+        attrs = [#[ignore = "needs s3s-fs: make test-integration"]];
+        tests = [
+            put_then_get_round_trips_an_empty_body,
+            put_then_get_round_trips_a_one_byte_body,
+            put_then_get_round_trips_a_multi_chunk_body,
+            get_returns_exactly_the_requested_range,
+            get_returns_not_found_for_a_missing_key,
+            put_keeps_the_same_file_id_apart_across_accounts,
+            delete_then_get_returns_not_found,
+            delete_of_a_missing_key_succeeds,
+            put_fails_with_too_large_and_leaves_nothing,
+            put_fails_with_client_aborted_and_leaves_nothing,
+            put_dropped_midway_leaves_nothing_behind,
+            delete_detached_removes_the_blob,
+            health_is_ok_on_a_working_store,
+        ]
+    );
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: make test-integration"]
+    async fn s3_body_over_one_part_goes_multipart_and_round_trips() {
+        let (server, store) = store_on(None).await;
+        let data = pseudo_random_bytes(2 * PART + 12_345);
+        let key = new_key();
+
+        let stored = store
+            .put(&key, body_of(uneven_chunks(&data)))
+            .await
+            .unwrap();
+
+        assert_eq!(stored.size, data.len() as u64);
+        assert_eq!(
+            stored.sha256,
+            Sha256Digest::from_bytes(Sha256::digest(&data).into())
+        );
+        let whole: Vec<u8> = read_all(store.get(&key, None).await.unwrap()).await;
+        assert_eq!(whole, data.to_vec());
+        let across = ByteRange::new(PART as u64 - 10, PART as u64 + 9).unwrap();
+        let part: Vec<u8> = read_all(store.get(&key, Some(across)).await.unwrap()).await;
+        assert_eq!(part, data[PART - 10..PART + 10].to_vec());
+        assert_eq!(
+            inventory_of(server.dir.path()).len(),
+            1,
+            "one object, no parts left"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: make test-integration"]
+    async fn s3_failure_after_parts_were_sent_aborts_the_upload() {
+        let (server, store) = store_on(None).await;
+        let data = pseudo_random_bytes(2 * PART + 1);
+        let mut chunks: Vec<Result<Bytes, BodyError>> =
+            uneven_chunks(&data).into_iter().map(Ok).collect();
+        chunks.push(Err(BodyError::TooLarge { limit: 1 }));
+        let body: ByteStream = Box::pin(stream::iter(chunks));
+
+        let err = store.put(&new_key(), body).await.unwrap_err();
+
+        assert!(matches!(err, BlobError::Body(BodyError::TooLarge { .. })));
+        assert_eq!(inventory_of(server.dir.path()), Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: make test-integration"]
+    async fn s3_wrong_secret_fails_health_without_revealing_it() {
+        let (_server, store) = store_on(Some("not-the-secret-xyz")).await;
+        let err = store.health().await.unwrap_err();
+        let text = format!("{err}: {:?}", std::error::Error::source(&err));
+        assert!(matches!(err, BlobError::Unavailable(_)));
+        assert!(text.contains("HeadBucket"), "{text}");
+        assert!(text.contains("403"), "names the problem: {text}");
+        assert!(
+            !text.contains("not-the-secret-xyz") && !text.contains(BUCKET),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: make test-integration"]
+    async fn s3_stopped_server_is_unavailable() {
+        let (server, store) = store_on(None).await;
+        drop(server);
+        assert!(matches!(
+            store.health().await,
+            Err(BlobError::Unavailable(_))
+        ));
+        let err = store
+            .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BlobError::Unavailable(_)));
+        assert!(matches!(
+            store.get(&new_key(), None).await,
+            Err(BlobError::Unavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    #[ignore = "needs s3s-fs: make test-integration"]
+    async fn s3_per_account_layout_creates_each_bucket_once_even_in_a_race() {
+        let (server, _) = store_on(None).await;
+        let settings = |prefix: &str| S3Settings {
+            endpoint: Some(format!("http://127.0.0.1:{}", server.port)),
+            region: "us-east-1".into(),
+            access_key: "AKCONTRACT".into(),
+            secret_key: "SKCONTRACTSECRET".into(),
+            force_path_style: true,
+            layout: S3Layout::PerAccount {
+                prefix: prefix.into(),
+            },
+            part_size: PART,
+            connect_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(30),
+            max_attempts: 2,
+        };
+        // Two replicas (two stores) racing to create the same account bucket.
+        let replicas = [
+            S3BlobStore::new(&settings("acct")),
+            S3BlobStore::new(&settings("acct")),
+        ];
+        let keys: Vec<BlobKey> = (0..4).map(|_| key_in(42)).collect();
+        let puts = keys.iter().enumerate().map(|(i, key)| {
+            let store = replicas[i % 2].clone();
+            let key = *key;
+            async move {
+                store
+                    .put(&key, body_of(vec![Bytes::from(format!("blob {i}"))]))
+                    .await
+            }
+        });
+        for result in futures_util::future::join_all(puts).await {
+            result.unwrap();
+        }
+
+        assert!(
+            server.dir.path().join("acct-42").is_dir(),
+            "bucket {{prefix}}-{{account}}"
+        );
+        for (i, key) in keys.iter().enumerate() {
+            assert!(
+                server
+                    .dir
+                    .path()
+                    .join("acct-42")
+                    .join(key.file_id().to_string())
+                    .is_file()
+            );
+            let body = read_all(replicas[0].get(key, None).await.unwrap()).await;
+            assert_eq!(&body[..], format!("blob {i}").as_bytes());
+        }
+        let other = key_in(43);
+        replicas[1]
+            .put(&other, body_of(vec![Bytes::from_static(b"x")]))
+            .await
+            .unwrap();
+        assert!(server.dir.path().join("acct-43").is_dir());
+        assert!(matches!(
+            replicas[0].get(&key_in(44), None).await,
+            Err(BlobError::NotFound)
+        ));
+    }
+}

@@ -22,6 +22,31 @@ impl std::fmt::Debug for BlobBody {
     }
 }
 
+/// One stored blob, as a listing sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListedBlob {
+    /// A complete blob under a well-formed key.
+    Blob {
+        /// Its key.
+        key: BlobKey,
+        /// Its size in bytes.
+        size: u64,
+        /// When it was last written.
+        modified: time::OffsetDateTime,
+    },
+    /// Leftovers of a write that never finished (a temporary file, an incomplete multipart upload)
+    /// or an object whose name is no blob key; `id` is opaque to everyone but the store.
+    Stray {
+        /// Store-specific handle, passed back to [`BlobStore::remove_stray`].
+        id: String,
+        /// When it was started or written.
+        modified: time::OffsetDateTime,
+    },
+}
+
+/// Every blob of a store, streamed.
+pub type BlobListing = futures_util::stream::BoxStream<'static, Result<ListedBlob, BlobError>>;
+
 /// Why a blob store call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -68,4 +93,16 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// [`BlobError::Unavailable`] when it does not.
     async fn health(&self) -> Result<(), BlobError>;
+
+    /// Lists every blob and every leftover of an unfinished write, for reconciliation.
+    ///
+    /// # Errors
+    /// [`BlobError::Unavailable`] when the listing cannot start (items may fail later too).
+    async fn list(&self) -> Result<BlobListing, BlobError>;
+
+    /// Removes a leftover reported by [`BlobStore::list`]; removing one that is gone succeeds.
+    ///
+    /// # Errors
+    /// [`BlobError::Unavailable`] when the store fails.
+    async fn remove_stray(&self, id: &str) -> Result<(), BlobError>;
 }

@@ -104,6 +104,12 @@ pub trait FileRepository: Send + Sync {
     /// # Errors
     /// [`RepoError::Unavailable`] when it does not.
     async fn health(&self) -> Result<(), RepoError>;
+
+    /// Every record in id order, at most `limit` after the id `after`, for reconciliation.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails.
+    async fn scan(&self, after: Option<FileId>, limit: u32) -> Result<Vec<FileRecord>, RepoError>;
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use futures_util::{StreamExt, TryStreamExt};
 use stowage_application::BodyError;
-use stowage_application::ports::{BlobBody, BlobError, BlobStore};
+use stowage_application::ports::{BlobBody, BlobError, BlobListing, BlobStore, ListedBlob};
 use stowage_application::stream::{BlobDigester, ByteStream, StoredBlob};
-use stowage_domain::{BlobKey, ByteRange};
+use stowage_domain::{AccountId, BlobKey, ByteRange, FileId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
 
@@ -63,6 +63,61 @@ impl FsBlobStore {
         file.get_mut().sync_all().await.map_err(unavailable)?;
         Ok(digest.finish())
     }
+}
+
+/// `{account}/.{file_id}.part`, the only leftovers this store reports and removes.
+fn stray_path(id: &str) -> Option<PathBuf> {
+    let (account, name) = id.split_once('/')?;
+    account.parse::<i64>().ok()?;
+    let file = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    FileId::parse(file).ok()?;
+    Some(Path::new(account).join(name))
+}
+
+fn modified(meta: &std::fs::Metadata) -> time::OffsetDateTime {
+    meta.modified()
+        .map_or(time::OffsetDateTime::UNIX_EPOCH, time::OffsetDateTime::from)
+}
+
+fn list_root(root: &Path) -> std::io::Result<Vec<ListedBlob>> {
+    let mut items = Vec::new();
+    for account_dir in std::fs::read_dir(root)? {
+        let account_dir = account_dir?;
+        let Some(account) = account_dir
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if !account_dir.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(account_dir.path())? {
+            let entry = entry?;
+            let meta = entry.metadata()?;
+            if !meta.is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Ok(id) = FileId::parse(&name) {
+                items.push(ListedBlob::Blob {
+                    key: BlobKey::new(AccountId::new(account), id),
+                    size: meta.len(),
+                    modified: modified(&meta),
+                });
+            } else {
+                let id = format!("{account}/{name}");
+                if stray_path(&id).is_some() {
+                    items.push(ListedBlob::Stray {
+                        id,
+                        modified: modified(&meta),
+                    });
+                }
+            }
+        }
+    }
+    Ok(items)
 }
 
 /// Removes a temporary file unless the write completed, also when the writing future is dropped.
@@ -169,5 +224,27 @@ impl BlobStore for FsBlobStore {
             ));
         }
         Ok(())
+    }
+
+    async fn list(&self) -> Result<BlobListing, BlobError> {
+        let root = self.root.clone();
+        let items = tokio::task::spawn_blocking(move || list_root(&root))
+            .await
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?
+            .map_err(unavailable)?;
+        Ok(futures_util::stream::iter(items.into_iter().map(Ok)).boxed())
+    }
+
+    async fn remove_stray(&self, id: &str) -> Result<(), BlobError> {
+        let Some(relative) = stray_path(id) else {
+            return Err(BlobError::Unavailable(
+                "not a leftover of this store".into(),
+            ));
+        };
+        match tokio::fs::remove_file(self.root.join(relative)).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 }

@@ -196,4 +196,20 @@ impl FileRepository for SeaOrmFileRepository {
             .map_err(unavailable)?;
         Ok(())
     }
+
+    async fn scan(&self, after: Option<FileId>, limit: u32) -> Result<Vec<FileRecord>, RepoError> {
+        let mut query = file::Entity::find();
+        if let Some(after) = after {
+            query = query.filter(file::Column::FileId.gt(after.as_uuid()));
+        }
+        query
+            .order_by_asc(file::Column::FileId)
+            .limit(u64::from(limit))
+            .all(&self.db)
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .map(FileRecord::try_from)
+            .collect()
+    }
 }

@@ -1,0 +1,716 @@
+//! [`BlobStore`] on any S3-compatible store, with aws-sdk-s3.
+//!
+//! Uploads stream: a body smaller than one part is one `PutObject`; a larger one is a multipart
+//! upload where part N is sent while part N+1 is being received (two parts in memory at most),
+//! and any failure, limit breach or dropped request aborts it, so no part is left behind.
+//! Downloads stream a ranged `GetObject` straight through. Errors that reach the application name
+//! the operation and the S3 error code, never a bucket, a key or a credential.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream as S3Body;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
+};
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use stowage_application::BodyError;
+use stowage_application::ports::{BlobBody, BlobError, BlobListing, BlobStore, ListedBlob};
+use stowage_application::stream::{BlobDigester, ByteStream, StoredBlob};
+use stowage_domain::{AccountId, BlobKey, ByteRange, FileId};
+use time::OffsetDateTime;
+
+/// S3's smallest part (except the last).
+pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
+/// How blobs map to buckets and keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum S3Layout {
+    /// One bucket, keys `{account_id}/{file_id}`.
+    Single {
+        /// The bucket.
+        bucket: String,
+    },
+    /// A bucket per account, `{prefix}-{account_id}`, created on first use; keys `{file_id}`.
+    PerAccount {
+        /// The bucket name prefix.
+        prefix: String,
+    },
+}
+
+/// Everything the S3 adapter needs.
+#[derive(Clone)]
+pub struct S3Settings {
+    /// Endpoint of an S3-compatible store; `None` for AWS.
+    pub endpoint: Option<String>,
+    /// Region (`us-east-1` for most S3-compatible stores).
+    pub region: String,
+    /// Access key id.
+    pub access_key: String,
+    /// Secret access key (redacted in `Debug`).
+    pub secret_key: String,
+    /// Path-style addressing (`http://host/bucket/key`), which most self-hosted stores need.
+    pub force_path_style: bool,
+    /// Bucket layout.
+    pub layout: S3Layout,
+    /// Multipart part size in bytes (at least 5 MiB).
+    pub part_size: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout of one attempt of one operation (a part upload included).
+    pub operation_timeout: Duration,
+    /// Attempts per operation (transient errors only are retried, with backoff).
+    pub max_attempts: u32,
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &"[REDACTED]")
+            .field("force_path_style", &self.force_path_style)
+            .field("layout", &self.layout)
+            .field("part_size", &self.part_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failed S3 call: the operation and what went wrong, without bucket, key or credential.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 {operation} failed: {kind}")]
+pub struct S3Failure {
+    operation: &'static str,
+    kind: String,
+}
+
+fn failure<E>(operation: &'static str, e: &SdkError<E, HttpResponse>) -> S3Failure
+where
+    E: ProvideErrorMetadata,
+{
+    let kind = match e {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let hint = match (service.err().code(), status) {
+                (Some("SignatureDoesNotMatch" | "InvalidAccessKeyId" | "AccessDenied"), _)
+                | (None, 401 | 403) => ": check S3_ACCESS_KEY and S3_SECRET_KEY",
+                (Some("NoSuchBucket"), _) | (None, 404) => ": the bucket does not exist",
+                _ => "",
+            };
+            let code = service.err().code().unwrap_or(match status {
+                401 | 403 => "AccessDenied",
+                404 => "NotFound",
+                _ => "error",
+            });
+            format!("{code} (HTTP {status}){hint}")
+        }
+        SdkError::TimeoutError(_) => "timed out".to_owned(),
+        SdkError::DispatchFailure(d) if d.is_timeout() => "timed out".to_owned(),
+        SdkError::DispatchFailure(d) if d.is_io() => "could not connect".to_owned(),
+        SdkError::DispatchFailure(_) => "could not send the request".to_owned(),
+        SdkError::ResponseError(_) => "unreadable response".to_owned(),
+        SdkError::ConstructionFailure(_) => "request could not be built".to_owned(),
+        _ => "unknown failure".to_owned(),
+    };
+    S3Failure { operation, kind }
+}
+
+fn unavailable<E: ProvideErrorMetadata>(
+    operation: &'static str,
+    e: &SdkError<E, HttpResponse>,
+) -> BlobError {
+    BlobError::Unavailable(Box::new(failure(operation, e)))
+}
+
+fn error_code<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> Option<&str> {
+    match e {
+        SdkError::ServiceError(service) => service.err().code(),
+        _ => None,
+    }
+}
+
+fn is_not_found<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    matches!(
+        error_code(e),
+        Some("NoSuchKey" | "NoSuchBucket" | "NotFound")
+    )
+}
+
+/// Keeps blobs in S3 buckets.
+#[derive(Clone)]
+pub struct S3BlobStore {
+    client: Client,
+    layout: S3Layout,
+    region: String,
+    part_size: usize,
+    ready_buckets: Arc<Mutex<HashSet<String>>>,
+}
+
+impl std::fmt::Debug for S3BlobStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3BlobStore")
+            .field("layout", &self.layout)
+            .field("part_size", &self.part_size)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Part {
+    bytes: Bytes,
+    ended: bool,
+}
+
+/// Aborts a multipart upload unless it completed, also when the uploading future is dropped.
+struct AbortOnDrop {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: Option<String>,
+}
+
+impl AbortOnDrop {
+    async fn abort_now(&mut self) {
+        if let Some(upload_id) = self.upload_id.take() {
+            abort(&self.client, &self.bucket, &self.key, &upload_id).await;
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(upload_id) = self.upload_id.take() {
+            let (client, bucket, key) =
+                (self.client.clone(), self.bucket.clone(), self.key.clone());
+            if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                handle.spawn(async move { abort(&client, &bucket, &key, &upload_id).await });
+            }
+        }
+    }
+}
+
+async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    if let Err(e) = client
+        .abort_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .send()
+        .await
+    {
+        tracing::warn!(error = %failure("AbortMultipartUpload", &e), "multipart upload left behind; gc will abort it");
+    }
+}
+
+async fn read_part(
+    body: &mut ByteStream,
+    digest: &mut BlobDigester,
+    size: usize,
+) -> Result<Part, BlobError> {
+    let mut buffer = BytesMut::with_capacity(size);
+    while buffer.len() < size {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                digest.update(&chunk);
+                if buffer.is_empty() && chunk.len() >= size {
+                    return Ok(Part {
+                        bytes: chunk,
+                        ended: false,
+                    });
+                }
+                buffer.extend_from_slice(&chunk);
+            }
+            Some(Err(e)) => return Err(BlobError::Body(e)),
+            None => {
+                return Ok(Part {
+                    bytes: buffer.freeze(),
+                    ended: true,
+                });
+            }
+        }
+    }
+    Ok(Part {
+        bytes: buffer.freeze(),
+        ended: false,
+    })
+}
+
+fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
+    t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+impl S3BlobStore {
+    /// A store for `settings`; nothing is contacted yet.
+    pub fn new(settings: &S3Settings) -> Self {
+        let credentials = Credentials::new(
+            settings.access_key.clone(),
+            settings.secret_key.clone(),
+            None,
+            None,
+            "stowage-config",
+        );
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(settings.region.clone()))
+            .credentials_provider(credentials)
+            .force_path_style(settings.force_path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(settings.max_attempts.max(1))
+                    .with_initial_backoff(Duration::from_millis(100)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(settings.connect_timeout)
+                    .operation_attempt_timeout(settings.operation_timeout)
+                    .build(),
+            );
+        if let Some(endpoint) = &settings.endpoint {
+            builder = builder.endpoint_url(endpoint.clone());
+        }
+        Self {
+            client: Client::from_conf(builder.build()),
+            layout: settings.layout.clone(),
+            region: settings.region.clone(),
+            part_size: settings.part_size.max(MIN_PART_SIZE),
+            ready_buckets: Arc::new(Mutex::new(HashSet::new())),
+        }
+    }
+
+    fn location(&self, key: &BlobKey) -> (String, String) {
+        match &self.layout {
+            S3Layout::Single { bucket } => (bucket.clone(), key.to_string()),
+            S3Layout::PerAccount { prefix } => (
+                format!("{prefix}-{}", key.account_id().get()),
+                key.file_id().to_string(),
+            ),
+        }
+    }
+
+    fn is_ready(&self, bucket: &str) -> bool {
+        self.ready_buckets
+            .lock()
+            .is_ok_and(|set| set.contains(bucket))
+    }
+
+    fn mark_ready(&self, bucket: &str, ready: bool) {
+        if let Ok(mut set) = self.ready_buckets.lock() {
+            if ready {
+                set.insert(bucket.to_owned());
+            } else {
+                set.remove(bucket);
+            }
+        }
+    }
+
+    /// Creates `bucket` unless it exists; safe when several replicas race to create it.
+    ///
+    /// # Errors
+    /// [`BlobError::Unavailable`] when the bucket neither exists nor can be created.
+    pub async fn ensure_bucket(&self, bucket: &str) -> Result<(), BlobError> {
+        if self.is_ready(bucket) {
+            return Ok(());
+        }
+        match self.client.head_bucket().bucket(bucket).send().await {
+            Ok(_) => {
+                self.mark_ready(bucket, true);
+                return Ok(());
+            }
+            Err(e) if !matches!(e.raw_response().map(|r| r.status().as_u16()), Some(404)) => {
+                return Err(unavailable("HeadBucket", &e));
+            }
+            Err(_) => {}
+        }
+        let mut create = self.client.create_bucket().bucket(bucket);
+        if self.region != "us-east-1" {
+            create = create.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
+                    .build(),
+            );
+        }
+        match create.send().await {
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    error_code(&e),
+                    Some("BucketAlreadyOwnedByYou" | "BucketAlreadyExists")
+                ) => {}
+            Err(e) => return Err(unavailable("CreateBucket", &e)),
+        }
+        self.mark_ready(bucket, true);
+        Ok(())
+    }
+
+    /// Creates the single bucket if it is missing (nothing to do for the per-account layout).
+    ///
+    /// # Errors
+    /// [`BlobError::Unavailable`].
+    pub async fn prepare(&self) -> Result<(), BlobError> {
+        match &self.layout {
+            S3Layout::Single { bucket } => self.ensure_bucket(bucket).await,
+            S3Layout::PerAccount { .. } => Ok(()),
+        }
+    }
+
+    async fn upload_part(
+        client: Client,
+        bucket: String,
+        key: String,
+        upload_id: String,
+        number: i32,
+        bytes: Bytes,
+    ) -> Result<CompletedPart, BlobError> {
+        let output = client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(S3Body::from(bytes))
+            .send()
+            .await
+            .map_err(|e| unavailable("UploadPart", &e))?;
+        Ok(CompletedPart::builder()
+            .part_number(number)
+            .set_e_tag(output.e_tag().map(str::to_owned))
+            .build())
+    }
+
+    async fn put_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: Bytes,
+        body: &mut ByteStream,
+        digest: &mut BlobDigester,
+    ) -> Result<(), BlobError> {
+        let created = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| unavailable("CreateMultipartUpload", &e))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| {
+                BlobError::Unavailable("S3 CreateMultipartUpload returned no upload id".into())
+            })?
+            .to_owned();
+        let mut guard = AbortOnDrop {
+            client: self.client.clone(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            upload_id: Some(upload_id.clone()),
+        };
+        let spawn_part = |number: i32, bytes: Bytes| {
+            tokio::spawn(Self::upload_part(
+                self.client.clone(),
+                bucket.to_owned(),
+                key.to_owned(),
+                upload_id.clone(),
+                number,
+                bytes,
+            ))
+        };
+        let joined = |r: Result<Result<CompletedPart, BlobError>, tokio::task::JoinError>| {
+            r.map_err(|e| BlobError::Unavailable(Box::new(e)))?
+        };
+
+        let mut parts = Vec::new();
+        let mut number = 1;
+        let mut in_flight = spawn_part(number, first);
+        let result: Result<(), BlobError> = async {
+            loop {
+                let next = match read_part(body, digest, self.part_size).await {
+                    Ok(next) => next,
+                    Err(e) => {
+                        in_flight.abort();
+                        return Err(e);
+                    }
+                };
+                parts.push(joined((&mut in_flight).await)?);
+                if next.bytes.is_empty() {
+                    return Ok(());
+                }
+                number += 1;
+                in_flight = spawn_part(number, next.bytes);
+                if next.ended {
+                    parts.push(joined((&mut in_flight).await)?);
+                    return Ok(());
+                }
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            guard.abort_now().await;
+            return Err(e);
+        }
+        self.client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| unavailable("CompleteMultipartUpload", &e))?;
+        guard.upload_id = None;
+        Ok(())
+    }
+
+    async fn list_bucket(
+        &self,
+        bucket: &str,
+        account: Option<AccountId>,
+        items: &mut Vec<ListedBlob>,
+    ) -> Result<(), BlobError> {
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(bucket)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| unavailable("ListObjectsV2", &e))?;
+            for object in page.contents() {
+                let Some(name) = object.key() else { continue };
+                let parsed = match account {
+                    Some(account) => FileId::parse(name).ok().map(|id| BlobKey::new(account, id)),
+                    None => name.split_once('/').and_then(|(a, f)| {
+                        Some(BlobKey::new(
+                            AccountId::new(a.parse().ok()?),
+                            FileId::parse(f).ok()?,
+                        ))
+                    }),
+                };
+                if let Some(key) = parsed {
+                    items.push(ListedBlob::Blob {
+                        key,
+                        size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                        modified: to_time(object.last_modified()),
+                    });
+                }
+            }
+        }
+        let mut uploads = self
+            .client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await;
+        loop {
+            let page = uploads.map_err(|e| unavailable("ListMultipartUploads", &e))?;
+            for upload in page.uploads() {
+                if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
+                    items.push(ListedBlob::Stray {
+                        id: format!("{bucket}\t{key}\t{id}"),
+                        modified: to_time(upload.initiated()),
+                    });
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(());
+            }
+            uploads = self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .set_key_marker(page.next_key_marker().map(str::to_owned))
+                .set_upload_id_marker(page.next_upload_id_marker().map(str::to_owned))
+                .send()
+                .await;
+        }
+    }
+
+    fn owns_bucket(&self, bucket: &str) -> bool {
+        match &self.layout {
+            S3Layout::Single { bucket: own } => own == bucket,
+            S3Layout::PerAccount { prefix } => bucket
+                .strip_prefix(prefix.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|account| account.parse::<i64>().is_ok()),
+        }
+    }
+}
+
+#[async_trait]
+impl BlobStore for S3BlobStore {
+    async fn put(&self, key: &BlobKey, mut body: ByteStream) -> Result<StoredBlob, BlobError> {
+        let (bucket, object) = self.location(key);
+        if matches!(self.layout, S3Layout::PerAccount { .. }) {
+            self.ensure_bucket(&bucket).await?;
+        }
+        let mut digest = BlobDigester::new();
+        let first = read_part(&mut body, &mut digest, self.part_size).await?;
+        if first.ended {
+            let size = first.bytes.len() as u64;
+            self.client
+                .put_object()
+                .bucket(&bucket)
+                .key(&object)
+                .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+                .body(S3Body::from(first.bytes))
+                .send()
+                .await
+                .map_err(|e| {
+                    if matches!(error_code(&e), Some("NoSuchBucket")) {
+                        self.mark_ready(&bucket, false);
+                    }
+                    unavailable("PutObject", &e)
+                })?;
+        } else {
+            self.put_multipart(&bucket, &object, first.bytes, &mut body, &mut digest)
+                .await?;
+        }
+        Ok(digest.finish())
+    }
+
+    async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {
+        let (bucket, object) = self.location(key);
+        let mut request = self.client.get_object().bucket(bucket).key(object);
+        if let Some(r) = range {
+            request = request.range(format!("bytes={}-{}", r.start(), r.end()));
+        }
+        let output = match request.send().await {
+            Ok(output) => output,
+            Err(e) if is_not_found(&e) => return Err(BlobError::NotFound),
+            Err(e) => return Err(unavailable("GetObject", &e)),
+        };
+        let len = u64::try_from(output.content_length().unwrap_or(0)).unwrap_or(0);
+        let stream = futures_util::stream::unfold(output.body, |mut body| async move {
+            match body.next().await {
+                Some(Ok(bytes)) => Some((Ok(bytes), body)),
+                Some(Err(e)) => Some((Err(BodyError::Backend(Box::new(e))), body)),
+                None => None,
+            }
+        });
+        Ok(BlobBody {
+            len,
+            stream: stream.boxed(),
+        })
+    }
+
+    async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
+        let (bucket, object) = self.location(key);
+        match self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(object)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(unavailable("DeleteObject", &e)),
+        }
+    }
+
+    fn delete_detached(&self, key: BlobKey) {
+        let store = self.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = store.delete(&key).await {
+                    tracing::warn!(error = %e, "blob clean-up failed; gc will remove it");
+                }
+            });
+        }
+    }
+
+    async fn health(&self) -> Result<(), BlobError> {
+        match &self.layout {
+            S3Layout::Single { bucket } => self
+                .client
+                .head_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| unavailable("HeadBucket", &e)),
+            S3Layout::PerAccount { .. } => self
+                .client
+                .list_buckets()
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| unavailable("ListBuckets", &e)),
+        }
+    }
+
+    async fn list(&self) -> Result<BlobListing, BlobError> {
+        let mut items = Vec::new();
+        match &self.layout {
+            S3Layout::Single { bucket } => self.list_bucket(bucket, None, &mut items).await?,
+            S3Layout::PerAccount { prefix } => {
+                let buckets = self
+                    .client
+                    .list_buckets()
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("ListBuckets", &e))?;
+                for bucket in buckets.buckets() {
+                    let Some(name) = bucket.name() else { continue };
+                    let Some(account) = name
+                        .strip_prefix(prefix.as_str())
+                        .and_then(|rest| rest.strip_prefix('-'))
+                        .and_then(|a| a.parse::<i64>().ok())
+                    else {
+                        continue;
+                    };
+                    self.list_bucket(name, Some(AccountId::new(account)), &mut items)
+                        .await?;
+                }
+            }
+        }
+        Ok(futures_util::stream::iter(items.into_iter().map(Ok)).boxed())
+    }
+
+    async fn remove_stray(&self, id: &str) -> Result<(), BlobError> {
+        let mut parts = id.splitn(3, '\t');
+        let (Some(bucket), Some(key), Some(upload_id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(BlobError::Unavailable(
+                "not a leftover of this store".into(),
+            ));
+        };
+        if !self.owns_bucket(bucket) {
+            return Err(BlobError::Unavailable(
+                "not a leftover of this store".into(),
+            ));
+        }
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(error_code(&e), Some("NoSuchUpload")) => Ok(()),
+            Err(e) => Err(unavailable("AbortMultipartUpload", &e)),
+        }
+    }
+}
