@@ -139,7 +139,12 @@ impl S3Server {
     pub fn start(&mut self) {
         let child = Command::new(s3s_fs_binary())
             .args(["--host", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--access-key", &self.access_key, "--secret-key", &self.secret_key])
+            .args([
+                "--access-key",
+                &self.access_key,
+                "--secret-key",
+                &self.secret_key,
+            ])
             .arg(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -173,7 +178,10 @@ impl S3Server {
         if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(".upload") || name.starts_with(".tmp.") || name.contains(".upload-") {
+                if name.starts_with(".upload")
+                    || name.starts_with(".tmp.")
+                    || name.contains(".upload-")
+                {
                     out.push(entry.path());
                 }
             }
@@ -190,7 +198,9 @@ impl Drop for S3Server {
 
 fn walk_files(dir: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             if path.is_dir() {
@@ -444,6 +454,25 @@ impl TestServer {
         match &self.s3 {
             Some(s3) => s3.files(TEST_BUCKET),
             None => walk_files(&self.data_dir.path().join("blobs")),
+        }
+    }
+
+    /// Where the blob of `file_id` in `account_id` lives: `{DATA_DIR}/blobs/{account}/{id}` on disk,
+    /// the object `{account}/{id}` of the test bucket in s3s-fs's directory on S3.
+    pub fn blob_path(&self, account_id: i64, file_id: &str) -> PathBuf {
+        match &self.s3 {
+            Some(s3) => s3
+                .dir
+                .path()
+                .join(TEST_BUCKET)
+                .join(account_id.to_string())
+                .join(file_id),
+            None => self
+                .data_dir
+                .path()
+                .join("blobs")
+                .join(account_id.to_string())
+                .join(file_id),
         }
     }
 
