@@ -163,7 +163,7 @@ pub enum GcError {
     #[error(transparent)]
     Startup(StartupError),
     /// The reconciliation failed.
-    #[error("reconciliation failed: {0}")]
+    #[error("reconciliation failed")]
     Run(#[source] stowage_application::Error),
 }
 

@@ -520,7 +520,16 @@ impl S3BlobStore {
             .send()
             .await;
         loop {
-            let page = uploads.map_err(|e| unavailable("ListMultipartUploads", &e))?;
+            let page = match uploads {
+                Ok(page) => page,
+                Err(e) if matches!(error_code(&e), Some("NotImplemented")) => {
+                    tracing::warn!(
+                        "this S3 store cannot list unfinished multipart uploads; only objects are reconciled"
+                    );
+                    return Ok(());
+                }
+                Err(e) => return Err(unavailable("ListMultipartUploads", &e)),
+            };
             for upload in page.uploads() {
                 if let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) {
                     items.push(ListedBlob::Stray {

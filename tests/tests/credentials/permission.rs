@@ -1,0 +1,543 @@
+//! The permission callback: who is asked, what is sent (form body and the caller's credential in
+//! its header form), and how each answer maps to the response (fail closed).
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use stowage_tests::{TestServer, client, free_port};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::{
+    PUBLIC_P5, USER_P5, assert_log_free_of, create_signed_url, expect_error, file_id, get_with,
+    json_with_status, opaque_token, redis_set, redis_url, send, signature_of, signed_url,
+    store_user_token, unique_prefix,
+};
+
+const CHECK_PATH: &str = "/api/files/permission";
+
+/// A permission service answering every POST with `status`.
+async fn permission_service(status: u16) -> MockServer {
+    let mock = MockServer::start().await;
+    answer_with(&mock, status).await;
+    mock
+}
+
+/// (Re)mounts `status` as the answer to every POST.
+async fn answer_with(mock: &MockServer, status: u16) {
+    mock.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(status))
+        .mount(mock)
+        .await;
+}
+
+/// A server asking `check_url`, with `extra` settings.
+async fn spawn_asking(check_url: &str, extra: &[(&str, &str)]) -> TestServer {
+    let mut env = vec![("PERMISSION_CHECK_URL", check_url)];
+    env.extend_from_slice(extra);
+    TestServer::spawn_with(&env).await
+}
+
+/// Uploads a file as user 1 of account 1 and returns its id.
+async fn upload_by_owner(server: &TestServer) -> String {
+    let info = server
+        .upload_ok(
+            &server.bearer(Some(1), 1),
+            "plan.txt",
+            "text/plain",
+            b"the plan".to_vec(),
+        )
+        .await;
+    file_id(&info)
+}
+
+/// The requests the permission service received.
+async fn received(mock: &MockServer) -> Vec<wiremock::Request> {
+    mock.received_requests().await.unwrap_or_default()
+}
+
+/// A header of a received request as text.
+fn header_of(request: &wiremock::Request, name: &str) -> Option<String> {
+    request
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// Asserts the service received exactly one well-formed check of `id` and returns it.
+async fn assert_one_check_of(mock: &MockServer, id: &str) -> wiremock::Request {
+    let requests = received(mock).await;
+    assert_eq!(
+        requests.len(),
+        1,
+        "permission service calls: {:?}",
+        requests
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.url))
+            .collect::<Vec<_>>()
+    );
+    let request = requests.into_iter().next().unwrap();
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), CHECK_PATH);
+    assert_eq!(
+        String::from_utf8_lossy(&request.body),
+        format!("file_id={id}"),
+        "form body"
+    );
+    let content_type = header_of(&request, "content-type").unwrap_or_default();
+    assert_eq!(
+        content_type.split(';').next().unwrap_or_default().trim(),
+        "application/x-www-form-urlencoded",
+        "Content-Type of the check"
+    );
+    request
+}
+
+/// A reader (user 2 of account 1) GETs the owner's file while the service answers `status`.
+async fn read_by_other_user_when_service_answers(
+    status: u16,
+) -> (reqwest::Response, MockServer, String) {
+    let mock = permission_service(status).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let reader = server.bearer(Some(2), 1);
+
+    let response = get_with(
+        &server,
+        &format!("/files/{id}"),
+        &[("Authorization", &reader)],
+    )
+    .await;
+
+    (response, mock, id)
+}
+
+#[tokio::test]
+async fn permission_check_gets_form_post_with_callers_bearer_and_204_allows() {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let owner_jwt = server.token(Some(1), 1);
+    let info = server
+        .upload_ok(
+            &format!("Bearer {owner_jwt}"),
+            "plan.txt",
+            "text/plain",
+            b"the plan".to_vec(),
+        )
+        .await;
+    let id = file_id(&info);
+    let reader_jwt = server.token(Some(2), 1);
+
+    let response = get_with(
+        &server,
+        &format!("/files/{id}"),
+        &[("Authorization", &format!("Bearer {reader_jwt}"))],
+    )
+    .await;
+
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().as_ref(), b"the plan");
+    let check = assert_one_check_of(&mock, &id).await;
+    assert_eq!(
+        header_of(&check, "authorization"),
+        Some(format!("Bearer {reader_jwt}")),
+        "the caller's credential is forwarded"
+    );
+    assert_eq!(header_of(&check, "x-guest-authorization"), None);
+    let url = signed_url(&server, &format!("Bearer {owner_jwt}"), &id).await;
+    assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
+    assert_log_free_of(
+        &server,
+        &[
+            ("AUTH_SECRET_KEY", &server.secret),
+            ("the owner's JWT", &owner_jwt),
+            ("the reader's JWT", &reader_jwt),
+            ("the signed URL's signature", &signature_of(&url)),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn permission_check_403_is_file_access_denied() {
+    let (response, mock, id) = read_by_other_user_when_service_answers(403).await;
+
+    expect_error(response, 403, "FILE_ACCESS_DENIED").await;
+    assert_one_check_of(&mock, &id).await;
+}
+
+#[tokio::test]
+async fn permission_check_404_is_file_access_denied() {
+    let (response, mock, id) = read_by_other_user_when_service_answers(404).await;
+
+    expect_error(response, 403, "FILE_ACCESS_DENIED").await;
+    assert_one_check_of(&mock, &id).await;
+}
+
+#[tokio::test]
+async fn permission_check_401_is_file_access_denied() {
+    let (response, mock, id) = read_by_other_user_when_service_answers(401).await;
+
+    expect_error(response, 403, "FILE_ACCESS_DENIED").await;
+    assert_one_check_of(&mock, &id).await;
+}
+
+#[tokio::test]
+async fn permission_check_500_is_permission_service_unavailable() {
+    let (response, mock, id) = read_by_other_user_when_service_answers(500).await;
+
+    expect_error(response, 503, "PERMISSION_SERVICE_UNAVAILABLE").await;
+    assert_one_check_of(&mock, &id).await;
+}
+
+#[tokio::test]
+async fn permission_check_200_is_not_an_allow() {
+    let (response, _mock, _id) = read_by_other_user_when_service_answers(200).await;
+
+    expect_error(response, 503, "PERMISSION_SERVICE_UNAVAILABLE").await;
+}
+
+#[tokio::test]
+async fn permission_check_slower_than_timeout_is_permission_service_unavailable() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204).set_delay(Duration::from_secs(3)))
+        .mount(&mock)
+        .await;
+    let server = spawn_asking(
+        &format!("{}{CHECK_PATH}", mock.uri()),
+        &[("PERMISSION_CHECK_TIMEOUT_MS", "300")],
+    )
+    .await;
+    let id = upload_by_owner(&server).await;
+
+    let started = Instant::now();
+    let response = get_with(
+        &server,
+        &format!("/files/{id}"),
+        &[("Authorization", &server.bearer(Some(2), 1))],
+    )
+    .await;
+    let elapsed = started.elapsed();
+
+    expect_error(response, 503, "PERMISSION_SERVICE_UNAVAILABLE").await;
+    assert!(
+        elapsed < Duration::from_millis(2500),
+        "the 300 ms timeout was not applied: answered after {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn permission_check_unreachable_is_permission_service_unavailable() {
+    let closed = format!("http://127.0.0.1:{}{CHECK_PATH}", free_port());
+    let server = spawn_asking(&closed, &[]).await;
+    let id = upload_by_owner(&server).await;
+
+    let response = get_with(
+        &server,
+        &format!("/files/{id}"),
+        &[("Authorization", &server.bearer(Some(2), 1))],
+    )
+    .await;
+
+    expect_error(response, 503, "PERMISSION_SERVICE_UNAVAILABLE").await;
+}
+
+#[tokio::test]
+async fn permission_check_is_not_made_for_the_owner() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(403))
+        .expect(0)
+        .mount(&mock)
+        .await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let owner = server.bearer(Some(1), 1);
+    let path = format!("/files/{id}");
+
+    let download = get_with(&server, &path, &[("Authorization", &owner)]).await;
+    let head = send(&server, Method::HEAD, &path, &[("Authorization", &owner)]).await;
+    let info = get_with(
+        &server,
+        &format!("{path}/info"),
+        &[("Authorization", &owner)],
+    )
+    .await;
+    let signed = create_signed_url(&server, &owner, &id, None).await;
+
+    assert_eq!(download.status(), 200);
+    assert_eq!(head.status(), 200);
+    assert_eq!(info.status(), 200);
+    assert_eq!(signed.status(), 200);
+    mock.verify().await;
+}
+
+#[tokio::test]
+async fn permission_check_is_not_made_for_account_level_files_of_the_same_account() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(403))
+        .expect(0)
+        .mount(&mock)
+        .await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let account_level = server.bearer(None, 1);
+    let info = server
+        .upload_ok(
+            &account_level,
+            "shared.txt",
+            "text/plain",
+            b"shared".to_vec(),
+        )
+        .await;
+
+    let download = get_with(
+        &server,
+        &format!("/files/{}", file_id(&info)),
+        &[("Authorization", &account_level)],
+    )
+    .await;
+
+    assert_eq!(download.status(), 200);
+    mock.verify().await;
+}
+
+#[tokio::test]
+async fn permission_check_forwards_guest_jwt_as_x_guest_authorization() {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let guest = server.token(Some(3), 1);
+
+    let response = get_with(
+        &server,
+        &format!("/files/{id}"),
+        &[("X-Guest-Authorization", &guest)],
+    )
+    .await;
+
+    assert_eq!(response.status(), 200);
+    let check = assert_one_check_of(&mock, &id).await;
+    assert_eq!(header_of(&check, "x-guest-authorization"), Some(guest));
+    assert_eq!(
+        header_of(&check, "authorization"),
+        None,
+        "only the guest credential is sent"
+    );
+}
+
+#[tokio::test]
+async fn permission_check_forwards_guest_cookie_in_header_form() {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let guest = server.token(Some(3), 1);
+
+    let response = get_with(
+        &server,
+        &format!("/files/{id}"),
+        &[("Cookie", &format!("guest-token={guest}"))],
+    )
+    .await;
+
+    assert_eq!(response.status(), 200);
+    let check = assert_one_check_of(&mock, &id).await;
+    assert_eq!(header_of(&check, "x-guest-authorization"), Some(guest));
+    assert_eq!(
+        header_of(&check, "cookie"),
+        None,
+        "the credential goes in its header form"
+    );
+}
+
+#[tokio::test]
+async fn permission_check_guards_info() {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let reader = server.bearer(Some(2), 1);
+    let path = format!("/files/{id}/info");
+
+    let allowed = get_with(&server, &path, &[("Authorization", &reader)]).await;
+    let info = json_with_status(allowed, 200).await;
+    assert_eq!(info["file_id"], id.as_str());
+    assert_one_check_of(&mock, &id).await;
+    answer_with(&mock, 403).await;
+    let denied = get_with(&server, &path, &[("Authorization", &reader)]).await;
+
+    expect_error(denied, 403, "FILE_ACCESS_DENIED").await;
+    assert_one_check_of(&mock, &id).await;
+}
+
+#[tokio::test]
+async fn permission_check_guards_signed_url_creation() {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let reader = server.bearer(Some(2), 1);
+
+    let allowed = create_signed_url(&server, &reader, &id, None).await;
+    let body = json_with_status(allowed, 200).await;
+    assert!(body["url"].is_string(), "{body}");
+    assert_one_check_of(&mock, &id).await;
+    answer_with(&mock, 403).await;
+    let denied = create_signed_url(&server, &reader, &id, None).await;
+
+    expect_error(denied, 403, "FILE_ACCESS_DENIED").await;
+    assert_one_check_of(&mock, &id).await;
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: make test-integration"]
+async fn permission_check_forwards_opaque_cookie_token_as_bearer() {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let mock = permission_service(204).await;
+    let server = spawn_asking(
+        &format!("{}{CHECK_PATH}", mock.uri()),
+        &[("REDIS_URL", &url), ("REDIS_KEY_PREFIX", &prefix)],
+    )
+    .await;
+    let id = upload_by_owner(&server).await;
+    let token = opaque_token();
+    store_user_token(&server, &url, &prefix, &token, USER_P5).await;
+
+    let response = get_with(
+        &server,
+        &format!("/files/{id}"),
+        &[("Cookie", &format!("file_service_auth={token}"))],
+    )
+    .await;
+
+    assert_eq!(response.status(), 200);
+    let check = assert_one_check_of(&mock, &id).await;
+    assert_eq!(
+        header_of(&check, "authorization"),
+        Some(format!("Bearer {token}"))
+    );
+    assert_eq!(
+        header_of(&check, "cookie"),
+        None,
+        "the credential goes in its header form"
+    );
+    assert_log_free_of(
+        &server,
+        &[
+            ("AUTH_SECRET_KEY", &server.secret),
+            ("the opaque token", &token),
+        ],
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: make test-integration"]
+async fn permission_check_forwards_public_cookie_token_as_x_public_authorization() {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let mock = permission_service(204).await;
+    let server = spawn_asking(
+        &format!("{}{CHECK_PATH}", mock.uri()),
+        &[("REDIS_URL", &url), ("REDIS_KEY_PREFIX", &prefix)],
+    )
+    .await;
+    let id = upload_by_owner(&server).await;
+    redis_set(
+        &url,
+        &format!("{prefix}pubtok06"),
+        PUBLIC_P5,
+        Duration::from_secs(300),
+    )
+    .await;
+
+    let response = get_with(
+        &server,
+        &format!("/files/{id}"),
+        &[("Cookie", "public-token=pubtok06")],
+    )
+    .await;
+
+    assert_eq!(response.status(), 200);
+    let check = assert_one_check_of(&mock, &id).await;
+    assert_eq!(
+        header_of(&check, "x-public-authorization"),
+        Some("Token pubtok06".to_owned())
+    );
+    assert_eq!(
+        header_of(&check, "cookie"),
+        None,
+        "the credential goes in its header form"
+    );
+    assert_log_free_of(&server, &[("the public token", "pubtok06")]);
+}
+
+#[tokio::test]
+async fn permission_check_guards_head() {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let reader = server.bearer(Some(2), 1);
+    let path = format!("/files/{id}");
+
+    let allowed = send(&server, Method::HEAD, &path, &[("Authorization", &reader)]).await;
+    assert_eq!(allowed.status(), 200);
+    assert_one_check_of(&mock, &id).await;
+    answer_with(&mock, 403).await;
+    let denied = send(&server, Method::HEAD, &path, &[("Authorization", &reader)]).await;
+
+    assert_eq!(denied.status(), 403);
+    assert_one_check_of(&mock, &id).await;
+}
+
+#[tokio::test]
+async fn permission_check_is_not_made_for_signed_url_downloads() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(403))
+        .expect(0)
+        .mount(&mock)
+        .await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;
+
+    let download = client().get(&url).send().await.unwrap();
+    let head = client().head(&url).send().await.unwrap();
+
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.bytes().await.unwrap().as_ref(), b"the plan");
+    assert_eq!(head.status(), 200);
+    mock.verify().await;
+}
+
+#[tokio::test]
+async fn permission_check_never_lets_another_user_delete() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(0)
+        .mount(&mock)
+        .await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let path = format!("/files/{id}");
+
+    let deleted = send(
+        &server,
+        Method::DELETE,
+        &path,
+        &[("Authorization", &server.bearer(Some(2), 1))],
+    )
+    .await;
+
+    expect_error(deleted, 403, "FILE_ACCESS_DENIED").await;
+    let owner = get_with(
+        &server,
+        &path,
+        &[("Authorization", &server.bearer(Some(1), 1))],
+    )
+    .await;
+    assert_eq!(owner.status(), 200, "the file is still there");
+    mock.verify().await;
+}
