@@ -13,7 +13,7 @@ TEST_RUN := $(CARGO) test --no-fail-fast
 IGNORED_ONLY := -- --ignored
 endif
 
-.PHONY: help run build release test test-integration lint fmt check ci clean
+.PHONY: help run build release test test-integration s3s-fs check-deploy lint fmt check ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,10 +31,18 @@ test: ## Every test that needs no external service
 	$(CARGO) build -p stowage-api
 	$(TEST_RUN) --workspace
 
-test-integration: ## Postgres and Redis adapter tests, then the HTTP suites on Postgres + Redis (PG_URL, REDIS_URL)
+test-integration: s3s-fs ## Adapter tests on Postgres, Redis and s3s-fs, then the HTTP suites on Postgres + Redis, on disk and on S3
 	$(CARGO) build -p stowage-api
 	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) --workspace $(IGNORED_ONLY)
 	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) -p stowage-tests
+	STOWAGE_TEST_STORAGE=s3 STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) -p stowage-tests --test http --test credentials
+
+s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
+	@command -v s3s-fs >/dev/null 2>&1 || test -x $(HOME)/.cargo/bin/s3s-fs || \
+		$(CARGO) install s3s-fs@0.14.1 --features binary --locked
+
+check-deploy: ## Validate deploy/ (YAML, settings, Dockerfile, nginx -t) without a container engine
+	bash deploy/check.sh
 
 lint: ## Formatting check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check

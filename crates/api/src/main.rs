@@ -31,6 +31,8 @@ enum Command {
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         grace: Duration,
     },
+    /// Exit 0 when this host's service answers /health/live (for container health checks).
+    Healthcheck,
     /// Print an HS256 token signed with the configured secret, for trying the service out.
     Token {
         /// The user the token speaks for; leave out for an account-level token.
@@ -104,6 +106,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Healthcheck => healthcheck(&config).await,
         Command::Migrate => {
             telemetry::init(&config.telemetry, std::io::stderr);
             migrate(&config).await?;
@@ -122,6 +125,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// One `GET /health/live` over plain TCP to the configured port on loopback.
+async fn healthcheck(config: &Config) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = config.http.bind_addr.port();
+    let check = async {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+        stream
+            .write_all(b"GET /health/live HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).await?;
+        anyhow::ensure!(
+            head.ends_with(b" 200"),
+            "unhealthy: {}",
+            String::from_utf8_lossy(&head)
+        );
+        Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(3), check)
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 3 s"))?
 }
 
 fn print_try_it(app: &Application) {

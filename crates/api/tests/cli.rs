@@ -294,3 +294,32 @@ fn serve_fails_clearly_when_the_port_is_taken() {
     assert!(!status.success());
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
 }
+
+#[test]
+fn healthcheck_exits_zero_only_when_the_service_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let check = || {
+        command(dir.path())
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .arg("healthcheck")
+            .output()
+            .unwrap()
+            .status
+    };
+    assert!(!check().success(), "nothing listens yet");
+    let mut child = command(dir.path())
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("AUTH_SECRET_KEY", "k")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().success() {
+        assert!(Instant::now() < deadline, "healthcheck never passed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
