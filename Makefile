@@ -5,12 +5,19 @@ PG_URL ?= postgres://postgres:postgres@127.0.0.1:5432
 REDIS_URL ?= redis://127.0.0.1:6379/9
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
+# Every run builds the whole workspace with one feature set (no per-package variants), and the
+# suites are picked by filter. The stowage-api binary the black-box suites drive is built with the
+# CLI tests, which need it.
 ifeq ($(NEXTEST),yes)
-TEST_RUN := $(CARGO) nextest run --no-fail-fast
+TEST_RUN := $(CARGO) nextest run --no-fail-fast --workspace
 IGNORED_ONLY := --run-ignored only
+BLACK_BOX := -E 'package(stowage-tests)'
+HTTP_SUITES := -E 'package(stowage-tests) & (binary(http) | binary(credentials))'
 else
-TEST_RUN := $(CARGO) test --no-fail-fast
+TEST_RUN := $(CARGO) test --no-fail-fast --workspace
 IGNORED_ONLY := -- --ignored
+BLACK_BOX := --test http --test credentials --test storage
+HTTP_SUITES := --test http --test credentials
 endif
 
 .PHONY: help run build release test test-integration s3s-fs check-deploy lint fmt check ci clean
@@ -28,14 +35,12 @@ release: ## Optimised stowage-api binary in target/release
 	$(CARGO) build --release -p stowage-api
 
 test: ## Every test that needs no external service
-	$(CARGO) build -p stowage-api
-	$(TEST_RUN) --workspace
+	$(TEST_RUN)
 
 test-integration: s3s-fs ## Adapter tests on Postgres, Redis and s3s-fs, then the HTTP suites on Postgres + Redis, on disk and on S3
-	$(CARGO) build -p stowage-api
-	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) --workspace $(IGNORED_ONLY)
-	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) -p stowage-tests
-	STOWAGE_TEST_STORAGE=s3 STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) -p stowage-tests --test http --test credentials
+	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(IGNORED_ONLY)
+	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(BLACK_BOX)
+	STOWAGE_TEST_STORAGE=s3 STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(HTTP_SUITES)
 
 s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
 	@command -v s3s-fs >/dev/null 2>&1 || test -x $(HOME)/.cargo/bin/s3s-fs || \

@@ -27,6 +27,8 @@ mod ids;
 mod limits;
 #[path = "http/listing.rs"]
 mod listing;
+#[path = "http/operations.rs"]
+mod operations;
 #[path = "http/ranges.rs"]
 mod ranges;
 #[path = "http/redirects.rs"]

@@ -6,11 +6,12 @@ pub mod telemetry;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
 use axum::serve::ListenerExt;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use stowage_application::ports::{
@@ -23,8 +24,10 @@ use stowage_application::use_cases::{
 use stowage_infrastructure::db::{self, DatabaseSettings};
 use stowage_infrastructure::{
     FsBlobStore, HmacUrlSigner, Hs256Jwt, HttpPermissionChecker, InMemoryRateLimiter,
-    PermissionSettings, RedisConnection, RedisRateLimiter, RedisSettings, RedisTokenStore,
-    S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository, SystemClock, TokenStoreSettings,
+    MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker, MeteredRateLimiter,
+    MeteredTokenStore, MeteredTokenVerifier, PermissionSettings, RedisConnection, RedisRateLimiter,
+    RedisSettings, RedisTokenStore, S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository,
+    SystemClock, TokenStoreSettings,
 };
 use stowage_migration::{Migrator, MigratorTrait};
 use stowage_presentation::{AppState, HttpSettings, Services};
@@ -213,6 +216,28 @@ pub fn jwt(config: &Config) -> Result<Hs256Jwt, StartupError> {
     ))
 }
 
+/// The process-wide Prometheus recorder, installed on first use.
+fn metrics_handle() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            const SECONDS: &[f64] = &[
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ];
+            let built = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("duration_seconds".to_owned()), SECONDS)
+                .and_then(|b| b.install_recorder());
+            match built {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics are off: the recorder could not be installed");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
 /// A built, bound service, ready to run.
 pub struct Application {
     listener: TcpListener,
@@ -241,8 +266,15 @@ impl Application {
         };
 
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let repo: Arc<dyn FileRepository> = Arc::new(SeaOrmFileRepository::new(db));
-        let blobs = blob_store(&config).await?;
+        let repo: Arc<dyn FileRepository> = Arc::new(MeteredFileRepository::new(Arc::new(
+            SeaOrmFileRepository::new(db),
+        )));
+        let backend = match config.storage {
+            StorageConfig::Fs { .. } => "fs",
+            StorageConfig::S3(_) => "s3",
+        };
+        let blobs: Arc<dyn BlobStore> =
+            Arc::new(MeteredBlobStore::new(blob_store(&config).await?, backend));
         let secret_bytes: Arc<[u8]> = Arc::from(secret.expose_secret().as_bytes());
         let jwt = Hs256Jwt::new(&secret_bytes, clock.clone());
         let signer = match &config.auth.signed_url_secret {
@@ -261,25 +293,27 @@ impl Application {
             ),
         };
         let tokens: Option<Arc<dyn TokenStore>> = match (&redis, &config.redis) {
-            (Some(connection), Some(r)) => Some(Arc::new(RedisTokenStore::new(
-                connection.clone(),
-                TokenStoreSettings {
-                    key_prefix: r.key_prefix.clone(),
-                    secret: secret_bytes.clone(),
-                    iterations: config.auth.token_iterations,
-                },
-            ))),
+            (Some(connection), Some(r)) => Some(Arc::new(MeteredTokenStore::new(Arc::new(
+                RedisTokenStore::new(
+                    connection.clone(),
+                    TokenStoreSettings {
+                        key_prefix: r.key_prefix.clone(),
+                        secret: secret_bytes.clone(),
+                        iterations: config.auth.token_iterations,
+                    },
+                ),
+            )))),
             _ => None,
         };
         let permissions: Option<Arc<dyn PermissionChecker>> = match &config.permission {
             None => None,
-            Some(p) => Some(Arc::new(
+            Some(p) => Some(Arc::new(MeteredPermissionChecker::new(Arc::new(
                 HttpPermissionChecker::new(&PermissionSettings {
                     url: p.url.clone(),
                     timeout: p.timeout,
                 })
                 .map_err(|e| StartupError::Permission(e.to_string()))?,
-            )),
+            )))),
         };
         let rate_limit = if config.rate_limit.enabled {
             let limiter: Arc<dyn RateLimiter> = match (&redis, &config.redis) {
@@ -291,7 +325,7 @@ impl Application {
             };
             let limit = |(requests, window)| RateLimit { requests, window };
             Some(CheckRateLimit::new(
-                limiter,
+                Arc::new(MeteredRateLimiter::new(limiter)),
                 limit(config.rate_limit.upload),
                 limit(config.rate_limit.download),
             ))
@@ -303,7 +337,10 @@ impl Application {
         let policies = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
         let signer = Arc::new(signer);
         let services = Services {
-            authenticate: Authenticate::new(Arc::new(jwt.clone()), tokens.clone()),
+            authenticate: Authenticate::new(
+                Arc::new(MeteredTokenVerifier::new(Arc::new(jwt.clone()))),
+                tokens.clone(),
+            ),
             upload: UploadFile::new(
                 repo.clone(),
                 blobs.clone(),
@@ -351,6 +388,10 @@ impl Application {
                 allowed_origins: config.http.allowed_origins.clone(),
             },
         );
+        let state = match metrics_handle() {
+            Some(handle) => state.with_metrics(Arc::new(move || handle.render())),
+            None => state,
+        };
         Ok(Application {
             listener,
             router: stowage_presentation::router(state),

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod blob;
 pub mod clock;
 pub mod db;
+pub mod metered;
 pub mod permission;
 pub mod rate_limit;
 pub mod redis;
@@ -15,6 +16,10 @@ pub use blob::fs::FsBlobStore;
 pub use blob::s3::{S3BlobStore, S3Layout, S3Settings};
 pub use clock::SystemClock;
 pub use db::{DatabaseSettings, SeaOrmFileRepository};
+pub use metered::{
+    MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker, MeteredRateLimiter,
+    MeteredTokenStore, MeteredTokenVerifier,
+};
 pub use permission::http::{HttpPermissionChecker, PermissionSettings};
 pub use rate_limit::memory::InMemoryRateLimiter;
 pub use rate_limit::redis::RedisRateLimiter;

@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 use stowage_domain::FileRecord;
 use time::format_description::well_known::Rfc3339;
+use utoipa::{IntoParams, ToSchema};
 
 /// `FileInfo`: what the API says about a file.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
+#[schema(as = FileInfo)]
 pub struct FileInfoResponse {
     /// Lower-case UUID v4.
     pub file_id: String,
@@ -50,7 +52,7 @@ impl FileInfoResponse {
 }
 
 /// `GET /files` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ListResponse {
     /// Newest first.
     pub items: Vec<FileInfoResponse>,
@@ -59,7 +61,8 @@ pub struct ListResponse {
 }
 
 /// `GET /files` query.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1 to 1000 (default 50).
@@ -69,14 +72,16 @@ pub struct ListQuery {
 }
 
 /// `POST /files` query.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// Name of an upload policy, e.g. `avatar`.
     pub policy: Option<String>,
 }
 
 /// `GET /files/{id}` query.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `attachment` (default) or `inline`.
     pub disposition: Option<String>,
@@ -87,7 +92,7 @@ pub struct DownloadQuery {
 }
 
 /// `POST /files/{id}/signed-url` body.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignedUrlRequest {
     /// Lifetime in seconds, 1 to 604800 (default 3600).
@@ -95,7 +100,7 @@ pub struct SignedUrlRequest {
 }
 
 /// `POST /files/{id}/signed-url` answer.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct SignedUrlResponse {
     /// Absolute URL granting GET/HEAD of the file until `expires_at`.
     pub url: String,
@@ -104,7 +109,7 @@ pub struct SignedUrlResponse {
 }
 
 /// `GET /health/live` and the top of `/health/ready`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct HealthResponse {
     /// `ok` or `unavailable`.
     pub status: &'static str,
@@ -114,7 +119,7 @@ pub struct HealthResponse {
 }
 
 /// Each dependency's state.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ComponentsResponse {
     /// The metadata database.
     pub database: &'static str,
@@ -123,4 +128,13 @@ pub struct ComponentsResponse {
     /// Redis, when configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<&'static str>,
+}
+
+/// `POST /files` body: `multipart/form-data` with the file in the part named `file`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct UploadForm {
+    /// The file; its part's file name and content type are kept (sanitised and checked).
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
 }

@@ -41,16 +41,21 @@ pub struct ErrorInfo {
     pub chain: String,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
+/// Every error's body.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody<'a> {
+    /// Contract code, e.g. `FILE_NOT_FOUND`.
     code: &'a str,
+    /// Human text.
     message: &'a str,
+    /// More about the cause (never for 5xx unless `DEBUG=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     details: Option<Details>,
 }
 
 /// `details` of an error body.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Details {
     /// Why, in words for the client.
     pub reason: String,

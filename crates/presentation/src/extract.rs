@@ -62,7 +62,16 @@ impl FromRequestParts<AppState> for Authenticated {
     ) -> Result<Self, Self::Rejection> {
         let presented = presented_credentials(&parts.headers);
         let principal = state.services().authenticate.execute(&presented).await?;
-        tracing::Span::current().record("account_id", principal.account_id().get());
+        let span = tracing::Span::current();
+        span.record("account_id", principal.account_id().get());
+        span.record(
+            "principal",
+            match principal.kind() {
+                stowage_domain::PrincipalKind::User => "user",
+                stowage_domain::PrincipalKind::Guest => "guest",
+                stowage_domain::PrincipalKind::Public => "public",
+            },
+        );
         Ok(Authenticated(principal))
     }
 }

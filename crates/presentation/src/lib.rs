@@ -5,41 +5,52 @@ pub mod error;
 pub mod extract;
 pub mod headers;
 mod middleware;
+mod openapi;
 mod routes;
 pub mod state;
 mod upload;
 
 use axum::Router;
 use axum::http::HeaderName;
-use axum::routing::{get, post};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use error::ApiError;
 pub use state::{AppState, HttpSettings, Services};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// Every route with its documentation: the router and `/openapi.json` are built from this list.
+fn api_routes() -> OpenApiRouter<AppState> {
+    use routes::{docs, files, health, metrics};
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(files::upload_file, files::list_files))
+        .routes(routes!(files::upload_file_alias))
+        .routes(routes!(files::download_file, files::delete_file))
+        .routes(routes!(files::file_info))
+        .routes(routes!(files::create_signed_url))
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(docs::openapi_json))
+        .routes(routes!(docs::docs_page))
+}
+
+/// The OpenAPI document of [`router`], as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
 /// The whole HTTP API over `state`.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings().clone();
     let rate_limit = state.services().rate_limit.clone();
-    let mut app = Router::new()
-        .route(
-            "/files",
-            post(routes::files::upload_file).get(routes::files::list_files),
-        )
-        .route("/files/upload", post(routes::files::upload_file))
-        .route(
-            "/files/{file_id}",
-            get(routes::files::download_file).delete(routes::files::delete_file),
-        )
-        .route("/files/{file_id}/info", get(routes::files::file_info))
-        .route(
-            "/files/{file_id}/signed-url",
-            post(routes::files::create_signed_url),
-        )
-        .route("/health/live", get(routes::health::live))
-        .route("/health/ready", get(routes::health::ready))
+    let (api_router, api) = api_routes().split_for_parts();
+    let doc = routes::docs::OpenApiJson(std::sync::Arc::new(api.to_json().unwrap_or_default()));
+    let mut app = api_router
+        .layer(axum::Extension(doc))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(state);
@@ -73,7 +84,12 @@ pub fn router(state: AppState) -> Router {
         settings.hsts,
         middleware::security_headers,
     ))
+    .layer(axum::middleware::from_fn(middleware::http_metrics))
     .layer(axum::middleware::from_fn(middleware::request_log))
     .layer(PropagateRequestIdLayer::new(REQUEST_ID))
     .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+    .layer(axum::middleware::from_fn_with_state(
+        settings.trust_proxy_headers,
+        middleware::untrusted_request_id,
+    ))
 }

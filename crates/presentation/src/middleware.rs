@@ -33,21 +33,28 @@ pub async fn request_log(request: Request, next: Next) -> Response {
         matched_path = %route,
         request_id = %request_id,
         account_id = field::Empty,
+        principal = field::Empty,
         file_id = field::Empty,
     );
     let started = Instant::now();
     let response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let bytes = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
     let _entered = span.enter();
     match response.extensions().get::<ErrorInfo>() {
         Some(e) if status >= 500 => {
-            tracing::error!(status, latency_ms, code = e.code, error = %e.chain, "request failed");
+            tracing::error!(status, bytes, latency_ms, code = e.code, error = %e.chain, "request failed");
         }
         Some(e) => {
-            tracing::info!(status, latency_ms, code = e.code, reason = %e.chain, "request refused")
+            tracing::info!(status, bytes, latency_ms, code = e.code, reason = %e.chain, "request refused");
         }
-        None => tracing::info!(status, latency_ms, "request served"),
+        None => tracing::info!(status, bytes, latency_ms, "request served"),
     }
     response
 }
@@ -249,4 +256,39 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
             ])
             .max_age(std::time::Duration::from_secs(600)),
     )
+}
+
+/// `http_requests_total`, `http_request_duration_seconds` (by route template, never the raw
+/// path) and `http_requests_in_flight`.
+pub async fn http_metrics(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
+    let method = request.method().as_str().to_owned();
+    let in_flight = metrics::gauge!("http_requests_in_flight");
+    in_flight.increment(1.0);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    in_flight.decrement(1.0);
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Keeps a client's `X-Request-Id` only when it comes through a trusted proxy; otherwise a
+/// fresh id is made, so clients cannot forge log correlation.
+pub async fn untrusted_request_id(
+    State(trusted): State<bool>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !trusted {
+        request.headers_mut().remove("x-request-id");
+    }
+    next.run(request).await
 }

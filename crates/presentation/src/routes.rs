@@ -1,7 +1,9 @@
 //! Route handlers.
 
+pub mod docs;
 pub mod files;
 pub mod health;
+pub mod metrics;
 
 use crate::error::ApiError;
 

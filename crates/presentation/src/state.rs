@@ -46,10 +46,14 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
 }
 
+/// Renders the metrics registry in the Prometheus text format.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
 /// Shared, cheaply cloned state of the router.
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<(Services, HttpSettings)>,
+    metrics: Option<MetricsRenderer>,
 }
 
 impl AppState {
@@ -57,7 +61,19 @@ impl AppState {
     pub fn new(services: Services, settings: HttpSettings) -> Self {
         Self {
             inner: Arc::new((services, settings)),
+            metrics: None,
         }
+    }
+
+    /// Serves `GET /metrics` from `render`.
+    pub fn with_metrics(mut self, render: MetricsRenderer) -> Self {
+        self.metrics = Some(render);
+        self
+    }
+
+    /// The metrics renderer, when metrics are on.
+    pub fn metrics(&self) -> Option<&MetricsRenderer> {
+        self.metrics.as_ref()
     }
 
     /// The use cases.

@@ -110,6 +110,11 @@ async fn rate_limit_never_applies_to_health() {
 }
 
 #[tokio::test]
+async fn rate_limit_never_applies_to_metrics_and_docs() {
+    assert_never_limited(&["/metrics", "/openapi.json", "/docs"]).await;
+}
+
+#[tokio::test]
 async fn rate_limit_counts_x_real_ip_apart_behind_trusted_proxy() {
     let server = spawn_limited(&[
         ("RATE_LIMIT_UPLOAD", "1/60s"),

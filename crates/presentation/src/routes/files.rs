@@ -26,7 +26,20 @@ const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
 const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
 
-/// `POST /files` (and `/files/upload`): one multipart upload.
+/// `POST /files`: one multipart upload.
+#[utoipa::path(
+    post, path = "/files", tag = "files", operation_id = "upload_file",
+    params(UploadQuery),
+    request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored; `Location: /files/{file_id}`", body = FileInfoResponse),
+        (status = 400, description = "Not multipart, no `file` part, bad query", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
+        (status = 415, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
+)]
 pub async fn upload_file(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -48,6 +61,7 @@ pub async fn upload_file(
             body: part.body,
         })
         .await?;
+    metrics::counter!("stowage_upload_bytes_total").increment(record.size());
     let info = FileInfoResponse::from_record(&record, &state.settings().public_url);
     let location = HeaderValue::from_str(&format!("/files/{}", record.id()))
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
@@ -60,6 +74,16 @@ pub async fn upload_file(
 }
 
 /// `GET /files`: the caller's own files, newest first.
+#[utoipa::path(
+    get, path = "/files", tag = "files", operation_id = "list_files",
+    params(ListQuery),
+    responses(
+        (status = 200, body = ListResponse),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
+)]
 pub async fn list_files(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -97,7 +121,18 @@ pub async fn list_files(
     }))
 }
 
-/// `GET /files/{id}/info`.
+/// `GET /files/{id}/info`: the file's `FileInfo`.
+#[utoipa::path(
+    get, path = "/files/{file_id}/info", tag = "files", operation_id = "file_info",
+    params(("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404")),
+    responses(
+        (status = 200, body = FileInfoResponse),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
+)]
 pub async fn file_info(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -110,7 +145,18 @@ pub async fn file_info(
     )))
 }
 
-/// `DELETE /files/{id}`.
+/// `DELETE /files/{id}`: removes the record and the blob (the uploading user only).
+#[utoipa::path(
+    delete, path = "/files/{file_id}", tag = "files", operation_id = "delete_file",
+    params(("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
+)]
 pub async fn delete_file(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -121,6 +167,25 @@ pub async fn delete_file(
 }
 
 /// `GET`/`HEAD /files/{id}`: the bytes, with conditional and range requests; a credential or a signed URL.
+#[utoipa::path(
+    method(get, head), path = "/files/{file_id}", tag = "files", operation_id = "download_file",
+    params(
+        ("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404"),
+        DownloadQuery,
+        ("Range" = Option<String>, Header, description = "`bytes=a-b`, `bytes=a-` or `bytes=-n`"),
+        ("If-None-Match" = Option<String>, Header, description = "ETag from a previous answer: 304 when it matches"),
+        ("If-Range" = Option<String>, Header, description = "Apply Range only if the ETag still matches"),
+    ),
+    responses(
+        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 206, description = "One range, with `Content-Range`", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 304, description = "Not modified"),
+        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 416, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []), ("signed_url" = []))
+)]
 pub async fn download_file(
     State(state): State<AppState>,
     method: Method,
@@ -149,6 +214,18 @@ pub async fn download_file(
 }
 
 /// `POST /files/{id}/signed-url`: a URL that grants GET/HEAD of the file until it expires.
+#[utoipa::path(
+    post, path = "/files/{file_id}/signed-url", tag = "files", operation_id = "create_signed_url",
+    params(("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404")),
+    request_body(content = Option<SignedUrlRequest>, description = "`expires_in` seconds, 1 to 604800 (default 3600)"),
+    responses(
+        (status = 200, body = SignedUrlResponse),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
+)]
 pub async fn create_signed_url(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
@@ -237,11 +314,39 @@ async fn serve(
         return build(response, Body::empty());
     }
     let blob = download.open(record, range).await?;
-    build(response, Body::from_stream(blob.stream))
+    let sent = metrics::counter!("stowage_download_bytes_total");
+    let counted = futures_util::StreamExt::inspect(blob.stream, move |chunk| {
+        if let Ok(bytes) = chunk {
+            sent.increment(bytes.len() as u64);
+        }
+    });
+    build(response, Body::from_stream(counted))
 }
 
 fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response, ApiError> {
     builder
         .body(body)
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))
+}
+
+/// `POST /files/upload`: the same upload under its Pneumatic alias.
+#[utoipa::path(
+    post, path = "/files/upload", tag = "files", operation_id = "upload_file_alias",
+    params(UploadQuery),
+    request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored; `Location: /files/{file_id}`", body = FileInfoResponse),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
+        (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
+    ),
+    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
+)]
+pub async fn upload_file_alias(
+    state: State<AppState>,
+    principal: Authenticated,
+    query: ApiQuery<UploadQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    upload_file(state, principal, query, request).await
 }

@@ -9,6 +9,7 @@ use crate::dto::{ComponentsResponse, HealthResponse};
 use crate::state::AppState;
 
 /// `GET /health/live`: the process is up.
+#[utoipa::path(get, path = "/health/live", tag = "health", responses((status = 200, body = HealthResponse)))]
 pub async fn live() -> Json<HealthResponse> {
     Json(HealthResponse {
         status: "ok",
@@ -17,6 +18,10 @@ pub async fn live() -> Json<HealthResponse> {
 }
 
 /// `GET /health/ready`: every dependency answers (`200`), or not (`503`).
+#[utoipa::path(
+    get, path = "/health/ready", tag = "health",
+    responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse))
+)]
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<HealthResponse>) {
     let readiness = state.services().readiness.execute().await;
     let word = |s: ComponentStatus| match s {
