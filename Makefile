@@ -20,7 +20,7 @@ BLACK_BOX := --test http --test credentials --test storage
 HTTP_SUITES := --test http --test credentials
 endif
 
-.PHONY: help run build release test test-integration s3s-fs check-deploy lint fmt check ci clean
+.PHONY: help run build release test test-integration s3s-fs check-deploy bench lint fmt check ci clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ test-integration: s3s-fs ## Adapter tests on Postgres, Redis and s3s-fs, then th
 s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
 	@command -v s3s-fs >/dev/null 2>&1 || test -x $(HOME)/.cargo/bin/s3s-fs || \
 		$(CARGO) install s3s-fs@0.14.1 --features binary --locked
+
+bench: s3s-fs ## Release stowage-api against Postgres, Redis and s3s-fs, measured beside direct S3; writes target/bench/results.json
+	$(CARGO) build --release -p stowage-api -p stowage-bench
+	./target/release/stowage-bench
 
 check-deploy: ## Validate deploy/ (YAML, settings, Dockerfile, nginx -t) without a container engine
 	bash deploy/check.sh

@@ -192,6 +192,8 @@ pub struct S3Config {
     pub layout: S3LayoutConfig,
     /// `S3_PART_SIZE` in bytes.
     pub part_size: usize,
+    /// `S3_PIPELINED_UPLOADS`.
+    pub pipelined_uploads: usize,
     /// `S3_CONNECT_TIMEOUT_MS`.
     pub connect_timeout: Duration,
     /// `S3_TIMEOUT_MS`: one attempt of one operation.
@@ -241,6 +243,10 @@ pub struct LimitsConfig {
     pub max_upload_bytes: u64,
     /// `ACCESS_POLICY`.
     pub access_policy: AccessPolicy,
+    /// `BLOB_CACHE_BYTES`: memory for small hot blobs (0 turns the cache off).
+    pub blob_cache_bytes: u64,
+    /// `BLOB_CACHE_MAX_ITEM_BYTES`: largest blob cached.
+    pub blob_cache_max_item_bytes: u64,
 }
 
 /// Logging.
@@ -497,6 +503,14 @@ impl Config {
             limits: LimitsConfig {
                 max_upload_bytes,
                 access_policy,
+                blob_cache_bytes: parse(
+                    get("BLOB_CACHE_BYTES").unwrap_or("33554432"),
+                    "BLOB_CACHE_BYTES",
+                )?,
+                blob_cache_max_item_bytes: parse(
+                    get("BLOB_CACHE_MAX_ITEM_BYTES").unwrap_or("262144"),
+                    "BLOB_CACHE_MAX_ITEM_BYTES",
+                )?,
             },
             telemetry: TelemetryConfig {
                 log_format,
@@ -570,7 +584,7 @@ fn s3_config<'a>(
     let endpoint = get("S3_ENDPOINT")
         .map(|u| url_without_slash(u, "S3_ENDPOINT"))
         .transpose()?;
-    let part_size: usize = parse(get("S3_PART_SIZE").unwrap_or("8388608"), "S3_PART_SIZE")?;
+    let part_size: usize = parse(get("S3_PART_SIZE").unwrap_or("5242880"), "S3_PART_SIZE")?;
     if part_size < 5 * 1024 * 1024 {
         return Err(invalid(
             "S3_PART_SIZE",
@@ -589,6 +603,10 @@ fn s3_config<'a>(
         secret_key: SecretString::from(required("S3_SECRET_KEY")?.to_owned()),
         layout,
         part_size,
+        pipelined_uploads: parse(
+            get("S3_PIPELINED_UPLOADS").unwrap_or("2"),
+            "S3_PIPELINED_UPLOADS",
+        )?,
         connect_timeout: Duration::from_millis(parse(
             get("S3_CONNECT_TIMEOUT_MS").unwrap_or("5000"),
             "S3_CONNECT_TIMEOUT_MS",

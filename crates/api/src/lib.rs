@@ -23,11 +23,11 @@ use stowage_application::use_cases::{
 };
 use stowage_infrastructure::db::{self, DatabaseSettings};
 use stowage_infrastructure::{
-    FsBlobStore, HmacUrlSigner, Hs256Jwt, HttpPermissionChecker, InMemoryRateLimiter,
-    MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker, MeteredRateLimiter,
-    MeteredTokenStore, MeteredTokenVerifier, PermissionSettings, RedisConnection, RedisRateLimiter,
-    RedisSettings, RedisTokenStore, S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository,
-    SystemClock, TokenStoreSettings,
+    BlobCacheSettings, CachedBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt,
+    HttpPermissionChecker, InMemoryRateLimiter, MeteredBlobStore, MeteredFileRepository,
+    MeteredPermissionChecker, MeteredRateLimiter, MeteredTokenStore, MeteredTokenVerifier,
+    PermissionSettings, RedisConnection, RedisRateLimiter, RedisSettings, RedisTokenStore,
+    S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository, SystemClock, TokenStoreSettings,
 };
 use stowage_migration::{Migrator, MigratorTrait};
 use stowage_presentation::{AppState, HttpSettings, Services};
@@ -127,6 +127,7 @@ pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupEr
                     },
                 },
                 part_size: s3.part_size,
+                pipelined_uploads: s3.pipelined_uploads,
                 connect_timeout: s3.connect_timeout,
                 operation_timeout: s3.operation_timeout,
                 max_attempts: s3.max_attempts,
@@ -273,8 +274,17 @@ impl Application {
             StorageConfig::Fs { .. } => "fs",
             StorageConfig::S3(_) => "s3",
         };
-        let blobs: Arc<dyn BlobStore> =
+        let mut blobs: Arc<dyn BlobStore> =
             Arc::new(MeteredBlobStore::new(blob_store(&config).await?, backend));
+        if config.limits.blob_cache_bytes > 0 {
+            blobs = Arc::new(CachedBlobStore::new(
+                blobs,
+                BlobCacheSettings {
+                    capacity_bytes: config.limits.blob_cache_bytes,
+                    max_item_bytes: config.limits.blob_cache_max_item_bytes,
+                },
+            ));
+        }
         let secret_bytes: Arc<[u8]> = Arc::from(secret.expose_secret().as_bytes());
         let jwt = Hs256Jwt::new(&secret_bytes, clock.clone());
         let signer = match &config.auth.signed_url_secret {

@@ -1,4 +1,5 @@
 //! Blob stores.
 
+pub mod cache;
 pub mod fs;
 pub mod s3;

@@ -12,6 +12,7 @@ pub mod redis;
 pub use auth::jwt::{Hs256Jwt, JwtClaims};
 pub use auth::redis_tokens::{RedisTokenStore, TokenStoreSettings};
 pub use auth::signed_url::HmacUrlSigner;
+pub use blob::cache::{BlobCacheSettings, CachedBlobStore};
 pub use blob::fs::FsBlobStore;
 pub use blob::s3::{S3BlobStore, S3Layout, S3Settings};
 pub use clock::SystemClock;

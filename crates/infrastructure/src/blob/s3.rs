@@ -23,7 +23,7 @@ use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
 };
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use stowage_application::BodyError;
 use stowage_application::ports::{BlobBody, BlobError, BlobListing, BlobStore, ListedBlob};
@@ -66,6 +66,9 @@ pub struct S3Settings {
     pub layout: S3Layout,
     /// Multipart part size in bytes (at least 5 MiB).
     pub part_size: usize,
+    /// Uploads that may receive their next part while sending the previous one (two parts in
+    /// memory); the others hold one part at a time.
+    pub pipelined_uploads: usize,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Timeout of one attempt of one operation (a part upload included).
@@ -156,6 +159,7 @@ pub struct S3BlobStore {
     region: String,
     part_size: usize,
     ready_buckets: Arc<Mutex<HashSet<String>>>,
+    pipeline: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -213,37 +217,76 @@ async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
     }
 }
 
+/// A part buffer in its own anonymous memory map: it goes back to the operating system the
+/// moment its upload completes, whereas the C allocator would keep freed multi-MiB buffers in its
+/// arenas and let the resident size grow with every concurrent upload.
+struct PartBuffer {
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+impl PartBuffer {
+    fn new(capacity: usize) -> Result<Self, BlobError> {
+        let map = memmap2::MmapMut::map_anon(capacity.max(1))
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        Ok(Self { map, len: 0 })
+    }
+
+    fn remaining(&self) -> usize {
+        self.map.len() - self.len
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.remaining());
+        self.map[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    fn freeze(self) -> Result<Bytes, BlobError> {
+        let map = self
+            .map
+            .make_read_only()
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        Ok(Bytes::from_owner(map).slice(..self.len))
+    }
+}
+
 async fn read_part(
     body: &mut ByteStream,
     digest: &mut BlobDigester,
     size: usize,
+    carry: &mut Option<Bytes>,
 ) -> Result<Part, BlobError> {
-    let mut buffer = BytesMut::with_capacity(size);
-    while buffer.len() < size {
-        match body.next().await {
-            Some(Ok(chunk)) => {
-                digest.update(&chunk);
-                if buffer.is_empty() && chunk.len() >= size {
+    let mut buffer = PartBuffer::new(size)?;
+    loop {
+        let chunk = match carry.take() {
+            Some(rest) => rest,
+            None => match body.next().await {
+                Some(Ok(chunk)) => {
+                    digest.update(&chunk);
+                    chunk
+                }
+                Some(Err(e)) => return Err(BlobError::Body(e)),
+                None => {
                     return Ok(Part {
-                        bytes: chunk,
-                        ended: false,
+                        bytes: buffer.freeze()?,
+                        ended: true,
                     });
                 }
-                buffer.extend_from_slice(&chunk);
+            },
+        };
+        let fits = buffer.remaining();
+        buffer.push(&chunk);
+        if chunk.len() >= fits {
+            if chunk.len() > fits {
+                *carry = Some(chunk.slice(fits..));
             }
-            Some(Err(e)) => return Err(BlobError::Body(e)),
-            None => {
-                return Ok(Part {
-                    bytes: buffer.freeze(),
-                    ended: true,
-                });
-            }
+            return Ok(Part {
+                bytes: buffer.freeze()?,
+                ended: false,
+            });
         }
     }
-    Ok(Part {
-        bytes: buffer.freeze(),
-        ended: false,
-    })
 }
 
 fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
@@ -288,6 +331,7 @@ impl S3BlobStore {
             region: settings.region.clone(),
             part_size: settings.part_size.max(MIN_PART_SIZE),
             ready_buckets: Arc::new(Mutex::new(HashSet::new())),
+            pipeline: Arc::new(tokio::sync::Semaphore::new(settings.pipelined_uploads)),
         }
     }
 
@@ -398,6 +442,7 @@ impl S3BlobStore {
         first: Bytes,
         body: &mut ByteStream,
         digest: &mut BlobDigester,
+        carry: &mut Option<Bytes>,
     ) -> Result<(), BlobError> {
         let created = self
             .client
@@ -435,26 +480,40 @@ impl S3BlobStore {
 
         let mut parts = Vec::new();
         let mut number = 1;
-        let mut in_flight = spawn_part(number, first);
+        let mut in_flight = Some(spawn_part(number, first));
         let result: Result<(), BlobError> = async {
             loop {
-                let next = match read_part(body, digest, self.part_size).await {
+                // Reading the next part while this one is sent holds two parts in memory; only a
+                // few uploads at a time may do so, the others send first and read after.
+                let overlap = self.pipeline.clone().try_acquire_owned().ok();
+                if overlap.is_none()
+                    && let Some(part) = in_flight.take()
+                {
+                    parts.push(joined(part.await)?);
+                }
+                let next = match read_part(body, digest, self.part_size, carry).await {
                     Ok(next) => next,
                     Err(e) => {
-                        in_flight.abort();
+                        if let Some(part) = in_flight.take() {
+                            part.abort();
+                        }
                         return Err(e);
                     }
                 };
-                parts.push(joined((&mut in_flight).await)?);
+                if let Some(part) = in_flight.take() {
+                    parts.push(joined(part.await)?);
+                }
+                drop(overlap);
                 if next.bytes.is_empty() {
                     return Ok(());
                 }
                 number += 1;
-                in_flight = spawn_part(number, next.bytes);
+                let part = spawn_part(number, next.bytes);
                 if next.ended {
-                    parts.push(joined((&mut in_flight).await)?);
+                    parts.push(joined(part.await)?);
                     return Ok(());
                 }
+                in_flight = Some(part);
             }
         }
         .await;
@@ -571,7 +630,8 @@ impl BlobStore for S3BlobStore {
             self.ensure_bucket(&bucket).await?;
         }
         let mut digest = BlobDigester::new();
-        let first = read_part(&mut body, &mut digest, self.part_size).await?;
+        let mut carry = None;
+        let first = read_part(&mut body, &mut digest, self.part_size, &mut carry).await?;
         if first.ended {
             let size = first.bytes.len() as u64;
             self.client
@@ -589,8 +649,15 @@ impl BlobStore for S3BlobStore {
                     unavailable("PutObject", &e)
                 })?;
         } else {
-            self.put_multipart(&bucket, &object, first.bytes, &mut body, &mut digest)
-                .await?;
+            self.put_multipart(
+                &bucket,
+                &object,
+                first.bytes,
+                &mut body,
+                &mut digest,
+                &mut carry,
+            )
+            .await?;
         }
         Ok(digest.finish())
     }
