@@ -287,7 +287,15 @@ impl TestServer {
             ),
         };
         let port = free_port();
-        let s3 = (s3_mode() || extra.contains(&("STORAGE_BACKEND", "s3"))).then(S3Server::spawn);
+        let backend = extra
+            .iter()
+            .find(|(k, _)| *k == "STORAGE_BACKEND")
+            .map(|(_, v)| *v);
+        let s3 = match backend {
+            Some("s3") => Some(S3Server::spawn()),
+            Some(_) => None,
+            None => s3_mode().then(S3Server::spawn),
+        };
         let mut env: HashMap<String, String> = HashMap::from([
             ("BIND_ADDR".into(), format!("127.0.0.1:{port}")),
             ("DATA_DIR".into(), data_dir.path().display().to_string()),

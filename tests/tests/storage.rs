@@ -433,7 +433,7 @@ async fn gc_reports_and_removes_a_planted_orphan_blob_on_s3() {
 
 #[tokio::test]
 async fn gc_removes_a_temporary_file_left_by_a_crash() {
-    let server = TestServer::spawn().await;
+    let server = TestServer::spawn_with(&[("STORAGE_BACKEND", "fs")]).await;
     let auth = server.bearer(Some(1), 1);
     server
         .upload_ok(&auth, "a.txt", "text/plain", b"a".to_vec())

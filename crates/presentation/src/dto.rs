@@ -100,7 +100,7 @@ pub struct SignedUrlRequest {
 }
 
 /// `POST /files/{id}/signed-url` answer.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct SignedUrlResponse {
     /// Absolute URL granting GET/HEAD of the file until `expires_at`.
     pub url: String,
@@ -137,4 +137,13 @@ pub struct UploadForm {
     /// The file; its part's file name and content type are kept (sanitised and checked).
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
+}
+
+impl std::fmt::Debug for SignedUrlResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedUrlResponse")
+            .field("url", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }

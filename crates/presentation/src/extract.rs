@@ -77,7 +77,7 @@ impl FromRequestParts<AppState> for Authenticated {
 }
 
 /// Who reads a file: the holder of a signed URL, or an authenticated principal.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Reader {
     /// `?expires=…&signature=…` (not yet verified).
     Signed {
@@ -90,6 +90,19 @@ pub enum Reader {
     Principal(Principal),
 }
 
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reader::Signed { expires, .. } => f
+                .debug_struct("Signed")
+                .field("expires", expires)
+                .field("signature", &"[REDACTED]")
+                .finish(),
+            Reader::Principal(p) => f.debug_tuple("Principal").field(p).finish(),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Reader {
     type Rejection = ApiError;
 
@@ -97,7 +110,7 @@ impl FromRequestParts<AppState> for Reader {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
+        let query = parts.uri.query().unwrap_or_default().to_owned();
         let mut expires = None;
         let mut signature = None;
         for pair in query.split('&') {
@@ -112,6 +125,9 @@ impl FromRequestParts<AppState> for Reader {
                 Authenticated::from_request_parts(parts, state).await?.0,
             )),
             (Some(expires), Some(signature)) => {
+                // Without a credential to check first, the id's shape (404) comes before the
+                // signature (403), as the contract orders them.
+                FileIdPath::from_request_parts(parts, state).await?;
                 let expires = expires
                     .parse::<i64>()
                     .map_err(|_| ApiError::App(stowage_application::Error::InvalidSignature))?;
@@ -120,7 +136,10 @@ impl FromRequestParts<AppState> for Reader {
                     signature: signature.to_owned(),
                 })
             }
-            _ => Err(ApiError::App(stowage_application::Error::InvalidSignature)),
+            _ => {
+                FileIdPath::from_request_parts(parts, state).await?;
+                Err(ApiError::App(stowage_application::Error::InvalidSignature))
+            }
         }
     }
 }

@@ -121,6 +121,15 @@ pub async fn browser_redirect(
     );
     let response = next.run(request).await;
     let status = response.status();
+    let error = response.extensions().get::<ErrorInfo>().cloned();
+    let redirect = |to: &str| {
+        let mut redirected = found(to);
+        if let Some(error) = error.clone() {
+            // The log line and metrics still see the error behind the redirect.
+            redirected.extensions_mut().insert(error);
+        }
+        redirected
+    };
     if status == StatusCode::UNAUTHORIZED {
         let back = format!("{}{original}", target.public_url);
         let to = format!(
@@ -128,13 +137,13 @@ pub async fn browser_redirect(
             target.frontend_url,
             encode_uri_component(&back)
         );
-        return found(&to);
+        return redirect(&to);
     }
     if status == StatusCode::FORBIDDEN
         || status == StatusCode::NOT_FOUND
         || status.is_server_error()
     {
-        return found(&format!("{}/error/", target.frontend_url));
+        return redirect(&format!("{}/error/", target.frontend_url));
     }
     response
 }

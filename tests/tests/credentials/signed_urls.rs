@@ -451,3 +451,18 @@ async fn signed_url_is_built_on_public_url() {
     .await;
     assert_eq!(local.status(), 200);
 }
+
+#[tokio::test]
+async fn signed_url_on_a_malformed_id_is_404_before_the_signature_is_judged() {
+    let server = stowage_tests::TestServer::spawn().await;
+    for query in ["expires=abc&signature=00", "signature=00", "expires=1"] {
+        let response = stowage_tests::client()
+            .get(server.url(&format!("/files/NOT-A-UUID?{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{query}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "FILE_NOT_FOUND", "{query}");
+    }
+}

@@ -166,13 +166,16 @@ async fn metrics_count_requests_bytes_and_backend_calls_without_ids_or_tokens() 
     );
     let text = response.text().await.unwrap();
 
+    let backend = if stowage_tests::s3_mode() { "s3" } else { "fs" };
+    let storage_put =
+        format!(r#"storage_operations_total{{backend="{backend}",operation="put",status="ok"}} 1"#);
     for expected in [
         r#"http_requests_total{route="/files",method="POST",status="201"} 1"#,
         r#"http_requests_total{route="/files/{file_id}",method="GET",status="200"} 1"#,
         r#"http_requests_total{route="/files/{file_id}",method="GET",status="401"} 1"#,
         "stowage_upload_bytes_total 10000",
         "stowage_download_bytes_total 10000",
-        r#"storage_operations_total{backend="fs",operation="put",status="ok"} 1"#,
+        storage_put.as_str(),
         r#"auth_attempts_total{method="jwt",result="ok"} 2"#,
         "http_request_duration_seconds_bucket{",
         "storage_operation_duration_seconds_bucket{",

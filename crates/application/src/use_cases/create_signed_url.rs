@@ -14,7 +14,7 @@ use crate::use_cases::ReadAccess;
 pub const MAX_SIGNED_URL_LIFETIME: Duration = Duration::from_secs(604_800);
 
 /// A signed URL's query parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SignedUrl {
     /// Expiry, Unix seconds (`expires=`).
     pub expires: i64,
@@ -22,6 +22,15 @@ pub struct SignedUrl {
     pub signature: String,
     /// Expiry as a time.
     pub expires_at: OffsetDateTime,
+}
+
+impl std::fmt::Debug for SignedUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedUrl")
+            .field("expires", &self.expires)
+            .field("signature", &"[REDACTED]")
+            .finish()
+    }
 }
 
 /// Issues signed URLs to readers of a file.

@@ -110,10 +110,6 @@ impl UploadFile {
         tracing::Span::current().record("file_id", tracing::field::display(id));
         let key = BlobKey::new(request.principal.account_id(), id);
         let stored = self.blobs.put(&key, body).await?;
-        let mut cleanup = BlobCleanup {
-            blobs: self.blobs.as_ref(),
-            key: Some(key),
-        };
         tracing::Span::current().record("size", stored.size);
 
         let created_at = creation_time(self.clock.now());
@@ -127,15 +123,16 @@ impl UploadFile {
             account_id: request.principal.account_id(),
             user_id: request.principal.user_id(),
         });
+        // The blob is removed only when the insert certainly failed. If this future is dropped
+        // while the insert is in flight (the client went away), the insert may still commit, so
+        // the blob stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a
+        // record without its blob would be listed and never downloadable.
         if let Err(e) = self.repo.insert(&record).await {
-            if let Some(key) = cleanup.key.take()
-                && let Err(delete_error) = self.blobs.delete(&key).await
-            {
+            if let Err(delete_error) = self.blobs.delete(&key).await {
                 tracing::warn!(error = %delete_error, "blob of a failed insert could not be deleted; gc will");
             }
             return Err(e.into());
         }
-        cleanup.key = None;
         Ok(record)
     }
 }
@@ -145,21 +142,6 @@ impl UploadFile {
 fn creation_time(now: OffsetDateTime) -> OffsetDateTime {
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
-}
-
-/// Deletes a written blob unless disarmed: covers a request future dropped between the blob
-/// write and the insert (a client that went away).
-struct BlobCleanup<'a> {
-    blobs: &'a dyn BlobStore,
-    key: Option<BlobKey>,
-}
-
-impl Drop for BlobCleanup<'_> {
-    fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.blobs.delete_detached(key);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -57,6 +57,10 @@ pub enum PickleError {
 const MAX_INPUT: usize = 1024 * 1024;
 const MAX_NODES: usize = 100_000;
 const MAX_DEPTH: usize = 64;
+/// Memo references let a small pickle name one node many times; the value built from it is
+/// bounded on its own, so no input can expand into more than this many values or string bytes.
+const MAX_OUTPUT_VALUES: usize = 100_000;
+const MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 
 #[derive(Clone)]
 enum Node {
@@ -95,7 +99,16 @@ pub fn decode(data: &[u8]) -> Result<PickleValue, PickleError> {
         memo: std::collections::HashMap::new(),
     };
     let root = m.run()?;
-    m.materialize(root, 0)
+    let mut budget = Budget {
+        values: MAX_OUTPUT_VALUES,
+        bytes: MAX_OUTPUT_BYTES,
+    };
+    m.materialize(root, 0, &mut budget)
+}
+
+struct Budget {
+    values: usize,
+    bytes: usize,
 }
 
 impl Machine<'_> {
@@ -388,7 +401,12 @@ impl Machine<'_> {
         }
     }
 
-    fn materialize(&self, index: usize, depth: usize) -> Result<PickleValue, PickleError> {
+    fn materialize(
+        &self,
+        index: usize,
+        depth: usize,
+        budget: &mut Budget,
+    ) -> Result<PickleValue, PickleError> {
         if depth > MAX_DEPTH {
             return Err(PickleError::TooBig);
         }
@@ -396,12 +414,19 @@ impl Machine<'_> {
             .nodes
             .get(index)
             .ok_or(PickleError::Malformed("dangling reference"))?;
+        budget.values = budget.values.checked_sub(1).ok_or(PickleError::TooBig)?;
+        let size = match node {
+            Node::Leaf(PickleValue::Str(s)) => s.len(),
+            Node::Leaf(PickleValue::Bytes(b)) => b.len(),
+            _ => 0,
+        };
+        budget.bytes = budget.bytes.checked_sub(size).ok_or(PickleError::TooBig)?;
         Ok(match node {
             Node::Leaf(v) => v.clone(),
             Node::List(items) | Node::Tuple(items) => PickleValue::List(
                 items
                     .iter()
-                    .map(|i| self.materialize(*i, depth + 1))
+                    .map(|i| self.materialize(*i, depth + 1, budget))
                     .collect::<Result<_, _>>()?,
             ),
             Node::Dict(items) => PickleValue::Dict(
@@ -409,8 +434,8 @@ impl Machine<'_> {
                     .iter()
                     .map(|(k, v)| {
                         Ok((
-                            self.materialize(*k, depth + 1)?,
-                            self.materialize(*v, depth + 1)?,
+                            self.materialize(*k, depth + 1, budget)?,
+                            self.materialize(*v, depth + 1, budget)?,
                         ))
                     })
                     .collect::<Result<_, PickleError>>()?,
@@ -456,6 +481,29 @@ mod tests {
         assert!(decode(b"").is_err());
         // a list that appends itself: ]q\x00h\x00a.
         assert_eq!(decode(b"\x80\x02]q\x00h\x00a."), Err(PickleError::TooBig));
+    }
+
+    #[test]
+    fn memo_references_cannot_amplify_a_small_pickle() {
+        // L0 = [1]; L(i+1) = [Li, Li], 60 times: ~600 bytes naming 2^60 values.
+        let mut data = b"\x80\x02]q\x00K\x01a".to_vec();
+        for i in 0u8..60 {
+            data.extend_from_slice(&[b']', b'(', b'h', i, b'h', i, b'e', b'q', i + 1]);
+        }
+        data.push(b'.');
+        assert_eq!(decode(&data), Err(PickleError::TooBig));
+
+        // One 100 KB string referenced 1000 times.
+        let mut wide = b"\x80\x02]X".to_vec();
+        wide.extend_from_slice(&100_000u32.to_le_bytes());
+        wide.extend_from_slice(&[b'a'; 100_000]);
+        wide.extend_from_slice(b"q\x000");
+        wide.push(b'(');
+        for _ in 0..1000 {
+            wide.extend_from_slice(b"h\x00");
+        }
+        wide.extend_from_slice(b"e.");
+        assert_eq!(decode(&wide), Err(PickleError::TooBig));
     }
 
     #[test]

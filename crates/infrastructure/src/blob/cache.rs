@@ -120,10 +120,20 @@ impl BlobStore for CachedBlobStore {
         if body.len > self.settings.max_item_bytes {
             return Ok(body);
         }
+        let len = body.len;
         let mut stream = body.stream;
-        let mut buffer = BytesMut::with_capacity(usize::try_from(body.len).unwrap_or(0));
+        let mut buffer = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
         while let Some(chunk) = stream.next().await {
             buffer.extend_from_slice(&chunk.map_err(BlobError::Body)?);
+            if buffer.len() as u64 > self.settings.max_item_bytes {
+                // The store announced a smaller length than it sends: stop collecting and
+                // stream the rest through instead of buffering it.
+                let head = futures_util::stream::once(async move { Ok(buffer.freeze()) });
+                return Ok(BlobBody {
+                    len,
+                    stream: head.chain(stream).boxed(),
+                });
+            }
         }
         let bytes = buffer.freeze();
         self.insert(*key, bytes.clone());

@@ -176,6 +176,29 @@ struct Part {
     ended: bool,
 }
 
+/// A part upload running on its own task, stopped when dropped (a dropped request stops sending).
+struct PartTask(tokio::task::JoinHandle<Result<CompletedPart, BlobError>>);
+
+impl PartTask {
+    async fn join(mut self) -> Result<CompletedPart, BlobError> {
+        (&mut self.0)
+            .await
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?
+    }
+
+    /// Stops it and waits until it has stopped, so nothing lands after the upload is aborted.
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
+impl Drop for PartTask {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Aborts a multipart upload unless it completed, also when the uploading future is dropped.
 struct AbortOnDrop {
     client: Client,
@@ -198,7 +221,13 @@ impl Drop for AbortOnDrop {
             let (client, bucket, key) =
                 (self.client.clone(), self.bucket.clone(), self.key.clone());
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
-                handle.spawn(async move { abort(&client, &bucket, &key, &upload_id).await });
+                handle.spawn(async move {
+                    abort(&client, &bucket, &key, &upload_id).await;
+                    // A part already on the wire when the request was dropped may land after the
+                    // first abort; S3 asks to abort again once uploads in progress have finished.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    abort(&client, &bucket, &key, &upload_id).await;
+                });
             }
         }
     }
@@ -212,6 +241,7 @@ async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
         .upload_id(upload_id)
         .send()
         .await
+        && !matches!(error_code(&e), Some("NoSuchUpload"))
     {
         tracing::warn!(error = %failure("AbortMultipartUpload", &e), "multipart upload left behind; gc will abort it");
     }
@@ -465,17 +495,14 @@ impl S3BlobStore {
             upload_id: Some(upload_id.clone()),
         };
         let spawn_part = |number: i32, bytes: Bytes| {
-            tokio::spawn(Self::upload_part(
+            PartTask(tokio::spawn(Self::upload_part(
                 self.client.clone(),
                 bucket.to_owned(),
                 key.to_owned(),
                 upload_id.clone(),
                 number,
                 bytes,
-            ))
-        };
-        let joined = |r: Result<Result<CompletedPart, BlobError>, tokio::task::JoinError>| {
-            r.map_err(|e| BlobError::Unavailable(Box::new(e)))?
+            )))
         };
 
         let mut parts = Vec::new();
@@ -489,19 +516,19 @@ impl S3BlobStore {
                 if overlap.is_none()
                     && let Some(part) = in_flight.take()
                 {
-                    parts.push(joined(part.await)?);
+                    parts.push(part.join().await?);
                 }
                 let next = match read_part(body, digest, self.part_size, carry).await {
                     Ok(next) => next,
                     Err(e) => {
                         if let Some(part) = in_flight.take() {
-                            part.abort();
+                            part.stop().await;
                         }
                         return Err(e);
                     }
                 };
                 if let Some(part) = in_flight.take() {
-                    parts.push(joined(part.await)?);
+                    parts.push(part.join().await?);
                 }
                 drop(overlap);
                 if next.bytes.is_empty() {
@@ -510,7 +537,7 @@ impl S3BlobStore {
                 number += 1;
                 let part = spawn_part(number, next.bytes);
                 if next.ended {
-                    parts.push(joined(part.await)?);
+                    parts.push(part.join().await?);
                     return Ok(());
                 }
                 in_flight = Some(part);

@@ -7,13 +7,26 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use stowage_application::ports::{RateClass, RateDecision, RateLimit, RateLimiter};
 
-/// Windows older than this many entries trigger a sweep of expired ones.
+/// Past this many clients, expired windows are swept (at most once a second).
 const SWEEP_THRESHOLD: usize = 10_000;
+
+#[derive(Debug)]
+struct Window {
+    start: Instant,
+    count: u32,
+    length: Duration,
+}
+
+#[derive(Debug, Default)]
+struct Windows {
+    by_client: HashMap<(RateClass, String), Window>,
+    last_sweep: Option<Instant>,
+}
 
 /// Counts requests per client and class in fixed windows, in memory.
 #[derive(Debug, Default)]
 pub struct InMemoryRateLimiter {
-    windows: Mutex<HashMap<(RateClass, String), (Instant, u32)>>,
+    windows: Mutex<Windows>,
 }
 
 impl InMemoryRateLimiter {
@@ -34,21 +47,34 @@ impl InMemoryRateLimiter {
             // A poisoned lock only means another request panicked mid-update; fail open for this one.
             return RateDecision::Allowed;
         };
-        if windows.len() > SWEEP_THRESHOLD {
-            windows.retain(|_, (start, _)| {
-                now.duration_since(*start) < limit.window.max(Duration::from_secs(3600))
-            });
+        let due = windows
+            .last_sweep
+            .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(1));
+        if windows.by_client.len() > SWEEP_THRESHOLD && due {
+            windows
+                .by_client
+                .retain(|_, w| now.duration_since(w.start) < w.length);
+            windows.last_sweep = Some(now);
         }
         let entry = windows
+            .by_client
             .entry((class, client.to_owned()))
-            .or_insert((now, 0));
-        if now.duration_since(entry.0) >= limit.window {
-            *entry = (now, 0);
+            .or_insert(Window {
+                start: now,
+                count: 0,
+                length: limit.window,
+            });
+        if now.duration_since(entry.start) >= limit.window {
+            *entry = Window {
+                start: now,
+                count: 0,
+                length: limit.window,
+            };
         }
-        entry.1 = entry.1.saturating_add(1);
-        if entry.1 > limit.requests {
+        entry.count = entry.count.saturating_add(1);
+        if entry.count > limit.requests {
             RateDecision::Limited {
-                retry_after: limit.window.saturating_sub(now.duration_since(entry.0)),
+                retry_after: limit.window.saturating_sub(now.duration_since(entry.start)),
             }
         } else {
             RateDecision::Allowed
@@ -94,6 +120,23 @@ mod tests {
             limiter.hit_at(t0 + Duration::from_secs(60), "a", RateClass::Upload, LIMIT),
             RateDecision::Allowed
         );
+    }
+
+    #[test]
+    fn expired_windows_are_swept_once_there_are_many_clients() {
+        let limiter = InMemoryRateLimiter::new();
+        let t0 = Instant::now();
+        for i in 0..=SWEEP_THRESHOLD {
+            limiter.hit_at(t0, &format!("c{i}"), RateClass::Download, LIMIT);
+        }
+        limiter.hit_at(
+            t0 + Duration::from_secs(61),
+            "late",
+            RateClass::Download,
+            LIMIT,
+        );
+        let count = limiter.windows.lock().unwrap().by_client.len();
+        assert_eq!(count, 1, "only the new client's window is left");
     }
 
     #[test]

@@ -261,7 +261,11 @@ async fn serve(
     inline: bool,
 ) -> Result<Response, ApiError> {
     let etag = etag_of(&record.sha256().to_hex());
-    let last_modified = httpdate::fmt_http_date(SystemTime::from(record.created_at()));
+    // HTTP dates cover 1970 to 9999 (the formatter panics outside); a stored time outside that
+    // range, only possible in imported data, simply gets no Last-Modified.
+    let last_modified = (1970..=9999)
+        .contains(&record.created_at().year())
+        .then(|| httpdate::fmt_http_date(SystemTime::from(record.created_at())));
     let header_str = |name| {
         headers
             .get(name)
@@ -270,9 +274,11 @@ async fn serve(
 
     let mut response = Response::builder()
         .header(header::ETAG, &etag)
-        .header(header::LAST_MODIFIED, &last_modified)
         .header(header::CACHE_CONTROL, CACHE_CONTROL)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if let Some(date) = &last_modified {
+        response = response.header(header::LAST_MODIFIED, date);
+    }
 
     if header_str(header::IF_NONE_MATCH).is_some_and(|h| if_none_match_matches(h, &etag)) {
         return build(response.status(StatusCode::NOT_MODIFIED), Body::empty());
@@ -282,7 +288,7 @@ async fn serve(
     let range = match header_str(header::RANGE) {
         Some(range)
             if header_str(header::IF_RANGE)
-                .is_none_or(|h| if_range_matches(h, &etag, &last_modified)) =>
+                .is_none_or(|h| if_range_matches(h, &etag, last_modified.as_deref())) =>
         {
             match resolve_range(range, size) {
                 RangeOutcome::Full => None,
