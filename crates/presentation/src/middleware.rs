@@ -12,15 +12,20 @@ use tracing::{Instrument, field};
 use crate::error::{ErrorInfo, error_response};
 use crate::headers::encode_uri_component;
 
+/// The route template a request matched (never its raw path, which may carry ids and signatures).
+fn route_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned()
+}
+
 /// One span per request (`http_request`) and one log line when the response leaves.
 ///
 /// The span records the route template, never the full URI: signed URLs carry signatures.
 pub async fn request_log(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+    let route = route_of(&request);
     let request_id = request
         .headers()
         .get("x-request-id")
@@ -270,11 +275,7 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 /// `http_requests_total`, `http_request_duration_seconds` (by route template, never the raw
 /// path) and `http_requests_in_flight`.
 pub async fn http_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str)
-        .to_owned();
+    let route = route_of(&request);
     let method = request.method().as_str().to_owned();
     let in_flight = metrics::gauge!("http_requests_in_flight");
     in_flight.increment(1.0);

@@ -233,17 +233,30 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
-    if let Err(e) = client
+/// Aborts a multipart upload; one that is already gone counts as aborted.
+async fn abort_upload(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<(), BlobError> {
+    match client
         .abort_multipart_upload()
         .bucket(bucket)
         .key(key)
         .upload_id(upload_id)
         .send()
         .await
-        && !matches!(error_code(&e), Some("NoSuchUpload"))
     {
-        tracing::warn!(error = %failure("AbortMultipartUpload", &e), "multipart upload left behind; gc will abort it");
+        Ok(_) => Ok(()),
+        Err(e) if matches!(error_code(&e), Some("NoSuchUpload")) => Ok(()),
+        Err(e) => Err(unavailable("AbortMultipartUpload", &e)),
+    }
+}
+
+async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
+    if let Err(e) = abort_upload(client, bucket, key, upload_id).await {
+        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "multipart upload left behind; gc will abort it");
     }
 }
 
@@ -802,18 +815,6 @@ impl BlobStore for S3BlobStore {
                 "not a leftover of this store".into(),
             ));
         }
-        match self
-            .client
-            .abort_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if matches!(error_code(&e), Some("NoSuchUpload")) => Ok(()),
-            Err(e) => Err(unavailable("AbortMultipartUpload", &e)),
-        }
+        abort_upload(&self.client, bucket, key, upload_id).await
     }
 }
