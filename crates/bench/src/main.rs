@@ -249,6 +249,57 @@ impl Bench {
         Ok(())
     }
 
+    /// A direct multipart upload in 5 MiB parts, as Stowage sends large files.
+    async fn put_direct_multipart(&self, key: &str, mib: usize) -> Result<()> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let upload = self
+            .s3
+            .create_multipart_upload()
+            .bucket(DIRECT_BUCKET)
+            .key(key)
+            .send()
+            .await?;
+        let id = upload.upload_id().unwrap_or_default().to_owned();
+        let chunks = body_chunks(&self.block, mib);
+        let mut parts = Vec::new();
+        for (i, group) in chunks.chunks(80).enumerate() {
+            let mut part = bytes::BytesMut::with_capacity(5 * MIB);
+            for chunk in group {
+                part.extend_from_slice(chunk);
+            }
+            let number = i32::try_from(i + 1)?;
+            let sent = self
+                .s3
+                .upload_part()
+                .bucket(DIRECT_BUCKET)
+                .key(key)
+                .upload_id(&id)
+                .part_number(number)
+                .body(part.freeze().into())
+                .send()
+                .await?;
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(number)
+                    .set_e_tag(sent.e_tag().map(str::to_owned))
+                    .build(),
+            );
+        }
+        self.s3
+            .complete_multipart_upload()
+            .bucket(DIRECT_BUCKET)
+            .key(key)
+            .upload_id(&id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
     async fn get_direct(
         &self,
         key: &str,
@@ -443,6 +494,7 @@ async fn main() -> Result<()> {
 
     // 1. One large file, each way.
     let (mut up_s, mut down_s, mut up_d, mut down_d) = (vec![], vec![], vec![], vec![]);
+    let mut up_dm = vec![];
     let mut large_id = String::new();
     for rep in 0..reps {
         let (id, t) = timed(bench.upload("large.bin", large_mib)).await?;
@@ -455,14 +507,19 @@ async fn main() -> Result<()> {
         up_d.push(mib_per_s(large_mib * MIB, t));
         let ((n, _, _), t) = timed(bench.get_direct(&key, None)).await?;
         down_d.push(mib_per_s(n, t));
+        let ((), t) =
+            timed(bench.put_direct_multipart(&format!("large-mp-{rep}"), large_mib)).await?;
+        up_dm.push(mib_per_s(large_mib * MIB, t));
         large_id = id;
     }
     let (us, ud, ds, dd) = (median(up_s), median(up_d), median(down_s), median(down_d));
+    let udm = median(up_dm);
     results.insert(
         "large".into(),
         json!({
             "mib": large_mib,
             "upload": {"stowage_mib_s": us, "direct_mib_s": ud, "ratio": ratio(us, ud)},
+            "upload_vs_direct_multipart": {"stowage_mib_s": us, "direct_mib_s": udm, "ratio": ratio(us, udm)},
             "download": {"stowage_mib_s": ds, "direct_mib_s": dd, "ratio": ratio(ds, dd)},
         }),
     );
@@ -627,10 +684,14 @@ fn print_table(r: &Value) {
         "measurement", "stowage", "direct S3", "ratio"
     );
     let large = &r["large"];
-    for way in ["upload", "download"] {
+    for (way, label) in [
+        ("upload", "upload"),
+        ("upload_vs_direct_multipart", "upload vs direct multipart"),
+        ("download", "download"),
+    ] {
         println!(
             "{:<44} {:>12} {:>12} {:>8}",
-            format!("{} MiB {way}, MiB/s", large["mib"]),
+            format!("{} MiB {label}, MiB/s", large["mib"]),
             f(&large[way]["stowage_mib_s"]),
             f(&large[way]["direct_mib_s"]),
             f(&large[way]["ratio"])
