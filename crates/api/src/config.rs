@@ -604,7 +604,7 @@ fn s3_config<'a>(
         layout,
         part_size,
         pipelined_uploads: parse(
-            get("S3_PIPELINED_UPLOADS").unwrap_or("2"),
+            get("S3_PIPELINED_UPLOADS").unwrap_or("1"),
             "S3_PIPELINED_UPLOADS",
         )?,
         connect_timeout: Duration::from_millis(parse(
