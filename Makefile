@@ -23,7 +23,7 @@ endif
 .PHONY: help run build release test test-integration s3s-fs check-deploy bench lint fmt check ci clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 run: ## Start the service on its embedded defaults (SQLite + disk under ./data, printed token)
 	$(CARGO) run -p stowage-api -- serve
