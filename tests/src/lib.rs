@@ -122,7 +122,7 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts one on a free port.
+    /// Starts one on a free port (another if a parallel test took that port first).
     pub fn spawn() -> S3Server {
         let mut server = S3Server {
             child: None,
@@ -131,8 +131,22 @@ impl S3Server {
             access_key: format!("AK{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
             secret_key: format!("SK{}", uuid::Uuid::new_v4().simple()),
         };
-        server.start();
-        server
+        for _ in 0..5 {
+            server.start();
+            // A process that lost its port to another test exits at once; the port it waited for
+            // then answered for someone else.
+            std::thread::sleep(Duration::from_millis(100));
+            let exited = server
+                .child
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if !exited {
+                return server;
+            }
+            server.child = None;
+            server.port = free_port();
+        }
+        panic!("s3s-fs could not start");
     }
 
     /// Starts it (again) on its port, over its data directory.
@@ -286,7 +300,6 @@ impl TestServer {
                 None,
             ),
         };
-        let port = free_port();
         let backend = extra
             .iter()
             .find(|(k, _)| *k == "STORAGE_BACKEND")
@@ -297,7 +310,8 @@ impl TestServer {
             None => s3_mode().then(S3Server::spawn),
         };
         let mut env: HashMap<String, String> = HashMap::from([
-            ("BIND_ADDR".into(), format!("127.0.0.1:{port}")),
+            // Port 0: the server picks a free port and logs it, so parallel tests never race for one.
+            ("BIND_ADDR".into(), "127.0.0.1:0".into()),
             ("DATA_DIR".into(), data_dir.path().display().to_string()),
             ("AUTH_SECRET_KEY".into(), secret.clone()),
             ("DATABASE_URL".into(), database_url.clone()),
@@ -318,10 +332,13 @@ impl TestServer {
         for (k, v) in extra {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
+        // The harness learns the port from the `listening` line, whatever level a test asks for.
+        let level = env.get("LOG_LEVEL").cloned().unwrap_or_default();
+        env.insert("LOG_LEVEL".into(), format!("{level},stowage_api=info"));
         let mut server = TestServer {
             child: None,
-            base_url: format!("http://127.0.0.1:{port}"),
-            port,
+            base_url: String::new(),
+            port: 0,
             data_dir,
             secret,
             database_url,
@@ -340,20 +357,49 @@ impl TestServer {
             .append(true)
             .open(self.log_path())
             .unwrap();
+        let logged_before = self.log().len();
         let mut command = Command::new(binary());
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(&self.env)
             .current_dir(self.data_dir.path())
-            .stdin(Stdio::null());
-        if std::env::var("TEST_LOG").is_ok() {
-            command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
-        } else {
-            command.stdout(log.try_clone().unwrap()).stderr(log);
-        }
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         self.child = Some(command.spawn().unwrap());
+        let address = self.wait_for_listening(logged_before).await;
+        self.port = address.rsplit(':').next().unwrap().parse().unwrap();
+        self.base_url = format!("http://{address}");
+        // A restart comes back on the same port.
+        self.env.insert("BIND_ADDR".into(), address);
         self.wait_until_live().await;
+    }
+
+    /// The address from this process's own `listening` log line.
+    async fn wait_for_listening(&mut self, skip: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let log = self.log();
+            let fresh = log.get(skip..).unwrap_or_default();
+            let address = fresh.lines().find_map(|line| {
+                let json: serde_json::Value = serde_json::from_str(line).ok()?;
+                (json["fields"]["message"] == "listening")
+                    .then(|| json["fields"]["address"].as_str().map(str::to_owned))
+                    .flatten()
+            });
+            if let Some(address) = address {
+                return address;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("stowage-api exited with {status}; log:\n{log}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stowage-api did not start; log:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     async fn wait_until_live(&mut self) {
@@ -507,6 +553,9 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
+        if std::env::var("TEST_LOG").is_ok() {
+            eprintln!("{}", self.log());
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
