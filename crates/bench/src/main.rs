@@ -25,10 +25,20 @@ const DIRECT_BUCKET: &str = "bench-direct";
 
 struct Settings {
     quick: bool,
+    /// `BENCH_PHASES`: a comma-separated subset of large, concurrent, small, range, huge.
+    phases: Option<Vec<String>>,
     postgres: String,
     redis: String,
     stowage_bin: PathBuf,
     s3s_bin: PathBuf,
+}
+
+impl Settings {
+    fn runs(&self, phase: &str) -> bool {
+        self.phases
+            .as_ref()
+            .is_none_or(|phases| phases.iter().any(|p| p == phase))
+    }
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -92,6 +102,17 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
                 .and_then(|n| n.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The server's resident memory (anonymous and file-backed) and peak after `phase`, in MiB.
+fn memory_now(pid: u32, phase: &str) -> Value {
+    json!({
+        "after": phase,
+        "rss_mib": rss_kib(pid, "VmRSS:") as f64 / 1024.0,
+        "peak_rss_mib": rss_kib(pid, "VmHWM:") as f64 / 1024.0,
+        "anonymous_mib": rss_kib(pid, "RssAnon:") as f64 / 1024.0,
+        "file_mib": rss_kib(pid, "RssFile:") as f64 / 1024.0,
+    })
 }
 
 /// Samples the server's resident memory every 20 ms until stopped; returns the largest, in KiB.
@@ -373,6 +394,10 @@ async fn main() -> Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let settings = Settings {
         quick: std::env::var("BENCH_QUICK").is_ok_and(|v| v == "1"),
+        phases: std::env::var("BENCH_PHASES")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()),
         postgres: env_or(
             "STOWAGE_BENCH_DATABASE_URL",
             "postgres://postgres:postgres@127.0.0.1:5432",
@@ -468,6 +493,7 @@ async fn main() -> Result<()> {
         .env("RATE_LIMIT_ENABLED", "false")
         .env("LOG_LEVEL", "warn")
         .env("LOG_FORMAT", "json")
+        .envs(std::env::vars().filter(|(k, _)| k.starts_with("MALLOC_")))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -489,32 +515,35 @@ async fn main() -> Result<()> {
     let mut results = serde_json::Map::new();
     results.insert(
         "settings".into(),
-        json!({"quick": settings.quick, "large_mib": large_mib, "repetitions": reps, "load_seconds": load_time.as_secs()}),
+        json!({"quick": settings.quick, "large_mib": large_mib, "repetitions": reps, "repetitions_16x4mib": reps * 2 - 1, "load_seconds": load_time.as_secs()}),
     );
 
+    let mut memory = vec![memory_now(pid, "start")];
+
     // 1. One large file, each way.
-    let (mut up_s, mut down_s, mut up_d, mut down_d) = (vec![], vec![], vec![], vec![]);
-    let mut up_dm = vec![];
     let mut large_id = String::new();
-    for rep in 0..reps {
-        let (id, t) = timed(bench.upload("large.bin", large_mib)).await?;
-        up_s.push(mib_per_s(large_mib * MIB, t));
-        let ((n, _, _), t) = timed(bench.download(&id, None)).await?;
-        anyhow::ensure!(n == large_mib * MIB, "short download");
-        down_s.push(mib_per_s(n, t));
-        let key = format!("large-{rep}");
-        let ((), t) = timed(bench.put_direct(&key, large_mib)).await?;
-        up_d.push(mib_per_s(large_mib * MIB, t));
-        let ((n, _, _), t) = timed(bench.get_direct(&key, None)).await?;
-        down_d.push(mib_per_s(n, t));
-        let ((), t) =
-            timed(bench.put_direct_multipart(&format!("large-mp-{rep}"), large_mib)).await?;
-        up_dm.push(mib_per_s(large_mib * MIB, t));
-        large_id = id;
-    }
-    let (us, ud, ds, dd) = (median(up_s), median(up_d), median(down_s), median(down_d));
-    let udm = median(up_dm);
-    results.insert(
+    if settings.runs("large") {
+        let (mut up_s, mut down_s, mut up_d, mut down_d) = (vec![], vec![], vec![], vec![]);
+        let mut up_dm = vec![];
+        for rep in 0..reps {
+            let (id, t) = timed(bench.upload("large.bin", large_mib)).await?;
+            up_s.push(mib_per_s(large_mib * MIB, t));
+            let ((n, _, _), t) = timed(bench.download(&id, None)).await?;
+            anyhow::ensure!(n == large_mib * MIB, "short download");
+            down_s.push(mib_per_s(n, t));
+            let key = format!("large-{rep}");
+            let ((), t) = timed(bench.put_direct(&key, large_mib)).await?;
+            up_d.push(mib_per_s(large_mib * MIB, t));
+            let ((n, _, _), t) = timed(bench.get_direct(&key, None)).await?;
+            down_d.push(mib_per_s(n, t));
+            let ((), t) =
+                timed(bench.put_direct_multipart(&format!("large-mp-{rep}"), large_mib)).await?;
+            up_dm.push(mib_per_s(large_mib * MIB, t));
+            large_id = id;
+        }
+        let (us, ud, ds, dd) = (median(up_s), median(up_d), median(down_s), median(down_d));
+        let udm = median(up_dm);
+        results.insert(
         "large".into(),
         json!({
             "mib": large_mib,
@@ -523,109 +552,148 @@ async fn main() -> Result<()> {
             "download": {"stowage_mib_s": ds, "direct_mib_s": dd, "ratio": ratio(ds, dd)},
         }),
     );
-
-    // 2. 16 concurrent 4 MiB files, each way.
-    let (mut up_s, mut down_s, mut up_d, mut down_d) = (vec![], vec![], vec![], vec![]);
-    for rep in 0..reps {
-        let started = Instant::now();
-        let ids =
-            futures_util::future::try_join_all((0..16).map(|_| bench.upload("c.bin", 4))).await?;
-        up_s.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
-        let started = Instant::now();
-        futures_util::future::try_join_all(ids.iter().map(|id| bench.download(id, None))).await?;
-        down_s.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
-        let keys: Vec<String> = (0..16).map(|i| format!("c-{rep}-{i}")).collect();
-        let started = Instant::now();
-        futures_util::future::try_join_all(keys.iter().map(|k| bench.put_direct(k, 4))).await?;
-        up_d.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
-        let started = Instant::now();
-        futures_util::future::try_join_all(keys.iter().map(|k| bench.get_direct(k, None))).await?;
-        down_d.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
     }
-    let (us, ud, ds, dd) = (median(up_s), median(up_d), median(down_s), median(down_d));
-    results.insert(
-        "concurrent_16x4mib".into(),
-        json!({
-            "upload": {"stowage_mib_s": us, "direct_mib_s": ud, "ratio": ratio(us, ud)},
-            "download": {"stowage_mib_s": ds, "direct_mib_s": dd, "ratio": ratio(ds, dd)},
-        }),
-    );
+
+    if settings.runs("large") {
+        memory.push(memory_now(pid, "large"));
+    }
+
+    // 2. 16 concurrent 4 MiB files, each way; a round lasts a fraction of a second, so it gets
+    // more repetitions than the large file.
+    if settings.runs("concurrent") {
+        let (mut up_s, mut down_s, mut up_d, mut down_d) = (vec![], vec![], vec![], vec![]);
+        for rep in 0..reps * 2 - 1 {
+            let started = Instant::now();
+            let ids = futures_util::future::try_join_all((0..16).map(|_| bench.upload("c.bin", 4)))
+                .await?;
+            up_s.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
+            let started = Instant::now();
+            futures_util::future::try_join_all(ids.iter().map(|id| bench.download(id, None)))
+                .await?;
+            down_s.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
+            let keys: Vec<String> = (0..16).map(|i| format!("c-{rep}-{i}")).collect();
+            let started = Instant::now();
+            futures_util::future::try_join_all(keys.iter().map(|k| bench.put_direct(k, 4))).await?;
+            up_d.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
+            let started = Instant::now();
+            futures_util::future::try_join_all(keys.iter().map(|k| bench.get_direct(k, None)))
+                .await?;
+            down_d.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
+        }
+        let (us, ud, ds, dd) = (median(up_s), median(up_d), median(down_s), median(down_d));
+        results.insert(
+            "concurrent_16x4mib".into(),
+            json!({
+                "upload": {"stowage_mib_s": us, "direct_mib_s": ud, "ratio": ratio(us, ud)},
+                "download": {"stowage_mib_s": ds, "direct_mib_s": dd, "ratio": ratio(ds, dd)},
+            }),
+        );
+    }
+
+    if settings.runs("concurrent") {
+        memory.push(memory_now(pid, "concurrent"));
+    }
 
     // 3. Authenticated 4 KiB downloads at 32 connections.
-    let small = {
-        let boundary_bench = bench.clone();
-        let id = boundary_bench.upload_small().await?;
-        bench
-            .s3
-            .put_object()
-            .bucket(DIRECT_BUCKET)
-            .key("small")
-            .body(bench.block.slice(0..4096).into())
-            .send()
-            .await?;
-        id
-    };
-    let b = bench.clone();
-    let id = small.clone();
-    let (rps_s, p50_s, p99_s) = load(32, load_time, move || {
-        let (b, id) = (b.clone(), id.clone());
-        async move { b.download(&id, None).await.map(|_| ()) }
-    })
-    .await?;
-    let b = bench.clone();
-    let (rps_d, p50_d, p99_d) = load(32, load_time, move || {
-        let b = b.clone();
-        async move { b.get_direct("small", None).await.map(|_| ()) }
-    })
-    .await?;
-    results.insert(
-        "small_4kib_get_32_connections".into(),
-        json!({
-            "stowage": {"requests_per_s": rps_s, "p50_ms": p50_s, "p99_ms": p99_s},
-            "direct": {"requests_per_s": rps_d, "p50_ms": p50_d, "p99_ms": p99_d},
-            "ratio_requests_per_s": ratio(rps_s, rps_d),
-        }),
-    );
+    if settings.runs("small") {
+        let small = {
+            let boundary_bench = bench.clone();
+            let id = boundary_bench.upload_small().await?;
+            bench
+                .s3
+                .put_object()
+                .bucket(DIRECT_BUCKET)
+                .key("small")
+                .body(bench.block.slice(0..4096).into())
+                .send()
+                .await?;
+            id
+        };
+        let b = bench.clone();
+        let id = small.clone();
+        let (rps_s, p50_s, p99_s) = load(32, load_time, move || {
+            let (b, id) = (b.clone(), id.clone());
+            async move { b.download(&id, None).await.map(|_| ()) }
+        })
+        .await?;
+        let b = bench.clone();
+        let (rps_d, p50_d, p99_d) = load(32, load_time, move || {
+            let b = b.clone();
+            async move { b.get_direct("small", None).await.map(|_| ()) }
+        })
+        .await?;
+        results.insert(
+            "small_4kib_get_32_connections".into(),
+            json!({
+                "stowage": {"requests_per_s": rps_s, "p50_ms": p50_s, "p99_ms": p99_s},
+                "direct": {"requests_per_s": rps_d, "p50_ms": p50_d, "p99_ms": p99_d},
+                "ratio_requests_per_s": ratio(rps_s, rps_d),
+            }),
+        );
+    }
+
+    if settings.runs("small") {
+        memory.push(memory_now(pid, "small"));
+    }
 
     // 4. A 1 MiB range from the middle of the large file.
-    let mid = large_mib * MIB / 2;
-    let range = Some((mid, mid + MIB - 1));
-    let (mut ttfb_s, mut total_s, mut ttfb_d, mut total_d) = (vec![], vec![], vec![], vec![]);
-    for _ in 0..if settings.quick { 5 } else { 21 } {
-        let (n, first, total) = bench.download(&large_id, range).await?;
-        anyhow::ensure!(n == MIB, "range length {n}");
-        ttfb_s.push(first.as_secs_f64() * 1000.0);
-        total_s.push(total.as_secs_f64() * 1000.0);
-        let (_, first, total) = bench.get_direct("large-0", range).await?;
-        ttfb_d.push(first.as_secs_f64() * 1000.0);
-        total_d.push(total.as_secs_f64() * 1000.0);
+    if settings.runs("range") && !large_id.is_empty() {
+        let mid = large_mib * MIB / 2;
+        let range = Some((mid, mid + MIB - 1));
+        let (mut ttfb_s, mut total_s, mut ttfb_d, mut total_d) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..if settings.quick { 5 } else { 21 } {
+            let (n, first, total) = bench.download(&large_id, range).await?;
+            anyhow::ensure!(n == MIB, "range length {n}");
+            ttfb_s.push(first.as_secs_f64() * 1000.0);
+            total_s.push(total.as_secs_f64() * 1000.0);
+            let (_, first, total) = bench.get_direct("large-0", range).await?;
+            ttfb_d.push(first.as_secs_f64() * 1000.0);
+            total_d.push(total.as_secs_f64() * 1000.0);
+        }
+        results.insert(
+            "range_1mib_from_the_middle".into(),
+            json!({
+                "stowage": {"ttfb_p50_ms": median(ttfb_s), "total_p50_ms": median(total_s)},
+                "direct": {"ttfb_p50_ms": median(ttfb_d), "total_p50_ms": median(total_d)},
+            }),
+        );
     }
-    results.insert(
-        "range_1mib_from_the_middle".into(),
-        json!({
-            "stowage": {"ttfb_p50_ms": median(ttfb_s), "total_p50_ms": median(total_s)},
-            "direct": {"ttfb_p50_ms": median(ttfb_d), "total_p50_ms": median(total_d)},
-        }),
-    );
 
-    // 5. Memory while 4 huge files go up and then down at once.
-    let sampler = RssSampler::start(pid);
-    let started = Instant::now();
-    let ids =
-        futures_util::future::try_join_all((0..4).map(|_| bench.upload("huge.bin", huge_mib)))
-            .await?;
-    let up = mib_per_s(4 * huge_mib * MIB, started.elapsed());
-    let started = Instant::now();
-    futures_util::future::try_join_all(ids.iter().map(|id| bench.download(id, None))).await?;
-    let down = mib_per_s(4 * huge_mib * MIB, started.elapsed());
-    let peak_during = sampler.finish().await;
-    results.insert(
-        "concurrent_4_huge".into(),
-        json!({
-            "mib_each": huge_mib, "upload_mib_s": up, "download_mib_s": down,
-            "peak_rss_mib": peak_during as f64 / 1024.0,
-        }),
-    );
+    if settings.runs("range") {
+        memory.push(memory_now(pid, "range"));
+    }
+
+    // 5. Memory while 4 huge files go up at once, and then down at once.
+    if settings.runs("huge") {
+        let before = rss_kib(pid, "VmRSS:");
+        let sampler = RssSampler::start(pid);
+        let started = Instant::now();
+        let ids =
+            futures_util::future::try_join_all((0..4).map(|_| bench.upload("huge.bin", huge_mib)))
+                .await?;
+        let up = mib_per_s(4 * huge_mib * MIB, started.elapsed());
+        let peak_up = sampler.finish().await;
+        let sampler = RssSampler::start(pid);
+        let started = Instant::now();
+        futures_util::future::try_join_all(ids.iter().map(|id| bench.download(id, None))).await?;
+        let down = mib_per_s(4 * huge_mib * MIB, started.elapsed());
+        let peak_down = sampler.finish().await;
+        results.insert(
+            "concurrent_4_huge".into(),
+            json!({
+                "mib_each": huge_mib, "upload_mib_s": up, "download_mib_s": down,
+                "rss_before_mib": before as f64 / 1024.0,
+                "peak_rss_upload_mib": peak_up as f64 / 1024.0,
+                "peak_rss_download_mib": peak_down as f64 / 1024.0,
+                "peak_rss_mib": peak_up.max(peak_down) as f64 / 1024.0,
+            }),
+        );
+    }
+    if settings.runs("huge") {
+        memory.push(memory_now(pid, "huge"));
+    }
+
+    results.insert("memory_after_each_phase".into(), Value::Array(memory));
     results.insert(
         "peak_rss_whole_run_mib".into(),
         json!(rss_kib(pid, "VmHWM:") as f64 / 1024.0),
@@ -743,14 +811,38 @@ fn print_table(r: &Value) {
         format!("4 x {} MiB down, aggregate MiB/s", h["mib_each"]),
         f(&h["download_mib_s"])
     );
-    println!(
-        "{:<44} {:>12}",
-        "peak RSS during the 4 huge transfers, MiB",
-        f(&h["peak_rss_mib"])
-    );
+    for (key, label) in [
+        ("rss_before_mib", "RSS before the 4 huge transfers, MiB"),
+        (
+            "peak_rss_upload_mib",
+            "peak RSS during the 4 huge uploads, MiB",
+        ),
+        (
+            "peak_rss_download_mib",
+            "peak RSS during the 4 huge downloads, MiB",
+        ),
+    ] {
+        println!("{:<44} {:>12}", label, f(&h[key]));
+    }
     println!(
         "{:<44} {:>12}",
         "peak RSS over the whole run, MiB",
         f(&r["peak_rss_whole_run_mib"])
     );
+    if let Some(phases) = r["memory_after_each_phase"].as_array() {
+        for m in phases {
+            let phase = m["after"].as_str().unwrap_or_default();
+            println!(
+                "{:<44} {:>12}",
+                format!("RSS (anonymous + file) / peak after {phase}, MiB"),
+                format!(
+                    "{} ({} + {}) / {}",
+                    f(&m["rss_mib"]),
+                    f(&m["anonymous_mib"]),
+                    f(&m["file_mib"]),
+                    f(&m["peak_rss_mib"])
+                )
+            );
+        }
+    }
 }
