@@ -1,6 +1,7 @@
 //! The composition root: configuration, wiring of adapters into use cases, and the server.
 
 pub mod config;
+pub mod memory;
 pub mod secret;
 pub mod telemetry;
 
@@ -463,6 +464,7 @@ impl Application {
             tracing::info!("shutting down: no new connections, letting requests in flight finish");
             let _ = stopped_tx.send(());
         });
+        let trimmer = memory::spawn_trimmer(memory::TRIM_INTERVAL);
         let grace = self.shutdown_grace;
         let deadline = async move {
             if stopped_rx.await.is_ok() {
@@ -471,13 +473,15 @@ impl Application {
                 std::future::pending::<()>().await;
             }
         };
-        tokio::select! {
+        let result = tokio::select! {
             result = server.into_future() => result,
             () = deadline => {
                 tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; exiting with requests in flight");
                 Ok(())
             }
-        }
+        };
+        trimmer.abort();
+        result
     }
 }
 
