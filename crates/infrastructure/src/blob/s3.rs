@@ -11,14 +11,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation,
+    ResponseChecksumValidation, RuntimeComponents,
 };
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{
     BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
@@ -174,6 +177,28 @@ impl std::fmt::Debug for S3BlobStore {
 struct Part {
     bytes: Bytes,
     ended: bool,
+}
+
+/// Signs a request with the SHA-256 of its body computed while the body was received, instead of
+/// letting the SDK hash the same bytes again; S3 still checks the body against it.
+#[derive(Debug)]
+struct PrecomputedPayloadHash(String);
+
+impl Intercept for PrecomputedPayloadHash {
+    fn name(&self) -> &'static str {
+        "PrecomputedPayloadHash"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state()
+            .store_put(PayloadSigningOverride::Precomputed(self.0.clone()));
+        Ok(())
+    }
 }
 
 /// A part upload running on its own task, stopped when dropped (a dropped request stops sending).
@@ -673,13 +698,15 @@ impl BlobStore for S3BlobStore {
         let mut carry = None;
         let first = read_part(&mut body, &mut digest, self.part_size, &mut carry).await?;
         if first.ended {
-            let size = first.bytes.len() as u64;
+            let stored = digest.finish();
             self.client
                 .put_object()
                 .bucket(&bucket)
                 .key(&object)
-                .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+                .content_length(i64::try_from(stored.size).unwrap_or(i64::MAX))
                 .body(S3Body::from(first.bytes))
+                .customize()
+                .interceptor(PrecomputedPayloadHash(stored.sha256.to_hex()))
                 .send()
                 .await
                 .map_err(|e| {
@@ -688,17 +715,17 @@ impl BlobStore for S3BlobStore {
                     }
                     unavailable("PutObject", &e)
                 })?;
-        } else {
-            self.put_multipart(
-                &bucket,
-                &object,
-                first.bytes,
-                &mut body,
-                &mut digest,
-                &mut carry,
-            )
-            .await?;
+            return Ok(stored);
         }
+        self.put_multipart(
+            &bucket,
+            &object,
+            first.bytes,
+            &mut body,
+            &mut digest,
+            &mut carry,
+        )
+        .await?;
         Ok(digest.finish())
     }
 
