@@ -27,6 +27,31 @@ fn command(data_dir: &std::path::Path) -> Command {
     c
 }
 
+/// The port a server started on `127.0.0.1:0` took, from its `listening` log line on stdout;
+/// the rest of its output is drained so it never blocks on a full pipe.
+fn listening_port(child: &mut std::process::Child) -> u16 {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let port = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before listening")
+            .unwrap();
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if json["fields"]["message"] == "listening" {
+            let address = json["fields"]["address"].as_str().unwrap_or_default();
+            break address
+                .rsplit_once(':')
+                .and_then(|(_, port)| port.parse().ok())
+                .expect("an address with a port");
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    port
+}
+
 #[test]
 fn token_prints_a_jwt_signed_with_the_configured_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,9 +174,8 @@ fn invalid_setting_stops_naming_the_variable() {
 #[test]
 fn serve_on_defaults_prints_a_working_token_and_curl_line() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut child = command(dir.path())
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("BIND_ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -171,14 +195,21 @@ fn serve_on_defaults_prints_a_working_token_and_curl_line() {
             curl = Some(trimmed.to_owned());
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     let token = token.expect("a token line");
     let curl = curl.expect("a curl line");
+    let url = curl
+        .split_whitespace()
+        .find(|word| word.starts_with("http://127.0.0.1:") && word.ends_with("/files"))
+        .unwrap_or_else(|| panic!("no upload URL in {curl}"));
+    let port: u16 = url["http://127.0.0.1:".len()..url.len() - "/files".len()]
+        .parse()
+        .unwrap();
     assert!(
-        curl.contains(&format!("http://127.0.0.1:{port}/files")),
-        "{curl}"
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        "the printed URL is where the service listens: {curl}"
     );
+    let _ = child.kill();
+    let _ = child.wait();
     assert!(curl.contains(&token));
     let secret = std::fs::read_to_string(dir.path().join("secret.key")).unwrap();
     assert_eq!(
@@ -200,15 +231,15 @@ fn serve_on_defaults_prints_a_working_token_and_curl_line() {
 #[tokio::test]
 async fn sigterm_lets_an_upload_in_flight_finish_then_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let mut child = command(dir.path())
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("BIND_ADDR", "127.0.0.1:0")
         .env("AUTH_SECRET_KEY", "drain-secret")
         .env("SHUTDOWN_GRACE_SECONDS", "20")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let port = listening_port(&mut child);
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -298,6 +329,8 @@ fn serve_fails_clearly_when_the_port_is_taken() {
 #[test]
 fn healthcheck_exits_zero_only_when_the_service_answers() {
     let dir = tempfile::tempdir().unwrap();
+    // `healthcheck` reads the port from BIND_ADDR, so this one test needs a port chosen in
+    // advance; every other server in the suites binds port 0.
     let port = free_port();
     let check = || {
         command(dir.path())
