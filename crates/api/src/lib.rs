@@ -464,7 +464,7 @@ impl Application {
             tracing::info!("shutting down: no new connections, letting requests in flight finish");
             let _ = stopped_tx.send(());
         });
-        let trimmer = memory::spawn_trimmer(memory::TRIM_INTERVAL);
+        let _trimmer = memory::spawn_trimmer(memory::TRIM_INTERVAL);
         let grace = self.shutdown_grace;
         let deadline = async move {
             if stopped_rx.await.is_ok() {
@@ -473,15 +473,13 @@ impl Application {
                 std::future::pending::<()>().await;
             }
         };
-        let result = tokio::select! {
+        tokio::select! {
             result = server.into_future() => result,
             () = deadline => {
                 tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; exiting with requests in flight");
                 Ok(())
             }
-        };
-        trimmer.abort();
-        result
+        }
     }
 }
 
