@@ -195,8 +195,11 @@ impl Intercept for PrecomputedPayloadHash {
         _components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        cfg.interceptor_state()
-            .store_put(PayloadSigningOverride::Precomputed(self.0.clone()));
+        // A streaming (aws-chunked) body signs its own way; leave any override already chosen.
+        if cfg.load::<PayloadSigningOverride>().is_none() {
+            cfg.interceptor_state()
+                .store_put(PayloadSigningOverride::Precomputed(self.0.clone()));
+        }
         Ok(())
     }
 }
@@ -843,5 +846,57 @@ impl BlobStore for S3BlobStore {
             ));
         }
         abort_upload(&self.client, bucket, key, upload_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wiremock::matchers::method;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_precomputed_hash_is_the_one_signed_and_sent() {
+        let server = MockServer::start().await;
+        Mock::given(method("PUT"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&server)
+            .await;
+        let store = S3BlobStore::new(&S3Settings {
+            endpoint: Some(server.uri()),
+            region: "us-east-1".into(),
+            access_key: "AKUNIT".into(),
+            secret_key: "SKUNITSECRET".into(),
+            force_path_style: true,
+            layout: S3Layout::Single {
+                bucket: "unit".into(),
+            },
+            part_size: MIN_PART_SIZE,
+            pipelined_uploads: 1,
+            connect_timeout: Duration::from_secs(2),
+            operation_timeout: Duration::from_secs(10),
+            max_attempts: 1,
+        });
+        // Not the body's hash: the SDK must send what it was given rather than hash the body.
+        let given = "ab".repeat(32);
+        store
+            .client
+            .put_object()
+            .bucket("unit")
+            .key("k")
+            .body(S3Body::from(Bytes::from_static(b"payload")))
+            .customize()
+            .interceptor(PrecomputedPayloadHash(given.clone()))
+            .send()
+            .await
+            .unwrap();
+
+        let requests = server.received_requests().await.unwrap();
+        let sent = requests[0]
+            .headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(sent, Some(given.as_str()));
     }
 }
