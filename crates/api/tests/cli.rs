@@ -27,29 +27,33 @@ fn command(data_dir: &std::path::Path) -> Command {
     c
 }
 
-/// The port a server started on `127.0.0.1:0` took, from its `listening` log line on stdout;
-/// the rest of its output is drained so it never blocks on a full pipe.
+/// The port a server started on `127.0.0.1:0` took, from its `listening` log line on stdout
+/// (at most 30 s); the rest of its output is drained so it never blocks on a full pipe.
 fn listening_port(child: &mut std::process::Child) -> u16 {
     let stdout = child.stdout.take().expect("stdout piped");
-    let mut lines = BufReader::new(stdout).lines();
-    let port = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before listening")
-            .unwrap();
-        let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if json["fields"]["message"] == "listening" {
-            let address = json["fields"]["address"].as_str().unwrap_or_default();
-            break address
-                .rsplit_once(':')
-                .and_then(|(_, port)| port.parse().ok())
-                .expect("an address with a port");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(json) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if json["fields"]["message"] == "listening" {
+                let port = json["fields"]["address"]
+                    .as_str()
+                    .and_then(|address| address.rsplit_once(':'))
+                    .and_then(|(_, port)| port.parse::<u16>().ok());
+                let _ = tx.send(port);
+            }
         }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    port
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(Some(port)) => port,
+        Ok(None) => panic!("a listening line without a port"),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("the server did not report listening within 30 s")
+        }
+    }
 }
 
 #[test]
@@ -195,21 +199,24 @@ fn serve_on_defaults_prints_a_working_token_and_curl_line() {
             curl = Some(trimmed.to_owned());
         }
     }
-    let token = token.expect("a token line");
-    let curl = curl.expect("a curl line");
-    let url = curl
-        .split_whitespace()
-        .find(|word| word.starts_with("http://127.0.0.1:") && word.ends_with("/files"))
-        .unwrap_or_else(|| panic!("no upload URL in {curl}"));
-    let port: u16 = url["http://127.0.0.1:".len()..url.len() - "/files".len()]
-        .parse()
-        .unwrap();
-    assert!(
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        "the printed URL is where the service listens: {curl}"
-    );
+    let port = curl.as_deref().and_then(|curl| {
+        let url = curl
+            .split_whitespace()
+            .find(|word| word.starts_with("http://127.0.0.1:") && word.ends_with("/files"))?;
+        url["http://127.0.0.1:".len()..url.len() - "/files".len()]
+            .parse::<u16>()
+            .ok()
+    });
+    let reachable =
+        port.is_some_and(|port| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     let _ = child.kill();
     let _ = child.wait();
+    let token = token.expect("a token line");
+    let curl = curl.expect("a curl line");
+    assert!(
+        reachable,
+        "the printed URL is where the service listens: {curl}"
+    );
     assert!(curl.contains(&token));
     let secret = std::fs::read_to_string(dir.path().join("secret.key")).unwrap();
     assert_eq!(
@@ -329,8 +336,7 @@ fn serve_fails_clearly_when_the_port_is_taken() {
 #[test]
 fn healthcheck_exits_zero_only_when_the_service_answers() {
     let dir = tempfile::tempdir().unwrap();
-    // `healthcheck` reads the port from BIND_ADDR, so this one test needs a port chosen in
-    // advance; every other server in the suites binds port 0.
+    // `healthcheck` reads the port from BIND_ADDR, so this test needs a port chosen in advance.
     let port = free_port();
     let check = || {
         command(dir.path())
