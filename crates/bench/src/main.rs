@@ -25,7 +25,7 @@ const DIRECT_BUCKET: &str = "bench-direct";
 
 struct Settings {
     quick: bool,
-    /// `BENCH_PHASES`: a comma-separated subset of large, concurrent, small, range, huge.
+    /// `BENCH_PHASES`: a comma-separated subset of [`PHASES`].
     phases: Option<Vec<String>>,
     postgres: String,
     redis: String,
@@ -33,12 +33,34 @@ struct Settings {
     s3s_bin: PathBuf,
 }
 
+const PHASES: [&str; 5] = ["large", "concurrent", "small", "range", "huge"];
+
 impl Settings {
+    /// Whether `phase` runs; the range phase reads the large phase's file, so it brings it along.
     fn runs(&self, phase: &str) -> bool {
-        self.phases
-            .as_ref()
-            .is_none_or(|phases| phases.iter().any(|p| p == phase))
+        self.phases.as_ref().is_none_or(|phases| {
+            phases
+                .iter()
+                .any(|p| p == phase || (phase == "large" && p == "range"))
+        })
     }
+}
+
+fn phases_from(value: &str) -> Result<Vec<String>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            if PHASES.contains(&p) {
+                Ok(p.to_owned())
+            } else {
+                Err(anyhow!(
+                    "BENCH_PHASES: unknown phase {p:?}; phases are {PHASES:?}"
+                ))
+            }
+        })
+        .collect()
 }
 
 fn env_or(name: &str, default: &str) -> String {
@@ -397,7 +419,8 @@ async fn main() -> Result<()> {
         phases: std::env::var("BENCH_PHASES")
             .ok()
             .filter(|v| !v.trim().is_empty())
-            .map(|v| v.split(',').map(|p| p.trim().to_owned()).collect()),
+            .map(|v| phases_from(&v))
+            .transpose()?,
         postgres: env_or(
             "STOWAGE_BENCH_DATABASE_URL",
             "postgres://postgres:postgres@127.0.0.1:5432",
