@@ -3,6 +3,7 @@
 pub mod config;
 pub mod memory;
 pub mod secret;
+mod serve;
 pub mod telemetry;
 
 use std::collections::HashMap;
@@ -11,7 +12,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
@@ -435,51 +435,14 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then lets requests in flight finish for up to the grace period.
-    ///
-    /// # Errors
-    /// The I/O error that stopped the server.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.run_until(shutdown_signal()).await
+    pub async fn run_until_stopped(self) {
+        self.run_until(shutdown_signal()).await;
     }
 
     /// Serves until `stop` completes, then drains as [`Application::run_until_stopped`] does.
-    ///
-    /// # Errors
-    /// The I/O error that stopped the server.
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            stop.await;
-            tracing::info!("shutting down: no new connections, letting requests in flight finish");
-            let _ = stopped_tx.send(());
-        });
+    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) {
         let _trimmer = memory::spawn_trimmer(memory::TRIM_INTERVAL);
-        let grace = self.shutdown_grace;
-        let deadline = async move {
-            if stopped_rx.await.is_ok() {
-                tokio::time::sleep(grace).await;
-            } else {
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            result = server.into_future() => result,
-            () = deadline => {
-                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; exiting with requests in flight");
-                Ok(())
-            }
-        }
+        serve::serve(self.listener, self.router, stop, self.shutdown_grace).await;
     }
 }
 

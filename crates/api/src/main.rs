@@ -120,7 +120,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             if app.uses_generated_secret() {
                 print_try_it(&app);
             }
-            app.run_until_stopped().await?;
+            app.run_until_stopped().await;
             tracing::info!("stopped");
             Ok(())
         }

@@ -1,0 +1,99 @@
+//! The accept loop: HTTP/1.1 and HTTP/2 on every connection, with bounded per-connection buffers
+//! and a graceful drain.
+//!
+//! `axum::serve` lets hyper grow each connection's read buffer to about 400 KiB while a large body
+//! streams in, and an idle keep-alive connection keeps that buffer: with a few dozen pooled client
+//! connections that was most of the server's resident memory between bursts. Here the buffer is
+//! capped at [`READ_BUFFER_MAX`], which still reads a streaming upload in large chunks.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// Largest read buffer of one connection.
+pub const READ_BUFFER_MAX: usize = 64 * 1024;
+
+/// Serves `router` on `listener` until `stop` completes; then accepts nothing more, lets the
+/// connections finish the requests they are serving, and returns once they have, or once `grace`
+/// has passed (with a warning).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()> + Send,
+    grace: Duration,
+) {
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (open_tx, open_rx) = watch::channel(());
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(READ_BUFFER_MAX);
+    builder.http2().enable_connect_protocol();
+    tokio::pin!(stop);
+    loop {
+        let (stream, remote) = tokio::select! {
+            () = &mut stop => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was accepted:
+                    // back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                request.map(Body::new)
+            });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .into_owned();
+        let mut stop_rx = stop_rx.clone();
+        let open_rx = open_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(connection);
+            let mut stopping = false;
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::trace!(error = %e, "connection ended with an error");
+                        }
+                        break;
+                    }
+                    changed = stop_rx.changed(), if !stopping => {
+                        stopping = true;
+                        if changed.is_ok() {
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+            drop(open_rx);
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, letting requests in flight finish");
+    let _ = stop_tx.send(());
+    drop(open_rx);
+    tokio::select! {
+        () = open_tx.closed() => {}
+        () = tokio::time::sleep(grace) => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; exiting with requests in flight");
+        }
+    }
+}
