@@ -97,3 +97,86 @@ pub async fn serve(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Instant;
+
+    use axum::routing::get;
+
+    use super::*;
+
+    async fn started(
+        grace: Duration,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let router = Router::new().route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+        );
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            router,
+            async move {
+                let _ = stop_rx.await;
+            },
+            grace,
+        ));
+        (address, stop_tx, server)
+    }
+
+    #[tokio::test]
+    async fn serves_http1_and_h2c_with_the_peer_address() {
+        let (address, stop, server) = started(Duration::from_secs(5)).await;
+        for client in [
+            reqwest::Client::new(),
+            reqwest::Client::builder()
+                .http2_prior_knowledge()
+                .build()
+                .unwrap(),
+        ] {
+            let response = client
+                .get(format!("http://{address}/peer"))
+                .send()
+                .await
+                .unwrap();
+            let version = response.version();
+            let peer: SocketAddr = response.text().await.unwrap().parse().unwrap();
+            assert!(peer.ip().is_loopback(), "{version:?}: {peer}");
+            assert_ne!(peer.port(), address.port());
+        }
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stopping_closes_idle_keep_alive_connections_without_waiting_for_the_grace_period() {
+        let (address, stop, server) = started(Duration::from_secs(30)).await;
+        let client = reqwest::Client::new();
+        let response = client
+            .get(format!("http://{address}/peer"))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+        let started = Instant::now();
+        let _ = stop.send(());
+        server.await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "an idle connection held the drain for {:?}",
+            started.elapsed()
+        );
+        assert!(
+            tokio::net::TcpStream::connect(address).await.is_err(),
+            "no new connections once stopped"
+        );
+    }
+}
