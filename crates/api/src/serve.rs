@@ -6,6 +6,7 @@
 //! connections that was most of the server's resident memory between bursts. Here the buffer is
 //! capped at [`READ_BUFFER_MAX`], which still reads a streaming upload in large chunks.
 
+use std::io::ErrorKind;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,14 +14,15 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower::ServiceExt;
 
-/// Largest read buffer of one connection.
+/// Largest read buffer of one connection, and so the largest HTTP/1.1 request head (larger ones get
+/// `431`); proxies in front forward at most this much (nginx 32 KiB by default, AWS ALB 64 KiB).
 pub const READ_BUFFER_MAX: usize = 64 * 1024;
 
 /// Serves `router` on `listener` until `stop` completes; then accepts nothing more, lets the
@@ -35,7 +37,11 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(());
     let (open_tx, open_rx) = watch::channel(());
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().max_buf_size(READ_BUFFER_MAX);
+    // The timer turns on hyper's 30 s limit for reading a request head.
+    builder
+        .http1()
+        .max_buf_size(READ_BUFFER_MAX)
+        .timer(TokioTimer::new());
     builder.http2().enable_connect_protocol();
     tokio::pin!(stop);
     loop {
@@ -43,12 +49,18 @@ pub async fn serve(
             () = &mut stop => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
+                // A peer that gave up before its connection was accepted.
+                Err(e) if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused
+                ) => continue,
                 Err(e) => {
-                    // Out of file descriptors, or a connection reset before it was accepted:
-                    // back off instead of spinning.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    tracing::error!(error = %e, "accepting a connection failed");
+                    tokio::select! {
+                        () = &mut stop => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
                 }
             },
         };
@@ -75,11 +87,9 @@ pub async fn serve(
                         }
                         break;
                     }
-                    changed = stop_rx.changed(), if !stopping => {
+                    _ = stop_rx.changed(), if !stopping => {
                         stopping = true;
-                        if changed.is_ok() {
-                            connection.as_mut().graceful_shutdown();
-                        }
+                        connection.as_mut().graceful_shutdown();
                     }
                 }
             }
@@ -116,10 +126,18 @@ mod tests {
     ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let router = Router::new().route(
-            "/peer",
-            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
-        );
+        let router = Router::new()
+            .route(
+                "/peer",
+                get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+            )
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "late"
+                }),
+            );
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(
             listener,
@@ -178,5 +196,21 @@ mod tests {
             tokio::net::TcpStream::connect(address).await.is_err(),
             "no new connections once stopped"
         );
+    }
+
+    #[tokio::test]
+    async fn the_grace_period_bounds_the_wait_for_a_request_in_flight() {
+        let (address, stop, server) = started(Duration::from_millis(300)).await;
+        let request = tokio::spawn(reqwest::get(format!("http://{address}/slow")));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let _ = stop.send(());
+        server.await.unwrap();
+        let waited = started.elapsed();
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(10),
+            "waited {waited:?} for a 60 s request with a 300 ms grace period"
+        );
+        request.abort();
     }
 }
