@@ -213,4 +213,36 @@ mod tests {
         );
         request.abort();
     }
+
+    async fn status_line_for_a_header_of(address: SocketAddr, size: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "GET /peer HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+            "a".repeat(size)
+        );
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0; 64];
+        let n = socket.read(&mut answer).await.unwrap();
+        String::from_utf8_lossy(&answer[..n])
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_request_head_over_the_read_buffer_gets_431_and_a_large_one_under_it_is_served() {
+        let (address, stop, server) = started(Duration::from_secs(5)).await;
+        assert_eq!(
+            status_line_for_a_header_of(address, 40 * 1024).await,
+            "HTTP/1.1 200 OK"
+        );
+        assert_eq!(
+            status_line_for_a_header_of(address, READ_BUFFER_MAX + 1024).await,
+            "HTTP/1.1 431 Request Header Fields Too Large"
+        );
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
 }
