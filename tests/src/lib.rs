@@ -188,20 +188,24 @@ impl S3Server {
     /// Objects of `bucket`, plus every trace of an unfinished upload (parts, upload records,
     /// temporary files): s3s-fs cannot list multipart uploads, so its data directory is the proof.
     pub fn files(&self, bucket: &str) -> Vec<PathBuf> {
-        let mut out = walk_files(&self.dir.path().join(bucket));
-        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(".upload")
-                    || name.starts_with(".tmp.")
-                    || name.contains(".upload-")
-                {
-                    out.push(entry.path());
-                }
+        s3s_fs_files(self.dir.path(), bucket)
+    }
+}
+
+/// What an s3s-fs server over `root` holds for `bucket`: its objects, plus every trace of an
+/// unfinished upload (parts, upload records and temporary files, kept as dot-files at the root).
+pub fn s3s_fs_files(root: &Path, bucket: &str) -> Vec<PathBuf> {
+    let mut out = walk_files(&root.join(bucket));
+    if let Ok(entries) = std::fs::read_dir(root) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".upload") || name.starts_with(".tmp.") || name.contains(".upload-")
+            {
+                out.push(entry.path());
             }
         }
-        out
     }
+    out
 }
 
 impl Drop for S3Server {

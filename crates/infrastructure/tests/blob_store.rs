@@ -548,126 +548,56 @@ mod fs {
 
 /// The same contract on S3, against a real s3s-fs server spawned per test.
 mod s3 {
-    use std::path::{Path, PathBuf};
-    use std::process::{Child, Command, Stdio};
-    use std::time::Instant;
+    use std::path::Path;
 
     use stowage_infrastructure::{S3BlobStore, S3Layout, S3Settings};
-    use tempfile::TempDir;
+    use stowage_tests::S3Server;
 
     use super::*;
 
     const BUCKET: &str = "contract";
     const PART: usize = 5 * 1024 * 1024;
 
-    fn s3s_fs() -> PathBuf {
-        if let Ok(bin) = std::env::var("S3S_FS_BIN") {
-            return PathBuf::from(bin);
-        }
-        let mut candidates: Vec<PathBuf> = std::env::var("PATH")
-            .unwrap_or_default()
-            .split(':')
-            .map(|d| Path::new(d).join("s3s-fs"))
-            .collect();
-        if let Ok(home) = std::env::var("HOME") {
-            candidates.push(Path::new(&home).join(".cargo/bin/s3s-fs"));
-        }
-        candidates.into_iter().find(|p| p.exists()).expect(
-            "s3s-fs is not installed: cargo install s3s-fs@0.14.1 --features binary --locked",
-        )
-    }
-
-    struct S3sFs {
-        child: Child,
-        dir: TempDir,
-        port: u16,
-    }
-
-    impl Drop for S3sFs {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    /// Objects of the bucket plus every trace of an unfinished multipart upload (s3s-fs keeps
-    /// parts and upload records as dot-files at its root and cannot list uploads over the API).
+    /// Objects of the bucket plus every trace of an unfinished multipart upload, relative to the
+    /// server's root (s3s-fs cannot list uploads over the API).
     fn inventory_of(root: &Path) -> Vec<String> {
-        let mut found = Vec::new();
-        let mut pending = vec![root.join(BUCKET)];
-        while let Some(dir) = pending.pop() {
-            let Ok(entries) = std::fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    pending.push(path);
-                } else {
-                    found.push(path.strip_prefix(root).unwrap().display().to_string());
-                }
-            }
-        }
-        if let Ok(entries) = std::fs::read_dir(root) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(".upload")
-                    || name.starts_with(".tmp.")
-                    || name.contains(".upload-")
-                {
-                    found.push(name);
-                }
-            }
-        }
+        let mut found: Vec<String> = stowage_tests::s3s_fs_files(root, BUCKET)
+            .iter()
+            .map(|path| path.strip_prefix(root).unwrap().display().to_string())
+            .collect();
         found.sort();
         found
     }
 
-    async fn store_on(secret: Option<&str>) -> (S3sFs, S3BlobStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(s3s_fs())
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--access-key",
-                "AKCONTRACT",
-                "--secret-key",
-                "SKCONTRACTSECRET",
-            ])
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let store = S3BlobStore::new(&S3Settings {
-            endpoint: Some(format!("http://127.0.0.1:{port}")),
+    fn settings(server: &S3Server, secret: Option<&str>, layout: S3Layout) -> S3Settings {
+        S3Settings {
+            endpoint: Some(server.endpoint()),
             region: "us-east-1".into(),
-            access_key: "AKCONTRACT".into(),
-            secret_key: secret.unwrap_or("SKCONTRACTSECRET").into(),
+            access_key: server.access_key.clone(),
+            secret_key: secret.unwrap_or(&server.secret_key).into(),
             force_path_style: true,
-            layout: S3Layout::Single {
-                bucket: BUCKET.into(),
-            },
+            layout,
             part_size: PART,
             pipelined_uploads: 2,
             connect_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(30),
             max_attempts: 2,
-        });
+        }
+    }
+
+    async fn store_on(secret: Option<&str>) -> (S3Server, S3BlobStore) {
+        let server = S3Server::spawn();
+        let store = S3BlobStore::new(&settings(
+            &server,
+            secret,
+            S3Layout::Single {
+                bucket: BUCKET.into(),
+            },
+        ));
         if secret.is_none() {
             store.prepare().await.unwrap();
         }
-        (S3sFs { child, dir, port }, store)
+        (server, store)
     }
 
     async fn harness() -> Harness {
@@ -787,25 +717,19 @@ mod s3 {
     #[ignore = "needs s3s-fs: make test-integration"]
     async fn s3_per_account_layout_creates_each_bucket_once_even_in_a_race() {
         let (server, _) = store_on(None).await;
-        let settings = |prefix: &str| S3Settings {
-            endpoint: Some(format!("http://127.0.0.1:{}", server.port)),
-            region: "us-east-1".into(),
-            access_key: "AKCONTRACT".into(),
-            secret_key: "SKCONTRACTSECRET".into(),
-            force_path_style: true,
-            layout: S3Layout::PerAccount {
-                prefix: prefix.into(),
-            },
-            part_size: PART,
-            pipelined_uploads: 2,
-            connect_timeout: Duration::from_secs(2),
-            operation_timeout: Duration::from_secs(30),
-            max_attempts: 2,
+        let per_account = |prefix: &str| {
+            settings(
+                &server,
+                None,
+                S3Layout::PerAccount {
+                    prefix: prefix.into(),
+                },
+            )
         };
         // Two replicas (two stores) racing to create the same account bucket.
         let replicas = [
-            S3BlobStore::new(&settings("acct")),
-            S3BlobStore::new(&settings("acct")),
+            S3BlobStore::new(&per_account("acct")),
+            S3BlobStore::new(&per_account("acct")),
         ];
         let keys: Vec<BlobKey> = (0..4).map(|_| key_in(42)).collect();
         let puts = keys.iter().enumerate().map(|(i, key)| {
