@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use reqwest::{Method, Response};
 use serde_json::Value;
-use stowage_tests::{TestServer, client, multipart_body};
+use stowage_tests::{TestServer, client};
+pub use stowage_tests::{expect_error, file_id, header, json_with_status, send, upload_to};
 
 /// `pickle.dumps({"user_id": 42, "account_id": 7}, protocol=2)`.
 pub const USER_P2: &[u8] =
@@ -214,29 +215,6 @@ impl Drop for RedisProcess {
     }
 }
 
-/// A header of `response` as text.
-pub fn header(response: &Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// Sends `method path` with extra `headers` and no body.
-pub async fn send(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Response {
-    let mut request = client().request(method, server.url(path));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
-}
-
 /// `GET path` with extra `headers`.
 pub async fn get_with(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Response {
     send(server, Method::GET, path, headers).await
@@ -244,42 +222,7 @@ pub async fn get_with(server: &TestServer, path: &str, headers: &[(&str, &str)])
 
 /// Uploads a small text file with arbitrary credential `headers` (none at all is allowed).
 pub async fn upload_with(server: &TestServer, headers: &[(&str, &str)], data: &[u8]) -> Response {
-    let boundary = format!("stowage-test-{}", uuid::Uuid::new_v4().simple());
-    let mut request = client()
-        .post(server.url("/files"))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(multipart_body(&boundary, "note.txt", "text/plain", data));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
-}
-
-/// The JSON body of `response`, asserting its status first.
-pub async fn json_with_status(response: Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    assert_eq!(got, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
-}
-
-/// Asserts `response` is the contract's JSON error `status`/`code`; returns the body.
-pub async fn expect_error(response: Response, status: u16, code: &str) -> Value {
-    let content_type = header(&response, "content-type").unwrap_or_default();
-    let body = json_with_status(response, status).await;
-    assert!(
-        content_type.starts_with("application/json"),
-        "error Content-Type is {content_type:?}, body {body}"
-    );
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "error without a message: {body}"
-    );
-    assert_eq!(body["code"], code, "wrong error code: {body}");
-    body
+    upload_to(server, "/files", headers, "note.txt", "text/plain", data).await
 }
 
 /// Asserts an upload answered `201` with the given owner; returns the `FileInfo`.
@@ -291,11 +234,6 @@ pub async fn expect_uploaded(response: Response, user_id: Option<i64>, account_i
         None => assert!(info["user_id"].is_null(), "user_id is not null: {info}"),
     }
     info
-}
-
-/// The `file_id` of a `FileInfo`.
-pub fn file_id(info: &Value) -> String {
-    info["file_id"].as_str().unwrap().to_owned()
 }
 
 /// Asserts the `Retry-After` of a `429` is a whole number of seconds within `1..=max`.

@@ -4,11 +4,13 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::header::HeaderMap;
 use reqwest::{Method, Response};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use stowage_tests::{TestServer, client, multipart_body, now};
+use stowage_tests::{TestServer, now};
+pub use stowage_tests::{
+    assert_error_shape, expect_error, file_id, header, header_of, json_with_status, send, upload_to,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -36,98 +38,9 @@ pub fn sha256_hex(data: &[u8]) -> String {
     format!("{:x}", Sha256::digest(data))
 }
 
-/// A header of `headers` as text (`None` when absent or not visible ASCII).
-pub fn header_of(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
-/// A header of `response` as text.
-pub fn header(response: &Response, name: &str) -> Option<String> {
-    header_of(response.headers(), name)
-}
-
-/// Sends `method path` with extra `headers` and no body.
-pub async fn send(
-    server: &TestServer,
-    method: Method,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Response {
-    let mut request = client().request(method, server.url(path));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
-}
-
 /// `GET path` with `Authorization: auth`.
 pub async fn get(server: &TestServer, auth: &str, path: &str) -> Response {
     send(server, Method::GET, path, &[("Authorization", auth)]).await
-}
-
-/// Uploads to `path` (`/files` or `/files/upload`) with arbitrary credential headers.
-pub async fn upload_to(
-    server: &TestServer,
-    path: &str,
-    headers: &[(&str, &str)],
-    filename: &str,
-    content_type: &str,
-    data: &[u8],
-) -> Response {
-    let boundary = format!("stowage-test-{}", uuid::Uuid::new_v4().simple());
-    let mut request = client()
-        .post(server.url(path))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(multipart_body(&boundary, filename, content_type, data));
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
-}
-
-/// The JSON body of `response`, asserting its status first.
-pub async fn json_with_status(response: Response, status: u16) -> Value {
-    let got = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    assert_eq!(got, status, "unexpected status; body: {text}");
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
-}
-
-/// Asserts the contract's error shape: `code` and `message` strings, optional `details.reason` string.
-pub fn assert_error_shape(body: &Value) {
-    assert!(body["code"].is_string(), "code is not a string: {body}");
-    assert!(
-        body["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "message is not a non-empty string: {body}"
-    );
-    match body.get("details") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(details)) => {
-            if let Some(reason) = details.get("reason") {
-                assert!(reason.is_string(), "details.reason is not a string: {body}");
-            }
-        }
-        Some(other) => panic!("details is not an object: {other}"),
-    }
-}
-
-/// Asserts `response` is the JSON error `status`/`code` in the contract's shape; returns the body.
-pub async fn expect_error(response: Response, status: u16, code: &str) -> Value {
-    let content_type = header(&response, "content-type").unwrap_or_default();
-    let body = json_with_status(response, status).await;
-    assert!(
-        content_type.starts_with("application/json"),
-        "error Content-Type is {content_type:?}, body {body}"
-    );
-    assert_error_shape(&body);
-    assert_eq!(body["code"], code, "wrong error code: {body}");
-    body
 }
 
 /// Polls until no blob (not even a temporary file) and no row is left, or fails after `within`.
@@ -426,11 +339,6 @@ pub fn assert_file_info(server: &TestServer, info: &Value, expected: &Expected<'
         Some(user) => assert_eq!(info["user_id"], user, "{info}"),
         None => assert!(info["user_id"].is_null(), "user_id is not null: {info}"),
     }
-}
-
-/// The `file_id` of a `FileInfo`.
-pub fn file_id(info: &Value) -> String {
-    info["file_id"].as_str().unwrap().to_owned()
 }
 
 #[test]
