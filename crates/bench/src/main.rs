@@ -221,6 +221,8 @@ impl Bench {
             "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
         ));
         let tail = Bytes::from(format!("\r\n--{boundary}--\r\n"));
+        // Streamed like `curl -F file=@big.bin`: the length is announced, the bytes are not held.
+        let length = head.len() + mib * MIB + tail.len();
         let chunks = std::iter::once(head)
             .chain(body_chunks(&self.block, mib))
             .chain(std::iter::once(tail))
@@ -233,6 +235,7 @@ impl Bench {
                 "content-type",
                 format!("multipart/form-data; boundary={boundary}"),
             )
+            .header("content-length", length)
             .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
                 chunks,
             )))

@@ -123,7 +123,7 @@ mod contract {
         let data: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
         let key = new_key();
 
-        let stored = store.put(&key, body_of(chunks)).await.unwrap();
+        let stored = store.put(&key, body_of(chunks), None).await.unwrap();
         let body = store.get(&key, None).await.unwrap();
 
         assert_eq!(stored, stored_blob_of(&data));
@@ -152,7 +152,7 @@ mod contract {
         let data = pseudo_random_bytes(200_000);
         let key = new_key();
         store
-            .put(&key, body_of(uneven_chunks(&data)))
+            .put(&key, body_of(uneven_chunks(&data)), None)
             .await
             .unwrap();
         let last = data.len() as u64 - 1;
@@ -197,11 +197,11 @@ mod contract {
         let first = BlobKey::new(AccountId::new(1), file_id);
         let second = BlobKey::new(AccountId::new(2), file_id);
         store
-            .put(&first, body_of(vec![Bytes::from_static(b"first")]))
+            .put(&first, body_of(vec![Bytes::from_static(b"first")]), None)
             .await
             .unwrap();
         store
-            .put(&second, body_of(vec![Bytes::from_static(b"second")]))
+            .put(&second, body_of(vec![Bytes::from_static(b"second")]), None)
             .await
             .unwrap();
 
@@ -215,7 +215,7 @@ mod contract {
     pub async fn delete_then_get_returns_not_found(store: &dyn BlobStore, inventory: &Inventory) {
         let key = new_key();
         store
-            .put(&key, body_of(vec![Bytes::from_static(b"doomed")]))
+            .put(&key, body_of(vec![Bytes::from_static(b"doomed")]), None)
             .await
             .unwrap();
 
@@ -244,7 +244,7 @@ mod contract {
         let written = pseudo_random_bytes(2 * 1024 * 1024);
         let body = body_failing_after(uneven_chunks(&written), error);
 
-        let put = store.put(&key, body).await;
+        let put = store.put(&key, body, None).await;
 
         match put {
             Err(BlobError::Body(ref e)) if expected(e) => {}
@@ -292,7 +292,127 @@ mod contract {
         let body = stream::iter([Ok(pseudo_random_bytes(64 * 1024))])
             .chain(stream::pending())
             .boxed();
-        let mut put = store.put(&key, body);
+        let mut put = store.put(&key, body, None);
+
+        let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
+        let got_while_pending = store.get(&key, None).await;
+        drop(put);
+
+        assert!(waited.is_err(), "put finished on a body that never ends");
+        assert!(
+            matches!(got_while_pending, Err(BlobError::NotFound)),
+            "a half-written blob is visible: {got_while_pending:?}"
+        );
+        eventually("removal of the abandoned upload", || async {
+            inventory().await.is_empty()
+        })
+        .await;
+    }
+
+    /// Six MiB and a bit: over the size from which a store may stream a hinted body in one request.
+    const HINTED: usize = 6 * 1024 * 1024 + 13;
+
+    /// Puts `data` announced as `hint` bytes; the blob must be `data` whatever the hint said,
+    /// and nothing else may be left.
+    async fn assert_hinted_round_trip(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+        data: &Bytes,
+        hint: u64,
+    ) {
+        let key = new_key();
+
+        let stored = store
+            .put(&key, body_of(uneven_chunks(data)), Some(hint))
+            .await
+            .unwrap();
+        let body = store.get(&key, None).await.unwrap();
+
+        assert_eq!(stored, stored_blob_of(data), "hint {hint}");
+        assert_eq!(body.len, data.len() as u64, "hint {hint}");
+        let read = read_all(body).await;
+        assert!(read == data.as_ref(), "hint {hint}: the bytes read differ");
+        store.delete(&key).await.unwrap();
+        eventually("removal of every trace of the write", || async {
+            inventory().await.is_empty()
+        })
+        .await;
+    }
+
+    pub async fn put_with_an_exact_length_hint_round_trips(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+    ) {
+        let data = pseudo_random_bytes(HINTED);
+
+        assert_hinted_round_trip(store, inventory, &data, HINTED as u64).await;
+    }
+
+    pub async fn put_stores_the_body_when_the_hint_is_too_long(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+    ) {
+        let data = pseudo_random_bytes(HINTED);
+
+        for extra in [1, 2, 300_000] {
+            assert_hinted_round_trip(store, inventory, &data, (HINTED + extra) as u64).await;
+        }
+    }
+
+    pub async fn put_stores_the_body_when_the_hint_is_too_short(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+    ) {
+        let data = pseudo_random_bytes(HINTED);
+
+        for missing in [1, 2, 1_048_577] {
+            assert_hinted_round_trip(store, inventory, &data, (HINTED - missing) as u64).await;
+        }
+    }
+
+    pub async fn put_with_a_hint_fails_on_a_body_error_and_leaves_nothing(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+    ) {
+        let data = pseudo_random_bytes(HINTED);
+        // Mid-way; right after the announced length; and one byte short of it.
+        let cases = [
+            (data.slice(..HINTED / 2), HINTED),
+            (data.clone(), HINTED),
+            (data.slice(..HINTED - 1), HINTED),
+        ];
+        for (sent, hint) in cases {
+            let key = new_key();
+            let body = body_failing_after(
+                uneven_chunks(&sent),
+                BodyError::ClientAborted("connection reset".into()),
+            );
+
+            let put = store.put(&key, body, Some(hint as u64)).await;
+
+            assert!(
+                matches!(put, Err(BlobError::Body(BodyError::ClientAborted(_)))),
+                "{} of {hint} bytes: {put:?}",
+                sent.len()
+            );
+            let got = store.get(&key, None).await;
+            assert!(matches!(got, Err(BlobError::NotFound)), "{got:?}");
+            eventually("removal of the partial blob", || async {
+                inventory().await.is_empty()
+            })
+            .await;
+        }
+    }
+
+    pub async fn put_with_a_hint_dropped_midway_leaves_nothing_behind(
+        store: &dyn BlobStore,
+        inventory: &Inventory,
+    ) {
+        let key = new_key();
+        let body = stream::iter([Ok(pseudo_random_bytes(64 * 1024))])
+            .chain(stream::pending())
+            .boxed();
+        let mut put = store.put(&key, body, Some(HINTED as u64));
 
         let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
         let got_while_pending = store.get(&key, None).await;
@@ -312,7 +432,7 @@ mod contract {
     pub async fn delete_detached_removes_the_blob(store: &dyn BlobStore, inventory: &Inventory) {
         let key = new_key();
         store
-            .put(&key, body_of(vec![Bytes::from_static(b"orphan")]))
+            .put(&key, body_of(vec![Bytes::from_static(b"orphan")]), None)
             .await
             .unwrap();
 
@@ -413,6 +533,11 @@ mod fs {
             put_fails_with_too_large_and_leaves_nothing,
             put_fails_with_client_aborted_and_leaves_nothing,
             put_dropped_midway_leaves_nothing_behind,
+            put_with_an_exact_length_hint_round_trips,
+            put_stores_the_body_when_the_hint_is_too_long,
+            put_stores_the_body_when_the_hint_is_too_short,
+            put_with_a_hint_fails_on_a_body_error_and_leaves_nothing,
+            put_with_a_hint_dropped_midway_leaves_nothing_behind,
             delete_detached_removes_the_blob,
             health_is_ok_on_a_working_store,
         ]
@@ -424,7 +549,7 @@ mod fs {
         let key = new_key();
 
         store
-            .put(&key, body_of(vec![Bytes::from_static(b"laid out")]))
+            .put(&key, body_of(vec![Bytes::from_static(b"laid out")]), None)
             .await
             .unwrap();
 
@@ -442,7 +567,7 @@ mod fs {
         let body = stream::iter([Ok(pseudo_random_bytes(64 * 1024))])
             .chain(stream::pending())
             .boxed();
-        let mut put = store.put(&key, body);
+        let mut put = store.put(&key, body, None);
 
         let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
         let while_pending = files_under(&root);
@@ -471,7 +596,7 @@ mod fs {
             let body = stream::iter([Ok(Bytes::from_static(b"x"))])
                 .chain(stream::pending())
                 .boxed();
-            let mut put = store.put(&key, body);
+            let mut put = store.put(&key, body, None);
             assert!(futures_util::poll!(&mut put).is_pending());
             // Queued behind the directory creation, so that has finished once this returns.
             tokio::task::spawn_blocking(|| ()).await.unwrap();
@@ -522,7 +647,7 @@ mod fs {
         std::fs::write(&root, b"not a directory").unwrap();
 
         let put = store
-            .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]))
+            .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]), None)
             .await;
 
         assert!(matches!(put, Err(BlobError::Unavailable(_))), "{put:?}");
@@ -536,7 +661,7 @@ mod fs {
             .build()
             .unwrap();
         runtime
-            .block_on(store.put(&key, body_of(vec![Bytes::from_static(b"orphan")])))
+            .block_on(store.put(&key, body_of(vec![Bytes::from_static(b"orphan")]), None))
             .unwrap();
         drop(runtime);
 
@@ -628,6 +753,11 @@ mod s3 {
             put_fails_with_too_large_and_leaves_nothing,
             put_fails_with_client_aborted_and_leaves_nothing,
             put_dropped_midway_leaves_nothing_behind,
+            put_with_an_exact_length_hint_round_trips,
+            put_stores_the_body_when_the_hint_is_too_long,
+            put_stores_the_body_when_the_hint_is_too_short,
+            put_with_a_hint_fails_on_a_body_error_and_leaves_nothing,
+            put_with_a_hint_dropped_midway_leaves_nothing_behind,
             delete_detached_removes_the_blob,
             health_is_ok_on_a_working_store,
         ]
@@ -641,7 +771,7 @@ mod s3 {
         let key = new_key();
 
         let stored = store
-            .put(&key, body_of(uneven_chunks(&data)))
+            .put(&key, body_of(uneven_chunks(&data)), None)
             .await
             .unwrap();
 
@@ -672,7 +802,7 @@ mod s3 {
         chunks.push(Err(BodyError::TooLarge { limit: 1 }));
         let body: ByteStream = Box::pin(stream::iter(chunks));
 
-        let err = store.put(&new_key(), body).await.unwrap_err();
+        let err = store.put(&new_key(), body, None).await.unwrap_err();
 
         assert!(matches!(err, BlobError::Body(BodyError::TooLarge { .. })));
         assert_eq!(inventory_of(server.dir.path()), Vec::<String>::new());
@@ -703,7 +833,7 @@ mod s3 {
             Err(BlobError::Unavailable(_))
         ));
         let err = store
-            .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]))
+            .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]), None)
             .await
             .unwrap_err();
         assert!(matches!(err, BlobError::Unavailable(_)));
@@ -737,7 +867,7 @@ mod s3 {
             let key = *key;
             async move {
                 store
-                    .put(&key, body_of(vec![Bytes::from(format!("blob {i}"))]))
+                    .put(&key, body_of(vec![Bytes::from(format!("blob {i}"))]), None)
                     .await
             }
         });
@@ -763,7 +893,7 @@ mod s3 {
         }
         let other = key_in(43);
         replicas[1]
-            .put(&other, body_of(vec![Bytes::from_static(b"x")]))
+            .put(&other, body_of(vec![Bytes::from_static(b"x")]), None)
             .await
             .unwrap();
         assert!(server.dir.path().join("acct-43").is_dir());
@@ -782,14 +912,8 @@ mod s3_wire {
 
     use super::*;
 
-    #[tokio::test]
-    async fn a_single_put_signs_the_sha256_of_exactly_its_body() {
-        let server = MockServer::start().await;
-        Mock::given(method("PUT"))
-            .respond_with(ResponseTemplate::new(200).insert_header("ETag", "\"etag\""))
-            .mount(&server)
-            .await;
-        let store = S3BlobStore::new(&S3Settings {
+    fn store_on(server: &MockServer) -> S3BlobStore {
+        S3BlobStore::new(&S3Settings {
             endpoint: Some(server.uri()),
             region: "us-east-1".into(),
             access_key: "AKWIRE".into(),
@@ -803,10 +927,45 @@ mod s3_wire {
             connect_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(10),
             max_attempts: 1,
-        });
+        })
+    }
+
+    async fn answering_puts() -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("PUT"))
+            .respond_with(ResponseTemplate::new(200).insert_header("ETag", "\"etag\""))
+            .mount(&server)
+            .await;
+        server
+    }
+
+    fn header<'r>(request: &'r wiremock::Request, name: &str) -> Option<&'r str> {
+        request.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The payload of an aws-chunked body (`hex-size[;chunk-signature=…]\r\ndata\r\n`…).
+    fn decode_aws_chunked(mut raw: &[u8]) -> Vec<u8> {
+        let mut data = Vec::new();
+        loop {
+            let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+            let line = std::str::from_utf8(&raw[..line_end]).unwrap();
+            let size = usize::from_str_radix(line.split(';').next().unwrap(), 16).unwrap();
+            raw = &raw[line_end + 2..];
+            if size == 0 {
+                return data;
+            }
+            data.extend_from_slice(&raw[..size]);
+            raw = &raw[size + 2..];
+        }
+    }
+
+    #[tokio::test]
+    async fn a_single_put_signs_the_sha256_of_exactly_its_body() {
+        let server = answering_puts().await;
+        let store = store_on(&server);
         let data = pseudo_random_bytes(300 * 1024);
         let stored = store
-            .put(&new_key(), body_of(uneven_chunks(&data)))
+            .put(&new_key(), body_of(uneven_chunks(&data)), None)
             .await
             .unwrap();
 
@@ -830,6 +989,49 @@ mod s3_wire {
         assert!(
             authorization.contains("x-amz-content-sha256"),
             "the payload hash is one of the signed headers: {authorization}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_hinted_put_streams_one_signed_aws_chunked_put_object_with_a_crc32_trailer() {
+        let server = answering_puts().await;
+        let store = store_on(&server);
+        let data = pseudo_random_bytes(2 * 1024 * 1024 + 5);
+
+        let stored = store
+            .put(
+                &new_key(),
+                body_of(uneven_chunks(&data)),
+                Some(data.len() as u64),
+            )
+            .await
+            .unwrap();
+
+        assert_eq!(stored, stored_blob_of(&data));
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1, "one PutObject, no multipart upload");
+        let put = &requests[0];
+        assert_eq!(header(put, "content-encoding"), Some("aws-chunked"));
+        assert_eq!(
+            header(put, "x-amz-decoded-content-length"),
+            Some(data.len().to_string().as_str())
+        );
+        assert_eq!(header(put, "x-amz-trailer"), Some("x-amz-checksum-crc32"));
+        assert_eq!(
+            header(put, "x-amz-content-sha256"),
+            Some("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"),
+            "every chunk is signed over plain HTTP"
+        );
+        let contains = |needle: &[u8]| put.body.windows(needle.len()).any(|w| w == needle);
+        assert!(contains(b";chunk-signature="), "the chunks are signed");
+        assert!(
+            contains(b"x-amz-checksum-crc32:"),
+            "the CRC32 trails the body"
+        );
+        let sent = decode_aws_chunked(&put.body);
+        assert!(
+            sent == data.as_ref(),
+            "the decoded body differs from the data"
         );
     }
 }

@@ -71,7 +71,16 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// [`BlobError::Body`] when `body` yields an error (nothing is left behind);
     /// [`BlobError::Unavailable`] when the store fails (nothing is left behind).
-    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError>;
+    ///
+    /// `len_hint` is the body's length as the request framing announces it. A store may use it to
+    /// send the body in one streamed request, but the blob is always exactly the bytes `body`
+    /// yields, whether or not they match the hint.
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        len_hint: Option<u64>,
+    ) -> Result<StoredBlob, BlobError>;
 
     /// Opens the blob under `key`, whole or the inclusive `range` of it (already resolved against its size).
     ///

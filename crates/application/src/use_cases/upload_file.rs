@@ -43,6 +43,8 @@ pub struct UploadRequest {
     pub policy: Option<String>,
     /// The file's bytes.
     pub body: ByteStream,
+    /// The file's length as the request framing announces it, when it does.
+    pub len_hint: Option<u64>,
 }
 
 /// Streams an upload into the blob store and records it; leaves nothing behind on any failure.
@@ -93,6 +95,8 @@ impl UploadFile {
             ),
         };
         let limit = policy.map_or(self.max_bytes, |p| p.max_bytes.min(self.max_bytes));
+        // A hint over the limit would only start a write that the limit is bound to cut off.
+        let len_hint = request.len_hint.filter(|&len| len <= limit);
         let (prefix, body) = peek_prefix(limit_stream(request.body, limit), SNIFF_LEN).await?;
         let content_type = ContentType::resolve(request.declared_type.as_deref(), &prefix);
         if let Some(policy) = policy {
@@ -109,7 +113,7 @@ impl UploadFile {
         let id = FileId::new_random();
         tracing::Span::current().record("file_id", tracing::field::display(id));
         let key = BlobKey::new(request.principal.account_id(), id);
-        let stored = self.blobs.put(&key, body).await?;
+        let stored = self.blobs.put(&key, body, len_hint).await?;
         tracing::Span::current().record("size", stored.size);
 
         let created_at = creation_time(self.clock.now());
@@ -175,6 +179,7 @@ mod tests {
             declared_type: Some("text/html".into()),
             policy: policy.map(str::to_owned),
             body: body(data),
+            len_hint: Some(data.len() as u64),
         }
     }
 
@@ -188,7 +193,11 @@ mod tests {
     #[tokio::test]
     async fn upload_records_sanitised_name_and_owner() {
         let mut blobs = MockBlobStore::new();
-        blobs.expect_put().times(1).returning(|_, _| Ok(stored()));
+        blobs
+            .expect_put()
+            .times(1)
+            .withf(|_, _, len_hint| *len_hint == Some(5))
+            .returning(|_, _, _| Ok(stored()));
         blobs.expect_delete_detached().times(0);
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(1).returning(|_| Ok(()));
@@ -212,6 +221,29 @@ mod tests {
         assert_eq!(record.account_id().get(), 2);
     }
 
+    #[tokio::test]
+    async fn upload_drops_a_length_hint_over_the_limit() {
+        let mut blobs = MockBlobStore::new();
+        blobs
+            .expect_put()
+            .times(1)
+            .withf(|_, _, len_hint| len_hint.is_none())
+            .returning(|_, _, _| Ok(stored()));
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert().returning(|_| Ok(()));
+        let upload = UploadFile::new(
+            Arc::new(repo),
+            Arc::new(blobs),
+            clock(),
+            100,
+            HashMap::new(),
+        );
+        let mut over = request(user(1, 2), b"hello", None);
+        over.len_hint = Some(101);
+
+        upload.execute(over).await.unwrap();
+    }
+
     #[test]
     fn creation_time_keeps_whole_microseconds() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
@@ -221,7 +253,7 @@ mod tests {
     #[tokio::test]
     async fn upload_by_public_principal_has_no_user() {
         let mut blobs = MockBlobStore::new();
-        blobs.expect_put().returning(|_, _| Ok(stored()));
+        blobs.expect_put().returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().returning(|_| Ok(()));
         let upload = UploadFile::new(
@@ -241,7 +273,7 @@ mod tests {
     #[tokio::test]
     async fn upload_deletes_the_blob_when_the_insert_fails() {
         let mut blobs = MockBlobStore::new();
-        blobs.expect_put().returning(|_, _| Ok(stored()));
+        blobs.expect_put().returning(|_, _, _| Ok(stored()));
         blobs.expect_delete().times(1).returning(|_| Ok(()));
         blobs.expect_delete_detached().times(0);
         let mut repo = MockFileRepository::new();
@@ -268,7 +300,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs
             .expect_put()
-            .returning(|_, _| Err(BlobError::Body(BodyError::TooLarge { limit: 3 })));
+            .returning(|_, _, _| Err(BlobError::Body(BodyError::TooLarge { limit: 3 })));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(0);
         let upload = UploadFile::new(Arc::new(repo), Arc::new(blobs), clock(), 3, HashMap::new());
@@ -300,7 +332,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs
             .expect_put()
-            .returning(|_, _| Err(BlobError::Unavailable("disk full".into())));
+            .returning(|_, _, _| Err(BlobError::Unavailable("disk full".into())));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(0);
         let upload = UploadFile::new(

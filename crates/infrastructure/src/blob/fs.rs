@@ -138,7 +138,12 @@ impl Drop for TempFile {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        _len_hint: Option<u64>,
+    ) -> Result<StoredBlob, BlobError> {
         let target = self.path_of(key);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         let temp_path = dir.join(format!(".{}{TEMP_SUFFIX}", key.file_id()));

@@ -1,8 +1,10 @@
 //! [`BlobStore`] on any S3-compatible store, with aws-sdk-s3.
 //!
-//! Uploads stream: a body smaller than one part is one `PutObject`; a larger one is a multipart
-//! upload where part N is sent while part N+1 is being received (two parts in memory at most),
-//! and any failure, limit breach or dropped request aborts it, so no part is left behind.
+//! Uploads stream. A body whose length the request announces (at least [`STREAMED_PUT_MIN`]) goes
+//! straight into one `PutObject` as it arrives, aws-chunked with a CRC32 trailer. A body of
+//! unknown length smaller than one part is one `PutObject` signed with its SHA-256; a larger one
+//! is a multipart upload where part N is sent while part N+1 is being received (two parts in
+//! memory at most). Any failure, limit breach or dropped request leaves no object and no part.
 //! Downloads stream a ranged `GetObject` straight through. Errors that reach the application name
 //! the operation and the S3 error code, never a bucket, a key or a credential.
 
@@ -24,7 +26,8 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{
-    BucketLocationConstraint, CompletedMultipartUpload, CompletedPart, CreateBucketConfiguration,
+    BucketLocationConstraint, ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart,
+    CreateBucketConfiguration,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -161,6 +164,7 @@ pub struct S3BlobStore {
     layout: S3Layout,
     region: String,
     part_size: usize,
+    operation_timeout: Duration,
     ready_buckets: Arc<Mutex<HashSet<String>>>,
     pipeline: Arc<tokio::sync::Semaphore>,
 }
@@ -360,6 +364,127 @@ async fn read_part(
     }
 }
 
+/// Bodies announced at least this long stream into one `PutObject`; shorter ones are buffered,
+/// so that a transient S3 error can be retried with the same bytes.
+pub const STREAMED_PUT_MIN: u64 = 1024 * 1024;
+
+/// The largest object one `PutObject` may write.
+const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
+
+/// Chunks queued between the upload body and the `PutObject` request.
+const STREAMED_PUT_QUEUE: usize = 2;
+
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// How a body compared with the length its `PutObject` announced.
+#[derive(Debug)]
+enum Fed {
+    /// Exactly as long.
+    Exact,
+    /// Ended after `actual` bytes; the object was completed with zeros.
+    Short { actual: u64 },
+    /// Went on past the announced length; `rest` followed, and the stream holds the remainder.
+    Long { rest: Bytes },
+    /// Failed; the request was cut off before its last byte.
+    Failed(BodyError),
+    /// The request stopped taking the body.
+    Abandoned,
+}
+
+/// Sends `len` bytes of `source` to `tx`. The last of them leave only once the source's own
+/// end (or what follows) is known, so a body that fails at its very end never completes the
+/// object.
+async fn feed_exactly(
+    source: &mut ByteStream,
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, BoxError>>,
+    len: u64,
+) -> Fed {
+    let mut sent = 0u64;
+    loop {
+        let chunk = match source.next().await {
+            Some(Ok(chunk)) => chunk,
+            Some(Err(e)) => {
+                let _ = tx.send(Err("the upload body failed".into())).await;
+                return Fed::Failed(e);
+            }
+            None => {
+                let actual = sent;
+                while sent < len {
+                    let n = usize::try_from(len - sent).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
+                    if tx.send(Ok(Bytes::from_static(&ZEROS[..n]))).await.is_err() {
+                        return Fed::Abandoned;
+                    }
+                    sent += n as u64;
+                }
+                return Fed::Short { actual };
+            }
+        };
+        let room = len - sent;
+        let size = chunk.len() as u64;
+        if size < room {
+            sent += size;
+            if tx.send(Ok(chunk)).await.is_err() {
+                return Fed::Abandoned;
+            }
+            continue;
+        }
+        let cut = usize::try_from(room).unwrap_or(chunk.len());
+        let mut rest = chunk.slice(cut..);
+        let last = chunk.slice(..cut);
+        while rest.is_empty() {
+            match source.next().await {
+                None => break,
+                Some(Ok(more)) => rest = more,
+                Some(Err(e)) => {
+                    let _ = tx.send(Err("the upload body failed".into())).await;
+                    return Fed::Failed(e);
+                }
+            }
+        }
+        if tx.send(Ok(last)).await.is_err() {
+            return Fed::Abandoned;
+        }
+        return if rest.is_empty() {
+            Fed::Exact
+        } else {
+            Fed::Long { rest }
+        };
+    }
+}
+
+fn take_digest(digest: &Mutex<BlobDigester>) -> StoredBlob {
+    std::mem::take(
+        &mut *digest
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    )
+    .finish()
+}
+
+/// A request body fed chunk by chunk through a channel, of a length known in advance.
+struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, BoxError>>,
+    len: u64,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|chunk| chunk.map(http_body::Frame::data)))
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.len)
+    }
+}
+
 fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
     t.and_then(|t| OffsetDateTime::from_unix_timestamp(t.secs()).ok())
         .unwrap_or(OffsetDateTime::UNIX_EPOCH)
@@ -401,6 +526,7 @@ impl S3BlobStore {
             layout: settings.layout.clone(),
             region: settings.region.clone(),
             part_size: settings.part_size.max(MIN_PART_SIZE),
+            operation_timeout: settings.operation_timeout,
             ready_buckets: Arc::new(Mutex::new(HashSet::new())),
             pipeline: Arc::new(tokio::sync::Semaphore::new(settings.pipelined_uploads)),
         }
@@ -606,6 +732,217 @@ impl S3BlobStore {
         Ok(())
     }
 
+    /// Writes a body of unknown length: one `PutObject` when it fits in a part, else a multipart
+    /// upload; `digest` sees every byte read from `body`.
+    async fn put_buffered(
+        &self,
+        bucket: &str,
+        object: &str,
+        body: &mut ByteStream,
+        digest: &mut BlobDigester,
+    ) -> Result<(), BlobError> {
+        let mut carry = None;
+        let first = read_part(body, digest, self.part_size, &mut carry).await?;
+        if !first.ended {
+            return self
+                .put_multipart(bucket, object, first.bytes, body, digest, &mut carry)
+                .await;
+        }
+        let sha256 = digest.clone().finish().sha256.to_hex();
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(object)
+            .content_length(i64::try_from(first.bytes.len()).unwrap_or(i64::MAX))
+            .body(S3Body::from(first.bytes))
+            .customize()
+            .interceptor(PrecomputedPayloadHash(sha256))
+            .send()
+            .await
+            .map_err(|e| {
+                if matches!(error_code(&e), Some("NoSuchBucket")) {
+                    self.mark_ready(bucket, false);
+                }
+                unavailable("PutObject", &e)
+            })?;
+        Ok(())
+    }
+
+    /// Streams a body announced as `len` bytes long into one `PutObject`, with no buffering. The
+    /// request is sent as aws-chunked with a CRC32 trailer that S3 checks (each chunk also signed
+    /// when the endpoint is plain HTTP). A body that turns out shorter or longer than announced
+    /// (a form with parts after the file, unusual framing) completes the object with zeros or
+    /// leaves its tail unsent; the object is then rewritten from its good prefix and the tail,
+    /// and checked against the SHA-256 of what the client sent.
+    async fn put_streamed(
+        &self,
+        bucket: &str,
+        object: &str,
+        body: ByteStream,
+        len: u64,
+    ) -> Result<StoredBlob, BlobError> {
+        let digest = Arc::new(Mutex::new(BlobDigester::new()));
+        let seen = Arc::clone(&digest);
+        let mut source: ByteStream = body
+            .inspect(move |item| {
+                if let Ok(chunk) = item {
+                    seen.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .update(chunk);
+                }
+            })
+            .boxed();
+        let (tx, rx) = tokio::sync::mpsc::channel(STREAMED_PUT_QUEUE);
+        let request = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(object)
+            .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+            .checksum_algorithm(ChecksumAlgorithm::Crc32)
+            .body(S3Body::from_body_1_x(ChannelBody { rx, len }))
+            .customize()
+            // The request lasts as long as the client takes to upload; the SDK's stalled-stream
+            // protection still fails it when the store stops reading.
+            // The checksum is asked for explicitly, so that a streamed body always carries one.
+            .config_override(
+                aws_sdk_s3::config::Builder::default()
+                    .request_checksum_calculation(RequestChecksumCalculation::WhenSupported)
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .disable_operation_attempt_timeout()
+                            .build(),
+                    ),
+            );
+        let (body_done, body_done_rx) = tokio::sync::oneshot::channel::<()>();
+        let answer_timeout = self.operation_timeout;
+        let send = async move {
+            let put = request.send();
+            tokio::pin!(put);
+            tokio::select! {
+                result = &mut put => return Some(result),
+                _ = body_done_rx => {}
+            }
+            tokio::time::timeout(answer_timeout, put).await.ok()
+        };
+        let feed = async {
+            let fed = feed_exactly(&mut source, tx, len).await;
+            drop(body_done);
+            fed
+        };
+        let (sent, fed) = tokio::join!(send, feed);
+
+        let (kept, tail) = match (sent, fed) {
+            (_, Fed::Failed(e)) => {
+                self.delete_quietly(bucket, object).await;
+                return Err(BlobError::Body(e));
+            }
+            (None, _) => {
+                self.delete_quietly(bucket, object).await;
+                return Err(BlobError::Unavailable(Box::new(S3Failure {
+                    operation: "PutObject",
+                    kind: "timed out".to_owned(),
+                })));
+            }
+            (Some(Err(e)), _) => {
+                if matches!(error_code(&e), Some("NoSuchBucket")) {
+                    self.mark_ready(bucket, false);
+                }
+                self.delete_quietly(bucket, object).await;
+                return Err(unavailable("PutObject", &e));
+            }
+            (Some(Ok(_)), Fed::Abandoned) => {
+                self.delete_quietly(bucket, object).await;
+                return Err(BlobError::Unavailable(Box::new(S3Failure {
+                    operation: "PutObject",
+                    kind: "the store answered before the body was sent".to_owned(),
+                })));
+            }
+            (Some(Ok(_)), Fed::Exact) => return Ok(take_digest(&digest)),
+            (Some(Ok(_)), Fed::Short { actual }) => (actual, futures_util::stream::empty().boxed()),
+            (Some(Ok(_)), Fed::Long { rest }) => (
+                len,
+                futures_util::stream::once(async move { Ok(rest) })
+                    .chain(source)
+                    .boxed(),
+            ),
+        };
+        match self.rewrite(bucket, object, kept, tail).await {
+            Ok(rewritten) => {
+                let sent = take_digest(&digest);
+                if rewritten == sent {
+                    Ok(sent)
+                } else {
+                    self.delete_quietly(bucket, object).await;
+                    Err(BlobError::Unavailable(Box::new(S3Failure {
+                        operation: "GetObject",
+                        kind: "the store returned other bytes than were written".to_owned(),
+                    })))
+                }
+            }
+            Err(e) => {
+                self.delete_quietly(bucket, object).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Rewrites `object` as its first `kept` bytes followed by `tail`; returns what was written.
+    async fn rewrite(
+        &self,
+        bucket: &str,
+        object: &str,
+        kept: u64,
+        tail: ByteStream,
+    ) -> Result<StoredBlob, BlobError> {
+        let head: ByteStream = if kept == 0 {
+            futures_util::stream::empty().boxed()
+        } else {
+            let output = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(object)
+                .range(format!("bytes=0-{}", kept - 1))
+                .send()
+                .await
+                .map_err(|e| unavailable("GetObject", &e))?;
+            futures_util::stream::unfold(output.body, |mut body| async move {
+                match body.next().await {
+                    Some(Ok(bytes)) => Some((Ok(bytes), body)),
+                    Some(Err(e)) => Some((Err(BodyError::Backend(Box::new(e))), body)),
+                    None => None,
+                }
+            })
+            .boxed()
+        };
+        let mut combined = head.chain(tail).boxed();
+        let mut written = BlobDigester::new();
+        match self
+            .put_buffered(bucket, object, &mut combined, &mut written)
+            .await
+        {
+            Ok(()) => Ok(written.finish()),
+            Err(BlobError::Body(BodyError::Backend(e))) => Err(BlobError::Unavailable(e)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes an object a failed write may have left; a failure is logged, gc reclaims it.
+    async fn delete_quietly(&self, bucket: &str, object: &str) {
+        if let Err(e) = self
+            .client
+            .delete_object()
+            .bucket(bucket)
+            .key(object)
+            .send()
+            .await
+        {
+            let e = failure("DeleteObject", &e);
+            tracing::warn!(error = %e, "object of a failed upload left behind; gc will remove it");
+        }
+    }
+
     async fn list_bucket(
         &self,
         bucket: &str,
@@ -692,43 +1029,24 @@ impl S3BlobStore {
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
-    async fn put(&self, key: &BlobKey, mut body: ByteStream) -> Result<StoredBlob, BlobError> {
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        len_hint: Option<u64>,
+    ) -> Result<StoredBlob, BlobError> {
         let (bucket, object) = self.location(key);
         if matches!(self.layout, S3Layout::PerAccount { .. }) {
             self.ensure_bucket(&bucket).await?;
         }
-        let mut digest = BlobDigester::new();
-        let mut carry = None;
-        let first = read_part(&mut body, &mut digest, self.part_size, &mut carry).await?;
-        if first.ended {
-            let stored = digest.finish();
-            self.client
-                .put_object()
-                .bucket(&bucket)
-                .key(&object)
-                .content_length(i64::try_from(stored.size).unwrap_or(i64::MAX))
-                .body(S3Body::from(first.bytes))
-                .customize()
-                .interceptor(PrecomputedPayloadHash(stored.sha256.to_hex()))
-                .send()
-                .await
-                .map_err(|e| {
-                    if matches!(error_code(&e), Some("NoSuchBucket")) {
-                        self.mark_ready(&bucket, false);
-                    }
-                    unavailable("PutObject", &e)
-                })?;
-            return Ok(stored);
+        if let Some(len) = len_hint.filter(|len| (STREAMED_PUT_MIN..=MAX_SINGLE_PUT).contains(len))
+        {
+            return self.put_streamed(&bucket, &object, body, len).await;
         }
-        self.put_multipart(
-            &bucket,
-            &object,
-            first.bytes,
-            &mut body,
-            &mut digest,
-            &mut carry,
-        )
-        .await?;
+        let mut body = body;
+        let mut digest = BlobDigester::new();
+        self.put_buffered(&bucket, &object, &mut body, &mut digest)
+            .await?;
         Ok(digest.finish())
     }
 

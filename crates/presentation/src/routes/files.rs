@@ -59,6 +59,7 @@ pub async fn upload_file(
             declared_type: part.content_type,
             policy: query.policy,
             body: part.body,
+            len_hint: part.len_hint,
         })
         .await?;
     metrics::counter!("stowage_upload_bytes_total").increment(record.size());
