@@ -37,16 +37,49 @@ async fn s3_server(extra: &[(&str, &str)]) -> TestServer {
     TestServer::spawn_with(&env).await
 }
 
+/// Uploads `body` (a whole multipart form) as it is, with its `Content-Length` or, when
+/// `chunked`, without one; returns the `FileInfo`.
+async fn upload_raw(
+    server: &TestServer,
+    auth: &str,
+    boundary: &str,
+    body: Vec<u8>,
+    chunked: bool,
+) -> serde_json::Value {
+    let body = if chunked {
+        let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(1024 * 1024).map(|c| Ok(c.to_vec())).collect();
+        reqwest::Body::wrap_stream(futures_util::stream::iter(pieces))
+    } else {
+        reqwest::Body::from(body)
+    };
+    let response = client()
+        .post(server.url("/files"))
+        .header("Authorization", auth)
+        .header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
 #[tokio::test]
 #[ignore = "needs s3s-fs: make test-integration"]
-async fn s3_large_files_round_trip_through_multipart_with_ranges() {
+async fn s3_large_files_round_trip_streamed_or_multipart_with_ranges() {
     let server = s3_server(&[]).await;
     let auth = server.bearer(Some(1), 1);
-    for (mib, seed) in [(64usize, 64u64), (200, 200)] {
+    // With a Content-Length the file streams into one PutObject; without, it goes multipart.
+    for (mib, seed, chunked) in [(64usize, 64u64, false), (200, 200, true)] {
         let data = pattern(mib * 1024 * 1024, seed);
-        let info = server
-            .upload_ok(&auth, "big.bin", "application/octet-stream", data.clone())
-            .await;
+        let boundary = "large-file-boundary";
+        let form =
+            stowage_tests::multipart_body(boundary, "big.bin", "application/octet-stream", &data);
+        let info = upload_raw(&server, &auth, boundary, form, chunked).await;
         let id = file_id(&info);
         assert_eq!(info["size"], data.len() as u64);
 
@@ -104,6 +137,44 @@ async fn s3_limit_breached_after_several_parts_leaves_no_object_and_no_parts() {
     }
     wait_until_empty(&server).await;
     assert_eq!(server.row_count().await, 0);
+}
+
+#[tokio::test]
+#[ignore = "needs s3s-fs: make test-integration"]
+async fn s3_forms_whose_length_misleads_still_store_exactly_the_file() {
+    let server = s3_server(&[]).await;
+    let auth = server.bearer(Some(1), 1);
+    let boundary = "misleading-boundary";
+    let data = pattern(6 * 1024 * 1024 + 3, 6);
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f.bin\"\r\n\r\n"
+    );
+    let later_field = format!(
+        "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\n{}",
+        "n".repeat(300_000)
+    );
+    let cases = [
+        ("a field after the file", later_field.as_str(), "\r\n"),
+        ("no CRLF after the closing delimiter", "", ""),
+        ("an epilogue", "", "\r\nepilogue text\r\n"),
+    ];
+    for (name, after_file, after_closing) in cases {
+        let mut form = head.clone().into_bytes();
+        form.extend_from_slice(&data);
+        form.extend_from_slice(after_file.as_bytes());
+        form.extend_from_slice(format!("\r\n--{boundary}--{after_closing}").as_bytes());
+
+        let info = upload_raw(&server, &auth, boundary, form, false).await;
+        let body = get(&server, &auth, &format!("/files/{}", file_id(&info)))
+            .await
+            .bytes()
+            .await
+            .unwrap();
+
+        assert_eq!(info["size"], data.len() as u64, "{name}");
+        assert!(body == data, "{name}: the stored bytes differ");
+    }
+    assert_eq!(server.blob_files().len(), 3, "three objects, nothing else");
 }
 
 async fn wait_until_empty(server: &TestServer) {

@@ -867,6 +867,11 @@ impl S3BlobStore {
                     .boxed(),
             ),
         };
+        tracing::debug!(
+            announced = len,
+            kept,
+            "the upload's length differed from the one announced; rewriting the object"
+        );
         match self.rewrite(bucket, object, kept, tail).await {
             Ok(rewritten) => {
                 let sent = take_digest(&digest);
