@@ -200,6 +200,8 @@ pub struct S3Config {
     pub operation_timeout: Duration,
     /// `S3_MAX_ATTEMPTS`.
     pub max_attempts: u32,
+    /// `S3_STREAM_UPLOADS`: uploads of announced length stream into one `PutObject`.
+    pub stream_uploads: bool,
 }
 
 impl std::fmt::Debug for S3Config {
@@ -212,6 +214,7 @@ impl std::fmt::Debug for S3Config {
             .field("force_path_style", &self.force_path_style)
             .field("layout", &self.layout)
             .field("part_size", &self.part_size)
+            .field("stream_uploads", &self.stream_uploads)
             .finish_non_exhaustive()
     }
 }
@@ -616,6 +619,7 @@ fn s3_config<'a>(
             "S3_TIMEOUT_MS",
         )?),
         max_attempts: parse(get("S3_MAX_ATTEMPTS").unwrap_or("3"), "S3_MAX_ATTEMPTS")?,
+        stream_uploads: flag(get("S3_STREAM_UPLOADS"), "S3_STREAM_UPLOADS", true)?,
     })
 }
 

@@ -132,6 +132,7 @@ pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupEr
                 connect_timeout: s3.connect_timeout,
                 operation_timeout: s3.operation_timeout,
                 max_attempts: s3.max_attempts,
+                stream_uploads: s3.stream_uploads,
             });
             if let Err(e) = store.prepare().await {
                 tracing::warn!(error = %e, "the S3 bucket could not be checked or created; readiness will say so");

@@ -707,6 +707,7 @@ mod s3 {
             connect_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(30),
             max_attempts: 2,
+            stream_uploads: true,
         }
     }
 
@@ -927,14 +928,20 @@ mod s3_wire {
             connect_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(10),
             max_attempts: 1,
+            stream_uploads: true,
         })
     }
 
     async fn answering_puts() -> MockServer {
         let server = MockServer::start().await;
+        answering_puts_on(&server).await;
+        server
+    }
+
+    async fn answering_puts_on(server: &MockServer) -> &MockServer {
         Mock::given(method("PUT"))
             .respond_with(ResponseTemplate::new(200).insert_header("ETag", "\"etag\""))
-            .mount(&server)
+            .mount(server)
             .await;
         server
     }
@@ -992,11 +999,24 @@ mod s3_wire {
         );
     }
 
+    /// Answers `HeadObject` as if the object held `len` bytes.
+    async fn answering_heads(server: &MockServer, len: usize) {
+        Mock::given(method("HEAD"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("Content-Length", len.to_string().as_str())
+                    .insert_header("ETag", "\"etag\""),
+            )
+            .mount(server)
+            .await;
+    }
+
     #[tokio::test]
     async fn a_hinted_put_streams_one_signed_aws_chunked_put_object_with_a_crc32_trailer() {
         let server = answering_puts().await;
         let store = store_on(&server);
         let data = pseudo_random_bytes(2 * 1024 * 1024 + 5);
+        answering_heads(&server, data.len()).await;
 
         let stored = store
             .put(
@@ -1009,7 +1029,12 @@ mod s3_wire {
 
         assert_eq!(stored, stored_blob_of(&data));
         let requests = server.received_requests().await.unwrap();
-        assert_eq!(requests.len(), 1, "one PutObject, no multipart upload");
+        let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(
+            methods,
+            ["PUT", "HEAD"],
+            "one PutObject and the check of its size, no multipart upload"
+        );
         let put = &requests[0];
         assert_eq!(header(put, "content-encoding"), Some("aws-chunked"));
         assert_eq!(
@@ -1033,5 +1058,41 @@ mod s3_wire {
             sent == data.as_ref(),
             "the decoded body differs from the data"
         );
+    }
+
+    #[tokio::test]
+    async fn a_store_that_keeps_the_chunk_framing_fails_the_upload_and_ends_streaming() {
+        let server = answering_puts().await;
+        let store = store_on(&server);
+        let data = pseudo_random_bytes(2 * 1024 * 1024 + 5);
+        answering_heads(&server, data.len() + 4096).await;
+        Mock::given(method("DELETE"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&server)
+            .await;
+
+        let first = store
+            .put(
+                &new_key(),
+                body_of(uneven_chunks(&data)),
+                Some(data.len() as u64),
+            )
+            .await;
+        server.reset().await;
+        let server_again = answering_puts_on(&server).await;
+        let second = store
+            .put(
+                &new_key(),
+                body_of(uneven_chunks(&data)),
+                Some(data.len() as u64),
+            )
+            .await;
+
+        assert!(matches!(first, Err(BlobError::Unavailable(_))), "{first:?}");
+        assert_eq!(second.unwrap(), stored_blob_of(&data));
+        let requests = server_again.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1, "one buffered PutObject");
+        assert_eq!(header(&requests[0], "content-encoding"), None);
+        assert_eq!(requests[0].body, data.as_ref());
     }
 }

@@ -4,8 +4,9 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
+use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use multer::{Constraints, Multipart, SizeLimit};
+use multer::{Constraints, Field, Multipart, SizeLimit};
 use stowage_application::{BodyError, ByteStream};
 
 use crate::error::ApiError;
@@ -89,7 +90,9 @@ pub async fn file_part(
             });
             let filename = field.file_name().map(str::to_owned);
             let content_type = field.content_type().map(ToString::to_string);
-            let body = field.map_err(move |e| body_error(e, max_bytes)).boxed();
+            let body = file_then_rest(field, multipart)
+                .map_err(move |e| body_error(e, max_bytes))
+                .boxed();
             return Ok(FilePart {
                 filename,
                 content_type,
@@ -105,6 +108,32 @@ pub async fn file_part(
             .is_some()
         {}
     }
+}
+
+/// The `file` part's bytes; the stream ends only once the rest of the form has been read (and
+/// discarded), so a body cut off or over the limit after the file still fails the upload, and
+/// whatever follows the file has arrived before the file counts as complete.
+fn file_then_rest(
+    field: Field<'static>,
+    multipart: Multipart<'static>,
+) -> impl futures_util::Stream<Item = Result<Bytes, multer::Error>> + Send + 'static {
+    futures_util::stream::unfold(Some((field, multipart)), |state| async move {
+        let (mut field, mut multipart) = state?;
+        match field.chunk().await {
+            Ok(Some(chunk)) => Some((Ok(chunk), Some((field, multipart)))),
+            Ok(None) => {
+                drop(field);
+                let rest = async {
+                    while let Some(mut other) = multipart.next_field().await? {
+                        while other.chunk().await?.is_some() {}
+                    }
+                    Ok::<(), multer::Error>(())
+                };
+                rest.await.err().map(|e| (Err(e), None))
+            }
+            Err(e) => Some((Err(e), None)),
+        }
+    })
 }
 
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
@@ -138,11 +167,8 @@ fn closing_len(boundary: &str) -> usize {
 fn data_offset(raw: &[u8], boundary: &str, index: usize) -> Option<usize> {
     let dash = format!("--{boundary}");
     let delimiter = format!("\r\n--{boundary}");
-    let mut at = if raw.starts_with(dash.as_bytes()) {
-        0
-    } else {
-        find(raw, delimiter.as_bytes())? + 2
-    };
+    // Like the parser, the first delimiter may follow any preamble.
+    let mut at = find(raw, dash.as_bytes())?;
     let mut part = 0;
     loop {
         let after_dash = at + dash.len();
@@ -177,7 +203,6 @@ fn body_error(e: multer::Error, max_bytes: u64) -> BodyError {
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
-    use bytes::Bytes;
 
     const BOUNDARY: &str = "XyZ-42";
 
@@ -236,6 +261,10 @@ mod tests {
                 "after a preamble",
                 form("ignored\r\n", &[("note", "x")], &file, ""),
             ),
+            (
+                "after a preamble without CRLF",
+                form("ignored", &[], &file, ""),
+            ),
         ];
         for (name, raw) in forms {
             for chunk in [1, 7, 4096, raw.len()] {
@@ -272,6 +301,26 @@ mod tests {
         let raw = form("", &[("note", &long_field)], &file, "");
         let (hint, data) = parse(raw, 4096, true).await;
         assert_eq!((hint, data.len()), (None, 1000));
+    }
+
+    #[tokio::test]
+    async fn the_file_stream_fails_when_the_form_breaks_after_the_file() {
+        let mut raw = form("", &[], b"0123456789", "");
+        raw.truncate(raw.len() - format!("--{BOUNDARY}--\r\n").len());
+        raw.extend_from_slice(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\ncut off")
+                .as_bytes(),
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&format!("multipart/form-data; boundary={BOUNDARY}")).unwrap(),
+        );
+        let part = file_part(&headers, Body::from(raw), 1 << 20).await.unwrap();
+
+        let read: Result<Vec<Bytes>, BodyError> = part.body.try_collect().await;
+
+        assert!(matches!(read, Err(BodyError::Malformed(_))), "{read:?}");
     }
 
     #[test]

@@ -65,16 +65,16 @@ pub enum BlobError {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait BlobStore: Send + Sync {
-    /// Writes `body` under `key`, computing its size and SHA-256 on the way. The blob becomes visible
-    /// under `key` only once the whole body was written.
-    ///
-    /// # Errors
-    /// [`BlobError::Body`] when `body` yields an error (nothing is left behind);
-    /// [`BlobError::Unavailable`] when the store fails (nothing is left behind).
+    /// Writes `body` under `key`, computing its size and SHA-256 on the way; on success the blob
+    /// under `key` is exactly those bytes.
     ///
     /// `len_hint` is the body's length as the request framing announces it. A store may use it to
-    /// send the body in one streamed request, but the blob is always exactly the bytes `body`
-    /// yields, whether or not they match the hint.
+    /// send the body in one streamed request; when the hint turns out wrong, the store corrects
+    /// the blob before returning.
+    ///
+    /// # Errors
+    /// [`BlobError::Body`] when `body` yields an error; [`BlobError::Unavailable`] when the store
+    /// fails. Either way nothing stays under `key` (a clean-up that itself fails is left to gc).
     async fn put(
         &self,
         key: &BlobKey,

@@ -81,6 +81,9 @@ pub struct S3Settings {
     pub operation_timeout: Duration,
     /// Attempts per operation (transient errors only are retried, with backoff).
     pub max_attempts: u32,
+    /// Stream uploads of announced length into one `PutObject` (aws-chunked with a trailing
+    /// checksum); off for stores that do not decode aws-chunked bodies.
+    pub stream_uploads: bool,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -93,6 +96,7 @@ impl std::fmt::Debug for S3Settings {
             .field("force_path_style", &self.force_path_style)
             .field("layout", &self.layout)
             .field("part_size", &self.part_size)
+            .field("stream_uploads", &self.stream_uploads)
             .finish_non_exhaustive()
     }
 }
@@ -165,6 +169,7 @@ pub struct S3BlobStore {
     region: String,
     part_size: usize,
     operation_timeout: Duration,
+    stream_uploads: Arc<std::sync::atomic::AtomicBool>,
     ready_buckets: Arc<Mutex<HashSet<String>>>,
     pipeline: Arc<tokio::sync::Semaphore>,
 }
@@ -228,6 +233,31 @@ impl PartTask {
 impl Drop for PartTask {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Deletes an object in the background when dropped armed.
+struct DeleteOnDrop {
+    client: Client,
+    bucket: String,
+    key: String,
+    armed: bool,
+}
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = client.delete_object().bucket(bucket).key(key).send().await {
+                    let e = failure("DeleteObject", &e);
+                    tracing::warn!(error = %e, "object of an abandoned upload left behind; gc will remove it");
+                }
+            });
+        }
     }
 }
 
@@ -378,14 +408,21 @@ static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
 
 /// How a body compared with the length its `PutObject` announced.
 #[derive(Debug)]
-enum Fed {
+enum Fit {
     /// Exactly as long.
     Exact,
     /// Ended after `actual` bytes; the object was completed with zeros.
     Short { actual: u64 },
     /// Went on past the announced length; `rest` followed, and the stream holds the remainder.
     Long { rest: Bytes },
-    /// Failed; the request was cut off before its last byte.
+}
+
+/// How feeding a streamed `PutObject` ended.
+#[derive(Debug)]
+enum Fed {
+    /// All announced bytes were sent.
+    Sent(Fit),
+    /// The body failed; the request was cut off before its last byte.
     Failed(BodyError),
     /// The request stopped taking the body.
     Abandoned,
@@ -401,7 +438,13 @@ async fn feed_exactly(
 ) -> Fed {
     let mut sent = 0u64;
     loop {
-        let chunk = match source.next().await {
+        // A request that failed early stops taking the body: notice it without waiting for the
+        // client's next chunk.
+        let next = tokio::select! {
+            next = source.next() => next,
+            () = tx.closed() => return Fed::Abandoned,
+        };
+        let chunk = match next {
             Some(Ok(chunk)) => chunk,
             Some(Err(e)) => {
                 let _ = tx.send(Err("the upload body failed".into())).await;
@@ -416,7 +459,7 @@ async fn feed_exactly(
                     }
                     sent += n as u64;
                 }
-                return Fed::Short { actual };
+                return Fed::Sent(Fit::Short { actual });
             }
         };
         let room = len - sent;
@@ -444,11 +487,11 @@ async fn feed_exactly(
         if tx.send(Ok(last)).await.is_err() {
             return Fed::Abandoned;
         }
-        return if rest.is_empty() {
-            Fed::Exact
+        return Fed::Sent(if rest.is_empty() {
+            Fit::Exact
         } else {
-            Fed::Long { rest }
-        };
+            Fit::Long { rest }
+        });
     }
 }
 
@@ -527,6 +570,7 @@ impl S3BlobStore {
             region: settings.region.clone(),
             part_size: settings.part_size.max(MIN_PART_SIZE),
             operation_timeout: settings.operation_timeout,
+            stream_uploads: Arc::new(std::sync::atomic::AtomicBool::new(settings.stream_uploads)),
             ready_buckets: Arc::new(Mutex::new(HashSet::new())),
             pipeline: Arc::new(tokio::sync::Semaphore::new(settings.pipelined_uploads)),
         }
@@ -781,6 +825,26 @@ impl S3BlobStore {
         body: ByteStream,
         len: u64,
     ) -> Result<StoredBlob, BlobError> {
+        // Dropped at any point (the client went away), the object is deleted in the background:
+        // the PutObject may have completed with padding, or before its record was written.
+        let mut guard = DeleteOnDrop {
+            client: self.client.clone(),
+            bucket: bucket.to_owned(),
+            key: object.to_owned(),
+            armed: true,
+        };
+        let result = self.put_streamed_once(bucket, object, body, len).await;
+        guard.armed = false;
+        result
+    }
+
+    async fn put_streamed_once(
+        &self,
+        bucket: &str,
+        object: &str,
+        body: ByteStream,
+        len: u64,
+    ) -> Result<StoredBlob, BlobError> {
         let digest = Arc::new(Mutex::new(BlobDigester::new()));
         let seen = Arc::clone(&digest);
         let mut source: ByteStream = body
@@ -832,7 +896,7 @@ impl S3BlobStore {
         };
         let (sent, fed) = tokio::join!(send, feed);
 
-        let (kept, tail) = match (sent, fed) {
+        let fit = match (sent, fed) {
             (_, Fed::Failed(e)) => {
                 self.delete_quietly(bucket, object).await;
                 return Err(BlobError::Body(e));
@@ -858,9 +922,18 @@ impl S3BlobStore {
                     kind: "the store answered before the body was sent".to_owned(),
                 })));
             }
-            (Some(Ok(_)), Fed::Exact) => return Ok(take_digest(&digest)),
-            (Some(Ok(_)), Fed::Short { actual }) => (actual, futures_util::stream::empty().boxed()),
-            (Some(Ok(_)), Fed::Long { rest }) => (
+            (Some(Ok(_)), Fed::Sent(fit)) => {
+                if let Err(e) = self.check_streamed_size(bucket, object, len).await {
+                    self.delete_quietly(bucket, object).await;
+                    return Err(e);
+                }
+                fit
+            }
+        };
+        let (kept, tail) = match fit {
+            Fit::Exact => return Ok(take_digest(&digest)),
+            Fit::Short { actual } => (actual, futures_util::stream::empty().boxed()),
+            Fit::Long { rest } => (
                 len,
                 futures_util::stream::once(async move { Ok(rest) })
                     .chain(source)
@@ -890,6 +963,40 @@ impl S3BlobStore {
                 Err(e)
             }
         }
+    }
+
+    /// Checks that a streamed `PutObject` stored `len` bytes. A store that does not decode
+    /// aws-chunked bodies keeps the chunk framing as content; streaming is then turned off.
+    async fn check_streamed_size(
+        &self,
+        bucket: &str,
+        object: &str,
+        len: u64,
+    ) -> Result<(), BlobError> {
+        let head = self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(object)
+            .send()
+            .await
+            .map_err(|e| unavailable("HeadObject", &e))?;
+        let stored = head.content_length().and_then(|n| u64::try_from(n).ok());
+        if stored == Some(len) {
+            return Ok(());
+        }
+        self.stream_uploads
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(
+            announced = len,
+            stored = ?stored,
+            "the S3 store kept a streamed upload at the wrong size: it does not decode aws-chunked \
+             bodies; uploads are buffered from now on (set S3_STREAM_UPLOADS=false for this store)"
+        );
+        Err(BlobError::Unavailable(Box::new(S3Failure {
+            operation: "PutObject",
+            kind: "the store does not decode aws-chunked uploads".to_owned(),
+        })))
     }
 
     /// Rewrites `object` as its first `kept` bytes followed by `tail`; returns what was written.
@@ -1044,7 +1151,11 @@ impl BlobStore for S3BlobStore {
         if matches!(self.layout, S3Layout::PerAccount { .. }) {
             self.ensure_bucket(&bucket).await?;
         }
-        if let Some(len) = len_hint.filter(|len| (STREAMED_PUT_MIN..=MAX_SINGLE_PUT).contains(len))
+        let streaming = self
+            .stream_uploads
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(len) =
+            len_hint.filter(|len| streaming && (STREAMED_PUT_MIN..=MAX_SINGLE_PUT).contains(len))
         {
             return self.put_streamed(&bucket, &object, body, len).await;
         }
@@ -1200,6 +1311,7 @@ mod tests {
             connect_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(10),
             max_attempts: 1,
+            stream_uploads: true,
         });
         // Not the body's hash: the SDK must send what it was given rather than hash the body.
         let given = "ab".repeat(32);
