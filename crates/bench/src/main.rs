@@ -295,7 +295,7 @@ impl Bench {
         Ok(())
     }
 
-    /// A direct multipart upload in 5 MiB parts, as Stowage sends large files.
+    /// A direct multipart upload in 5 MiB parts, as Stowage sends files of unknown length.
     async fn put_direct_multipart(&self, key: &str, mib: usize) -> Result<()> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         let upload = self
