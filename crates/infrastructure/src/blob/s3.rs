@@ -251,14 +251,30 @@ impl Drop for DeleteOnDrop {
         }
         let (client, bucket, key) = (self.client.clone(), self.bucket.clone(), self.key.clone());
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                if let Err(e) = client.delete_object().bucket(bucket).key(key).send().await {
-                    let e = failure("DeleteObject", &e);
-                    tracing::warn!(error = %e, "object of an abandoned upload left behind; gc will remove it");
-                }
-            });
+            handle.spawn(async move { delete_object_quietly(&client, &bucket, &key).await });
         }
     }
+}
+
+/// Deletes an object a failed or abandoned upload may have left; a failure is logged, gc
+/// reclaims the object.
+async fn delete_object_quietly(client: &Client, bucket: &str, key: &str) {
+    if let Err(e) = client.delete_object().bucket(bucket).key(key).send().await {
+        let e = failure("DeleteObject", &e);
+        tracing::warn!(error = %e, "object of a failed upload left behind; gc will remove it");
+    }
+}
+
+/// The body of a `GetObject` as a [`ByteStream`]; a failure mid-way is the backend's.
+fn object_stream(body: S3Body) -> ByteStream {
+    futures_util::stream::unfold(body, |mut body| async move {
+        match body.next().await {
+            Some(Ok(bytes)) => Some((Ok(bytes), body)),
+            Some(Err(e)) => Some((Err(BodyError::Backend(Box::new(e))), body)),
+            None => None,
+        }
+    })
+    .boxed()
 }
 
 /// Aborts a multipart upload unless it completed, also when the uploading future is dropped.
@@ -1019,14 +1035,7 @@ impl S3BlobStore {
                 .send()
                 .await
                 .map_err(|e| unavailable("GetObject", &e))?;
-            futures_util::stream::unfold(output.body, |mut body| async move {
-                match body.next().await {
-                    Some(Ok(bytes)) => Some((Ok(bytes), body)),
-                    Some(Err(e)) => Some((Err(BodyError::Backend(Box::new(e))), body)),
-                    None => None,
-                }
-            })
-            .boxed()
+            object_stream(output.body)
         };
         let mut combined = head.chain(tail).boxed();
         let mut written = BlobDigester::new();
@@ -1042,17 +1051,7 @@ impl S3BlobStore {
 
     /// Deletes an object a failed write may have left; a failure is logged, gc reclaims it.
     async fn delete_quietly(&self, bucket: &str, object: &str) {
-        if let Err(e) = self
-            .client
-            .delete_object()
-            .bucket(bucket)
-            .key(object)
-            .send()
-            .await
-        {
-            let e = failure("DeleteObject", &e);
-            tracing::warn!(error = %e, "object of a failed upload left behind; gc will remove it");
-        }
+        delete_object_quietly(&self.client, bucket, object).await;
     }
 
     async fn list_bucket(
@@ -1178,16 +1177,9 @@ impl BlobStore for S3BlobStore {
             Err(e) => return Err(unavailable("GetObject", &e)),
         };
         let len = u64::try_from(output.content_length().unwrap_or(0)).unwrap_or(0);
-        let stream = futures_util::stream::unfold(output.body, |mut body| async move {
-            match body.next().await {
-                Some(Ok(bytes)) => Some((Ok(bytes), body)),
-                Some(Err(e)) => Some((Err(BodyError::Backend(Box::new(e))), body)),
-                None => None,
-            }
-        });
         Ok(BlobBody {
             len,
-            stream: stream.boxed(),
+            stream: object_stream(output.body),
         })
     }
 
