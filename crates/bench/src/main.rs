@@ -137,6 +137,66 @@ fn memory_now(pid: u32, phase: &str) -> Value {
     })
 }
 
+/// CPU time (user + system) a process has used so far; Linux reports it in USER_HZ ticks of
+/// 10 ms.
+fn cpu_ms(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // The command name may hold spaces; the fields after it are space-separated.
+            let rest = s.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let user: u64 = fields.get(11)?.parse().ok()?;
+            let system: u64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) * 10)
+        })
+        .unwrap_or(0)
+}
+
+/// CPU milliseconds used by Stowage, the S3 server and this client over the steps of one
+/// measurement, summed over its repetitions.
+#[derive(Default)]
+struct CpuUse {
+    pids: [u32; 3],
+    start: [u64; 3],
+    total: [u64; 3],
+    bytes: usize,
+}
+
+impl CpuUse {
+    fn new(stowage: u32, s3: u32) -> Self {
+        Self {
+            pids: [stowage, s3, std::process::id()],
+            ..Self::default()
+        }
+    }
+
+    fn begin(&mut self) {
+        for (start, pid) in self.start.iter_mut().zip(self.pids) {
+            *start = cpu_ms(pid);
+        }
+    }
+
+    /// Ends a step that moved `bytes`.
+    fn end(&mut self, bytes: usize) {
+        for ((total, start), pid) in self.total.iter_mut().zip(self.start).zip(self.pids) {
+            *total += cpu_ms(pid).saturating_sub(start);
+        }
+        self.bytes += bytes;
+    }
+
+    /// CPU nanoseconds per byte moved, by process.
+    fn per_byte(&self) -> Value {
+        let bytes = self.bytes.max(1) as f64;
+        let ns = |ms: u64| (ms as f64 * 1e6 / bytes * 100.0).round() / 100.0;
+        json!({
+            "stowage_ns_per_byte": ns(self.total[0]),
+            "s3_server_ns_per_byte": ns(self.total[1]),
+            "client_ns_per_byte": ns(self.total[2]),
+        })
+    }
+}
+
 /// Samples the server's resident memory every 20 ms until stopped; returns the largest, in KiB.
 struct RssSampler {
     stop: Arc<AtomicBool>,
@@ -206,6 +266,58 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[index].as_secs_f64() * 1000.0
 }
 
+/// A pause between two chunks of a response long enough to be a delayed-ACK stall.
+const STALL: Duration = Duration::from_millis(30);
+
+/// What a client saw of one response body.
+struct Received {
+    bytes: usize,
+    first: Duration,
+    total: Duration,
+    /// Pauses of at least [`STALL`] between chunks.
+    stalls: usize,
+}
+
+/// Times a response body chunk by chunk.
+struct Receiving {
+    started: Instant,
+    last: Option<Instant>,
+    out: Received,
+}
+
+impl Received {
+    fn start() -> Receiving {
+        Receiving {
+            started: Instant::now(),
+            last: None,
+            out: Received {
+                bytes: 0,
+                first: Duration::ZERO,
+                total: Duration::ZERO,
+                stalls: 0,
+            },
+        }
+    }
+}
+
+impl Receiving {
+    fn chunk(&mut self, len: usize) {
+        let now = Instant::now();
+        match self.last {
+            None => self.out.first = now - self.started,
+            Some(last) if now - last >= STALL => self.out.stalls += 1,
+            Some(_) => {}
+        }
+        self.last = Some(now);
+        self.out.bytes += len;
+    }
+
+    fn finish(mut self) -> Received {
+        self.out.total = self.started.elapsed();
+        self.out
+    }
+}
+
 struct Bench {
     http: reqwest::Client,
     base: String,
@@ -252,13 +364,9 @@ impl Bench {
         Ok(info["file_id"].as_str().unwrap_or_default().to_owned())
     }
 
-    /// Downloads `id` (or a range of it); returns (bytes, time to first byte, total time).
-    async fn download(
-        &self,
-        id: &str,
-        range: Option<(usize, usize)>,
-    ) -> Result<(usize, Duration, Duration)> {
-        let started = Instant::now();
+    /// Downloads `id` (or a range of it).
+    async fn download(&self, id: &str, range: Option<(usize, usize)>) -> Result<Received> {
+        let mut received = Received::start();
         let mut request = self
             .http
             .get(format!("{}/files/{id}", self.base))
@@ -271,13 +379,10 @@ impl Bench {
             bail!("download answered {}", response.status());
         }
         let mut stream = response.bytes_stream();
-        let mut first = None;
-        let mut total = 0;
         while let Some(chunk) = stream.next().await {
-            first.get_or_insert_with(|| started.elapsed());
-            total += chunk?.len();
+            received.chunk(chunk?.len());
         }
-        Ok((total, first.unwrap_or_default(), started.elapsed()))
+        Ok(received.finish())
     }
 
     async fn put_direct(&self, key: &str, mib: usize) -> Result<()> {
@@ -346,24 +451,17 @@ impl Bench {
         Ok(())
     }
 
-    async fn get_direct(
-        &self,
-        key: &str,
-        range: Option<(usize, usize)>,
-    ) -> Result<(usize, Duration, Duration)> {
-        let started = Instant::now();
+    async fn get_direct(&self, key: &str, range: Option<(usize, usize)>) -> Result<Received> {
+        let mut received = Received::start();
         let mut request = self.s3.get_object().bucket(DIRECT_BUCKET).key(key);
         if let Some((a, b)) = range {
             request = request.range(format!("bytes={a}-{b}"));
         }
         let mut body = request.send().await?.body;
-        let mut first = None;
-        let mut total = 0;
         while let Some(chunk) = body.next().await {
-            first.get_or_insert_with(|| started.elapsed());
-            total += chunk?.len();
+            received.chunk(chunk?.len());
         }
-        Ok((total, first.unwrap_or_default(), started.elapsed()))
+        Ok(received.finish())
     }
 }
 
@@ -404,6 +502,46 @@ where
         percentile(&all, 0.5),
         percentile(&all, 0.99),
     ))
+}
+
+/// CPU cost per byte of each way through Stowage and directly, from `cpu` in the order
+/// upload, download, direct upload, direct download.
+fn cpu_table(cpu: &[CpuUse; 4]) -> Value {
+    json!({
+        "upload": cpu[0].per_byte(),
+        "download": cpu[1].per_byte(),
+        "direct_upload": cpu[2].per_byte(),
+        "direct_download": cpu[3].per_byte(),
+    })
+}
+
+/// Repeated downloads of one way: their rates and the stalls seen.
+#[derive(Default)]
+struct Downloads {
+    mib_s: Vec<f64>,
+    stalls: usize,
+}
+
+impl Downloads {
+    fn add(&mut self, got: &Received) {
+        self.mib_s.push(mib_per_s(got.bytes, got.total));
+        self.stalls += got.stalls;
+    }
+
+    fn median(&self) -> f64 {
+        median(self.mib_s.clone())
+    }
+
+    fn summary(&self) -> Value {
+        let (lo, hi) = self
+            .mib_s
+            .iter()
+            .fold((f64::MAX, 0.0_f64), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+        json!({
+            "runs": self.mib_s.len(), "min_mib_s": lo, "max_mib_s": hi,
+            "stalls_of_30ms_or_more": self.stalls,
+        })
+    }
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -455,6 +593,7 @@ async fn main() -> Result<()> {
             .spawn()
             .context("starting s3s-fs")?,
     );
+    let s3_pid = children.0[0].id();
     wait_for_port(s3_port)?;
     let endpoint = format!("http://127.0.0.1:{s3_port}");
     let s3 = aws_sdk_s3::Client::from_conf(
@@ -549,35 +688,60 @@ async fn main() -> Result<()> {
     // 1. One large file, each way.
     let mut large_id = String::new();
     if settings.runs("large") {
-        let (mut up_s, mut down_s, mut up_d, mut down_d) = (vec![], vec![], vec![], vec![]);
-        let mut up_dm = vec![];
+        let (mut up_s, mut up_d, mut up_dm) = (vec![], vec![], vec![]);
+        let mut cpu: [CpuUse; 4] = std::array::from_fn(|_| CpuUse::new(pid, s3_pid));
+        let mut ids = Vec::new();
         for rep in 0..reps {
+            cpu[0].begin();
             let (id, t) = timed(bench.upload("large.bin", large_mib)).await?;
+            cpu[0].end(large_mib * MIB);
             up_s.push(mib_per_s(large_mib * MIB, t));
-            let ((n, _, _), t) = timed(bench.download(&id, None)).await?;
-            anyhow::ensure!(n == large_mib * MIB, "short download");
-            down_s.push(mib_per_s(n, t));
-            let key = format!("large-{rep}");
-            let ((), t) = timed(bench.put_direct(&key, large_mib)).await?;
+            cpu[2].begin();
+            let ((), t) = timed(bench.put_direct(&format!("large-{rep}"), large_mib)).await?;
+            cpu[2].end(large_mib * MIB);
             up_d.push(mib_per_s(large_mib * MIB, t));
-            let ((n, _, _), t) = timed(bench.get_direct(&key, None)).await?;
-            down_d.push(mib_per_s(n, t));
             let ((), t) =
                 timed(bench.put_direct_multipart(&format!("large-mp-{rep}"), large_mib)).await?;
             up_dm.push(mib_per_s(large_mib * MIB, t));
-            large_id = id;
+            ids.push(id);
         }
-        let (us, ud, ds, dd) = (median(up_s), median(up_d), median(down_s), median(down_d));
-        let udm = median(up_dm);
+        // Downloads swing with the S3 server's stalls, so they get more repetitions, taking
+        // turns at going first.
+        let (mut down_s, mut down_d) = (Downloads::default(), Downloads::default());
+        for rep in 0..reps * 2 + 1 {
+            let (id, key) = (&ids[rep % reps], format!("large-{}", rep % reps));
+            for stowage_turn in [rep % 2 == 0, rep % 2 == 1] {
+                let (way, got) = if stowage_turn {
+                    cpu[1].begin();
+                    let got = bench.download(id, None).await?;
+                    cpu[1].end(got.bytes);
+                    (&mut down_s, got)
+                } else {
+                    cpu[3].begin();
+                    let got = bench.get_direct(&key, None).await?;
+                    cpu[3].end(got.bytes);
+                    (&mut down_d, got)
+                };
+                anyhow::ensure!(got.bytes == large_mib * MIB, "short download");
+                way.add(&got);
+            }
+        }
+        large_id = ids.pop().unwrap_or_default();
+        let (us, ud, udm) = (median(up_s), median(up_d), median(up_dm));
+        let (ds, dd) = (down_s.median(), down_d.median());
         results.insert(
-        "large".into(),
-        json!({
-            "mib": large_mib,
-            "upload": {"stowage_mib_s": us, "direct_mib_s": ud, "ratio": ratio(us, ud)},
-            "upload_vs_direct_multipart": {"stowage_mib_s": us, "direct_mib_s": udm, "ratio": ratio(us, udm)},
-            "download": {"stowage_mib_s": ds, "direct_mib_s": dd, "ratio": ratio(ds, dd)},
-        }),
-    );
+            "large".into(),
+            json!({
+                "mib": large_mib,
+                "upload": {"stowage_mib_s": us, "direct_mib_s": ud, "ratio": ratio(us, ud)},
+                "upload_vs_direct_multipart": {"stowage_mib_s": us, "direct_mib_s": udm, "ratio": ratio(us, udm)},
+                "download": {
+                    "stowage_mib_s": ds, "direct_mib_s": dd, "ratio": ratio(ds, dd),
+                    "stowage": down_s.summary(), "direct": down_d.summary(),
+                },
+                "cpu": cpu_table(&cpu),
+            }),
+        );
     }
 
     if settings.runs("large") {
@@ -588,23 +752,33 @@ async fn main() -> Result<()> {
     // more repetitions than the large file.
     if settings.runs("concurrent") {
         let (mut up_s, mut down_s, mut up_d, mut down_d) = (vec![], vec![], vec![], vec![]);
-        for rep in 0..reps * 2 - 1 {
+        let mut cpu: [CpuUse; 4] = std::array::from_fn(|_| CpuUse::new(pid, s3_pid));
+        let rounds = reps * 2 - 1;
+        for rep in 0..rounds {
+            cpu[0].begin();
             let started = Instant::now();
             let ids = futures_util::future::try_join_all((0..16).map(|_| bench.upload("c.bin", 4)))
                 .await?;
             up_s.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
+            cpu[0].end(16 * 4 * MIB);
+            cpu[1].begin();
             let started = Instant::now();
             futures_util::future::try_join_all(ids.iter().map(|id| bench.download(id, None)))
                 .await?;
             down_s.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
+            cpu[1].end(16 * 4 * MIB);
             let keys: Vec<String> = (0..16).map(|i| format!("c-{rep}-{i}")).collect();
+            cpu[2].begin();
             let started = Instant::now();
             futures_util::future::try_join_all(keys.iter().map(|k| bench.put_direct(k, 4))).await?;
             up_d.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
+            cpu[2].end(16 * 4 * MIB);
+            cpu[3].begin();
             let started = Instant::now();
             futures_util::future::try_join_all(keys.iter().map(|k| bench.get_direct(k, None)))
                 .await?;
             down_d.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
+            cpu[3].end(16 * 4 * MIB);
         }
         let (us, ud, ds, dd) = (median(up_s), median(up_d), median(down_s), median(down_d));
         results.insert(
@@ -612,6 +786,7 @@ async fn main() -> Result<()> {
             json!({
                 "upload": {"stowage_mib_s": us, "direct_mib_s": ud, "ratio": ratio(us, ud)},
                 "download": {"stowage_mib_s": ds, "direct_mib_s": dd, "ratio": ratio(ds, dd)},
+                "cpu": cpu_table(&cpu),
             }),
         );
     }
@@ -668,13 +843,13 @@ async fn main() -> Result<()> {
         let range = Some((mid, mid + MIB - 1));
         let (mut ttfb_s, mut total_s, mut ttfb_d, mut total_d) = (vec![], vec![], vec![], vec![]);
         for _ in 0..if settings.quick { 5 } else { 21 } {
-            let (n, first, total) = bench.download(&large_id, range).await?;
-            anyhow::ensure!(n == MIB, "range length {n}");
-            ttfb_s.push(first.as_secs_f64() * 1000.0);
-            total_s.push(total.as_secs_f64() * 1000.0);
-            let (_, first, total) = bench.get_direct("large-0", range).await?;
-            ttfb_d.push(first.as_secs_f64() * 1000.0);
-            total_d.push(total.as_secs_f64() * 1000.0);
+            let got = bench.download(&large_id, range).await?;
+            anyhow::ensure!(got.bytes == MIB, "range length {}", got.bytes);
+            ttfb_s.push(got.first.as_secs_f64() * 1000.0);
+            total_s.push(got.total.as_secs_f64() * 1000.0);
+            let got = bench.get_direct("large-0", range).await?;
+            ttfb_d.push(got.first.as_secs_f64() * 1000.0);
+            total_d.push(got.total.as_secs_f64() * 1000.0);
         }
         results.insert(
             "range_1mib_from_the_middle".into(),
@@ -791,6 +966,20 @@ fn print_table(r: &Value) {
             f(&large[way]["ratio"])
         );
     }
+    let d = &large["download"];
+    let spread = |w: &Value| format!("{}-{}", f(&w["min_mib_s"]), f(&w["max_mib_s"]));
+    println!(
+        "{:<44} {:>12} {:>12}",
+        format!("{} MiB download, slowest-fastest", large["mib"]),
+        spread(&d["stowage"]),
+        spread(&d["direct"])
+    );
+    println!(
+        "{:<44} {:>12} {:>12}",
+        format!("{} MiB download, stalls >= 30 ms", large["mib"]),
+        d["stowage"]["stalls_of_30ms_or_more"],
+        d["direct"]["stalls_of_30ms_or_more"]
+    );
     let c = &r["concurrent_16x4mib"];
     for way in ["upload", "download"] {
         println!(
@@ -800,6 +989,24 @@ fn print_table(r: &Value) {
             f(&c[way]["direct_mib_s"]),
             f(&c[way]["ratio"])
         );
+    }
+    for (key, label) in [("large", "large"), ("concurrent_16x4mib", "16x4")] {
+        for way in ["upload", "direct_upload", "download", "direct_download"] {
+            let c = &r[key]["cpu"][way];
+            if c.is_null() {
+                continue;
+            }
+            println!(
+                "{:<52} {:>16}",
+                format!("CPU ns/B (stowage/s3/client), {label} {way}"),
+                format!(
+                    "{}/{}/{}",
+                    f(&c["stowage_ns_per_byte"]),
+                    f(&c["s3_server_ns_per_byte"]),
+                    f(&c["client_ns_per_byte"])
+                )
+            );
+        }
     }
     let s = &r["small_4kib_get_32_connections"];
     println!(
