@@ -451,6 +451,29 @@ impl Bench {
         Ok(())
     }
 
+    async fn delete(&self, id: &str) -> Result<()> {
+        let response = self
+            .http
+            .delete(format!("{}/files/{id}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("delete answered {}", response.status());
+        }
+        Ok(())
+    }
+
+    async fn delete_direct(&self, key: &str) -> Result<()> {
+        self.s3
+            .delete_object()
+            .bucket(DIRECT_BUCKET)
+            .key(key)
+            .send()
+            .await?;
+        Ok(())
+    }
+
     async fn get_direct(&self, key: &str, range: Option<(usize, usize)>) -> Result<Received> {
         let mut received = Received::start();
         let mut request = self.s3.get_object().bucket(DIRECT_BUCKET).key(key);
@@ -680,7 +703,7 @@ async fn main() -> Result<()> {
     let mut results = serde_json::Map::new();
     results.insert(
         "settings".into(),
-        json!({"quick": settings.quick, "large_mib": large_mib, "repetitions": reps, "repetitions_16x4mib": reps * 2 - 1, "load_seconds": load_time.as_secs()}),
+        json!({"quick": settings.quick, "large_mib": large_mib, "repetitions_large_upload": reps * 2 - 1, "repetitions_large_download": reps * 2 + 1, "repetitions_16x4mib": reps * 2 - 1, "load_seconds": load_time.as_secs()}),
     );
 
     let mut memory = vec![memory_now(pid, "start")];
@@ -690,35 +713,49 @@ async fn main() -> Result<()> {
     if settings.runs("large") {
         let (mut up_s, mut up_d, mut up_dm) = (vec![], vec![], vec![]);
         let mut cpu: [CpuUse; 4] = std::array::from_fn(|_| CpuUse::new(pid, s3_pid));
-        let mut ids = Vec::new();
-        for rep in 0..reps {
-            cpu[0].begin();
-            let (id, t) = timed(bench.upload("large.bin", large_mib)).await?;
-            cpu[0].end(large_mib * MIB);
-            up_s.push(mib_per_s(large_mib * MIB, t));
-            cpu[2].begin();
-            let ((), t) = timed(bench.put_direct(&format!("large-{rep}"), large_mib)).await?;
-            cpu[2].end(large_mib * MIB);
-            up_d.push(mib_per_s(large_mib * MIB, t));
-            let ((), t) =
-                timed(bench.put_direct_multipart(&format!("large-mp-{rep}"), large_mib)).await?;
+        // Each way takes turns at going first. Only the first file of each way is kept (for the
+        // downloads and the range reads): the others are deleted at once, before the kernel
+        // writes them back to disk while later transfers run.
+        let up_reps = reps * 2 - 1;
+        for rep in 0..up_reps {
+            for stowage_turn in [rep % 2 == 0, rep % 2 == 1] {
+                if stowage_turn {
+                    cpu[0].begin();
+                    let (id, t) = timed(bench.upload("large.bin", large_mib)).await?;
+                    cpu[0].end(large_mib * MIB);
+                    up_s.push(mib_per_s(large_mib * MIB, t));
+                    if large_id.is_empty() {
+                        large_id = id;
+                    } else {
+                        bench.delete(&id).await?;
+                    }
+                } else {
+                    let key = format!("large-{rep}");
+                    cpu[2].begin();
+                    let ((), t) = timed(bench.put_direct(&key, large_mib)).await?;
+                    cpu[2].end(large_mib * MIB);
+                    up_d.push(mib_per_s(large_mib * MIB, t));
+                    if rep > 0 {
+                        bench.delete_direct(&key).await?;
+                    }
+                }
+            }
+            let key = format!("large-mp-{rep}");
+            let ((), t) = timed(bench.put_direct_multipart(&key, large_mib)).await?;
             up_dm.push(mib_per_s(large_mib * MIB, t));
-            ids.push(id);
+            bench.delete_direct(&key).await?;
         }
-        // Downloads swing with the S3 server's stalls, so they get more repetitions, taking
-        // turns at going first.
         let (mut down_s, mut down_d) = (Downloads::default(), Downloads::default());
         for rep in 0..reps * 2 + 1 {
-            let (id, key) = (&ids[rep % reps], format!("large-{}", rep % reps));
             for stowage_turn in [rep % 2 == 0, rep % 2 == 1] {
                 let (way, got) = if stowage_turn {
                     cpu[1].begin();
-                    let got = bench.download(id, None).await?;
+                    let got = bench.download(&large_id, None).await?;
                     cpu[1].end(got.bytes);
                     (&mut down_s, got)
                 } else {
                     cpu[3].begin();
-                    let got = bench.get_direct(&key, None).await?;
+                    let got = bench.get_direct("large-0", None).await?;
                     cpu[3].end(got.bytes);
                     (&mut down_d, got)
                 };
@@ -726,7 +763,6 @@ async fn main() -> Result<()> {
                 way.add(&got);
             }
         }
-        large_id = ids.pop().unwrap_or_default();
         let (us, ud, udm) = (median(up_s), median(up_d), median(up_dm));
         let (ds, dd) = (down_s.median(), down_d.median());
         results.insert(
@@ -779,6 +815,8 @@ async fn main() -> Result<()> {
                 .await?;
             down_d.push(mib_per_s(16 * 4 * MIB, started.elapsed()));
             cpu[3].end(16 * 4 * MIB);
+            futures_util::future::try_join_all(ids.iter().map(|id| bench.delete(id))).await?;
+            futures_util::future::try_join_all(keys.iter().map(|k| bench.delete_direct(k))).await?;
         }
         let (us, ud, ds, dd) = (median(up_s), median(up_d), median(down_s), median(down_d));
         results.insert(
