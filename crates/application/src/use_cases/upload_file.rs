@@ -183,6 +183,17 @@ mod tests {
         }
     }
 
+    /// The use case over `repo` and `blobs`, with a 100-byte limit and no upload policies.
+    fn use_case(repo: MockFileRepository, blobs: MockBlobStore) -> UploadFile {
+        UploadFile::new(
+            Arc::new(repo),
+            Arc::new(blobs),
+            clock(),
+            100,
+            HashMap::new(),
+        )
+    }
+
     fn stored() -> StoredBlob {
         StoredBlob {
             size: 5,
@@ -201,13 +212,7 @@ mod tests {
         blobs.expect_delete_detached().times(0);
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(1).returning(|_| Ok(()));
-        let upload = UploadFile::new(
-            Arc::new(repo),
-            Arc::new(blobs),
-            clock(),
-            100,
-            HashMap::new(),
-        );
+        let upload = use_case(repo, blobs);
 
         let record = upload
             .execute(request(user(1, 2), b"hello", None))
@@ -231,13 +236,7 @@ mod tests {
             .returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().returning(|_| Ok(()));
-        let upload = UploadFile::new(
-            Arc::new(repo),
-            Arc::new(blobs),
-            clock(),
-            100,
-            HashMap::new(),
-        );
+        let upload = use_case(repo, blobs);
         let mut over = request(user(1, 2), b"hello", None);
         over.len_hint = Some(101);
 
@@ -256,13 +255,7 @@ mod tests {
         blobs.expect_put().returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().returning(|_| Ok(()));
-        let upload = UploadFile::new(
-            Arc::new(repo),
-            Arc::new(blobs),
-            clock(),
-            100,
-            HashMap::new(),
-        );
+        let upload = use_case(repo, blobs);
         let record = upload
             .execute(request(public(3), b"hello", None))
             .await
@@ -279,13 +272,7 @@ mod tests {
         let mut repo = MockFileRepository::new();
         repo.expect_insert()
             .returning(|_| Err(RepoError::Unavailable("connection refused".into())));
-        let upload = UploadFile::new(
-            Arc::new(repo),
-            Arc::new(blobs),
-            clock(),
-            100,
-            HashMap::new(),
-        );
+        let upload = use_case(repo, blobs);
 
         let err = upload
             .execute(request(user(1, 2), b"hello", None))
@@ -335,13 +322,7 @@ mod tests {
             .returning(|_, _, _| Err(BlobError::Unavailable("disk full".into())));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(0);
-        let upload = UploadFile::new(
-            Arc::new(repo),
-            Arc::new(blobs),
-            clock(),
-            100,
-            HashMap::new(),
-        );
+        let upload = use_case(repo, blobs);
         let err = upload
             .execute(request(user(1, 2), b"hello", None))
             .await
@@ -369,13 +350,7 @@ mod tests {
 
     #[tokio::test]
     async fn upload_with_unknown_policy_is_a_validation_error() {
-        let upload = UploadFile::new(
-            Arc::new(MockFileRepository::new()),
-            Arc::new(MockBlobStore::new()),
-            clock(),
-            100,
-            HashMap::new(),
-        );
+        let upload = use_case(MockFileRepository::new(), MockBlobStore::new());
         let err = upload
             .execute(request(user(1, 2), b"hello", Some("nope")))
             .await
