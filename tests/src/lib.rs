@@ -468,6 +468,15 @@ impl TestServer {
         format!("Bearer {}", self.token(user_id, account_id))
     }
 
+    /// A POST to `path` of a multipart form delimited by `boundary`; the caller adds credentials
+    /// and the body.
+    pub fn post_form(&self, path: &str, boundary: &str) -> reqwest::RequestBuilder {
+        client().post(self.url(path)).header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+    }
+
     /// Uploads `data` as `filename` with `content_type`, authorised by `auth` (an `Authorization` value).
     pub async fn upload(
         &self,
@@ -478,13 +487,8 @@ impl TestServer {
     ) -> reqwest::Response {
         let boundary = format!("stowage-test-{}", uuid::Uuid::new_v4().simple());
         let body = multipart_body(&boundary, filename, content_type, &data);
-        client()
-            .post(self.url("/files"))
+        self.post_form("/files", &boundary)
             .header("Authorization", auth)
-            .header(
-                "Content-Type",
-                format!("multipart/form-data; boundary={boundary}"),
-            )
             .body(body)
             .send()
             .await
@@ -647,13 +651,12 @@ pub async fn upload_to(
     data: &[u8],
 ) -> reqwest::Response {
     let boundary = format!("stowage-test-{}", uuid::Uuid::new_v4().simple());
-    let mut request = client()
-        .post(server.url(path))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(multipart_body(&boundary, filename, content_type, data));
+    let mut request = server.post_form(path, &boundary).body(multipart_body(
+        &boundary,
+        filename,
+        content_type,
+        data,
+    ));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -53,13 +53,9 @@ async fn upload_raw(
     } else {
         reqwest::Body::from(body)
     };
-    let response = client()
-        .post(server.url("/files"))
+    let response = server
+        .post_form("/files", boundary)
         .header("Authorization", auth)
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
         .body(body)
         .send()
         .await
@@ -120,13 +116,9 @@ async fn s3_limit_breached_after_several_parts_leaves_no_object_and_no_parts() {
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = std::iter::once(Ok(head.into_bytes()))
         .chain((0..30).map(|i| Ok(pattern(1024 * 1024, i))))
         .collect();
-    let response = client()
-        .post(server.url("/files"))
+    let response = server
+        .post_form("/files", boundary)
         .header("Authorization", server.bearer(Some(1), 1))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
             chunks,
         )))

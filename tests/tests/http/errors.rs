@@ -102,13 +102,9 @@ async fn errors_multipart_without_file_part_returns_400() {
         "--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nno file here\r\n--{boundary}--\r\n"
     );
 
-    let response = client()
-        .post(server.url("/files"))
+    let response = server
+        .post_form("/files", boundary)
         .header("Authorization", server.bearer(Some(1), 1))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
         .body(body)
         .send()
         .await
@@ -126,13 +122,9 @@ async fn errors_truncated_multipart_returns_400() {
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello, but the closing boundary never comes"
     );
 
-    let response = client()
-        .post(server.url("/files"))
+    let response = server
+        .post_form("/files", boundary)
         .header("Authorization", server.bearer(Some(1), 1))
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
         .body(body)
         .send()
         .await

@@ -378,13 +378,9 @@ async fn upload_skips_other_parts_before_the_file_part() {
         b"the file",
     ));
 
-    let response = stowage_tests::client()
-        .post(server.url("/files"))
+    let response = server
+        .post_form("/files", boundary)
         .header("Authorization", &auth)
-        .header(
-            "Content-Type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
         .body(body)
         .send()
         .await
