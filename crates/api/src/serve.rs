@@ -4,7 +4,9 @@
 //! `axum::serve` lets hyper grow each connection's read buffer to about 400 KiB while a large body
 //! streams in, and an idle keep-alive connection keeps that buffer: with a few dozen pooled client
 //! connections that was most of the server's resident memory between bursts. Here the buffer is
-//! capped at [`READ_BUFFER_MAX`], which still reads a streaming upload in large chunks.
+//! capped at [`READ_BUFFER_MAX`], which still reads a streaming upload in large chunks. An HTTP/2
+//! connection is bounded the same way: at most [`H2_MAX_STREAMS`] requests, each queueing at most
+//! [`H2_SEND_BUFFER_MAX`] of its response for a slow reader.
 
 use std::io::ErrorKind;
 use std::time::Duration;
@@ -25,6 +27,17 @@ use tower::ServiceExt;
 /// `431`); proxies in front forward at most this much (nginx 32 KiB by default, AWS ALB 64 KiB).
 pub const READ_BUFFER_MAX: usize = 64 * 1024;
 
+/// Most requests one HTTP/2 connection may have open at once (hyper's default is 200).
+pub const H2_MAX_STREAMS: u32 = 100;
+
+/// Most response bytes queued per HTTP/2 stream while the peer is slow to read (hyper's default
+/// is 400 KiB, so 80 MiB for one connection's full set of streams); one read from the store.
+pub const H2_SEND_BUFFER_MAX: usize = 64 * 1024;
+
+/// How often an idle HTTP/2 connection is pinged; a peer that does not answer within hyper's
+/// 20 s is dropped with its streams.
+const H2_PING_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Serves `router` on `listener` until `stop` completes; then accepts nothing more, lets the
 /// connections finish the requests they are serving, and returns once they have, or once `grace`
 /// has passed (with a warning).
@@ -42,7 +55,13 @@ pub async fn serve(
         .http1()
         .max_buf_size(READ_BUFFER_MAX)
         .timer(TokioTimer::new());
-    builder.http2().enable_connect_protocol();
+    builder
+        .http2()
+        .enable_connect_protocol()
+        .max_concurrent_streams(H2_MAX_STREAMS)
+        .max_send_buf_size(H2_SEND_BUFFER_MAX)
+        .keep_alive_interval(H2_PING_INTERVAL)
+        .timer(TokioTimer::new());
     tokio::pin!(stop);
     loop {
         let (stream, remote) = tokio::select! {
@@ -170,6 +189,29 @@ mod tests {
             assert!(peer.ip().is_loopback(), "{version:?}: {peer}");
             assert_ne!(peer.port(), address.port());
         }
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_h2_peer_is_offered_at_most_h2_max_streams_at_once() {
+        let (address, stop, server) = started(Duration::from_secs(5)).await;
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (mut client, mut connection) = h2::client::handshake(tcp).await.unwrap();
+        let request = Request::get(format!("http://{address}/peer"))
+            .body(())
+            .unwrap();
+        let (response, _) = client.send_request(request, true).unwrap();
+        let response = tokio::select! {
+            response = response => response.unwrap(),
+            ended = &mut connection => panic!("the connection ended first: {ended:?}"),
+        };
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            connection.max_concurrent_send_streams(),
+            H2_MAX_STREAMS as usize
+        );
+        drop((client, connection));
         let _ = stop.send(());
         server.await.unwrap();
     }
