@@ -991,35 +991,40 @@ fn print_table(r: &Value) {
         "measurement", "stowage", "direct S3", "ratio"
     );
     let large = &r["large"];
-    for (way, label) in [
-        ("upload", "upload"),
-        ("upload_vs_direct_multipart", "upload vs direct multipart"),
-        ("download", "download"),
-    ] {
+    if !large.is_null() {
+        for (way, label) in [
+            ("upload", "upload"),
+            ("upload_vs_direct_multipart", "upload vs direct multipart"),
+            ("download", "download"),
+        ] {
+            println!(
+                "{:<44} {:>12} {:>12} {:>8}",
+                format!("{} MiB {label}, MiB/s", large["mib"]),
+                f(&large[way]["stowage_mib_s"]),
+                f(&large[way]["direct_mib_s"]),
+                f(&large[way]["ratio"])
+            );
+        }
+        let d = &large["download"];
+        let spread = |w: &Value| format!("{}-{}", f(&w["min_mib_s"]), f(&w["max_mib_s"]));
         println!(
-            "{:<44} {:>12} {:>12} {:>8}",
-            format!("{} MiB {label}, MiB/s", large["mib"]),
-            f(&large[way]["stowage_mib_s"]),
-            f(&large[way]["direct_mib_s"]),
-            f(&large[way]["ratio"])
+            "{:<44} {:>12} {:>12}",
+            format!("{} MiB download, slowest-fastest", large["mib"]),
+            spread(&d["stowage"]),
+            spread(&d["direct"])
+        );
+        println!(
+            "{:<44} {:>12} {:>12}",
+            format!("{} MiB download, stalls >= 30 ms", large["mib"]),
+            d["stowage"]["stalls_of_30ms_or_more"],
+            d["direct"]["stalls_of_30ms_or_more"]
         );
     }
-    let d = &large["download"];
-    let spread = |w: &Value| format!("{}-{}", f(&w["min_mib_s"]), f(&w["max_mib_s"]));
-    println!(
-        "{:<44} {:>12} {:>12}",
-        format!("{} MiB download, slowest-fastest", large["mib"]),
-        spread(&d["stowage"]),
-        spread(&d["direct"])
-    );
-    println!(
-        "{:<44} {:>12} {:>12}",
-        format!("{} MiB download, stalls >= 30 ms", large["mib"]),
-        d["stowage"]["stalls_of_30ms_or_more"],
-        d["direct"]["stalls_of_30ms_or_more"]
-    );
     let c = &r["concurrent_16x4mib"];
     for way in ["upload", "download"] {
+        if c.is_null() {
+            break;
+        }
         println!(
             "{:<44} {:>12} {:>12} {:>8}",
             format!("16 x 4 MiB {way}, aggregate MiB/s"),
@@ -1047,23 +1052,28 @@ fn print_table(r: &Value) {
         }
     }
     let s = &r["small_4kib_get_32_connections"];
-    println!(
-        "{:<44} {:>12} {:>12} {:>8}",
-        "4 KiB GET (opaque token), requests/s",
-        f(&s["stowage"]["requests_per_s"]),
-        f(&s["direct"]["requests_per_s"]),
-        f(&s["ratio_requests_per_s"])
-    );
-    for p in ["p50_ms", "p99_ms"] {
+    if !s.is_null() {
         println!(
-            "{:<44} {:>12} {:>12}",
-            format!("4 KiB GET {p}"),
-            f(&s["stowage"][p]),
-            f(&s["direct"][p])
+            "{:<44} {:>12} {:>12} {:>8}",
+            "4 KiB GET (opaque token), requests/s",
+            f(&s["stowage"]["requests_per_s"]),
+            f(&s["direct"]["requests_per_s"]),
+            f(&s["ratio_requests_per_s"])
         );
+        for p in ["p50_ms", "p99_ms"] {
+            println!(
+                "{:<44} {:>12} {:>12}",
+                format!("4 KiB GET {p}"),
+                f(&s["stowage"][p]),
+                f(&s["direct"][p])
+            );
+        }
     }
     let g = &r["range_1mib_from_the_middle"];
     for p in ["ttfb_p50_ms", "total_p50_ms"] {
+        if g.is_null() {
+            break;
+        }
         println!(
             "{:<44} {:>12} {:>12}",
             format!("1 MiB range {p}"),
@@ -1072,28 +1082,30 @@ fn print_table(r: &Value) {
         );
     }
     let h = &r["concurrent_4_huge"];
-    println!(
-        "{:<44} {:>12}",
-        format!("4 x {} MiB up, aggregate MiB/s", h["mib_each"]),
-        f(&h["upload_mib_s"])
-    );
-    println!(
-        "{:<44} {:>12}",
-        format!("4 x {} MiB down, aggregate MiB/s", h["mib_each"]),
-        f(&h["download_mib_s"])
-    );
-    for (key, label) in [
-        ("rss_before_mib", "RSS before the 4 huge transfers, MiB"),
-        (
-            "peak_rss_upload_mib",
-            "peak RSS during the 4 huge uploads, MiB",
-        ),
-        (
-            "peak_rss_download_mib",
-            "peak RSS during the 4 huge downloads, MiB",
-        ),
-    ] {
-        println!("{:<44} {:>12}", label, f(&h[key]));
+    if !h.is_null() {
+        println!(
+            "{:<44} {:>12}",
+            format!("4 x {} MiB up, aggregate MiB/s", h["mib_each"]),
+            f(&h["upload_mib_s"])
+        );
+        println!(
+            "{:<44} {:>12}",
+            format!("4 x {} MiB down, aggregate MiB/s", h["mib_each"]),
+            f(&h["download_mib_s"])
+        );
+        for (key, label) in [
+            ("rss_before_mib", "RSS before the 4 huge transfers, MiB"),
+            (
+                "peak_rss_upload_mib",
+                "peak RSS during the 4 huge uploads, MiB",
+            ),
+            (
+                "peak_rss_download_mib",
+                "peak RSS during the 4 huge downloads, MiB",
+            ),
+        ] {
+            println!("{:<44} {:>12}", label, f(&h[key]));
+        }
     }
     println!(
         "{:<44} {:>12}",
