@@ -1,12 +1,17 @@
 //! Middleware: request span and log line, security headers, browser redirects, debug details.
 
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+use http_body::{Frame, SizeHint};
 use tracing::{Instrument, field};
 
 use crate::error::{ErrorInfo, error_response};
@@ -21,7 +26,9 @@ fn route_of(request: &Request) -> String {
         .to_owned()
 }
 
-/// One span per request (`http_request`) and one log line when the response leaves.
+/// One span per request (`http_request`) and one log line when its response has been sent, or
+/// the client went away: status, bytes received and sent, and the time from the request's
+/// arrival to that moment.
 ///
 /// The span records the route template, never the full URI: signed URLs carry signatures.
 pub async fn request_log(request: Request, next: Next) -> Response {
@@ -41,27 +48,126 @@ pub async fn request_log(request: Request, next: Next) -> Response {
         principal = field::Empty,
         file_id = field::Empty,
     );
-    let started = Instant::now();
-    let response = next.run(request).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let bytes = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    let _entered = span.enter();
-    match response.extensions().get::<ErrorInfo>() {
-        Some(e) if status >= 500 => {
-            tracing::error!(status, bytes, latency_ms, code = e.code, error = %e.chain, "request failed");
-        }
-        Some(e) => {
-            tracing::info!(status, bytes, latency_ms, code = e.code, reason = %e.chain, "request refused");
-        }
-        None => tracing::info!(status, bytes, latency_ms, "request served"),
+    let received = Arc::new(AtomicU64::new(0));
+    let sent = Arc::new(AtomicU64::new(0));
+    // Written as "abandoned" if the client goes away before the response is ready.
+    let mut line = LogOnDrop(Some(RequestLogLine {
+        span: span.clone(),
+        started: Instant::now(),
+        answer: None,
+        received: Arc::clone(&received),
+        sent: Arc::clone(&sent),
+    }));
+    let request = request.map(|body| {
+        Body::new(CountedBody {
+            inner: body,
+            count: received,
+            _log: LogOnDrop(None),
+        })
+    });
+    let response = next.run(request).instrument(span).await;
+    if let Some(line) = line.0.as_mut() {
+        line.answer = Some((
+            response.status().as_u16(),
+            response.extensions().get::<ErrorInfo>().cloned(),
+        ));
     }
-    response
+    response.map(|body| {
+        Body::new(CountedBody {
+            inner: body,
+            count: sent,
+            _log: line,
+        })
+    })
+}
+
+/// What the log line of one request says, once its response body is done.
+struct RequestLogLine {
+    span: tracing::Span,
+    started: Instant,
+    /// The status and error of the response, once there is one.
+    answer: Option<(u16, Option<ErrorInfo>)>,
+    received: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+}
+
+impl RequestLogLine {
+    fn write(self) {
+        let Self {
+            span,
+            started,
+            answer,
+            received,
+            sent,
+        } = self;
+        let bytes_in = received.load(Ordering::Relaxed);
+        let bytes = sent.load(Ordering::Relaxed);
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let _entered = span.enter();
+        let Some((status, error)) = answer else {
+            tracing::info!(
+                bytes_in,
+                latency_ms,
+                "request abandoned before its response"
+            );
+            return;
+        };
+        match error {
+            Some(e) if status >= 500 => {
+                tracing::error!(status, bytes_in, bytes, latency_ms, code = e.code, error = %e.chain, "request failed");
+            }
+            Some(e) => {
+                tracing::info!(status, bytes_in, bytes, latency_ms, code = e.code, reason = %e.chain, "request refused");
+            }
+            None => tracing::info!(status, bytes_in, bytes, latency_ms, "request served"),
+        }
+    }
+}
+
+/// Writes the log line it holds when dropped.
+struct LogOnDrop(Option<RequestLogLine>);
+
+impl Drop for LogOnDrop {
+    fn drop(&mut self) {
+        if let Some(line) = self.0.take() {
+            line.write();
+        }
+    }
+}
+
+/// A body that adds the size of every data frame it yields to `count`. A response body carries its
+/// request's log line, written when the body is dropped: after its last byte, or when the client
+/// went away before it.
+struct CountedBody {
+    inner: Body,
+    count: Arc<AtomicU64>,
+    _log: LogOnDrop,
+}
+
+impl HttpBody for CountedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.count.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
@@ -301,4 +407,83 @@ pub async fn untrusted_request_id(
         request.headers_mut().remove("x-request-id");
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::routing::post;
+    use tower::ServiceExt;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl MakeWriter<'_> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_dropped_before_its_response_is_logged_as_abandoned() {
+        let captured = Captured::default();
+        let _default = tracing::subscriber::set_default(
+            tracing_subscriber::fmt()
+                .json()
+                .with_writer(captured.clone())
+                .finish(),
+        );
+        let app = Router::new()
+            .route(
+                "/slow",
+                post(|body: Body| async move {
+                    let _ = axum::body::to_bytes(body, usize::MAX).await;
+                    std::future::pending::<()>().await;
+                }),
+            )
+            .layer(axum::middleware::from_fn(request_log));
+        let request = Request::post("/slow")
+            .body(Body::from("twelve bytes"))
+            .unwrap();
+        let call = app.oneshot(request);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(50), call)
+                .await
+                .is_err()
+        );
+
+        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = output
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 1, "{output}");
+        let line = &lines[0];
+        assert_eq!(
+            line["fields"]["message"],
+            "request abandoned before its response"
+        );
+        assert_eq!(line["fields"]["bytes_in"], 12);
+        assert_eq!(line["span"]["matched_path"], "/slow");
+    }
 }

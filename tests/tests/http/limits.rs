@@ -224,8 +224,8 @@ async fn limits_file_exactly_at_limit_is_accepted() {
 }
 
 #[tokio::test]
-async fn limits_client_disconnect_mid_upload_leaves_nothing() {
-    let server = TestServer::spawn().await;
+async fn limits_client_disconnect_mid_upload_leaves_nothing_and_is_logged() {
+    let server = TestServer::spawn_with(&[("LOG_LEVEL", "info")]).await;
     let auth = server.bearer(Some(1), 1);
     let mut stream = connect(&server).await;
 
@@ -262,4 +262,18 @@ async fn limits_client_disconnect_mid_upload_leaves_nothing() {
         .await
         .unwrap();
     assert_eq!(live.status(), 200);
+
+    let log = server.log();
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["span"]["matched_path"] == "/files")
+        .unwrap_or_else(|| panic!("no line for the abandoned upload in:\n{log}"));
+    assert_eq!(line["span"]["principal"], "user");
+    assert_eq!(line["fields"]["reason"], "the client aborted the request");
+    let read = line["fields"]["bytes_in"].as_u64().unwrap();
+    assert!(
+        read > 0 && read <= (sent + 1024) as u64,
+        "{read} bytes read of an upload cut after {sent}"
+    );
 }

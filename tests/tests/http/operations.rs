@@ -217,35 +217,96 @@ async fn request_id_is_returned_and_taken_from_the_proxy_only_when_trusted() {
     );
 }
 
+/// The log line of the request `request_id`, once it is written (when its response body is done).
+async fn request_line(server: &TestServer, request_id: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let log = server.log();
+        let line = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| {
+                l["span"]["request_id"] == request_id && l["fields"]["message"] == "request served"
+            });
+        if let Some(line) = line {
+            return line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no request line for {request_id} in:\n{log}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn log_has_one_json_line_per_request_with_its_context_and_no_token() {
     let server = TestServer::spawn_with(&[("LOG_LEVEL", "info")]).await;
     let auth = server.bearer(Some(5), 9);
-    let info = server
-        .upload_ok(&auth, "l.txt", "text/plain", b"logged".to_vec())
+    let upload = server
+        .upload(&auth, "l.txt", "text/plain", b"logged".to_vec())
         .await;
+    assert_eq!(upload.status(), 201);
+    let upload_id = header(&upload, "x-request-id").unwrap();
+    let info: Value = upload.json().await.unwrap();
     let response = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
     let request_id = header(&response, "x-request-id").unwrap();
     assert_eq!(response.bytes().await.unwrap().len(), 6);
 
-    let log = server.log();
-    let line: Value = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|l| {
-            l["span"]["request_id"] == request_id.as_str()
-                && l["fields"]["message"] == "request served"
-        })
-        .unwrap_or_else(|| panic!("no request line for {request_id} in:\n{log}"));
+    let line = request_line(&server, &request_id).await;
     assert_eq!(line["span"]["matched_path"], "/files/{file_id}");
     assert_eq!(line["span"]["method"], "GET");
     assert_eq!(line["span"]["principal"], "user");
     assert_eq!(line["span"]["account_id"], 9);
     assert_eq!(line["fields"]["status"], 200);
     assert_eq!(line["fields"]["bytes"], 6);
+    assert_eq!(line["fields"]["bytes_in"], 0);
     assert!(line["fields"]["latency_ms"].as_f64().unwrap() >= 0.0);
+
+    // An upload's line counts the form it read and the JSON it answered.
+    let line = request_line(&server, &upload_id).await;
+    assert_eq!(line["span"]["matched_path"], "/files");
+    assert_eq!(line["fields"]["status"], 201);
+    let form = stowage_tests::multipart_body("b", "l.txt", "text/plain", b"logged").len();
+    let bytes_in = line["fields"]["bytes_in"].as_u64().unwrap();
+    assert!(
+        (form as u64..form as u64 + 200).contains(&bytes_in),
+        "{bytes_in} bytes in for a form of about {form}"
+    );
+    let answer = serde_json::to_vec(&info).unwrap().len() as u64;
+    assert_eq!(line["fields"]["bytes"].as_u64().unwrap(), answer);
+    let log = server.log();
     assert!(
         !log.contains(auth.trim_start_matches("Bearer ")),
         "no token in the log"
+    );
+}
+
+#[tokio::test]
+async fn a_download_the_client_abandons_is_logged_with_the_bytes_actually_sent() {
+    let server = TestServer::spawn_with(&[("LOG_LEVEL", "info")]).await;
+    let auth = server.bearer(Some(5), 9);
+    let size = 32 * 1024 * 1024;
+    let info = server
+        .upload_ok(
+            &auth,
+            "big.bin",
+            "application/octet-stream",
+            pattern(size, 7),
+        )
+        .await;
+    let mut response = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
+    assert_eq!(response.status(), 200);
+    let request_id = header(&response, "x-request-id").unwrap();
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    drop(response);
+
+    let line = request_line(&server, &request_id).await;
+    assert_eq!(line["fields"]["status"], 200);
+    let sent = line["fields"]["bytes"].as_u64().unwrap();
+    assert!(
+        sent >= first.len() as u64 && sent < size as u64,
+        "{sent} bytes logged for an abandoned download of {size}"
     );
 }
