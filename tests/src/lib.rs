@@ -455,6 +455,27 @@ impl TestServer {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// The first JSON log line `matches` accepts, waiting up to 10 s for it: a request's line is
+    /// written when its response body is done, which may be after the client saw the response.
+    pub async fn log_line(
+        &self,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|l| matches(l));
+            if let Some(line) = found {
+                return line;
+            }
+            assert!(Instant::now() < deadline, "no such log line in:\n{log}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A token for `user_id` in `account_id`, valid for an hour.
     pub fn token(&self, user_id: Option<i64>, account_id: i64) -> String {
         sign_jwt(

@@ -263,12 +263,9 @@ async fn limits_client_disconnect_mid_upload_leaves_nothing_and_is_logged() {
         .unwrap();
     assert_eq!(live.status(), 200);
 
-    let log = server.log();
-    let line = log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|l| l["span"]["matched_path"] == "/files")
-        .unwrap_or_else(|| panic!("no line for the abandoned upload in:\n{log}"));
+    let line = server
+        .log_line(|l| l["span"]["matched_path"] == "/files")
+        .await;
     assert_eq!(line["span"]["principal"], "user");
     assert_eq!(line["fields"]["reason"], "the client aborted the request");
     let read = line["fields"]["bytes_in"].as_u64().unwrap();

@@ -217,26 +217,13 @@ async fn request_id_is_returned_and_taken_from_the_proxy_only_when_trusted() {
     );
 }
 
-/// The log line of the request `request_id`, once it is written (when its response body is done).
+/// The "request served" line of the request `request_id`.
 async fn request_line(server: &TestServer, request_id: &str) -> Value {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let log = server.log();
-        let line = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|l| {
-                l["span"]["request_id"] == request_id && l["fields"]["message"] == "request served"
-            });
-        if let Some(line) = line {
-            return line;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no request line for {request_id} in:\n{log}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    server
+        .log_line(|l| {
+            l["span"]["request_id"] == request_id && l["fields"]["message"] == "request served"
+        })
+        .await
 }
 
 #[tokio::test]
