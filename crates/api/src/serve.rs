@@ -9,6 +9,8 @@
 //! [`H2_SEND_BUFFER_MAX`] of its response for a slow reader.
 
 use std::io::ErrorKind;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use axum::Router;
@@ -19,7 +21,8 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
 
@@ -33,6 +36,9 @@ pub const H2_MAX_STREAMS: u32 = 100;
 /// Most response bytes queued per HTTP/2 stream while the peer is slow to read (hyper's default
 /// is 400 KiB, so 80 MiB for one connection's full set of streams); one read from the store.
 pub const H2_SEND_BUFFER_MAX: usize = 64 * 1024;
+
+/// How long a closing connection keeps reading, and discarding, what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// How often an idle HTTP/2 connection is pinged; a peer that does not answer within hyper's
 /// 20 s is dropped with its streams.
@@ -91,7 +97,10 @@ pub async fn serve(
                 request.map(Body::new)
             });
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+            .serve_connection_with_upgrades(
+                TokioIo::new(LingeringClose::new(stream)),
+                TowerToHyperService::new(service),
+            )
             .into_owned();
         let mut stop_rx = stop_rx.clone();
         let open_rx = open_rx.clone();
@@ -127,6 +136,86 @@ pub async fn serve(
     }
 }
 
+/// A connection whose close is a lingering one: it sends its FIN, then reads and discards what
+/// the client still sends until the client closes too, or [`LINGER`] has passed.
+///
+/// A server that answers before reading the whole request (`413` to an upload over the limit)
+/// would otherwise close with the rest of the body unread, and the kernel would answer that
+/// unread data with a reset: the client, still sending, then sees "connection reset" or "broken
+/// pipe" instead of the answer waiting in its socket.
+struct LingeringClose {
+    stream: TcpStream,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl LingeringClose {
+    fn new(stream: TcpStream) -> Self {
+        Self {
+            stream,
+            deadline: None,
+        }
+    }
+}
+
+impl AsyncRead for LingeringClose {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for LingeringClose {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let deadline = match &mut this.deadline {
+            Some(deadline) => deadline,
+            None => {
+                ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+                this.deadline.insert(Box::pin(tokio::time::sleep(LINGER)))
+            }
+        };
+        let mut scratch = [0_u8; 8192];
+        loop {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
+            }
+            let mut discarded = ReadBuf::new(&mut scratch);
+            match ready!(Pin::new(&mut this.stream).poll_read(cx, &mut discarded)) {
+                Ok(()) if !discarded.filled().is_empty() => {}
+                // The client closed too, or the connection is gone.
+                Ok(()) | Err(_) => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::SocketAddr;
@@ -149,6 +238,10 @@ mod tests {
             .route(
                 "/peer",
                 get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+            )
+            .route(
+                "/refuse",
+                axum::routing::post(|| async { axum::http::StatusCode::PAYLOAD_TOO_LARGE }),
             )
             .route(
                 "/slow",
@@ -189,6 +282,32 @@ mod tests {
             assert!(peer.ip().is_loopback(), "{version:?}: {peer}");
             assert_ne!(peer.port(), address.port());
         }
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_still_sending_when_answered_can_send_the_rest_and_read_the_answer() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let (address, stop, server) = started(Duration::from_secs(5)).await;
+        let body = vec![7_u8; 16 * 1024 * 1024];
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "POST /refuse HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The server answers at once and reads none of the body; closing then would reset the
+        // connection under the client, which is still writing.
+        let written = stream.write_all(&body).await;
+        let mut answer = Vec::new();
+        let read = stream.read_to_end(&mut answer).await;
+        assert!(written.is_ok(), "writing the body failed: {written:?}");
+        assert!(read.is_ok(), "reading the answer failed: {read:?}");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        drop(stream);
         let _ = stop.send(());
         server.await.unwrap();
     }
