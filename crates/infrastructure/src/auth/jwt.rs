@@ -124,11 +124,18 @@ impl Hs256Jwt {
         self.mac(&token.as_bytes()[..signing_input_len])
             .verify_slice(&signature)
             .map_err(|_| invalid("bad signature"))?;
-        let claims: JwtClaims = URL_SAFE_NO_PAD
+        // Claims go through a JSON value first: a derived struct would also accept a JSON array
+        // (fields taken by position), and only an object is a claims set.
+        let claims: serde_json::Value = URL_SAFE_NO_PAD
             .decode(payload)
             .ok()
             .and_then(|p| serde_json::from_slice(&p).ok())
             .ok_or(invalid("unreadable claims"))?;
+        if !claims.is_object() {
+            return Err(invalid("claims are not a JSON object"));
+        }
+        let claims: JwtClaims =
+            serde_json::from_value(claims).map_err(|_| invalid("unreadable claims"))?;
         let now = self.clock.now().unix_timestamp();
         if claims.exp.is_some_and(|exp| exp <= now) {
             return Err(invalid("expired"));
@@ -261,6 +268,25 @@ mod tests {
                 "{claims}"
             );
         }
+    }
+
+    #[test]
+    fn claims_that_are_not_a_json_object_are_refused() {
+        for claims in [
+            r#"[null,1]"#,
+            r#"[5,9,null,null,null]"#,
+            "1",
+            r#""x""#,
+            "null",
+        ] {
+            let t = forge(r#"{"alg":"HS256"}"#, claims, b"k");
+            assert!(jwt(b"k").verify(&t).is_err(), "{claims}");
+        }
+        let t = forge(r#"{"alg":"HS256"}"#, r#"[null,1]"#, b"k");
+        assert_eq!(
+            jwt(b"k").verify(&t).unwrap_err().reason,
+            "claims are not a JSON object"
+        );
     }
 
     #[test]
