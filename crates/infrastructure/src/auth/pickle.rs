@@ -6,6 +6,9 @@
 //! objects (`GLOBAL`, `STACK_GLOBAL`, `REDUCE`, `BUILD`, `INST`, `OBJ`, `NEWOBJ`, extensions,
 //! persistent ids, out-of-band buffers). Nothing is ever looked up or executed.
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
 /// A plain value read from a pickle.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PickleValue {
@@ -429,17 +432,67 @@ impl Machine<'_> {
                     .map(|i| self.materialize(*i, depth + 1, budget))
                     .collect::<Result<_, _>>()?,
             ),
-            Node::Dict(items) => PickleValue::Dict(
-                items
-                    .iter()
-                    .map(|(k, v)| {
-                        Ok((
-                            self.materialize(*k, depth + 1, budget)?,
-                            self.materialize(*v, depth + 1, budget)?,
-                        ))
-                    })
-                    .collect::<Result<_, PickleError>>()?,
-            ),
+            Node::Dict(items) => {
+                // As in Python, a key set again keeps its first place and takes the later value.
+                let mut entries: Vec<(PickleValue, PickleValue)> = Vec::with_capacity(items.len());
+                let mut places: HashMap<DictKey, usize> = HashMap::with_capacity(items.len());
+                for (k, v) in items {
+                    let key = self.materialize(*k, depth + 1, budget)?;
+                    let value = self.materialize(*v, depth + 1, budget)?;
+                    let Some(hashed) = DictKey::of(&key) else {
+                        entries.push((key, value));
+                        continue;
+                    };
+                    match places.entry(hashed) {
+                        Entry::Occupied(place) => {
+                            if let Some(entry) = entries.get_mut(*place.get()) {
+                                entry.1 = value;
+                            }
+                        }
+                        Entry::Vacant(place) => {
+                            place.insert(entries.len());
+                            entries.push((key, value));
+                        }
+                    }
+                }
+                PickleValue::Dict(entries)
+            }
+        })
+    }
+}
+
+/// A dict key as Python compares it: `1`, `1.0` and `True` are the same key, as are `0`, `-0.0`
+/// and `False`. [`DictKey::of`] gives nothing for a NaN or a dict, which are never merged.
+#[derive(PartialEq, Eq, Hash)]
+enum DictKey {
+    None,
+    Int(i64),
+    Float(u64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<DictKey>),
+}
+
+impl DictKey {
+    fn of(value: &PickleValue) -> Option<DictKey> {
+        Some(match value {
+            PickleValue::None => DictKey::None,
+            PickleValue::Bool(b) => DictKey::Int(i64::from(*b)),
+            PickleValue::Int(i) => DictKey::Int(*i),
+            PickleValue::Float(f) if f.is_nan() => return None,
+            // Whole floats in i64 range equal the int (the cast is exact there).
+            PickleValue::Float(f)
+                if f.fract() == 0.0 && (-(2f64.powi(63))..2f64.powi(63)).contains(f) =>
+            {
+                DictKey::Int(*f as i64)
+            }
+            PickleValue::Float(f) => DictKey::Float(f.to_bits()),
+            PickleValue::Str(s) => DictKey::Str(s.clone()),
+            PickleValue::Bytes(b) => DictKey::Bytes(b.clone()),
+            PickleValue::List(items) => {
+                DictKey::Tuple(items.iter().map(DictKey::of).collect::<Option<_>>()?)
+            }
+            PickleValue::Dict(_) => return None,
         })
     }
 }
@@ -504,6 +557,51 @@ mod tests {
         }
         wide.extend_from_slice(b"e.");
         assert_eq!(decode(&wide), Err(PickleError::TooBig));
+    }
+
+    #[test]
+    fn a_key_set_twice_keeps_its_place_and_the_last_value() {
+        // {"user_id": 1, "account_id": 7, "user_id": 2} through SETITEMS, as Python reads it:
+        // {'user_id': 2, 'account_id': 7}.
+        let setitems = b"\x80\x02}q\x00(X\x07\x00\x00\x00user_idK\x01X\n\x00\x00\x00account_idK\x07X\x07\x00\x00\x00user_idK\x02u.";
+        let v = decode(setitems).unwrap();
+        assert_eq!(v.get("user_id"), Some(&PickleValue::Int(2)));
+        assert_eq!(
+            v,
+            PickleValue::Dict(vec![
+                (PickleValue::Str("user_id".into()), PickleValue::Int(2)),
+                (PickleValue::Str("account_id".into()), PickleValue::Int(7)),
+            ])
+        );
+        // The same through DICT: {'user_id': 2}.
+        let dict = b"\x80\x02(X\x07\x00\x00\x00user_idK\x01X\x07\x00\x00\x00user_idK\x02d.";
+        assert_eq!(
+            decode(dict).unwrap(),
+            PickleValue::Dict(vec![(
+                PickleValue::Str("user_id".into()),
+                PickleValue::Int(2)
+            )])
+        );
+        // And through SETITEM: {'a': 3, 'b': 2}.
+        let setitem =
+            b"\x80\x02}X\x01\x00\x00\x00aK\x01sX\x01\x00\x00\x00bK\x02sX\x01\x00\x00\x00aK\x03s.";
+        assert_eq!(
+            decode(setitem).unwrap(),
+            PickleValue::Dict(vec![
+                (PickleValue::Str("a".into()), PickleValue::Int(3)),
+                (PickleValue::Str("b".into()), PickleValue::Int(2)),
+            ])
+        );
+    }
+
+    #[test]
+    fn equal_numbers_are_one_key_as_in_python() {
+        // {1: 'a', True: 'b', 1.0: 'c'} is {1: 'c'} in Python.
+        let data = b"\x80\x02}(K\x01X\x01\x00\x00\x00a\x88X\x01\x00\x00\x00bG?\xf0\x00\x00\x00\x00\x00\x00X\x01\x00\x00\x00cu.";
+        assert_eq!(
+            decode(data).unwrap(),
+            PickleValue::Dict(vec![(PickleValue::Int(1), PickleValue::Str("c".into()))])
+        );
     }
 
     #[test]
