@@ -128,9 +128,8 @@ impl FromRequestParts<AppState> for Reader {
                 // Without a credential to check first, the id's shape (404) comes before the
                 // signature (403), as the contract orders them.
                 FileIdPath::from_request_parts(parts, state).await?;
-                let expires = expires
-                    .parse::<i64>()
-                    .map_err(|_| ApiError::App(stowage_application::Error::InvalidSignature))?;
+                let expires = canonical_expires(expires)
+                    .ok_or(ApiError::App(stowage_application::Error::InvalidSignature))?;
                 Ok(Reader::Signed {
                     expires,
                     signature: signature.to_owned(),
@@ -142,6 +141,15 @@ impl FromRequestParts<AppState> for Reader {
             }
         }
     }
+}
+
+/// `expires` written exactly as it was signed: decimal digits, no sign, no leading zero (but "0").
+/// Any other spelling of the same number (`+N`, `0N`) would be a second URL for one signature.
+fn canonical_expires(raw: &str) -> Option<i64> {
+    let canonical = !raw.is_empty()
+        && raw.bytes().all(|b| b.is_ascii_digit())
+        && (raw == "0" || !raw.starts_with('0'));
+    if canonical { raw.parse().ok() } else { None }
 }
 
 /// A small JSON body (control requests, never file bodies); an empty body is `T::default()`.
@@ -276,6 +284,29 @@ mod tests {
                 (CredentialSource::PublicCookie, "Token abcdefgh".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn expires_is_accepted_only_in_canonical_decimal() {
+        assert_eq!(canonical_expires("0"), Some(0));
+        assert_eq!(canonical_expires("1700000000"), Some(1_700_000_000));
+        assert_eq!(canonical_expires("9223372036854775807"), Some(i64::MAX));
+        for bad in [
+            "",
+            "+1700000000",
+            "01700000000",
+            "00",
+            "-1",
+            "-0",
+            " 1",
+            "1 ",
+            "1e9",
+            "0x10",
+            "%2B1700000000",
+            "9223372036854775808",
+        ] {
+            assert_eq!(canonical_expires(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

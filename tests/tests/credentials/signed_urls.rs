@@ -258,6 +258,29 @@ async fn signed_url_with_changed_expires_is_invalid() {
 }
 
 #[tokio::test]
+async fn signed_url_with_expires_spelt_otherwise_is_invalid() {
+    let server = TestServer::spawn().await;
+    let id = upload(&server, b"hello").await;
+    let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;
+    let expires = query_param(&url, "expires").unwrap();
+    assert_eq!(fetch(Method::GET, &url, &[]).await.status(), 200);
+
+    // The same number, so the same signature would match were it parsed leniently.
+    for spelling in [
+        format!("+{expires}"),
+        format!("0{expires}"),
+        format!("00{expires}"),
+    ] {
+        let respelt = url.replace(
+            &format!("expires={expires}"),
+            &format!("expires={spelling}"),
+        );
+        assert_ne!(respelt, url);
+        assert_invalid_signature(&respelt).await;
+    }
+}
+
+#[tokio::test]
 async fn signed_url_signature_of_another_file_is_invalid() {
     let server = TestServer::spawn().await;
     let target = upload(&server, b"target").await;
