@@ -26,6 +26,23 @@ fn route_of(request: &Request) -> String {
         .to_owned()
 }
 
+/// The request's method as a log field or metric label: a standard method by name, anything else
+/// as `OTHER`, so a client cannot mint label values (or long log fields) with made-up methods.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "OTHER",
+    }
+}
+
 /// One span per request (`http_request`) and one log line when its response has been sent, or
 /// the client went away: status, bytes received and sent, and the time from the request's
 /// arrival to that moment.
@@ -41,7 +58,7 @@ pub async fn request_log(request: Request, next: Next) -> Response {
         .to_owned();
     let span = tracing::info_span!(
         "http_request",
-        method = %request.method(),
+        method = method_label(request.method()),
         matched_path = %route,
         request_id = %request_id,
         account_id = field::Empty,
@@ -319,8 +336,16 @@ pub async fn rate_limit(
 
 /// The client: `X-Real-IP` when the proxy is trusted, else the peer address.
 pub fn client_address(request: &Request, trust_proxy_headers: bool) -> String {
-    let forwarded = request
-        .headers()
+    client_address_of(request.headers(), request.extensions(), trust_proxy_headers)
+}
+
+/// [`client_address`] from a request's parts.
+pub fn client_address_of(
+    headers: &axum::http::HeaderMap,
+    extensions: &axum::http::Extensions,
+    trust_proxy_headers: bool,
+) -> String {
+    let forwarded = headers
         .get("x-real-ip")
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
@@ -328,8 +353,7 @@ pub fn client_address(request: &Request, trust_proxy_headers: bool) -> String {
     if let (true, Some(ip)) = (trust_proxy_headers, forwarded) {
         return ip.to_owned();
     }
-    request
-        .extensions()
+    extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
 }
@@ -382,18 +406,34 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
 /// path) and `http_requests_in_flight`.
 pub async fn http_metrics(request: Request, next: Next) -> Response {
     let route = route_of(&request);
-    let method = request.method().as_str().to_owned();
-    let in_flight = metrics::gauge!("http_requests_in_flight");
-    in_flight.increment(1.0);
+    let method = method_label(request.method());
+    let in_flight = InFlight::enter();
     let started = Instant::now();
     let response = next.run(request).await;
-    in_flight.decrement(1.0);
+    drop(in_flight);
     let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+    metrics::counter!("http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route, "method" => method)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// One request in `http_requests_in_flight`, also when the client goes away before the answer.
+struct InFlight(metrics::Gauge);
+
+impl InFlight {
+    fn enter() -> Self {
+        let gauge = metrics::gauge!("http_requests_in_flight");
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// Keeps a client's `X-Request-Id` only when it comes through a trusted proxy; otherwise a
