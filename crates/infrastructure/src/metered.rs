@@ -67,6 +67,13 @@ impl BlobStore for MeteredBlobStore {
         result
     }
 
+    async fn head(&self, key: &BlobKey) -> Result<u64, BlobError> {
+        let started = Instant::now();
+        let result = self.inner.head(key).await;
+        self.record("head", started, &result);
+        result
+    }
+
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
         let started = Instant::now();
         let result = self.inner.delete(key).await;

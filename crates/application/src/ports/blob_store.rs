@@ -88,6 +88,12 @@ pub trait BlobStore: Send + Sync {
     /// [`BlobError::NotFound`] when there is no such blob; [`BlobError::Unavailable`] when the store fails.
     async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<BlobBody, BlobError>;
 
+    /// The size of the blob under `key`, without reading it.
+    ///
+    /// # Errors
+    /// [`BlobError::NotFound`] when there is no such blob; [`BlobError::Unavailable`] when the store fails.
+    async fn head(&self, key: &BlobKey) -> Result<u64, BlobError>;
+
     /// Removes the blob under `key`; removing a missing blob succeeds.
     ///
     /// # Errors

@@ -65,6 +65,16 @@ impl DownloadFile {
         self.access.load(id).await
     }
 
+    /// Checks that the bytes of an authorised `record` are there, without reading them (`HEAD`).
+    ///
+    /// # Errors
+    /// `NotFound` when the blob is missing, `StorageUnavailable`.
+    #[tracing::instrument(name = "check_blob", skip_all, fields(file_id = %record.id()))]
+    pub async fn check(&self, record: &FileRecord) -> Result<(), Error> {
+        self.blobs.head(&record.blob_key()).await?;
+        Ok(())
+    }
+
     /// Opens the bytes of an authorised `record`, whole or the resolved `range`.
     ///
     /// # Errors

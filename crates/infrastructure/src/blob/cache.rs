@@ -112,6 +112,13 @@ impl BlobStore for CachedBlobStore {
         self.inner.put(key, body, len_hint).await
     }
 
+    async fn head(&self, key: &BlobKey) -> Result<u64, BlobError> {
+        match self.lookup(key) {
+            Some(bytes) => Ok(bytes.len() as u64),
+            None => self.inner.head(key).await,
+        }
+    }
+
     async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {
         if let Some(bytes) = self.lookup(key) {
             metrics::counter!("blob_cache_total", "result" => "hit").increment(1);

@@ -12,7 +12,9 @@ use stowage_domain::{AccountId, BlobKey, ByteRange, FileId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
 
-const WRITE_BUFFER: usize = 1024 * 1024;
+/// Bytes gathered before each write to disk: large enough for few blocking-pool hops, small enough
+/// that many uploads stalled at once hold little memory.
+const WRITE_BUFFER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 const TEMP_SUFFIX: &str = ".part";
 
@@ -190,6 +192,15 @@ impl BlobStore for FsBlobStore {
             .map_err(|e| BodyError::Backend(Box::new(e)))
             .boxed();
         Ok(BlobBody { len, stream })
+    }
+
+    async fn head(&self, key: &BlobKey) -> Result<u64, BlobError> {
+        match tokio::fs::metadata(self.path_of(key)).await {
+            Ok(meta) if meta.is_file() => Ok(meta.len()),
+            Ok(_) => Err(BlobError::NotFound),
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(BlobError::NotFound),
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {

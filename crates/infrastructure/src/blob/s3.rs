@@ -1183,6 +1183,28 @@ impl BlobStore for S3BlobStore {
         })
     }
 
+    async fn head(&self, key: &BlobKey) -> Result<u64, BlobError> {
+        let (bucket, object) = self.location(key);
+        match self
+            .client
+            .head_object()
+            .bucket(bucket)
+            .key(object)
+            .send()
+            .await
+        {
+            Ok(head) => Ok(head
+                .content_length()
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(0)),
+            // A HEAD answer has no body, so a missing object may come without an error code.
+            Err(e) if is_not_found(&e) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+                Err(BlobError::NotFound)
+            }
+            Err(e) => Err(unavailable("HeadObject", &e)),
+        }
+    }
+
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
         let (bucket, object) = self.location(key);
         match self
