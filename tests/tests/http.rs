@@ -33,6 +33,8 @@ mod operations;
 mod ranges;
 #[path = "http/redirects.rs"]
 mod redirects;
+#[path = "http/resources.rs"]
+mod resources;
 #[path = "http/security.rs"]
 mod security;
 #[path = "http/upload.rs"]

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 use stowage_domain::AccessPolicy;
+use stowage_presentation::RequestLimits;
+
+use crate::serve::ConnectionLimits;
 
 /// Why the configuration cannot be used; every message names the variable.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +96,10 @@ pub struct HttpConfig {
     pub trust_proxy_headers: bool,
     /// `ALLOWED_ORIGINS`, comma-separated.
     pub allowed_origins: Vec<String>,
+    /// `MAX_CONNECTIONS` and `MAX_CONNECTIONS_PER_CLIENT`.
+    pub connections: ConnectionLimits,
+    /// What one client may hold at once, and the transfer timeouts.
+    pub requests: RequestLimits,
 }
 
 /// Redis settings.
@@ -461,6 +468,52 @@ impl Config {
             ));
         }
 
+        let trust_proxy_headers = flag(get("TRUST_PROXY_HEADERS"), "TRUST_PROXY_HEADERS", false)?;
+        let connections = ConnectionLimits {
+            total: parse(get("MAX_CONNECTIONS").unwrap_or("4096"), "MAX_CONNECTIONS")?,
+            // Behind a proxy every connection comes from the proxy's address.
+            per_client: parse(
+                get("MAX_CONNECTIONS_PER_CLIENT").unwrap_or(if trust_proxy_headers {
+                    "0"
+                } else {
+                    "256"
+                }),
+                "MAX_CONNECTIONS_PER_CLIENT",
+            )?,
+        };
+        if connections.total == 0 {
+            return Err(invalid("MAX_CONNECTIONS", "must be at least 1".to_owned()));
+        }
+        let seconds = |name: &'static str, default: &str| -> Result<Duration, ConfigError> {
+            let secs: u64 = parse(get(name).unwrap_or(default), name)?;
+            if secs == 0 {
+                return Err(invalid(name, "must be at least 1".to_owned()));
+            }
+            Ok(Duration::from_secs(secs))
+        };
+        let requests = RequestLimits {
+            uploads_per_client: parse(
+                get("MAX_UPLOADS_PER_CLIENT").unwrap_or("16"),
+                "MAX_UPLOADS_PER_CLIENT",
+            )?,
+            downloads_per_client: parse(
+                get("MAX_DOWNLOADS_PER_CLIENT").unwrap_or("64"),
+                "MAX_DOWNLOADS_PER_CLIENT",
+            )?,
+            body_idle_timeout: seconds("BODY_IDLE_TIMEOUT_SECONDS", "30")?,
+            response_stall_timeout: seconds("RESPONSE_STALL_TIMEOUT_SECONDS", "60")?,
+            part_header_max: parse(
+                get("MULTIPART_HEADER_MAX_BYTES").unwrap_or("16384"),
+                "MULTIPART_HEADER_MAX_BYTES",
+            )?,
+        };
+        if requests.part_header_max < 1024 {
+            return Err(invalid(
+                "MULTIPART_HEADER_MAX_BYTES",
+                "must be at least 1024".to_owned(),
+            ));
+        }
+
         Ok(Config {
             redis,
             permission,
@@ -476,12 +529,10 @@ impl Config {
                     get("SHUTDOWN_GRACE_SECONDS").unwrap_or("30"),
                     "SHUTDOWN_GRACE_SECONDS",
                 )?),
-                trust_proxy_headers: flag(
-                    get("TRUST_PROXY_HEADERS"),
-                    "TRUST_PROXY_HEADERS",
-                    false,
-                )?,
+                trust_proxy_headers,
                 allowed_origins,
+                connections,
+                requests,
             },
             database: DatabaseConfig {
                 url: database_url,

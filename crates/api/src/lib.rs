@@ -3,7 +3,7 @@
 pub mod config;
 pub mod memory;
 pub mod secret;
-mod serve;
+pub mod serve;
 pub mod telemetry;
 
 use std::collections::HashMap;
@@ -248,6 +248,7 @@ pub struct Application {
     local_addr: SocketAddr,
     public_url: String,
     shutdown_grace: Duration,
+    connections: serve::ConnectionLimits,
     generated_secret: bool,
     jwt: Hs256Jwt,
 }
@@ -398,6 +399,7 @@ impl Application {
                 hsts: config.http.hsts,
                 trust_proxy_headers: config.http.trust_proxy_headers,
                 allowed_origins: config.http.allowed_origins.clone(),
+                limits: config.http.requests,
             },
         );
         let state = match metrics_handle() {
@@ -410,6 +412,7 @@ impl Application {
             local_addr,
             public_url,
             shutdown_grace: config.http.shutdown_grace,
+            connections: serve::fit_to_descriptor_limit(config.http.connections),
             generated_secret,
             jwt,
         })
@@ -443,7 +446,14 @@ impl Application {
     /// Serves until `stop` completes, then drains as [`Application::run_until_stopped`] does.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) {
         let _trimmer = memory::spawn_trimmer(memory::TRIM_INTERVAL);
-        serve::serve(self.listener, self.router, stop, self.shutdown_grace).await;
+        serve::serve(
+            self.listener,
+            self.router,
+            stop,
+            self.shutdown_grace,
+            self.connections,
+        )
+        .await;
     }
 }
 

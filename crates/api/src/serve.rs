@@ -8,8 +8,11 @@
 //! connection is bounded the same way: at most [`H2_MAX_STREAMS`] requests, each queueing at most
 //! [`H2_SEND_BUFFER_MAX`] of its response for a slow reader.
 
+use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -23,7 +26,7 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
 
 /// Largest read buffer of one connection, and so the largest HTTP/1.1 request head (larger ones get
@@ -44,6 +47,94 @@ const LINGER: Duration = Duration::from_secs(2);
 /// 20 s is dropped with its streams.
 const H2_PING_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Bounds on the connections served at once, so that neither one client nor all of them together
+/// can take every file descriptor of the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// All clients together (`MAX_CONNECTIONS`); past it, new connections wait in the listen
+    /// backlog until one closes.
+    pub total: usize,
+    /// One client address (`MAX_CONNECTIONS_PER_CLIENT`); past it, a new connection from that
+    /// address is closed at once. 0 means no bound (behind a proxy every client has its address).
+    pub per_client: usize,
+}
+
+/// Descriptors kept for everything but client connections: the database pool, store and Redis
+/// connections, blobs being read or written, the listener, logs.
+const DESCRIPTORS_KEPT: u64 = 256;
+
+/// `limits` with the total lowered to what the process's open-file limit leaves for client
+/// connections, so that running out of descriptors cannot stop the process from opening blobs
+/// or reaching its database.
+pub fn fit_to_descriptor_limit(limits: ConnectionLimits) -> ConnectionLimits {
+    let Some(soft) = open_file_limit() else {
+        return limits;
+    };
+    let room = usize::try_from(soft.saturating_sub(DESCRIPTORS_KEPT).max(16)).unwrap_or(usize::MAX);
+    if limits.total <= room {
+        return limits;
+    }
+    tracing::warn!(
+        max_connections = limits.total,
+        open_file_limit = soft,
+        serving = room,
+        "MAX_CONNECTIONS is above what the open-file limit allows; raise the limit (ulimit -n, \
+         LimitNOFILE=) to serve more"
+    );
+    ConnectionLimits {
+        total: room,
+        ..limits
+    }
+}
+
+/// The soft limit on open files, from `/proc/self/limits` (Linux).
+fn open_file_limit() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line.trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Connections open per client address.
+#[derive(Clone, Default)]
+struct OpenPerClient(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One open connection of a client, counted until dropped.
+struct ClientConnection {
+    open: OpenPerClient,
+    ip: IpAddr,
+}
+
+impl OpenPerClient {
+    fn enter(&self, ip: IpAddr, max: usize) -> Option<ClientConnection> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(ip).or_insert(0);
+        if max > 0 && *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(ClientConnection {
+            open: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientConnection {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `stop` completes; then accepts nothing more, lets the
 /// connections finish the requests they are serving, and returns once they have, or once `grace`
 /// has passed (with a warning).
@@ -52,7 +143,11 @@ pub async fn serve(
     router: Router,
     stop: impl Future<Output = ()> + Send,
     grace: Duration,
+    limits: ConnectionLimits,
 ) {
+    let slots = Arc::new(Semaphore::new(limits.total.max(1)));
+    let per_client = OpenPerClient::default();
+    let open_connections = metrics::gauge!("http_connections_open");
     let (stop_tx, stop_rx) = watch::channel(());
     let (open_tx, open_rx) = watch::channel(());
     let mut builder = Builder::new(TokioExecutor::new());
@@ -70,6 +165,13 @@ pub async fn serve(
         .timer(TokioTimer::new());
     tokio::pin!(stop);
     loop {
+        let slot = tokio::select! {
+            () = &mut stop => break,
+            slot = Arc::clone(&slots).acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
         let (stream, remote) = tokio::select! {
             () = &mut stop => break,
             accepted = listener.accept() => match accepted {
@@ -89,6 +191,12 @@ pub async fn serve(
                 }
             },
         };
+        let Some(client) = per_client.enter(remote.ip(), limits.per_client) else {
+            metrics::counter!("http_connections_refused_total", "reason" => "per_client")
+                .increment(1);
+            tracing::debug!(client = %remote.ip(), "connection refused: the client has its share open");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let service = router
             .clone()
@@ -104,7 +212,10 @@ pub async fn serve(
             .into_owned();
         let mut stop_rx = stop_rx.clone();
         let open_rx = open_rx.clone();
+        let open_connections = open_connections.clone();
+        open_connections.increment(1.0);
         tokio::spawn(async move {
+            let _held = (slot, client);
             tokio::pin!(connection);
             let mut stopping = false;
             loop {
@@ -121,6 +232,7 @@ pub async fn serve(
                     }
                 }
             }
+            open_connections.decrement(1.0);
             drop(open_rx);
         });
     }
@@ -225,8 +337,24 @@ mod tests {
 
     use super::*;
 
+    const UNBOUNDED: ConnectionLimits = ConnectionLimits {
+        total: 10_000,
+        per_client: 0,
+    };
+
     async fn started(
         grace: Duration,
+    ) -> (
+        SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        started_with(grace, UNBOUNDED).await
+    }
+
+    async fn started_with(
+        grace: Duration,
+        limits: ConnectionLimits,
     ) -> (
         SocketAddr,
         tokio::sync::oneshot::Sender<()>,
@@ -258,6 +386,7 @@ mod tests {
                 let _ = stop_rx.await;
             },
             grace,
+            limits,
         ));
         (address, stop_tx, server)
     }
@@ -373,6 +502,102 @@ mod tests {
             "waited {waited:?} for a 60 s request with a 300 ms grace period"
         );
         request.abort();
+    }
+
+    /// The status line of `GET /peer` on a new connection, or `None` when the server closes it
+    /// (or does not answer within a second); the connection is kept open for the caller.
+    async fn get_on_new_connection(address: SocketAddr) -> (TcpStream, Option<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut socket = TcpStream::connect(address).await.unwrap();
+        let _ = socket
+            .write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await;
+        let mut answer = vec![0; 256];
+        let read = tokio::time::timeout(Duration::from_secs(1), socket.read(&mut answer)).await;
+        let line = match read {
+            Ok(Ok(n)) if n > 0 => String::from_utf8_lossy(&answer[..n])
+                .lines()
+                .next()
+                .map(str::to_owned),
+            _ => None,
+        };
+        (socket, line)
+    }
+
+    #[test]
+    fn the_total_fits_under_the_open_file_limit() {
+        let soft = open_file_limit().unwrap();
+        let fitted = fit_to_descriptor_limit(ConnectionLimits {
+            total: usize::MAX,
+            per_client: 7,
+        });
+        assert!(fitted.total as u64 <= soft.saturating_sub(DESCRIPTORS_KEPT).max(16));
+        assert_eq!(fitted.per_client, 7);
+        let small = ConnectionLimits {
+            total: 10,
+            per_client: 0,
+        };
+        assert_eq!(fit_to_descriptor_limit(small), small);
+    }
+
+    #[tokio::test]
+    async fn a_client_past_its_share_of_connections_is_closed_and_others_are_served() {
+        let limits = ConnectionLimits {
+            total: 100,
+            per_client: 2,
+        };
+        let (address, stop, server) = started_with(Duration::from_secs(5), limits).await;
+        let (first, line) = get_on_new_connection(address).await;
+        assert_eq!(line.as_deref(), Some("HTTP/1.1 200 OK"));
+        let (_second, line) = get_on_new_connection(address).await;
+        assert_eq!(line.as_deref(), Some("HTTP/1.1 200 OK"));
+
+        let (_third, line) = get_on_new_connection(address).await;
+        assert_eq!(
+            line, None,
+            "a third connection from the same address is refused"
+        );
+
+        drop(first);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_again, line) = get_on_new_connection(address).await;
+        assert_eq!(
+            line.as_deref(),
+            Some("HTTP/1.1 200 OK"),
+            "a closed one frees its place"
+        );
+        let _ = stop.send(());
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn past_the_total_a_connection_waits_until_another_closes() {
+        let limits = ConnectionLimits {
+            total: 1,
+            per_client: 0,
+        };
+        let (address, stop, server) = started_with(Duration::from_secs(5), limits).await;
+        let (first, line) = get_on_new_connection(address).await;
+        assert_eq!(line.as_deref(), Some("HTTP/1.1 200 OK"));
+
+        let (mut waiting, line) = get_on_new_connection(address).await;
+        assert_eq!(line, None, "not served while the first is open");
+
+        drop(first);
+        let mut answer = vec![0; 256];
+        let n = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::io::AsyncReadExt::read(&mut waiting, &mut answer),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        assert!(
+            String::from_utf8_lossy(&answer[..n]).starts_with("HTTP/1.1 200 OK"),
+            "served once the first closed"
+        );
+        let _ = stop.send(());
+        server.await.unwrap();
     }
 
     async fn status_line_for_a_header_of(address: SocketAddr, size: usize) -> String {

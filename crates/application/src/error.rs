@@ -53,6 +53,9 @@ pub enum Error {
     /// The client went away before the request body was complete.
     #[error("the client aborted the request")]
     ClientAborted,
+    /// The client stopped sending the request body before it was complete.
+    #[error("the client sent nothing for too long")]
+    RequestTimeout,
     /// The blob store failed or timed out.
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] BoxError),
@@ -84,6 +87,7 @@ impl From<BodyError> for Error {
         match e {
             BodyError::TooLarge { limit } => Error::TooLarge { limit },
             BodyError::ClientAborted(_) => Error::ClientAborted,
+            BodyError::TimedOut => Error::RequestTimeout,
             BodyError::Malformed(reason) => Error::Validation(reason),
             BodyError::Backend(source) => Error::StorageUnavailable(source),
         }

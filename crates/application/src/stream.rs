@@ -25,6 +25,9 @@ pub enum BodyError {
     /// The client disconnected or sent a broken body.
     #[error("the client aborted the body")]
     ClientAborted(#[source] BoxError),
+    /// The client sent nothing for longer than the body idle timeout.
+    #[error("the client sent nothing for too long")]
+    TimedOut,
     /// The body is not what the route expects (e.g. broken multipart framing).
     #[error("{0}")]
     Malformed(String),

@@ -140,6 +140,12 @@ impl IntoResponse for ApiError {
                     "The request is invalid",
                     Some("the request body ended early".to_owned()),
                 ),
+                Error::RequestTimeout => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "REQUEST_TIMEOUT",
+                    "The request body stopped arriving",
+                    Some("the client sent nothing for longer than the idle timeout".to_owned()),
+                ),
                 Error::TooLarge { limit } => (
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "FILE_TOO_LARGE",
@@ -251,6 +257,7 @@ mod tests {
             (Error::Unauthenticated, 401, "UNAUTHENTICATED"),
             (Error::Validation("x".into()), 400, "VALIDATION_ERROR"),
             (Error::ClientAborted, 400, "VALIDATION_ERROR"),
+            (Error::RequestTimeout, 408, "REQUEST_TIMEOUT"),
             (Error::TooLarge { limit: 1 }, 413, "FILE_TOO_LARGE"),
             (
                 Error::UnsupportedMediaType("x".into()),

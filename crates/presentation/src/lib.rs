@@ -1,5 +1,6 @@
 //! Stowage's HTTP layer: the axum router, extractors, middleware and the one error → HTTP mapping.
 
+pub mod client_limits;
 pub mod dto;
 pub mod error;
 pub mod extract;
@@ -8,6 +9,7 @@ mod middleware;
 mod openapi;
 mod routes;
 pub mod state;
+mod transfer;
 mod upload;
 
 use axum::Router;
@@ -17,6 +19,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use client_limits::RequestLimits;
 pub use error::ApiError;
 pub use state::{AppState, HttpSettings, Services};
 
@@ -81,6 +84,10 @@ pub fn router(state: AppState) -> Router {
         app = app.layer(cors);
     }
     app.layer(axum::middleware::from_fn_with_state(
+        settings.limits.body_idle_timeout,
+        transfer::body_idle_timeout,
+    ))
+    .layer(axum::middleware::from_fn_with_state(
         settings.hsts,
         middleware::security_headers,
     ))

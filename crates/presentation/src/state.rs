@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::client_limits::{ClientSlots, RequestLimits};
+
 use stowage_application::use_cases::{
     Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
     GetFileInfo, ListFiles, UploadFile,
@@ -44,6 +46,8 @@ pub struct HttpSettings {
     pub trust_proxy_headers: bool,
     /// Origins allowed by CORS (`ALLOWED_ORIGINS`); empty means no CORS headers.
     pub allowed_origins: Vec<String>,
+    /// What one client may hold at once, and how long a transfer may stand still.
+    pub limits: RequestLimits,
 }
 
 /// Renders the metrics registry in the Prometheus text format.
@@ -52,17 +56,41 @@ pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 /// Shared, cheaply cloned state of the router.
 #[derive(Clone)]
 pub struct AppState {
-    inner: Arc<(Services, HttpSettings)>,
+    inner: Arc<Shared>,
     metrics: Option<MetricsRenderer>,
+}
+
+struct Shared {
+    services: Services,
+    settings: HttpSettings,
+    uploads: ClientSlots,
+    downloads: ClientSlots,
 }
 
 impl AppState {
     /// State over `services` and `settings`.
     pub fn new(services: Services, settings: HttpSettings) -> Self {
+        let uploads = ClientSlots::new(settings.limits.uploads_per_client);
+        let downloads = ClientSlots::new(settings.limits.downloads_per_client);
         Self {
-            inner: Arc::new((services, settings)),
+            inner: Arc::new(Shared {
+                services,
+                settings,
+                uploads,
+                downloads,
+            }),
             metrics: None,
         }
+    }
+
+    /// Uploads in progress, per client.
+    pub fn upload_slots(&self) -> &ClientSlots {
+        &self.inner.uploads
+    }
+
+    /// Downloads streaming, per client.
+    pub fn download_slots(&self) -> &ClientSlots {
+        &self.inner.downloads
     }
 
     /// Serves `GET /metrics` from `render`.
@@ -78,11 +106,11 @@ impl AppState {
 
     /// The use cases.
     pub fn services(&self) -> &Services {
-        &self.inner.0
+        &self.inner.services
     }
 
     /// The HTTP settings.
     pub fn settings(&self) -> &HttpSettings {
-        &self.inner.1
+        &self.inner.settings
     }
 }

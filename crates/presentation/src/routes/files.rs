@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use stowage_application::Error;
 use stowage_application::ports::ListCursor;
 use stowage_application::use_cases::UploadRequest;
@@ -16,11 +17,13 @@ use crate::dto::{
     DownloadQuery, FileInfoResponse, ListQuery, ListResponse, SignedUrlRequest, SignedUrlResponse,
     UploadQuery,
 };
+use crate::client_limits::ClientAddress;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Authenticated, FileIdPath, OptionalJson, Reader};
 use crate::headers::{content_disposition, etag_of, if_none_match_matches, if_range_matches};
 use crate::state::AppState;
-use crate::upload::{check_content_length, file_part};
+use crate::transfer::guarded_download;
+use crate::upload::{DEFAULT_PART_HEADER_MAX, check_content_length, file_part};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
@@ -42,14 +45,16 @@ const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
 )]
 pub async fn upload_file(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     Authenticated(principal): Authenticated,
     ApiQuery(query): ApiQuery<UploadQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let max_bytes = state.services().upload.max_bytes();
     check_content_length(request.headers(), max_bytes)?;
+    let _slot = state.upload_slots().acquire(&client)?;
     let (parts, body) = request.into_parts();
-    let part = file_part(&parts.headers, body, max_bytes).await?;
+    let part = file_part(&parts.headers, body, max_bytes, DEFAULT_PART_HEADER_MAX).await?;
     let record = state
         .services()
         .upload
@@ -189,6 +194,7 @@ pub async fn delete_file(
 )]
 pub async fn download_file(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     method: Method,
     reader: Reader,
     FileIdPath(id): FileIdPath,
@@ -211,7 +217,19 @@ pub async fn download_file(
             download.authorize_signed(id, expires, &signature).await?
         }
     };
-    serve(download, &record, &method, &headers, inline).await
+    let download = Download {
+        use_case: download,
+        state: &state,
+        client: &client,
+    };
+    serve(&download, &record, &method, &headers, inline).await
+}
+
+/// What serving one download needs beside the record and the request.
+struct Download<'a> {
+    use_case: &'a stowage_application::use_cases::DownloadFile,
+    state: &'a AppState,
+    client: &'a str,
 }
 
 /// `POST /files/{id}/signed-url`: a URL that grants GET/HEAD of the file until it expires.
@@ -255,7 +273,7 @@ pub async fn create_signed_url(
 }
 
 async fn serve(
-    download: &stowage_application::use_cases::DownloadFile,
+    download: &Download<'_>,
     record: &FileRecord,
     method: &Method,
     headers: &HeaderMap,
@@ -318,16 +336,20 @@ async fn serve(
         );
     }
     if *method == Method::HEAD {
+        // The same answer as GET would give: a record whose blob is gone is not found.
+        download.use_case.check(record).await?;
         return build(response, Body::empty());
     }
-    let blob = download.open(record, range).await?;
+    let slot = download.state.download_slots().acquire(download.client)?;
+    let blob = download.use_case.open(record, range).await?;
     let sent = metrics::counter!("stowage_download_bytes_total");
     let counted = futures_util::StreamExt::inspect(blob.stream, move |chunk| {
         if let Ok(bytes) = chunk {
             sent.increment(bytes.len() as u64);
         }
     });
-    build(response, Body::from_stream(counted))
+    let stall = download.state.settings().limits.response_stall_timeout;
+    build(response, guarded_download(counted.boxed(), slot, stall))
 }
 
 fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response, ApiError> {
@@ -351,9 +373,10 @@ fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response,
 )]
 pub async fn upload_file_alias(
     state: State<AppState>,
+    client: ClientAddress,
     principal: Authenticated,
     query: ApiQuery<UploadQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    upload_file(state, principal, query, request).await
+    upload_file(state, client, principal, query, request).await
 }
