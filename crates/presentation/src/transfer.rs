@@ -2,7 +2,7 @@
 //! download the client does not read.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -105,7 +105,7 @@ pub fn guarded_download(stream: ByteStream, slot: Slot, stall: Duration) -> Body
         last_poll: Mutex::new(Instant::now()),
     });
     let (done_tx, done_rx) = oneshot::channel::<()>();
-    tokio::spawn(watch_for_stall(Arc::clone(&shared), stall, done_rx));
+    tokio::spawn(watch_for_stall(Arc::downgrade(&shared), stall, done_rx));
     Body::from_stream(StallGuard {
         shared,
         _done: done_tx,
@@ -128,13 +128,20 @@ impl Guarded {
 }
 
 /// Ends the download once it has not been polled for `stall`; returns when the body is dropped.
-async fn watch_for_stall(shared: Arc<Guarded>, stall: Duration, mut done: oneshot::Receiver<()>) {
+/// It holds the body's state weakly, so that dropping the body releases the blob and the slot at
+/// once.
+async fn watch_for_stall(shared: Weak<Guarded>, stall: Duration, mut done: oneshot::Receiver<()>) {
     loop {
-        let deadline = shared.last_poll() + stall;
+        let Some(deadline) = shared.upgrade().map(|s| s.last_poll() + stall) else {
+            return;
+        };
         tokio::select! {
             _ = &mut done => return,
             () = tokio::time::sleep_until(deadline) => {}
         }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         if shared.last_poll().elapsed() >= stall {
             let released = shared
                 .held
