@@ -184,7 +184,12 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> axum::extract::FromRequest<S
     }
 }
 
-/// Every credential on a request, in the order the contract tries them.
+/// The credentials on a request, in the order the contract tries them: at most one of each kind.
+///
+/// Only the first `Authorization: Bearer` header, the first `X-Guest-Authorization`, the first
+/// `X-Public-Authorization` and the first occurrence of each credential cookie (across every
+/// `Cookie` header) count. Repeats are ignored, so a request cannot make the service try thousands
+/// of tokens (each one a PBKDF2 and a Redis lookup) by repeating a header or a cookie.
 pub fn presented_credentials(headers: &HeaderMap) -> Vec<PresentedCredential> {
     let mut found = Vec::new();
     let mut push = |source, token: &str| {
@@ -196,13 +201,12 @@ pub fn presented_credentials(headers: &HeaderMap) -> Vec<PresentedCredential> {
             });
         }
     };
-    for value in headers.get_all(AUTHORIZATION) {
-        if let Ok(value) = value.to_str()
-            && let Some((scheme, token)) = value.trim().split_once(' ')
-            && scheme.eq_ignore_ascii_case("bearer")
-        {
-            push(CredentialSource::Bearer, token);
-        }
+    let bearer = headers.get_all(AUTHORIZATION).iter().find_map(|value| {
+        let (scheme, token) = value.to_str().ok()?.trim().split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then_some(token)
+    });
+    if let Some(token) = bearer {
+        push(CredentialSource::Bearer, token);
     }
     if let Some(token) = header_str(headers, &GUEST_AUTHORIZATION) {
         push(CredentialSource::GuestHeader, token);
@@ -217,10 +221,8 @@ pub fn presented_credentials(headers: &HeaderMap) -> Vec<PresentedCredential> {
         ("guest-token", CredentialSource::GuestCookie),
         ("public-token", CredentialSource::PublicCookie),
     ] {
-        for (cookie, value) in &cookies {
-            if *cookie == name {
-                push(source, value);
-            }
+        if let Some((_, value)) = cookies.iter().find(|(cookie, _)| *cookie == name) {
+            push(source, value);
         }
     }
     found
@@ -284,6 +286,67 @@ mod tests {
                 (CredentialSource::PublicCookie, "Token abcdefgh".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn only_the_first_credential_of_each_kind_is_taken() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            AUTHORIZATION,
+            HeaderValue::from_static("Basic dXNlcjpwYXNz"),
+        );
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer b1"));
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer b2"));
+        headers.append(GUEST_AUTHORIZATION, HeaderValue::from_static("g1"));
+        headers.append(GUEST_AUTHORIZATION, HeaderValue::from_static("g2"));
+        headers.append(
+            PUBLIC_AUTHORIZATION,
+            HeaderValue::from_static("Token p1p1p1p1"),
+        );
+        headers.append(
+            PUBLIC_AUTHORIZATION,
+            HeaderValue::from_static("Token p2p2p2p2"),
+        );
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static("token=t1; theme=dark; token=t2; guest-token=c1"),
+        );
+        headers.append(
+            COOKIE,
+            HeaderValue::from_static(
+                "token=t3; file_service_auth=f1; guest-token=c2; public-token=q1; public-token=q2; file_service_auth=f2",
+            ),
+        );
+        let found: Vec<(CredentialSource, String)> = presented_credentials(&headers)
+            .into_iter()
+            .map(|c| (c.source, c.token))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                (CredentialSource::Bearer, "b1".to_owned()),
+                (CredentialSource::GuestHeader, "g1".to_owned()),
+                (CredentialSource::PublicHeader, "Token p1p1p1p1".to_owned()),
+                (CredentialSource::UserCookie, "f1".to_owned()),
+                (CredentialSource::UserCookie, "t1".to_owned()),
+                (CredentialSource::GuestCookie, "c1".to_owned()),
+                (CredentialSource::PublicCookie, "q1".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn thousands_of_repeated_credentials_give_at_most_one_each() {
+        let mut headers = HeaderMap::new();
+        for i in 0..50 {
+            headers.append(
+                AUTHORIZATION,
+                HeaderValue::from_str(&format!("Bearer b{i}")).unwrap(),
+            );
+        }
+        let cookie: Vec<String> = (0..5000).map(|i| format!("token=n{i}")).collect();
+        headers.append(COOKIE, HeaderValue::from_str(&cookie.join("; ")).unwrap());
+        assert_eq!(presented_credentials(&headers).len(), 2);
     }
 
     #[test]

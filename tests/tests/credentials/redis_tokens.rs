@@ -1,16 +1,17 @@
 //! Opaque Django user tokens and public/embed tokens read from Redis: every place a token may
 //! arrive, every value encoding Django's cache writes, and the values that must be refused.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use stowage_tests::{TestServer, client};
+use stowage_tests::{TestServer, client, free_port};
 
 use crate::common::{
     BIG_IDS_P5, EVIL_REDUCE_P2, EVIL_REDUCE_P5, LIST_P5, NULL_USER_P4, OBJECT_P4, ORDERED_DICT_P4,
-    PUBLIC_P5, USER_P2, USER_P3, USER_P4, USER_P5, assert_log_free_of, expect_error,
-    expect_uploaded, file_id, get_with, json_with_status, opaque_token, redis_set, redis_url, send,
-    signature_of, signed_url, store_user_token, unique_prefix, upload_with, user_token_key,
+    PUBLIC_P5, RedisProcess, USER_P2, USER_P3, USER_P4, USER_P5, assert_log_free_of, expect_error,
+    expect_uploaded, file_id, get_with, json_with_status, opaque_token, redis_connection,
+    redis_set, redis_url, send, signature_of, signed_url, store_user_token, unique_prefix,
+    upload_with, user_token_key,
 };
 
 const TTL: Duration = Duration::from_secs(300);
@@ -651,4 +652,57 @@ async fn redis_credentials_are_tried_in_contract_order() {
             "{case}: {info}"
         );
     }
+}
+
+/// How many `GET`s the Redis server at `url` has run (`cmdstat_get` of `INFO commandstats`).
+async fn redis_get_calls(url: &str) -> u64 {
+    let mut connection = redis_connection(url).await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_get:"))
+        .and_then(|stats| stats.split(',').find_map(|kv| kv.strip_prefix("calls=")))
+        .map_or(0, |calls| calls.trim().parse().unwrap())
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: make test-integration"]
+async fn redis_repeated_credentials_are_looked_up_once_each() {
+    // A redis-server of this test's own: no other test's GETs are counted.
+    let redis = RedisProcess::start(free_port()).await;
+    let url = redis.url();
+    let prefix = unique_prefix();
+    let server = TestServer::spawn_with(&[
+        ("REDIS_URL", &url),
+        ("REDIS_KEY_PREFIX", &prefix),
+        // Each opaque token costs a real PBKDF2 (a few milliseconds in a debug build).
+        ("AUTH_TOKEN_ITERATIONS", "1000"),
+    ])
+    .await;
+    let bearers: Vec<String> = (0..50).map(|i| format!("Bearer bearer{i}")).collect();
+    let cookie = (0..2000)
+        .map(|i| format!("token=n{i}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut headers: Vec<(&str, &str)> = bearers
+        .iter()
+        .map(|bearer| ("Authorization", bearer.as_str()))
+        .collect();
+    headers.push(("Cookie", &cookie));
+    let before = redis_get_calls(&url).await;
+
+    let started = Instant::now();
+    let response = get_with(&server, "/files", &headers).await;
+    let elapsed = started.elapsed();
+
+    expect_error(response, 401, "UNAUTHENTICATED").await;
+    let lookups = redis_get_calls(&url).await - before;
+    assert!(
+        lookups <= 2,
+        "{lookups} Redis GETs for one request: repeated credentials were each looked up"
+    );
+    assert!(elapsed < Duration::from_secs(5), "the 401 took {elapsed:?}");
 }
