@@ -40,9 +40,8 @@ pub fn decide_read(
     fallback: ReadFallback,
 ) -> ReadDecision {
     let same_account = principal.account_id() == record.account_id();
-    let is_owner = principal.user_id().is_some() && principal.user_id() == record.user_id();
     let account_level = principal.user_id().is_none() && record.user_id().is_none() && same_account;
-    if is_owner || account_level {
+    if is_owner(principal, record) || account_level {
         return ReadDecision::Allow;
     }
     match fallback {
@@ -54,7 +53,15 @@ pub fn decide_read(
 
 /// Whether `principal` may delete `record`: only its owning user, so account-level uploads never.
 pub fn may_delete(principal: &Principal, record: &FileRecord) -> bool {
-    principal.user_id().is_some() && principal.user_id() == record.user_id()
+    is_owner(principal, record)
+}
+
+/// The owner rule: a user id (never null), equal to the record's, in the record's account. A user
+/// id is only meaningful within its account, so the same number in another account is someone else.
+fn is_owner(principal: &Principal, record: &FileRecord) -> bool {
+    principal.user_id().is_some()
+        && principal.user_id() == record.user_id()
+        && principal.account_id() == record.account_id()
 }
 
 #[cfg(test)]
@@ -111,11 +118,14 @@ mod tests {
             ReadDecision,
         );
         let cases: &[Case] = &[
-            // 1. the owner, whatever the fallback, even from another account
+            // 1. the owner, whatever the fallback
             (Some(1), 10, Some(1), 10, SERVICE, Allow),
             (Some(1), 10, Some(1), 10, OWNER, Allow),
             (Some(1), 10, Some(1), 10, ACCOUNT, Allow),
-            (Some(1), 20, Some(1), 10, OWNER, Allow),
+            // the same user id in another account is not the owner
+            (Some(1), 20, Some(1), 10, SERVICE, Ask),
+            (Some(1), 20, Some(1), 10, OWNER, Deny),
+            (Some(1), 20, Some(1), 10, ACCOUNT, Deny),
             // 2. account-level caller, account-level file, same account
             (None, 10, None, 10, SERVICE, Allow),
             (None, 10, None, 10, OWNER, Allow),
@@ -173,7 +183,9 @@ mod tests {
         type Case = (Option<i64>, i64, Option<i64>, i64, bool);
         let cases: &[Case] = &[
             (Some(1), 10, Some(1), 10, true),
-            (Some(1), 20, Some(1), 10, true),
+            // the same user id in another account
+            (Some(1), 20, Some(1), 10, false),
+            (Some(1), 10, Some(1), 20, false),
             (Some(2), 10, Some(1), 10, false),
             (Some(1), 10, None, 10, false),
             (None, 10, Some(1), 10, false),

@@ -186,3 +186,18 @@ async fn access_other_user_delete_is_denied_and_file_survives() {
     assert_eq!(server.row_count().await, 1);
     assert_eq!(server.blob_files().len(), 1);
 }
+
+#[tokio::test]
+async fn access_same_user_id_in_another_account_is_not_the_owner() {
+    let server = TestServer::spawn_with(&[("ACCESS_POLICY", "owner")]).await;
+    let path = upload_as(&server, Some(1), 1).await;
+    let namesake = server.bearer(Some(1), 2);
+
+    assert_denied(&server, &namesake, &path).await;
+    let deleted = delete(&server, &namesake, &path).await;
+
+    expect_error(deleted, 403, "FILE_ACCESS_DENIED").await;
+    assert_readable(&server, &server.bearer(Some(1), 1), &path).await;
+    assert_eq!(server.row_count().await, 1);
+    assert_eq!(server.blob_files().len(), 1);
+}

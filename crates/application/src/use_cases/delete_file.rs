@@ -90,4 +90,20 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, Error::AccessDenied));
     }
+
+    #[tokio::test]
+    async fn same_user_id_of_another_account_cannot_delete() {
+        let rec = record(Some(1), 10);
+        let mut repo = MockFileRepository::new();
+        repo.expect_get().returning(move |_| Ok(rec.clone()));
+        repo.expect_delete().times(0);
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_delete().times(0);
+        let delete = DeleteFile::new(Arc::new(repo), Arc::new(blobs));
+        let err = delete
+            .execute(&user(1, 20), FileId::new_random())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::AccessDenied));
+    }
 }
