@@ -197,9 +197,10 @@ mod contract {
             record_at(1, Some(10), at(0)),
             record_at(1, Some(10), at(2_000_000)),
             record_at(1, Some(10), at(1)),
-            record_at(2, Some(10), at(500)),
         ];
         let others = [
+            // The same user id in another account is someone else.
+            record_at(2, Some(10), at(500)),
             record_at(1, Some(11), at(3)),
             record_at(1, None, at(4)),
             record_at(10, None, at(5)),
@@ -208,7 +209,7 @@ mod contract {
         insert_all(repo, &others).await;
 
         let page = repo
-            .list(Owner::User(UserId::new(10)), 50, None)
+            .list(Owner::User(UserId::new(10), AccountId::new(1)), 50, None)
             .await
             .unwrap();
 
@@ -244,7 +245,7 @@ mod contract {
         repo.insert(&record_at(1, Some(2), at(0))).await.unwrap();
 
         let by_user = repo
-            .list(Owner::User(UserId::new(3)), 10, None)
+            .list(Owner::User(UserId::new(3), AccountId::new(1)), 10, None)
             .await
             .unwrap();
         let by_account = repo
@@ -267,7 +268,7 @@ mod contract {
         insert_all(repo, &records).await;
         insert_all(repo, &[record_at(1, Some(11), at(5))]).await;
 
-        let pages = walk(repo, Owner::User(UserId::new(10)), 2).await;
+        let pages = walk(repo, Owner::User(UserId::new(10), AccountId::new(1)), 2).await;
 
         let sizes: Vec<usize> = pages.iter().map(Vec::len).collect();
         assert_eq!(sizes, vec![2, 2, 1]);
@@ -302,7 +303,7 @@ mod contract {
         let records: Vec<FileRecord> = (0..4).map(|i| record_at(1, Some(10), at(i))).collect();
         insert_all(repo, &records).await;
 
-        let pages = walk(repo, Owner::User(UserId::new(10)), 2).await;
+        let pages = walk(repo, Owner::User(UserId::new(10), AccountId::new(1)), 2).await;
 
         assert_eq!(pages.len(), 2, "an empty trailing page was offered");
         assert_eq!(ids(&pages.concat()), ids(&newest_first(&records)));
@@ -323,10 +324,12 @@ mod contract {
         insert_all(repo, &records).await;
 
         let whole = repo
-            .list(Owner::User(UserId::new(10)), 50, None)
+            .list(Owner::User(UserId::new(10), AccountId::new(1)), 50, None)
             .await
             .unwrap();
-        let paged = walk(repo, Owner::User(UserId::new(10)), 1).await.concat();
+        let paged = walk(repo, Owner::User(UserId::new(10), AccountId::new(1)), 1)
+            .await
+            .concat();
 
         let expected = ids(&newest_first(&records));
         assert_eq!(ids(&whole.items), expected, "one page");
@@ -347,7 +350,9 @@ mod contract {
         let insert = repo.insert(&record).await;
         let get = repo.get(record.id()).await;
         let delete = repo.delete(record.id()).await;
-        let list = repo.list(Owner::User(UserId::new(2)), 10, None).await;
+        let list = repo
+            .list(Owner::User(UserId::new(2), AccountId::new(1)), 10, None)
+            .await;
 
         assert!(
             matches!(health, Err(RepoError::Unavailable(_))),

@@ -75,6 +75,21 @@ async fn listing_returns_own_files_newest_first() {
 }
 
 #[tokio::test]
+async fn listing_leaves_out_the_same_user_id_in_another_account() {
+    let server = TestServer::spawn().await;
+    let mine = upload_many(&server, &server.bearer(Some(1), 1), 2).await;
+    let namesake = server.bearer(Some(1), 2);
+    let theirs = upload_many(&server, &namesake, 1).await;
+
+    let my_page = list(&server, &server.bearer(Some(1), 1), "").await;
+    let their_page = list(&server, &namesake, "").await;
+
+    let newest_first: Vec<String> = mine.into_iter().rev().collect();
+    assert_eq!(ids_of(&my_page), newest_first, "{my_page}");
+    assert_eq!(ids_of(&their_page), theirs, "{their_page}");
+}
+
+#[tokio::test]
 async fn listing_for_null_user_shows_only_account_level_files() {
     let server = TestServer::spawn().await;
     let account = server.bearer(None, 1);

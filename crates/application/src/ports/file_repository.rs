@@ -20,8 +20,8 @@ pub enum RepoError {
 /// Whose files a listing returns: a user's, or an account's files that have no user.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
-    /// Files uploaded by this user.
-    User(UserId),
+    /// Files uploaded by this user in this account (a user id means someone only within its account).
+    User(UserId, AccountId),
     /// Account-level files (uploaded with a null user) of this account.
     Account(AccountId),
 }

@@ -31,7 +31,7 @@ impl ListFiles {
         cursor: Option<ListCursor>,
     ) -> Result<ListPage, Error> {
         let owner = match principal.user_id() {
-            Some(user) => Owner::User(user),
+            Some(user) => Owner::User(user, principal.account_id()),
             None => Owner::Account(principal.account_id()),
         };
         Ok(self.repo.list(owner, limit, cursor).await?)
@@ -50,7 +50,11 @@ mod tests {
     async fn lists_by_user_or_by_account_for_null_users() {
         let mut repo = MockFileRepository::new();
         repo.expect_list()
-            .with(eq(Owner::User(UserId::new(1))), eq(10), eq(None))
+            .with(
+                eq(Owner::User(UserId::new(1), AccountId::new(5))),
+                eq(10),
+                eq(None),
+            )
             .times(1)
             .returning(|_, _, _| {
                 Ok(ListPage {

@@ -148,7 +148,9 @@ impl FileRepository for SeaOrmFileRepository {
         cursor: Option<ListCursor>,
     ) -> Result<ListPage, RepoError> {
         let mut query = match owner {
-            Owner::User(user) => file::Entity::find().filter(file::Column::UserId.eq(user.get())),
+            Owner::User(user, account) => file::Entity::find()
+                .filter(file::Column::UserId.eq(user.get()))
+                .filter(file::Column::AccountId.eq(account.get())),
             Owner::Account(account) => file::Entity::find()
                 .filter(file::Column::AccountId.eq(account.get()))
                 .filter(file::Column::UserId.is_null()),
