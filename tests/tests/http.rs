@@ -19,6 +19,8 @@ mod common;
 mod download;
 #[path = "http/errors.rs"]
 mod errors;
+#[path = "http/framing.rs"]
+mod framing;
 #[path = "http/health.rs"]
 mod health;
 #[path = "http/ids.rs"]

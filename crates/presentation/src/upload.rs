@@ -11,6 +11,10 @@ use stowage_application::{BodyError, ByteStream};
 
 use crate::error::ApiError;
 
+mod framing;
+
+pub use framing::DEFAULT_PART_HEADER_MAX;
+
 /// Room for multipart framing (boundaries, part headers, small extra fields) on top of the file limit.
 pub const FRAMING_ALLOWANCE: u64 = 64 * 1024;
 
@@ -44,11 +48,13 @@ pub fn check_content_length(headers: &HeaderMap, max_bytes: u64) -> Result<(), A
 /// Finds the part named `file` in a multipart `body`, skipping (and discarding) any other part.
 ///
 /// # Errors
-/// `400 VALIDATION_ERROR` when the body is not multipart or has no `file` part; `413` when it is too large.
+/// `400 VALIDATION_ERROR` when the body is not multipart, has no `file` part, or has a preamble
+/// or part header block longer than `part_header_max` bytes; `413` when it is too large.
 pub async fn file_part(
     headers: &HeaderMap,
     body: Body,
     max_bytes: u64,
+    part_header_max: usize,
 ) -> Result<FilePart, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -62,7 +68,9 @@ pub async fn file_part(
     let content_length = declared_length(headers);
     let head = Arc::new(Mutex::new(content_length.map(|_| Vec::new())));
     let seen = Arc::clone(&head);
-    let raw = body.into_data_stream().inspect(move |item| {
+    // The parser holds a preamble or part header whole until it ends: the guard bounds both.
+    let raw = framing::bounded(body.into_data_stream(), &boundary, part_header_max);
+    let raw = raw.inspect(move |item| {
         if let Ok(chunk) = item {
             record_head(&seen, chunk);
         }
@@ -191,7 +199,12 @@ fn body_error(e: multer::Error, max_bytes: u64) -> BodyError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             BodyError::TooLarge { limit: max_bytes }
         }
-        multer::Error::StreamReadFailed(source) => BodyError::ClientAborted(source),
+        multer::Error::StreamReadFailed(source) => {
+            match source.downcast::<framing::FramingTooLong>() {
+                Ok(too_long) => BodyError::Malformed(too_long.to_string()),
+                Err(source) => BodyError::ClientAborted(source),
+            }
+        }
         multer::Error::IncompleteFieldData { .. } | multer::Error::IncompleteStream => {
             BodyError::Malformed("the multipart body ended before it was complete".to_owned())
         }
@@ -243,7 +256,9 @@ mod tests {
             .map(|c| Ok(Bytes::copy_from_slice(c)))
             .collect();
         let body = Body::from_stream(futures_util::stream::iter(pieces));
-        let part = file_part(&headers, body, 1 << 30).await.unwrap();
+        let part = file_part(&headers, body, 1 << 30, DEFAULT_PART_HEADER_MAX)
+            .await
+            .unwrap();
         let data: Vec<Bytes> = part.body.try_collect().await.unwrap();
         (part.len_hint, data.concat())
     }
@@ -316,7 +331,9 @@ mod tests {
             header::CONTENT_TYPE,
             HeaderValue::from_str(&format!("multipart/form-data; boundary={BOUNDARY}")).unwrap(),
         );
-        let part = file_part(&headers, Body::from(raw), 1 << 20).await.unwrap();
+        let part = file_part(&headers, Body::from(raw), 1 << 20, DEFAULT_PART_HEADER_MAX)
+            .await
+            .unwrap();
 
         let read: Result<Vec<Bytes>, BodyError> = part.body.try_collect().await;
 
