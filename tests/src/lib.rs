@@ -386,8 +386,12 @@ impl TestServer {
         loop {
             let log = self.log();
             let fresh = log.get(skip..).unwrap_or_default();
+            // The JSON line, or with `LOG_FORMAT=pretty` the text one (`listening address=…`).
             let address = fresh.lines().find_map(|line| {
-                let json: serde_json::Value = serde_json::from_str(line).ok()?;
+                let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
+                    let (_, rest) = line.split_once(" listening address=")?;
+                    return rest.split_whitespace().next().map(str::to_owned);
+                };
                 (json["fields"]["message"] == "listening")
                     .then(|| json["fields"]["address"].as_str().map(str::to_owned))
                     .flatten()

@@ -29,6 +29,8 @@ mod ids;
 mod limits;
 #[path = "http/listing.rs"]
 mod listing;
+#[path = "http/log_injection.rs"]
+mod log_injection;
 #[path = "http/operations.rs"]
 mod operations;
 #[path = "http/ranges.rs"]
