@@ -37,7 +37,7 @@ impl Default for RequestLimits {
             downloads_per_client: 64,
             body_idle_timeout: Duration::from_secs(30),
             response_stall_timeout: Duration::from_secs(60),
-            part_header_max: 16 * 1024,
+            part_header_max: crate::upload::DEFAULT_PART_HEADER_MAX,
         }
     }
 }

@@ -199,6 +199,9 @@ fn body_error(e: multer::Error, max_bytes: u64) -> BodyError {
         multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
             BodyError::TooLarge { limit: max_bytes }
         }
+        multer::Error::StreamReadFailed(source) if crate::transfer::is_body_idle(&*source) => {
+            BodyError::TimedOut
+        }
         multer::Error::StreamReadFailed(source) => {
             match source.downcast::<framing::FramingTooLong>() {
                 Ok(too_long) => BodyError::Malformed(too_long.to_string()),

@@ -305,3 +305,24 @@ async fn framing_a_part_header_at_the_limit_is_accepted_and_one_byte_more_stores
     let info = json_with_status(at_limit, 201).await;
     assert_eq!(info["size"], data.len(), "{info}");
 }
+
+#[tokio::test]
+async fn framing_the_header_limit_follows_its_setting() {
+    let server = TestServer::spawn_with(&[("MULTIPART_HEADER_MAX_BYTES", "2048")]).await;
+    let auth = server.bearer(Some(1), 1);
+    let data = pattern(1000, 4);
+    let post = |body: Vec<u8>| {
+        server
+            .post_form("/files", BOUNDARY)
+            .header("Authorization", &auth)
+            .body(body)
+            .send()
+    };
+
+    let over = post(form_with_header_block(2049, &data)).await.unwrap();
+    let body = json_with_status(over, 400).await;
+    assert_eq!(body["code"], "VALIDATION_ERROR", "{body}");
+
+    let at_limit = post(form_with_header_block(2048, &data)).await.unwrap();
+    json_with_status(at_limit, 201).await;
+}

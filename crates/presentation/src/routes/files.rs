@@ -13,17 +13,17 @@ use stowage_application::ports::ListCursor;
 use stowage_application::use_cases::UploadRequest;
 use stowage_domain::{ByteRange, FileRecord, RangeOutcome, resolve_range};
 
+use crate::client_limits::ClientAddress;
 use crate::dto::{
     DownloadQuery, FileInfoResponse, ListQuery, ListResponse, SignedUrlRequest, SignedUrlResponse,
     UploadQuery,
 };
-use crate::client_limits::ClientAddress;
 use crate::error::ApiError;
 use crate::extract::{ApiQuery, Authenticated, FileIdPath, OptionalJson, Reader};
 use crate::headers::{content_disposition, etag_of, if_none_match_matches, if_range_matches};
 use crate::state::AppState;
 use crate::transfer::guarded_download;
-use crate::upload::{DEFAULT_PART_HEADER_MAX, check_content_length, file_part};
+use crate::upload::{check_content_length, file_part};
 
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 1000;
@@ -54,7 +54,8 @@ pub async fn upload_file(
     check_content_length(request.headers(), max_bytes)?;
     let _slot = state.upload_slots().acquire(&client)?;
     let (parts, body) = request.into_parts();
-    let part = file_part(&parts.headers, body, max_bytes, DEFAULT_PART_HEADER_MAX).await?;
+    let part_header_max = state.settings().limits.part_header_max;
+    let part = file_part(&parts.headers, body, max_bytes, part_header_max).await?;
     let record = state
         .services()
         .upload
