@@ -511,6 +511,22 @@ impl TestServer {
         )
     }
 
+    /// A workflow guest's token for `user_id` in `account_id` on task `task_id`, valid for an hour:
+    /// the claims of the Django backend's guest tokens (`token_type` "Guest", `task_id`, `jti`).
+    pub fn guest_token(&self, user_id: Option<i64>, account_id: i64, task_id: i64) -> String {
+        sign_jwt(
+            &self.secret,
+            &serde_json::json!({
+                "token_type": "Guest",
+                "user_id": user_id,
+                "account_id": account_id,
+                "task_id": task_id,
+                "exp": now() + 3600,
+                "jti": uuid::Uuid::new_v4().simple().to_string(),
+            }),
+        )
+    }
+
     /// `Authorization` value for user `user_id` of `account_id`.
     pub fn bearer(&self, user_id: Option<i64>, account_id: i64) -> String {
         format!("Bearer {}", self.token(user_id, account_id))

@@ -44,6 +44,12 @@ enum Command {
         /// Lifetime, e.g. 30m, 1h, 7d.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         ttl: Duration,
+        /// A workflow guest's token (`token_type` "Guest"), for the task given by --task-id.
+        #[arg(long, requires = "task_id")]
+        guest: bool,
+        /// The workflow task of a guest token.
+        #[arg(long, requires = "guest")]
+        task_id: Option<i64>,
     },
 }
 
@@ -73,8 +79,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             user_id,
             account_id,
             ttl,
+            guest,
+            task_id,
         } => {
-            println!("{}", jwt(&config)?.issue(user_id, account_id, ttl));
+            let jwt = jwt(&config)?;
+            let token = match task_id {
+                Some(task_id) if guest => jwt.issue_guest(user_id, account_id, task_id, ttl),
+                _ => jwt.issue(user_id, account_id, ttl),
+            };
+            println!("{token}");
             Ok(())
         }
         Command::Gc { dry_run, grace } => {

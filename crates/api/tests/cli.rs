@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, Statement};
-use stowage_application::ports::TokenVerifier;
+use stowage_application::ports::{TokenKind, TokenVerifier};
 use stowage_infrastructure::{Hs256Jwt, SystemClock};
 use stowage_tests::{free_port, multipart_body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -119,6 +119,65 @@ fn token_refuses_a_bad_ttl() {
         .output()
         .unwrap();
     assert!(!out.status.success());
+}
+
+#[test]
+fn token_guest_prints_a_guest_jwt_for_the_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = command(dir.path())
+        .env("AUTH_SECRET_KEY", "cli-secret")
+        .args([
+            "token",
+            "--guest",
+            "--task-id",
+            "42",
+            "--user-id",
+            "7",
+            "--account-id",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let claims = Hs256Jwt::new(b"cli-secret", Arc::new(SystemClock))
+        .verify(&token)
+        .unwrap();
+    assert_eq!(claims.kind, TokenKind::Guest);
+    assert_eq!(claims.user_id.map(|u| u.get()), Some(7));
+    assert_eq!(claims.account_id.get(), 3);
+
+    let user = command(dir.path())
+        .env("AUTH_SECRET_KEY", "cli-secret")
+        .args(["token", "--user-id", "7", "--account-id", "3"])
+        .output()
+        .unwrap();
+    let user = String::from_utf8(user.stdout).unwrap().trim().to_owned();
+    let claims = Hs256Jwt::new(b"cli-secret", Arc::new(SystemClock))
+        .verify(&user)
+        .unwrap();
+    assert_eq!(claims.kind, TokenKind::User);
+}
+
+#[test]
+fn token_guest_needs_a_task_and_a_task_needs_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["token", "--guest", "--account-id", "1"][..],
+        &["token", "--task-id", "4", "--account-id", "1"][..],
+    ] {
+        let out = command(dir.path())
+            .env("AUTH_SECRET_KEY", "cli-secret")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
 }
 
 #[tokio::test]

@@ -15,5 +15,5 @@ pub use file_repository::{FileRepository, ListCursor, ListPage, Owner, RepoError
 pub use permission_checker::{PermissionChecker, PermissionError, PermissionVerdict};
 pub use rate_limiter::{RateClass, RateDecision, RateLimit, RateLimiter};
 pub use token_store::{TokenStore, TokenStoreError};
-pub use token_verifier::{InvalidToken, TokenClaims, TokenVerifier};
+pub use token_verifier::{InvalidToken, TokenClaims, TokenKind, TokenVerifier};
 pub use url_signer::UrlSigner;

@@ -28,7 +28,7 @@ impl Modify for SecuritySchemes {
         let bearer = HttpBuilder::new()
             .scheme(HttpAuthScheme::Bearer)
             .description(Some(
-                "An HS256 JWT (claims user_id, account_id, exp) or an opaque Django user token looked up in Redis",
+                "A user's HS256 JWT (claims user_id, account_id, exp; a guest JWT is refused here) or an opaque Django user token looked up in Redis",
             ))
             .build();
         components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
@@ -46,7 +46,10 @@ impl Modify for SecuritySchemes {
         };
         components.add_security_scheme(
             "guest",
-            header("X-Guest-Authorization", "HS256 JWT of a workflow guest"),
+            header(
+                "X-Guest-Authorization",
+                "HS256 JWT of a workflow guest (token_type \"Guest\" or a task_id claim)",
+            ),
         );
         components.add_security_scheme(
             "public",

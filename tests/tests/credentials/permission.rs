@@ -309,7 +309,7 @@ async fn permission_check_forwards_guest_jwt_as_x_guest_authorization() {
     let mock = permission_service(204).await;
     let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
     let id = upload_by_owner(&server).await;
-    let guest = server.token(Some(3), 1);
+    let guest = server.guest_token(Some(3), 1, 21);
 
     let response = get_with(
         &server,
@@ -333,7 +333,7 @@ async fn permission_check_forwards_guest_cookie_in_header_form() {
     let mock = permission_service(204).await;
     let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
     let id = upload_by_owner(&server).await;
-    let guest = server.token(Some(3), 1);
+    let guest = server.guest_token(Some(3), 1, 21);
 
     let response = get_with(
         &server,
@@ -349,6 +349,53 @@ async fn permission_check_forwards_guest_cookie_in_header_form() {
         header_of(&check, "cookie"),
         None,
         "the credential goes in its header form"
+    );
+}
+
+#[tokio::test]
+async fn permission_check_forwards_user_jwt_from_guest_positions_as_bearer() {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    // A user's JWT (no token_type, no task_id) presented where a guest token goes.
+    let user = server.token(Some(3), 1);
+
+    for (name, value) in [
+        ("X-Guest-Authorization", user.clone()),
+        ("Cookie", format!("guest-token={user}")),
+    ] {
+        answer_with(&mock, 204).await;
+        let response = get_with(&server, &format!("/files/{id}"), &[(name, &value)]).await;
+
+        assert_eq!(response.status(), 200, "{name}");
+        let check = assert_one_check_of(&mock, &id).await;
+        assert_eq!(
+            header_of(&check, "authorization"),
+            Some(format!("Bearer {user}")),
+            "{name}: the form follows the token's kind"
+        );
+        assert_eq!(header_of(&check, "x-guest-authorization"), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn permission_check_never_receives_a_guest_jwt_as_bearer() {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    let guest = server.guest_token(Some(3), 1, 21);
+
+    for (name, value) in [
+        ("Authorization", format!("Bearer {guest}")),
+        ("Cookie", format!("token={guest}")),
+    ] {
+        let response = get_with(&server, &format!("/files/{id}"), &[(name, &value)]).await;
+
+        expect_error(response, 401, "UNAUTHENTICATED").await;
+    }
+    assert!(
+        received(&mock).await.is_empty(),
+        "the permission service was asked with a guest token as a user credential"
     );
 }
 

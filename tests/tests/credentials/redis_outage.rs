@@ -89,7 +89,7 @@ async fn redis_outage_gives_503_for_redis_credentials_and_recovers() {
         &server,
         &[
             ("Authorization", &bearer),
-            ("X-Guest-Authorization", &server.token(Some(5), 3)),
+            ("X-Guest-Authorization", &server.guest_token(Some(5), 3, 31)),
         ],
     )
     .await;

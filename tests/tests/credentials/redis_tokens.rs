@@ -410,7 +410,7 @@ async fn redis_public_token_reads_account_level_files_of_its_account() {
 #[ignore = "needs Redis: make test-integration"]
 async fn redis_invalid_bearer_falls_through_to_guest_jwt() {
     let (server, _url, _prefix) = spawn_on_redis(&[]).await;
-    let guest = server.token(Some(5), 3);
+    let guest = server.guest_token(Some(5), 3, 41);
 
     let response = upload_with(
         &server,
@@ -577,7 +577,7 @@ async fn redis_credentials_are_tried_in_contract_order() {
     )
     .await;
     redis_set(&url, &format!("{prefix}pubtok08"), PUBLIC_P5, TTL).await;
-    let guest = server.token(Some(5), 3);
+    let guest = server.guest_token(Some(5), 3, 41);
     let bearer = format!("Bearer {first}");
     let cases: [OrderCase; 7] = [
         (

@@ -203,7 +203,7 @@ async fn auth_opaque_bearer_without_redis_returns_401() {
 #[tokio::test]
 async fn auth_guest_jwt_in_x_guest_authorization_works() {
     let server = TestServer::spawn().await;
-    let guest = server.token(Some(5), 3);
+    let guest = server.guest_token(Some(5), 3, 11);
 
     let upload = upload_to(
         &server,
@@ -232,7 +232,10 @@ async fn auth_guest_jwt_in_x_guest_authorization_works() {
 #[tokio::test]
 async fn auth_jwt_in_guest_token_cookie_works() {
     let (server, path) = with_file().await;
-    let cookie = format!("theme=dark; guest-token={}", server.token(Some(1), 1));
+    let cookie = format!(
+        "theme=dark; guest-token={}",
+        server.guest_token(Some(1), 1, 11)
+    );
 
     let response = send(&server, Method::GET, &path, &[("Cookie", &cookie)]).await;
 
@@ -261,10 +264,33 @@ async fn auth_jwt_in_file_service_auth_cookie_works() {
 }
 
 #[tokio::test]
+async fn auth_guest_jwt_is_not_a_user_credential() {
+    // The owner's file is user 1's of account 1; the guest token carries the same ids.
+    let (server, path) = with_file().await;
+    let guest = server.guest_token(Some(1), 1, 11);
+    let user_positions = [
+        ("Authorization", format!("Bearer {guest}")),
+        ("Cookie", format!("token={guest}")),
+        ("Cookie", format!("file_service_auth={guest}")),
+    ];
+
+    for (name, value) in &user_positions {
+        let headers = [(*name, value.as_str())];
+        assert_unauthenticated(&server, &path, &headers).await;
+        assert_unauthenticated(&server, &format!("{path}/info"), &headers).await;
+        let delete = send(&server, Method::DELETE, &path, &headers).await;
+        expect_error(delete, 401, "UNAUTHENTICATED").await;
+        let upload = upload_to(&server, "/files", &headers, "g.txt", "text/plain", b"g").await;
+        expect_error(upload, 401, "UNAUTHENTICATED").await;
+    }
+    assert_eq!(server.row_count().await, 1, "the file is still there");
+}
+
+#[tokio::test]
 async fn auth_invalid_bearer_falls_through_to_valid_guest_header() {
     let (server, path) = with_file().await;
     let invalid = format!("Bearer {}", sign_jwt("wrong-secret", &owner_claims()));
-    let guest = server.token(Some(1), 1);
+    let guest = server.guest_token(Some(1), 1, 11);
 
     let response = send(
         &server,
@@ -283,7 +309,7 @@ async fn auth_invalid_bearer_falls_through_to_valid_guest_header() {
 #[tokio::test]
 async fn auth_invalid_guest_header_falls_through_to_valid_cookie() {
     let (server, path) = with_file().await;
-    let cookie = format!("guest-token={}", server.token(Some(1), 1));
+    let cookie = format!("guest-token={}", server.guest_token(Some(1), 1, 11));
 
     let response = send(
         &server,
@@ -301,7 +327,7 @@ async fn auth_first_valid_credential_wins() {
     let (server, path) = with_file().await;
     // A valid Bearer of another user comes first: it wins, so the owner's guest token is not used.
     let other = server.bearer(Some(2), 1);
-    let owner = server.token(Some(1), 1);
+    let owner = server.guest_token(Some(1), 1, 11);
 
     let response = send(
         &server,
@@ -386,8 +412,8 @@ async fn auth_jwt_without_exp_is_accepted() {
 async fn auth_log_never_contains_secret_or_tokens() {
     let (server, path) = with_file().await;
     let valid = server.token(Some(1), 1);
-    let guest = server.token(Some(1), 1);
-    let cookie_token = server.token(None, 1);
+    let guest = server.guest_token(Some(1), 1, 11);
+    let cookie_token = server.guest_token(None, 1, 12);
     let forged = sign_jwt("wrong-secret", &owner_claims());
     let expired = sign_jwt(
         &server.secret,

@@ -9,6 +9,17 @@ pub struct TokenClaims {
     pub user_id: Option<UserId>,
     /// The account.
     pub account_id: AccountId,
+    /// What the token itself says it is, whatever header or cookie it arrived in.
+    pub kind: TokenKind,
+}
+
+/// The kind of a token, read from the token (its claims), never from where it was presented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A user's token: a user JWT or an opaque Django user token (and the account-level tokens).
+    User,
+    /// A workflow guest's JWT (`token_type` "guest", or a `task_id` claim).
+    Guest,
 }
 
 /// A token that is not valid: bad shape, bad signature, refused algorithm, expired or missing claims.

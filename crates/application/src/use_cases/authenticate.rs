@@ -1,18 +1,24 @@
 //! Turns the credentials a request presents into a [`Principal`], in the contract's order.
+//!
+//! Where a token arrived decides only the order it is tried in and how it is read (JWT, opaque
+//! Redis token, public token). Whether a JWT is a user's or a guest's comes from its claims
+//! ([`TokenKind`]): a guest JWT is never valid as a user credential (`Authorization: Bearer`, the
+//! `file_service_auth` and `token` cookies), and a user JWT in a guest position is still a user,
+//! forwarded to the permission service as `Authorization: Bearer`.
 
 use std::sync::Arc;
 
 use stowage_domain::{Credential, CredentialForm, Principal, PrincipalKind};
 
 use crate::error::Error;
-use crate::ports::{TokenClaims, TokenStore, TokenVerifier};
+use crate::ports::{TokenClaims, TokenKind, TokenStore, TokenVerifier};
 
 /// Where a credential was found; the order of a request's credentials is the order they are tried in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CredentialSource {
-    /// `Authorization: Bearer <t>`: a JWT, or an opaque user token.
+    /// `Authorization: Bearer <t>`: a user JWT, or an opaque user token (never a guest JWT).
     Bearer,
-    /// `X-Guest-Authorization: <jwt>`.
+    /// `X-Guest-Authorization: <jwt>`: a guest JWT (a user JWT here still speaks for its user).
     GuestHeader,
     /// `X-Public-Authorization: Token <t>` (the `Token ` prefix already removed).
     PublicHeader,
@@ -84,11 +90,23 @@ impl Authenticate {
                         None => None,
                     }
                 };
-                claims.map(|c| principal(PrincipalKind::User, c, CredentialForm::Bearer, token))
+                if claims.is_some_and(|c| c.kind == TokenKind::Guest) {
+                    tracing::debug!("a guest token is not a user credential");
+                    None
+                } else {
+                    claims.map(|c| principal(PrincipalKind::User, c, CredentialForm::Bearer, token))
+                }
             }
-            CredentialSource::GuestHeader | CredentialSource::GuestCookie => self
-                .verify_jwt(token)
-                .map(|c| principal(PrincipalKind::Guest, c, CredentialForm::Guest, token)),
+            CredentialSource::GuestHeader | CredentialSource::GuestCookie => {
+                self.verify_jwt(token).map(|c| match c.kind {
+                    TokenKind::Guest => {
+                        principal(PrincipalKind::Guest, c, CredentialForm::Guest, token)
+                    }
+                    TokenKind::User => {
+                        principal(PrincipalKind::User, c, CredentialForm::Bearer, token)
+                    }
+                })
+            }
             CredentialSource::PublicHeader | CredentialSource::PublicCookie => {
                 let token = token.strip_prefix("Token ").map_or(token, str::trim);
                 let claims = match &self.store {
@@ -98,10 +116,7 @@ impl Authenticate {
                     _ => None,
                 };
                 claims.map(|c| {
-                    let account_only = TokenClaims {
-                        user_id: None,
-                        account_id: c.account_id,
-                    };
+                    let account_only = TokenClaims { user_id: None, ..c };
                     principal(
                         PrincipalKind::Public,
                         account_only,
@@ -166,13 +181,25 @@ mod tests {
     use mockall::predicate::eq;
     use stowage_domain::{AccountId, UserId};
 
+    /// An expired JWT.
     const JWT_A: &str = "aaa.bbb.ccc";
+    /// A user JWT of user 7, account 3.
     const JWT_B: &str = "ddd.eee.fff";
+    /// A guest JWT of user 5, account 3.
+    const JWT_G: &str = "ggg.hhh.iii";
 
     fn claims(user: Option<i64>, account: i64) -> TokenClaims {
         TokenClaims {
             user_id: user.map(UserId::new),
             account_id: AccountId::new(account),
+            kind: TokenKind::User,
+        }
+    }
+
+    fn guest_claims(user: Option<i64>, account: i64) -> TokenClaims {
+        TokenClaims {
+            kind: TokenKind::Guest,
+            ..claims(user, account)
         }
     }
 
@@ -191,6 +218,9 @@ mod tests {
         jwt.expect_verify()
             .with(eq(JWT_B))
             .returning(|_| Ok(claims(Some(7), 3)));
+        jwt.expect_verify()
+            .with(eq(JWT_G))
+            .returning(|_| Ok(guest_claims(Some(5), 3)));
         jwt
     }
 
@@ -209,13 +239,61 @@ mod tests {
         let p = auth
             .execute(&[
                 cred(CredentialSource::Bearer, JWT_A),
-                cred(CredentialSource::GuestHeader, JWT_B),
+                cred(CredentialSource::GuestHeader, JWT_G),
             ])
             .await
             .unwrap();
         assert_eq!(p.kind(), PrincipalKind::Guest);
         assert_eq!(p.credential().form(), CredentialForm::Guest);
+        assert_eq!(p.user_id(), Some(UserId::new(5)));
+    }
+
+    #[tokio::test]
+    async fn guest_jwt_is_not_a_user_credential() {
+        let auth = Authenticate::new(Arc::new(verifier()), None);
+        for source in [CredentialSource::Bearer, CredentialSource::UserCookie] {
+            let err = auth.execute(&[cred(source, JWT_G)]).await;
+            assert!(matches!(err, Err(Error::Unauthenticated)), "{source:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn guest_jwt_as_bearer_is_skipped_for_the_next_credential() {
+        let auth = Authenticate::new(Arc::new(verifier()), None);
+        let p = auth
+            .execute(&[
+                cred(CredentialSource::Bearer, JWT_G),
+                cred(CredentialSource::UserCookie, JWT_G),
+                cred(CredentialSource::GuestCookie, JWT_B),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(p.kind(), PrincipalKind::User);
         assert_eq!(p.user_id(), Some(UserId::new(7)));
+        assert_eq!(p.credential().expose_secret(), JWT_B);
+    }
+
+    #[tokio::test]
+    async fn guest_jwt_in_a_guest_position_is_a_guest_forwarded_as_guest() {
+        let auth = Authenticate::new(Arc::new(verifier()), None);
+        for source in [CredentialSource::GuestHeader, CredentialSource::GuestCookie] {
+            let p = auth.execute(&[cred(source, JWT_G)]).await.unwrap();
+            assert_eq!(p.kind(), PrincipalKind::Guest, "{source:?}");
+            assert_eq!(p.credential().form(), CredentialForm::Guest, "{source:?}");
+            assert_eq!(p.user_id(), Some(UserId::new(5)));
+            assert_eq!(p.account_id(), AccountId::new(3));
+        }
+    }
+
+    #[tokio::test]
+    async fn user_jwt_in_a_guest_position_is_a_user_forwarded_as_bearer() {
+        let auth = Authenticate::new(Arc::new(verifier()), None);
+        for source in [CredentialSource::GuestHeader, CredentialSource::GuestCookie] {
+            let p = auth.execute(&[cred(source, JWT_B)]).await.unwrap();
+            assert_eq!(p.kind(), PrincipalKind::User, "{source:?}");
+            assert_eq!(p.credential().form(), CredentialForm::Bearer, "{source:?}");
+            assert_eq!(p.user_id(), Some(UserId::new(7)));
+        }
     }
 
     #[tokio::test]

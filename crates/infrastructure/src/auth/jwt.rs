@@ -2,6 +2,9 @@
 //!
 //! Only `HS256` is accepted: `alg: none`, every other algorithm and any `crit` header are refused,
 //! and the signature is compared in constant time before the claims are even parsed.
+//!
+//! A token is a workflow guest's when its claims say so: `token_type` "guest" (any case, as
+//! rest_framework_simplejwt writes "Guest") or a `task_id` claim. Any other token is a user's.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use stowage_application::ports::{Clock, InvalidToken, TokenClaims, TokenVerifier};
+use stowage_application::ports::{Clock, InvalidToken, TokenClaims, TokenKind, TokenVerifier};
 use stowage_domain::{AccountId, UserId};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -33,6 +36,28 @@ pub struct JwtClaims {
     /// Issued at, in Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// `"Guest"` in a guest token (rest_framework_simplejwt's token type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// The workflow task a guest token is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<i64>,
+}
+
+/// The `token_type` of the guest tokens this service issues, as the Django backend writes it.
+const GUEST_TOKEN_TYPE: &str = "Guest";
+
+/// Whether a claims object is a guest token's: `token_type` "guest" in any case, or a `task_id`.
+fn kind_of(claims: &serde_json::Map<String, serde_json::Value>) -> TokenKind {
+    let guest_type = claims
+        .get("token_type")
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|t| t.eq_ignore_ascii_case("guest"));
+    if guest_type || claims.contains_key("task_id") {
+        TokenKind::Guest
+    } else {
+        TokenKind::User
+    }
 }
 
 #[derive(Deserialize)]
@@ -76,6 +101,31 @@ impl Hs256Jwt {
             exp: Some(now.saturating_add(ttl)),
             nbf: None,
             iat: Some(now),
+            token_type: None,
+            task_id: None,
+        };
+        self.sign(&claims)
+    }
+
+    /// A guest token for `user_id` in `account_id` on workflow task `task_id`, valid for `ttl`
+    /// from now: the claims of the Django backend's guest tokens (`token_type` "Guest", `task_id`).
+    pub fn issue_guest(
+        &self,
+        user_id: Option<i64>,
+        account_id: i64,
+        task_id: i64,
+        ttl: Duration,
+    ) -> String {
+        let now = self.clock.now().unix_timestamp();
+        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
+        let claims = JwtClaims {
+            user_id,
+            account_id,
+            exp: Some(now.saturating_add(ttl)),
+            nbf: None,
+            iat: Some(now),
+            token_type: Some(GUEST_TOKEN_TYPE.to_owned()),
+            task_id: Some(task_id),
         };
         self.sign(&claims)
     }
@@ -98,7 +148,7 @@ impl Hs256Jwt {
         mac
     }
 
-    fn decode(&self, token: &str) -> Result<JwtClaims, InvalidToken> {
+    fn decode(&self, token: &str) -> Result<(JwtClaims, TokenKind), InvalidToken> {
         let invalid = |reason| InvalidToken { reason };
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
@@ -131,11 +181,12 @@ impl Hs256Jwt {
             .ok()
             .and_then(|p| serde_json::from_slice(&p).ok())
             .ok_or(invalid("unreadable claims"))?;
-        if !claims.is_object() {
+        let serde_json::Value::Object(object) = claims else {
             return Err(invalid("claims are not a JSON object"));
-        }
-        let claims: JwtClaims =
-            serde_json::from_value(claims).map_err(|_| invalid("unreadable claims"))?;
+        };
+        let kind = kind_of(&object);
+        let claims: JwtClaims = serde_json::from_value(serde_json::Value::Object(object))
+            .map_err(|_| invalid("unreadable claims"))?;
         let now = self.clock.now().unix_timestamp();
         if claims.exp.is_some_and(|exp| exp <= now) {
             return Err(invalid("expired"));
@@ -143,16 +194,17 @@ impl Hs256Jwt {
         if claims.nbf.is_some_and(|nbf| nbf > now) {
             return Err(invalid("not yet valid"));
         }
-        Ok(claims)
+        Ok((claims, kind))
     }
 }
 
 impl TokenVerifier for Hs256Jwt {
     fn verify(&self, token: &str) -> Result<TokenClaims, InvalidToken> {
-        let claims = self.decode(token)?;
+        let (claims, kind) = self.decode(token)?;
         Ok(TokenClaims {
             user_id: claims.user_id.map(UserId::new),
             account_id: AccountId::new(claims.account_id),
+            kind,
         })
     }
 }
@@ -188,6 +240,56 @@ mod tests {
             .unwrap();
         assert_eq!(claims.user_id, Some(UserId::new(5)));
         assert_eq!(claims.account_id, AccountId::new(9));
+        assert_eq!(claims.kind, TokenKind::User);
+    }
+
+    #[test]
+    fn issued_guest_token_verifies_as_a_guest() {
+        let j = jwt(b"secret");
+        let token = j.issue_guest(Some(5), 9, 77, Duration::from_secs(60));
+        let claims = j.verify(&token).unwrap();
+        assert_eq!(claims.user_id, Some(UserId::new(5)));
+        assert_eq!(claims.account_id, AccountId::new(9));
+        assert_eq!(claims.kind, TokenKind::Guest);
+        let payload = token.split('.').nth(1).unwrap();
+        let payload: serde_json::Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(payload["token_type"], "Guest");
+        assert_eq!(payload["task_id"], 77);
+    }
+
+    #[test]
+    fn the_kind_comes_from_token_type_or_task_id() {
+        let guest = [
+            // rest_framework_simplejwt's guest token, as Pneumatic issues it
+            r#"{"token_type":"Guest","user_id":1,"account_id":1,"task_id":3,"exp":4102444800,"jti":"abc"}"#,
+            r#"{"token_type":"guest","user_id":1,"account_id":1}"#,
+            r#"{"token_type":"GUEST","user_id":1,"account_id":1}"#,
+            r#"{"user_id":1,"account_id":1,"task_id":3}"#,
+            r#"{"token_type":"access","user_id":1,"account_id":1,"task_id":3}"#,
+        ];
+        for claims in guest {
+            let t = forge(r#"{"alg":"HS256"}"#, claims, b"k");
+            assert_eq!(
+                jwt(b"k").verify(&t).unwrap().kind,
+                TokenKind::Guest,
+                "{claims}"
+            );
+        }
+        let user = [
+            r#"{"user_id":1,"account_id":1}"#,
+            r#"{"token_type":"access","user_id":1,"account_id":1,"jti":"abc"}"#,
+            r#"{"token_type":"guests","user_id":1,"account_id":1}"#,
+            r#"{"user_id":null,"account_id":1}"#,
+        ];
+        for claims in user {
+            let t = forge(r#"{"alg":"HS256"}"#, claims, b"k");
+            assert_eq!(
+                jwt(b"k").verify(&t).unwrap().kind,
+                TokenKind::User,
+                "{claims}"
+            );
+        }
     }
 
     #[test]
@@ -221,6 +323,8 @@ mod tests {
             exp: Some(now - 1),
             nbf: None,
             iat: None,
+            token_type: None,
+            task_id: None,
         });
         assert_eq!(jwt(b"k").verify(&t).unwrap_err().reason, "expired");
     }

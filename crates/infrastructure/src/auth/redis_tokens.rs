@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sha2::Sha256;
-use stowage_application::ports::{TokenClaims, TokenStore, TokenStoreError};
+use stowage_application::ports::{TokenClaims, TokenKind, TokenStore, TokenStoreError};
 use stowage_domain::{AccountId, UserId};
 
 use super::pickle::{self, PickleValue};
@@ -134,9 +134,11 @@ pub fn claims_of(value: &PickleValue) -> Option<TokenClaims> {
         Some(PickleValue::Int(u)) => Some(UserId::new(*u)),
         Some(_) => return None,
     };
+    // Django's cache holds user tokens (and account-level public tokens), never guest tokens.
     Some(TokenClaims {
         user_id,
         account_id,
+        kind: TokenKind::User,
     })
 }
 
@@ -193,7 +195,8 @@ mod tests {
             )),
             Some(TokenClaims {
                 user_id: None,
-                account_id: AccountId::new(3)
+                account_id: AccountId::new(3),
+                kind: TokenKind::User,
             })
         );
     }
