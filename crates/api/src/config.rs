@@ -13,6 +13,8 @@ use stowage_presentation::RequestLimits;
 
 use crate::serve::ConnectionLimits;
 
+mod pneumatic;
+
 /// Why the configuration cannot be used; every message names the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -75,6 +77,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     /// Logging.
     pub telemetry: TelemetryConfig,
+    /// The Pneumatic variables read as fallbacks of unset Stowage ones (names only).
+    pub pneumatic_names: Vec<&'static str>,
 }
 
 /// HTTP settings.
@@ -284,6 +288,20 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming the first variable that is invalid or missing.
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let filled = pneumatic::with_fallbacks(vars);
+        let mut config = Config::from_filled(&filled.vars).map_err(|e| match e {
+            // A value that came from a Pneumatic name is reported under that name.
+            ConfigError::Invalid { name, reason } => ConfigError::Invalid {
+                name: filled.sources.get(name).copied().unwrap_or(name),
+                reason,
+            },
+            other => other,
+        })?;
+        config.pneumatic_names = filled.read;
+        Ok(config)
+    }
+
+    fn from_filled(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
         let app_env = match get("APP_ENV").map(str::to_ascii_lowercase).as_deref() {
             None | Some("development" | "dev" | "local" | "test") => AppEnv::Development,
@@ -571,6 +589,7 @@ impl Config {
                 log_level: get("LOG_LEVEL").unwrap_or("info").to_owned(),
             },
             data_dir,
+            pneumatic_names: Vec::new(),
         })
     }
 }
@@ -749,6 +768,44 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn a_pneumatic_environment_configures_the_service() {
+        let config = Config::from_map(&map(&[
+            ("DJANGO_SECRET_KEY", "django-secret"),
+            ("POSTGRES_HOST", "db"),
+            ("POSTGRES_PASSWORD", "pw"),
+            ("BUCKET_PREFIX", "pneumatic"),
+            ("SEAWEEDFS_S3_ENDPOINT", "http://seaweedfs:8333"),
+            ("FASTAPI_BASE_URL", "https://example.com/files"),
+            ("CONFIG", "Production"),
+        ]))
+        .unwrap();
+
+        assert_eq!(config.app_env, AppEnv::Production);
+        assert!(config.http.hsts);
+        assert_eq!(
+            config.http.public_url.as_deref(),
+            Some("https://example.com")
+        );
+        assert!(matches!(config.storage, StorageConfig::S3(_)));
+        assert!(config.auth.secret_key.is_some());
+        assert!(config.pneumatic_names.contains(&"DJANGO_SECRET_KEY"));
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("django-secret") && !shown.contains(":pw@"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_pneumatic_value_is_reported_under_its_own_name() {
+        let err = Config::from_map(&map(&[("MAX_FILE_SIZE", "lots")])).unwrap_err();
+        assert!(
+            err.to_string().starts_with("MAX_FILE_SIZE is invalid"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -73,6 +73,16 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Says which Pneumatic variables stood in for unset Stowage ones (their names, never values).
+fn log_pneumatic_names(config: &Config) {
+    if !config.pneumatic_names.is_empty() {
+        tracing::info!(
+            variables = config.pneumatic_names.join(","),
+            "read the Pneumatic file service's environment names for unset Stowage settings"
+        );
+    }
+}
+
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Token {
@@ -122,12 +132,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Healthcheck => healthcheck(&config).await,
         Command::Migrate => {
             telemetry::init(&config.telemetry, std::io::stderr);
+            log_pneumatic_names(&config);
             migrate(&config).await?;
             tracing::info!("migrations applied");
             Ok(())
         }
         Command::Serve => {
             telemetry::init(&config.telemetry, std::io::stdout);
+            log_pneumatic_names(&config);
             let app = Application::build(config).await?;
             tracing::info!(address = %app.local_addr(), public_url = app.public_url(), "listening");
             if app.uses_generated_secret() {
