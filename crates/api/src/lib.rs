@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, TransactionTrait};
 use secrecy::{ExposeSecret, SecretString};
 use stowage_application::ports::{
     BlobStore, Clock, FileRepository, PermissionChecker, RateLimit, RateLimiter, TokenStore,
@@ -22,15 +21,15 @@ use stowage_application::use_cases::{
     Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
     GetFileInfo, ListFiles, ReadAccess, Reconcile, ReconcileReport, UploadFile, UploadPolicy,
 };
-use stowage_infrastructure::db::{self, DatabaseSettings};
+use stowage_infrastructure::db::{self, DatabasePool, DatabaseSettings, DbError};
 use stowage_infrastructure::{
     BlobCacheSettings, CachedBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt,
     HttpPermissionChecker, InMemoryRateLimiter, MeteredBlobStore, MeteredFileRepository,
     MeteredPermissionChecker, MeteredRateLimiter, MeteredTokenStore, MeteredTokenVerifier,
-    PermissionSettings, RedisConnection, RedisRateLimiter, RedisSettings, RedisTokenStore,
-    S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository, SystemClock, TokenStoreSettings,
+    PermissionClientError, PermissionSettings, RedisConnection, RedisRateLimiter, RedisSettings,
+    RedisTokenStore, RedisUrlError, S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository,
+    SystemClock, TokenStoreSettings,
 };
-use stowage_migration::{Migrator, MigratorTrait};
 use stowage_presentation::{AppState, HttpSettings, Services};
 use tokio::net::TcpListener;
 
@@ -41,7 +40,7 @@ use crate::config::{Config, S3LayoutConfig, StorageConfig};
 pub enum StartupError {
     /// The database could not be reached or migrated.
     #[error("database: {0}")]
-    Database(#[source] sea_orm::DbErr),
+    Database(#[source] DbError),
     /// The blob store could not be prepared.
     #[error("blob store: {0}")]
     Storage(#[source] std::io::Error),
@@ -59,49 +58,24 @@ pub enum StartupError {
     Secret(#[source] std::io::Error),
     /// `REDIS_URL` is not usable.
     #[error("REDIS_URL: {0}")]
-    Redis(#[source] redis_error::RedisUrlError),
+    Redis(#[source] RedisUrlError),
     /// The permission service client could not be built.
     #[error("PERMISSION_CHECK_URL: {0}")]
-    Permission(String),
-}
-
-mod redis_error {
-    /// The Redis URL did not parse (the URL itself is never repeated: it may hold a password).
-    #[derive(Debug, thiserror::Error)]
-    #[error("not a usable Redis URL")]
-    pub struct RedisUrlError;
+    Permission(#[source] PermissionClientError),
 }
 
 /// Opens the database of `config` and applies pending migrations.
 ///
 /// # Errors
 /// [`StartupError::Database`].
-pub async fn migrate(config: &Config) -> Result<DatabaseConnection, StartupError> {
+pub async fn migrate(config: &Config) -> Result<DatabasePool, StartupError> {
     prepare_data_dir(config)?;
     let db = db::connect(&database_settings(config))
         .await
         .map_err(StartupError::Database)?;
-    if db.get_database_backend() == DbBackend::Postgres {
-        // Replicas starting together take turns: the first applies the migrations inside the
-        // transaction that holds the lock, the others then find nothing left to do.
-        let txn = db.begin().await.map_err(StartupError::Database)?;
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
-            .await
-            .map_err(StartupError::Database)?;
-        Migrator::up(&txn, None)
-            .await
-            .map_err(StartupError::Database)?;
-        txn.commit().await.map_err(StartupError::Database)?;
-    } else {
-        Migrator::up(&db, None)
-            .await
-            .map_err(StartupError::Database)?;
-    }
+    db::migrate(&db).await.map_err(StartupError::Database)?;
     Ok(db)
 }
-
-/// Advisory lock id that serialises migrations across replicas ("stowage" in ASCII).
-const MIGRATION_LOCK: i64 = 0x0073_746f_7761_6765;
 
 /// The blob store `config` selects.
 ///
@@ -302,7 +276,7 @@ impl Application {
                     url: r.url.clone(),
                     timeout: r.timeout,
                 })
-                .map_err(|_| StartupError::Redis(redis_error::RedisUrlError))?,
+                .map_err(StartupError::Redis)?,
             ),
         };
         let tokens: Option<Arc<dyn TokenStore>> = match (&redis, &config.redis) {
@@ -325,7 +299,7 @@ impl Application {
                     url: p.url.clone(),
                     timeout: p.timeout,
                 })
-                .map_err(|e| StartupError::Permission(e.to_string()))?,
+                .map_err(StartupError::Permission)?,
             )))),
         };
         let rate_limit = if config.rate_limit.enabled {

@@ -7,8 +7,47 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use stowage_application::BoxError;
 
 pub use repository::SeaOrmFileRepository;
+
+/// Why the database could not be opened, migrated or closed; passwords are never part of it.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database could not be reached, or its URL is not understood.
+    #[error("cannot connect: {0}")]
+    Connect(#[source] BoxError),
+    /// Applying the migrations failed.
+    #[error("migrations failed: {0}")]
+    Migrate(#[source] BoxError),
+    /// Closing the pool failed.
+    #[error("cannot close the pool: {0}")]
+    Close(#[source] BoxError),
+}
+
+/// An open pool of connections to the database, shared by everything that reads or writes it.
+#[derive(Clone, Debug)]
+pub struct DatabasePool {
+    connection: DatabaseConnection,
+}
+
+impl DatabasePool {
+    /// The SeaORM connection under the pool, for the adapters of this crate.
+    fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    /// Closes every connection of the pool (clones of it then fail their queries).
+    ///
+    /// # Errors
+    /// [`DbError::Close`].
+    pub async fn close(self) -> Result<(), DbError> {
+        self.connection
+            .close()
+            .await
+            .map_err(|e| DbError::Close(Box::new(e)))
+    }
+}
 
 /// How to reach the database.
 #[derive(Clone)]
@@ -52,8 +91,8 @@ pub fn redact_url(url: &str) -> String {
 /// Opens a pool to the database of `settings`.
 ///
 /// # Errors
-/// The driver's error when the database cannot be reached or the URL is not understood.
-pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, DbErr> {
+/// [`DbError::Connect`] when the database cannot be reached or the URL is not understood.
+pub async fn connect(settings: &DatabaseSettings) -> Result<DatabasePool, DbError> {
     let statement_timeout = format!("{}", settings.statement_timeout.as_millis());
     let mut options = ConnectOptions::new(settings.url.clone());
     options
@@ -70,12 +109,40 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabaseConnection, 
                 .journal_mode(SqliteJournalMode::Wal)
                 .busy_timeout(Duration::from_secs(5))
         });
-    Database::connect(options).await
+    Database::connect(options)
+        .await
+        .map(|connection| DatabasePool { connection })
+        .map_err(|e| DbError::Connect(without_url(e, &settings.url)))
 }
+
+/// Applies pending migrations, one replica at a time on Postgres.
+///
+/// # Errors
+/// [`DbError::Migrate`].
+pub async fn migrate(pool: &DatabasePool) -> Result<(), DbError> {
+    stowage_migration::migrate_locked(pool.connection())
+        .await
+        .map_err(|e| DbError::Migrate(Box::new(e)))
+}
+
+/// The driver repeats a URL it cannot parse, password and all: that copy is redacted.
+fn without_url(e: DbErr, url: &str) -> BoxError {
+    let text = e.to_string();
+    if url.is_empty() || !text.contains(url) {
+        return Box::new(e);
+    }
+    Box::new(Redacted(text.replace(url, &redact_url(url))))
+}
+
+/// A driver message with the URL's password taken out.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Redacted(String);
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{DatabaseSettings, DbError, connect, redact_url};
+    use std::time::Duration;
 
     #[test]
     fn redact_url_hides_passwords_only() {
@@ -88,5 +155,30 @@ mod tests {
             "sqlite://./data/stowage.db"
         );
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+    }
+
+    #[tokio::test]
+    async fn connect_errors_never_repeat_the_password() {
+        let settings = DatabaseSettings {
+            url: "postgres://app:hunter2@db:notaport/stowage".to_owned(),
+            max_connections: 1,
+            connect_timeout: Duration::from_millis(200),
+            statement_timeout: Duration::from_secs(1),
+        };
+
+        let error = connect(&settings).await.err();
+
+        let Some(error @ DbError::Connect(_)) = error else {
+            panic!("connected to an unparseable URL: {error:?}");
+        };
+        let mut messages = vec![error.to_string(), format!("{error:?}")];
+        let mut source = std::error::Error::source(&error);
+        while let Some(e) = source {
+            messages.push(e.to_string());
+            source = e.source();
+        }
+        for message in messages {
+            assert!(!message.contains("hunter2"), "{message}");
+        }
     }
 }

@@ -16,12 +16,12 @@ pub use blob::cache::{BlobCacheSettings, CachedBlobStore};
 pub use blob::fs::FsBlobStore;
 pub use blob::s3::{S3BlobStore, S3Layout, S3Settings};
 pub use clock::SystemClock;
-pub use db::{DatabaseSettings, SeaOrmFileRepository};
+pub use db::{DatabasePool, DatabaseSettings, DbError, SeaOrmFileRepository};
 pub use metered::{
     MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker, MeteredRateLimiter,
     MeteredTokenStore, MeteredTokenVerifier,
 };
-pub use permission::http::{HttpPermissionChecker, PermissionSettings};
+pub use permission::http::{HttpPermissionChecker, PermissionClientError, PermissionSettings};
 pub use rate_limit::memory::InMemoryRateLimiter;
 pub use rate_limit::redis::RedisRateLimiter;
-pub use redis::{RedisConnection, RedisSettings};
+pub use redis::{RedisCallError, RedisConnection, RedisSettings, RedisUrlError};

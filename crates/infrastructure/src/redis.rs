@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use stowage_application::BoxError;
 use tokio::sync::OnceCell;
 
 /// How to reach Redis.
@@ -27,6 +28,11 @@ impl std::fmt::Debug for RedisSettings {
     }
 }
 
+/// The Redis URL did not parse; the URL itself is never repeated (it may hold a password).
+#[derive(Debug, thiserror::Error)]
+#[error("not a usable Redis URL")]
+pub struct RedisUrlError(#[source] BoxError);
+
 /// Why a Redis call failed; the URL is never part of it.
 #[derive(Debug, thiserror::Error)]
 pub enum RedisCallError {
@@ -35,7 +41,11 @@ pub enum RedisCallError {
     Timeout(Duration),
     /// Connection or command error.
     #[error("redis error: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(#[source] BoxError),
+}
+
+fn call_error(e: redis::RedisError) -> RedisCallError {
+    RedisCallError::Redis(Box::new(e))
 }
 
 /// A lazily connected, self-reconnecting Redis connection.
@@ -58,10 +68,11 @@ impl RedisConnection {
     /// Prepares a connection to `settings.url`; nothing is dialled yet.
     ///
     /// # Errors
-    /// The URL does not parse.
-    pub fn new(settings: &RedisSettings) -> Result<Self, redis::RedisError> {
+    /// [`RedisUrlError`] when the URL does not parse.
+    pub fn new(settings: &RedisSettings) -> Result<Self, RedisUrlError> {
         Ok(Self {
-            client: redis::Client::open(settings.url.as_str())?,
+            client: redis::Client::open(settings.url.as_str())
+                .map_err(|e| RedisUrlError(Box::new(e)))?,
             manager: Arc::new(OnceCell::new()),
             timeout: settings.timeout,
         })
@@ -81,7 +92,8 @@ impl RedisConnection {
             }),
         )
         .await
-        .map_err(|_| RedisCallError::Timeout(self.timeout))??;
+        .map_err(|_| RedisCallError::Timeout(self.timeout))?
+        .map_err(call_error)?;
         Ok(manager.clone())
     }
 
@@ -89,7 +101,7 @@ impl RedisConnection {
     ///
     /// # Errors
     /// [`RedisCallError`].
-    pub async fn query<T: redis::FromRedisValue>(
+    pub(crate) async fn query<T: redis::FromRedisValue>(
         &self,
         command: &redis::Cmd,
     ) -> Result<T, RedisCallError> {
@@ -97,14 +109,14 @@ impl RedisConnection {
         tokio::time::timeout(self.timeout, command.query_async(&mut manager))
             .await
             .map_err(|_| RedisCallError::Timeout(self.timeout))?
-            .map_err(RedisCallError::from)
+            .map_err(call_error)
     }
 
     /// Runs `script` with `keys` and `args` with the timeout.
     ///
     /// # Errors
     /// [`RedisCallError`].
-    pub async fn eval<T: redis::FromRedisValue>(
+    pub(crate) async fn eval<T: redis::FromRedisValue>(
         &self,
         script: &redis::Script,
         keys: &[&str],
@@ -121,7 +133,7 @@ impl RedisConnection {
         tokio::time::timeout(self.timeout, invocation.invoke_async(&mut manager))
             .await
             .map_err(|_| RedisCallError::Timeout(self.timeout))?
-            .map_err(RedisCallError::from)
+            .map_err(call_error)
     }
 
     /// `PING`.

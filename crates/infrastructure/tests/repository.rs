@@ -12,14 +12,13 @@ use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use sea_orm::{ConnectionTrait, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use stowage_application::ports::{FileRepository, ListCursor, Owner, RepoError};
 use stowage_domain::{
     AccountId, ContentType, FileId, FileRecord, FileRecordParts, Filename, Sha256Digest, UserId,
 };
 use stowage_infrastructure::SeaOrmFileRepository;
-use stowage_infrastructure::db::{DatabaseSettings, connect};
-use stowage_migration::{Migrator, MigratorTrait};
+use stowage_infrastructure::db::{DatabasePool, DatabaseSettings, connect, migrate};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -379,7 +378,7 @@ mod contract {
 
 /// A fresh, migrated database and how to dispose of it.
 struct TestDb {
-    conn: DatabaseConnection,
+    conn: DatabasePool,
     repo: SeaOrmFileRepository,
     disposal: Disposal,
 }
@@ -412,7 +411,7 @@ impl TestDb {
             });
         let server = server.trim_end_matches('/').to_owned();
         let database = format!("stowage_it_{}", uuid::Uuid::new_v4().simple());
-        let admin = connect(&settings(format!("{server}/postgres")))
+        let admin = admin(&server)
             .await
             .unwrap_or_else(|e| panic!("cannot reach Postgres from {POSTGRES_URL_VAR}: {e}"));
         admin
@@ -426,7 +425,7 @@ impl TestDb {
 
     async fn migrated(url: String, disposal: Disposal) -> TestDb {
         let conn = connect(&settings(url)).await.unwrap();
-        Migrator::up(&conn, None).await.unwrap();
+        migrate(&conn).await.unwrap();
         TestDb {
             repo: SeaOrmFileRepository::new(conn.clone()),
             conn,
@@ -444,9 +443,7 @@ impl TestDb {
         match self.disposal {
             Disposal::Sqlite(dir) => drop(dir),
             Disposal::Postgres { server, database } => {
-                let admin = connect(&settings(format!("{server}/postgres")))
-                    .await
-                    .unwrap();
+                let admin = admin(&server).await.unwrap();
                 admin
                     .execute_unprepared(&format!(
                         r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#
@@ -457,6 +454,11 @@ impl TestDb {
             }
         }
     }
+}
+
+/// A connection to the server's `postgres` database, for creating and dropping test databases.
+async fn admin(server: &str) -> Result<DatabaseConnection, sea_orm::DbErr> {
+    Database::connect(format!("{server}/postgres")).await
 }
 
 /// Runs each `contract` function on a fresh [`TestDb`] from `$setup`, disposing of it even when the

@@ -13,6 +13,7 @@ use stowage_domain::{
 use time::OffsetDateTime;
 use time::macros::format_description;
 
+use super::DatabasePool;
 use super::entity::file;
 
 /// Stores file records in SQLite or Postgres.
@@ -23,8 +24,10 @@ pub struct SeaOrmFileRepository {
 
 impl SeaOrmFileRepository {
     /// A repository over an open connection pool.
-    pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+    pub fn new(pool: DatabasePool) -> Self {
+        Self {
+            db: pool.connection().clone(),
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
+use stowage_application::BoxError;
 use stowage_application::ports::{PermissionChecker, PermissionError, PermissionVerdict};
 use stowage_domain::{CredentialForm, FileId, Principal};
 
@@ -18,6 +19,11 @@ pub struct PermissionSettings {
     /// `PERMISSION_CHECK_TIMEOUT_MS`, for connecting and for the whole call.
     pub timeout: Duration,
 }
+
+/// The HTTP client of the permission service could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct PermissionClientError(#[source] BoxError);
 
 /// The permission service's answer was neither allow nor deny.
 #[derive(Debug, thiserror::Error)]
@@ -35,14 +41,15 @@ impl HttpPermissionChecker {
     /// A checker for `settings`.
     ///
     /// # Errors
-    /// The HTTP client cannot be built.
-    pub fn new(settings: &PermissionSettings) -> Result<Self, reqwest::Error> {
+    /// [`PermissionClientError`] when the HTTP client cannot be built.
+    pub fn new(settings: &PermissionSettings) -> Result<Self, PermissionClientError> {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.timeout)
             .timeout(settings.timeout)
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .build()
+            .map_err(|e| PermissionClientError(Box::new(e.without_url())))?;
         Ok(Self {
             client,
             url: settings.url.clone(),
