@@ -93,18 +93,7 @@ impl Hs256Jwt {
 
     /// A token for `user_id` in `account_id`, valid for `ttl` from now.
     pub fn issue(&self, user_id: Option<i64>, account_id: i64, ttl: Duration) -> String {
-        let now = self.clock.now().unix_timestamp();
-        let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
-        let claims = JwtClaims {
-            user_id,
-            account_id,
-            exp: Some(now.saturating_add(ttl)),
-            nbf: None,
-            iat: Some(now),
-            token_type: None,
-            task_id: None,
-        };
-        self.sign(&claims)
+        self.issue_with(user_id, account_id, ttl, None)
     }
 
     /// A guest token for `user_id` in `account_id` on workflow task `task_id`, valid for `ttl`
@@ -116,6 +105,17 @@ impl Hs256Jwt {
         task_id: i64,
         ttl: Duration,
     ) -> String {
+        self.issue_with(user_id, account_id, ttl, Some(task_id))
+    }
+
+    /// A user token, or with `guest_task` a guest token on that task.
+    fn issue_with(
+        &self,
+        user_id: Option<i64>,
+        account_id: i64,
+        ttl: Duration,
+        guest_task: Option<i64>,
+    ) -> String {
         let now = self.clock.now().unix_timestamp();
         let ttl = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
         let claims = JwtClaims {
@@ -124,8 +124,8 @@ impl Hs256Jwt {
             exp: Some(now.saturating_add(ttl)),
             nbf: None,
             iat: Some(now),
-            token_type: Some(GUEST_TOKEN_TYPE.to_owned()),
-            task_id: Some(task_id),
+            token_type: guest_task.map(|_| GUEST_TOKEN_TYPE.to_owned()),
+            task_id: guest_task,
         };
         self.sign(&claims)
     }
