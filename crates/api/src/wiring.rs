@@ -1,0 +1,280 @@
+//! Wiring: the configuration picks the adapters, the adapters become the use cases.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use stowage_application::ports::{
+    BlobStore, Clock, FileRepository, PermissionChecker, RateLimit, RateLimiter, TokenStore,
+};
+use stowage_application::use_cases::{
+    Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
+    GetFileInfo, ListFiles, ReadAccess, Reconcile, UploadFile, UploadPolicy,
+};
+use stowage_infrastructure::db::{self, DatabasePool, DatabaseSettings};
+use stowage_infrastructure::{
+    BlobCacheSettings, CachedBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt,
+    HttpPermissionChecker, InMemoryRateLimiter, MeteredBlobStore, MeteredFileRepository,
+    MeteredPermissionChecker, MeteredRateLimiter, MeteredTokenStore, MeteredTokenVerifier,
+    PermissionSettings, RedisConnection, RedisRateLimiter, RedisSettings, RedisTokenStore,
+    S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository, SystemClock, TokenStoreSettings,
+};
+use stowage_presentation::{HttpSettings, Services};
+
+use crate::StartupError;
+use crate::config::{Config, S3Config, S3LayoutConfig, StorageConfig};
+
+/// Creates `DATA_DIR` when SQLite or the local disk keeps data there.
+pub(crate) fn prepare_data_dir(config: &Config) -> Result<(), StartupError> {
+    if config.database.url.starts_with("sqlite:")
+        || matches!(config.storage, StorageConfig::Fs { .. })
+    {
+        std::fs::create_dir_all(&config.data_dir).map_err(StartupError::Storage)?;
+    }
+    Ok(())
+}
+
+/// Opens the database pool of `config` (without migrating).
+pub(crate) async fn connect_database(config: &Config) -> Result<DatabasePool, StartupError> {
+    db::connect(&DatabaseSettings {
+        url: config.database.url.clone(),
+        max_connections: config.database.max_connections,
+        connect_timeout: config.database.connect_timeout,
+        statement_timeout: config.database.statement_timeout,
+    })
+    .await
+    .map_err(StartupError::Database)
+}
+
+/// The reconciliation of `stowage-api gc`, over the database and the blob store (unmetered).
+pub(crate) async fn reconcile(config: &Config) -> Result<Reconcile, StartupError> {
+    let db = connect_database(config).await?;
+    let repo: Arc<dyn FileRepository> = Arc::new(SeaOrmFileRepository::new(db));
+    let blobs = blob_store(config).await?;
+    Ok(Reconcile::new(repo, blobs, Arc::new(SystemClock)))
+}
+
+/// The blob store `config` selects.
+///
+/// # Errors
+/// [`StartupError::Storage`] when the store cannot be prepared.
+pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+    match &config.storage {
+        StorageConfig::Fs { root } => Ok(Arc::new(
+            FsBlobStore::new(root).map_err(StartupError::Storage)?,
+        )),
+        StorageConfig::S3(s3) => {
+            let store = S3BlobStore::new(&s3_settings(s3));
+            if let Err(e) = store.prepare().await {
+                tracing::warn!(error = %e, "the S3 bucket could not be checked or created; readiness will say so");
+            }
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn s3_settings(s3: &S3Config) -> S3Settings {
+    S3Settings {
+        endpoint: s3.endpoint.clone(),
+        region: s3.region.clone(),
+        access_key: s3.access_key.clone(),
+        secret_key: s3.secret_key.expose_secret().to_owned(),
+        force_path_style: s3.force_path_style,
+        layout: match &s3.layout {
+            S3LayoutConfig::Single(bucket) => S3Layout::Single {
+                bucket: bucket.clone(),
+            },
+            S3LayoutConfig::PerAccount(prefix) => S3Layout::PerAccount {
+                prefix: prefix.clone(),
+            },
+        },
+        part_size: s3.part_size,
+        pipelined_uploads: s3.pipelined_uploads,
+        connect_timeout: s3.connect_timeout,
+        operation_timeout: s3.operation_timeout,
+        max_attempts: s3.max_attempts,
+        stream_uploads: s3.stream_uploads,
+    }
+}
+
+/// Every adapter the service runs on, metered, before they become use cases.
+pub(crate) struct Adapters {
+    clock: Arc<dyn Clock>,
+    repo: Arc<dyn FileRepository>,
+    blobs: Arc<dyn BlobStore>,
+    /// The HS256 signer/verifier over the service's secret.
+    pub(crate) jwt: Hs256Jwt,
+    signer: Arc<HmacUrlSigner>,
+    tokens: Option<Arc<dyn TokenStore>>,
+    permissions: Option<Arc<dyn PermissionChecker>>,
+    rate_limiter: Option<Arc<dyn RateLimiter>>,
+}
+
+impl Adapters {
+    /// Builds the adapters `config` selects over the open database `db`, signing with `secret`.
+    pub(crate) async fn connect(
+        config: &Config,
+        db: DatabasePool,
+        secret: &SecretString,
+    ) -> Result<Adapters, StartupError> {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let repo = Arc::new(MeteredFileRepository::new(Arc::new(
+            SeaOrmFileRepository::new(db),
+        )));
+        let blobs = blobs(config).await?;
+        let secret_bytes: Arc<[u8]> = Arc::from(secret.expose_secret().as_bytes());
+        let jwt = Hs256Jwt::new(&secret_bytes, clock.clone());
+        let signer = match &config.auth.signed_url_secret {
+            Some(own) => HmacUrlSigner::new(own.expose_secret().as_bytes()),
+            None => HmacUrlSigner::new(&secret_bytes),
+        };
+        let redis = redis(config)?;
+        Ok(Adapters {
+            tokens: token_store(config, redis.as_ref(), secret_bytes),
+            permissions: permissions(config)?,
+            rate_limiter: rate_limiter(config, redis),
+            clock,
+            repo,
+            blobs,
+            jwt,
+            signer: Arc::new(signer),
+        })
+    }
+}
+
+/// The configured blob store, metered, behind the in-memory cache when one is configured.
+async fn blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+    let backend = match config.storage {
+        StorageConfig::Fs { .. } => "fs",
+        StorageConfig::S3(_) => "s3",
+    };
+    let blobs: Arc<dyn BlobStore> =
+        Arc::new(MeteredBlobStore::new(blob_store(config).await?, backend));
+    if config.limits.blob_cache_bytes == 0 {
+        return Ok(blobs);
+    }
+    Ok(Arc::new(CachedBlobStore::new(
+        blobs,
+        BlobCacheSettings {
+            capacity_bytes: config.limits.blob_cache_bytes,
+            max_item_bytes: config.limits.blob_cache_max_item_bytes,
+        },
+    )))
+}
+
+/// The shared Redis connection, when `REDIS_URL` is set (nothing is dialled yet).
+fn redis(config: &Config) -> Result<Option<RedisConnection>, StartupError> {
+    config
+        .redis
+        .as_ref()
+        .map(|r| {
+            RedisConnection::new(&RedisSettings {
+                url: r.url.clone(),
+                timeout: r.timeout,
+            })
+            .map_err(StartupError::Redis)
+        })
+        .transpose()
+}
+
+fn token_store(
+    config: &Config,
+    redis: Option<&RedisConnection>,
+    secret: Arc<[u8]>,
+) -> Option<Arc<dyn TokenStore>> {
+    let (connection, r) = redis.zip(config.redis.as_ref())?;
+    Some(Arc::new(MeteredTokenStore::new(Arc::new(
+        RedisTokenStore::new(
+            connection.clone(),
+            TokenStoreSettings {
+                key_prefix: r.key_prefix.clone(),
+                secret,
+                iterations: config.auth.token_iterations,
+            },
+        ),
+    ))))
+}
+
+fn permissions(config: &Config) -> Result<Option<Arc<dyn PermissionChecker>>, StartupError> {
+    let Some(p) = &config.permission else {
+        return Ok(None);
+    };
+    let checker = HttpPermissionChecker::new(&PermissionSettings {
+        url: p.url.clone(),
+        timeout: p.timeout,
+    })
+    .map_err(StartupError::Permission)?;
+    Ok(Some(Arc::new(MeteredPermissionChecker::new(Arc::new(
+        checker,
+    )))))
+}
+
+/// Counters in Redis when it is configured, in memory otherwise; none when rate limiting is off.
+fn rate_limiter(config: &Config, redis: Option<RedisConnection>) -> Option<Arc<dyn RateLimiter>> {
+    if !config.rate_limit.enabled {
+        return None;
+    }
+    let limiter: Arc<dyn RateLimiter> = match (redis, &config.redis) {
+        (Some(connection), Some(r)) => {
+            Arc::new(RedisRateLimiter::new(connection, r.key_prefix.clone()))
+        }
+        _ => Arc::new(InMemoryRateLimiter::new()),
+    };
+    Some(Arc::new(MeteredRateLimiter::new(limiter)))
+}
+
+/// The use cases over `adapters`, with the limits of `config`.
+pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
+    let Adapters {
+        clock,
+        repo,
+        blobs,
+        jwt,
+        signer,
+        tokens,
+        permissions,
+        rate_limiter,
+    } = adapters;
+    let access = ReadAccess::new(repo.clone(), permissions, config.limits.access_policy);
+    let policies = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
+    let limit = |(requests, window)| RateLimit { requests, window };
+    Services {
+        authenticate: Authenticate::new(
+            Arc::new(MeteredTokenVerifier::new(Arc::new(jwt))),
+            tokens.clone(),
+        ),
+        upload: UploadFile::new(
+            repo.clone(),
+            blobs.clone(),
+            clock.clone(),
+            config.limits.max_upload_bytes,
+            policies,
+        ),
+        download: DownloadFile::new(access.clone(), blobs.clone(), signer.clone(), clock.clone()),
+        info: GetFileInfo::new(access.clone()),
+        list: ListFiles::new(repo.clone()),
+        delete: DeleteFile::new(repo.clone(), blobs.clone()),
+        readiness: CheckReadiness::new(repo, blobs, tokens),
+        signed_url: CreateSignedUrl::new(access, signer, clock),
+        rate_limit: rate_limiter.map(|limiter| {
+            CheckRateLimit::new(
+                limiter,
+                limit(config.rate_limit.upload),
+                limit(config.rate_limit.download),
+            )
+        }),
+    }
+}
+
+/// The HTTP layer's settings, with `public_url` as the origin clients see.
+pub(crate) fn http_settings(config: &Config, public_url: &str) -> HttpSettings {
+    HttpSettings {
+        public_url: public_url.to_owned(),
+        frontend_url: config.http.frontend_url.clone(),
+        debug: config.http.debug,
+        hsts: config.http.hsts,
+        trust_proxy_headers: config.http.trust_proxy_headers,
+        allowed_origins: config.http.allowed_origins.clone(),
+        limits: config.http.requests,
+    }
+}
