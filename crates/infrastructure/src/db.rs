@@ -1,6 +1,6 @@
 //! The SQL repository: one SeaORM adapter for SQLite and Postgres.
 
-pub mod entity;
+mod entity;
 mod repository;
 
 use std::time::Duration;
