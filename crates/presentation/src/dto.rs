@@ -1,9 +1,12 @@
 //! Request and response bodies of the HTTP API.
 
+use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
+use stowage_application::ports::ListCursor;
 use stowage_domain::FileRecord;
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
 
 /// `FileInfo`: what the API says about a file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
@@ -60,43 +63,165 @@ pub struct ListResponse {
     pub next_cursor: Option<String>,
 }
 
+/// Largest page of `GET /files`.
+pub const MAX_PAGE: u32 = 1000;
+/// Page size of `GET /files` when `limit` is left out.
+pub const DEFAULT_PAGE: u32 = 50;
+/// Default lifetime of a signed URL, in seconds.
+pub const DEFAULT_SIGNED_URL_SECONDS: u64 = 3600;
+
+/// What a `limit` the listing cannot use is told.
+const LIMIT_REASON: &str = "limit must be an integer from 1 to 1000";
+
 /// `GET /files` query.
-#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Default, Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Page size, 1 to 1000 (default 50).
-    pub limit: Option<String>,
-    /// Opaque position from a previous page.
-    pub cursor: Option<String>,
+    #[serde(default, deserialize_with = "page_size")]
+    #[param(minimum = 1, maximum = 1000)]
+    #[validate(range(
+        min = 1,
+        max = 1000,
+        message = "limit must be an integer from 1 to 1000"
+    ))]
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page, passed back as it came (empty: the first page).
+    // The pattern is what `ListCursor::encode` writes: the hex of "{microseconds}:{file id}".
+    #[serde(default, deserialize_with = "list_cursor")]
+    #[param(value_type = Option<String>, pattern = "^$|^(2[dD])?(3[0-9]){1,17}3[aA](3[0-9]|6[1-6]){8}2[dD](3[0-9]|6[1-6]){4}2[dD]34(3[0-9]|6[1-6]){3}2[dD](38|39|6[12])(3[0-9]|6[1-6]){3}2[dD](3[0-9]|6[1-6]){12}$")]
+    pub cursor: Option<ListCursor>,
+}
+
+fn page_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    raw.parse()
+        .map(Some)
+        .map_err(|_| de::Error::custom(LIMIT_REASON))
+}
+
+fn list_cursor<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<ListCursor>, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    ListCursor::decode(&raw)
+        .map(Some)
+        .ok_or_else(|| de::Error::custom("cursor is not valid"))
+}
+
+/// A built-in upload policy (`POST /files?policy=avatar`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(try_from = "String", rename_all = "lowercase")]
+pub enum UploadPolicyName {
+    /// JPEG, PNG or WebP by magic bytes, at most 5 MiB.
+    Avatar,
+}
+
+impl UploadPolicyName {
+    /// The name as the query string and the configuration spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadPolicyName::Avatar => "avatar",
+        }
+    }
+}
+
+impl TryFrom<String> for UploadPolicyName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        match name.as_str() {
+            "avatar" => Ok(UploadPolicyName::Avatar),
+            _ => Err(format!("unknown upload policy '{name}'")),
+        }
+    }
 }
 
 /// `POST /files` query.
-#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Default, Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// Name of an upload policy, e.g. `avatar`.
-    pub policy: Option<String>,
+    /// An upload policy to apply; a name that is not one is `400`.
+    #[param(inline)]
+    pub policy: Option<UploadPolicyName>,
+}
+
+/// How a download is presented: saved (`attachment`) or shown (`inline`, for images, audio,
+/// video and PDF only; other types stay `attachment`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(try_from = "String", rename_all = "lowercase")]
+pub enum Disposition {
+    /// `Content-Disposition: attachment`.
+    #[default]
+    Attachment,
+    /// `Content-Disposition: inline`.
+    Inline,
+}
+
+impl TryFrom<String> for Disposition {
+    type Error = &'static str;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "attachment" => Ok(Disposition::Attachment),
+            "inline" => Ok(Disposition::Inline),
+            _ => Err("disposition must be 'attachment' or 'inline'"),
+        }
+    }
 }
 
 /// `GET /files/{id}` query.
-#[derive(Clone, Debug, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Default, Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `attachment` (default) or `inline`.
-    pub disposition: Option<String>,
-    /// Signed URL expiry, Unix seconds.
+    #[param(inline)]
+    pub disposition: Option<Disposition>,
+    /// Signed URL expiry, Unix seconds, in plain decimal (with `signature`).
+    #[param(value_type = Option<String>, pattern = "^(0|[1-9][0-9]{0,18})$")]
     pub expires: Option<String>,
-    /// Signed URL signature, hex.
+    /// Signed URL signature, hex (with `expires`).
     pub signature: Option<String>,
 }
 
-/// `POST /files/{id}/signed-url` body.
-#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+/// `POST /files/{id}/signed-url` body; an empty body means every default.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
 pub struct SignedUrlRequest {
-    /// Lifetime in seconds, 1 to 604800 (default 3600).
-    pub expires_in: Option<u64>,
+    /// Lifetime in seconds, 1 to 604800 (default 3600 when left out or null); a number with a
+    /// fraction is refused, `60.0` is 60.
+    #[serde(default, deserialize_with = "whole_seconds")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 604800)]
+    #[validate(range(
+        min = 1,
+        max = 604800,
+        message = "expires_in must be from 1 to 604800 seconds"
+    ))]
+    pub expires_in: Option<i64>,
+}
+
+/// Any JSON number without a fraction, as JSON Schema's `integer` reads it (`60` and `60.0`
+/// alike); one past the range of `i64` saturates, for the range check to refuse.
+fn whole_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if let Some(n) = number.as_i64() {
+        return Ok(Some(n));
+    }
+    if number.as_u64().is_some() {
+        return Ok(Some(i64::MAX));
+    }
+    match number.as_f64() {
+        // `as` saturates: a float past either end of i64 becomes its end, out of range.
+        #[allow(clippy::cast_possible_truncation)]
+        Some(f) if f.fract() == 0.0 => Ok(Some(f as i64)),
+        _ => Err(de::Error::custom(
+            "expires_in must be a whole number of seconds",
+        )),
+    }
 }
 
 /// `POST /files/{id}/signed-url` answer.
@@ -129,6 +254,12 @@ pub struct ComponentsResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<&'static str>,
 }
+
+/// A download's body: the file's bytes, under its stored content type.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct FileBytes(Vec<u8>);
 
 /// `POST /files` body: `multipart/form-data` with the file in the part named `file`.
 #[derive(ToSchema)]

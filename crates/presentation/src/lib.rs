@@ -11,6 +11,7 @@ mod routes;
 pub mod state;
 mod transfer;
 mod upload;
+pub mod validated;
 
 use axum::Router;
 use axum::http::HeaderName;
@@ -43,14 +44,21 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of [`router`], as served at `/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    split().1
+}
+
+/// The router and its document, completed where the route annotations leave off.
+fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut api) = api_routes().split_for_parts();
+    openapi::complete(&mut api);
+    (router, api)
 }
 
 /// The whole HTTP API over `state`.
 pub fn router(state: AppState) -> Router {
     let settings = state.settings().clone();
     let rate_limit = state.services().rate_limit.clone();
-    let (api_router, api) = api_routes().split_for_parts();
+    let (api_router, api) = split();
     let doc = routes::docs::OpenApiJson(std::sync::Arc::new(api.to_json().unwrap_or_default()));
     let mut app = api_router
         .layer(axum::Extension(doc))

@@ -1,7 +1,89 @@
 //! The OpenAPI document: paths come from the handlers the router serves, so they cannot drift.
 
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{OpenApi as Document, PathItem, RefOr, Required};
 use utoipa::{Modify, OpenApi};
+
+/// The credentials every file route takes, in the contract's order (the schemes below).
+const CREDENTIALS: [&str; 6] = [
+    "bearer",
+    "guest",
+    "public",
+    "cookie_user",
+    "cookie_guest",
+    "cookie_public",
+];
+
+/// The operations a signed URL also opens.
+const SIGNED_URL_OPERATIONS: [&str; 1] = ["download_file"];
+
+/// Operations whose JSON body may be left out (an empty body means every default).
+const OPTIONAL_BODY_OPERATIONS: [&str; 1] = ["create_signed_url"];
+
+/// The names a part of an upload form may have: any text without control characters (a
+/// multipart header cannot carry them; such a body is malformed, `400`).
+const FORM_FIELD_NAME: &str = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F]*$";
+
+/// What the route annotations leave to one place, applied once every route is in `doc`:
+/// every file route (`/files` and below) takes the credentials, and a download also a signed
+/// URL; health, metrics and documentation take none. Optional bodies are marked so.
+pub fn complete(doc: &mut Document) {
+    if let Some(RefOr::T(Schema::Object(form))) = doc
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("UploadForm"))
+    {
+        form.property_names = Some(Box::new(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(FORM_FIELD_NAME))
+                .into(),
+        ));
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let file_route = path == "/files" || path.starts_with("/files/");
+        for operation in operations(item) {
+            let id = operation.operation_id.clone().unwrap_or_default();
+            if file_route {
+                let mut security: Vec<SecurityRequirement> = CREDENTIALS
+                    .iter()
+                    .map(|name| SecurityRequirement::new::<_, [&str; 0], &str>(*name, []))
+                    .collect();
+                if SIGNED_URL_OPERATIONS.contains(&id.as_str()) {
+                    security.push(SecurityRequirement::new::<_, [&str; 0], &str>(
+                        "signed_url",
+                        [],
+                    ));
+                }
+                operation.security = Some(security);
+            }
+            if OPTIONAL_BODY_OPERATIONS.contains(&id.as_str())
+                && let Some(body) = operation.request_body.as_mut()
+            {
+                body.required = Some(Required::False);
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.options.as_mut(),
+        item.head.as_mut(),
+        item.patch.as_mut(),
+        item.trace.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+}
 
 /// Document-level information, tags, shared schemas and the contract's security schemes.
 #[derive(OpenApi)]

@@ -4,29 +4,28 @@ use std::time::SystemTime;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use stowage_application::Error;
-use stowage_application::ports::ListCursor;
 use stowage_application::use_cases::UploadRequest;
 use stowage_domain::{ByteRange, FileRecord, RangeOutcome, resolve_range};
 
 use crate::client_limits::ClientAddress;
+use crate::dto::FileBytes;
 use crate::dto::{
-    DownloadQuery, FileInfoResponse, ListQuery, ListResponse, SignedUrlRequest, SignedUrlResponse,
-    UploadQuery,
+    DEFAULT_PAGE, DEFAULT_SIGNED_URL_SECONDS, Disposition, DownloadQuery, FileInfoResponse,
+    ListQuery, ListResponse, SignedUrlRequest, SignedUrlResponse, UploadQuery,
 };
-use crate::error::ApiError;
-use crate::extract::{ApiQuery, Authenticated, FileIdPath, OptionalJson, Reader};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{Authenticated, FileIdPath, Reader};
 use crate::headers::{content_disposition, etag_of, if_none_match_matches, if_range_matches};
 use crate::state::AppState;
 use crate::transfer::guarded_download;
 use crate::upload::{check_content_length, file_part};
+use crate::validated::Validated;
 
-const DEFAULT_PAGE: u32 = 50;
-const MAX_PAGE: u32 = 1000;
 const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
 
 /// `POST /files`: one multipart upload.
@@ -35,19 +34,23 @@ const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
     params(UploadQuery),
     request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Stored; `Location: /files/{file_id}`", body = FileInfoResponse),
-        (status = 400, description = "Not multipart, no `file` part, bad query", body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody),
-        (status = 415, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
-        (status = 503, body = crate::error::ErrorBody),
+        (status = 201, description = "Stored", body = FileInfoResponse,
+            headers(("Location" = String, description = "`/files/{file_id}`"))),
+        (status = 400, description = "Not multipart, no `file` part, a malformed body, an unknown policy", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
+        (status = 413, description = "Over `MAX_UPLOAD_BYTES` (or the policy's limit)", body = ErrorBody),
+        (status = 415, description = "The policy refuses the file's type (by its magic bytes)", body = ErrorBody),
+        (status = 429, description = "Rate limited, or too many uploads in flight from this client", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage, database or credential backend unavailable", body = ErrorBody),
     ),
-    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
 )]
 pub async fn upload_file(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     Authenticated(principal): Authenticated,
-    ApiQuery(query): ApiQuery<UploadQuery>,
+    Validated(Query(query)): Validated<Query<UploadQuery>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let max_bytes = state.services().upload.max_bytes();
@@ -63,7 +66,7 @@ pub async fn upload_file(
             principal,
             filename: part.filename,
             declared_type: part.content_type,
-            policy: query.policy,
+            policy: query.policy.map(|p| p.as_str().to_owned()),
             body: part.body,
             len_hint: part.len_hint,
         })
@@ -85,37 +88,27 @@ pub async fn upload_file(
     get, path = "/files", tag = "files", operation_id = "list_files",
     params(ListQuery),
     responses(
-        (status = 200, body = ListResponse),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-        (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
+        (status = 200, description = "One page, newest first", body = ListResponse),
+        (status = 400, description = "`limit` or `cursor` not valid, or another query parameter", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Database or credential backend unavailable", body = ErrorBody),
     ),
-    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
 )]
 pub async fn list_files(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    Validated(Query(query)): Validated<Query<ListQuery>>,
 ) -> Result<Json<ListResponse>, ApiError> {
-    let limit = match query.limit.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                ApiError::validation(format!("limit must be an integer from 1 to {MAX_PAGE}"))
-            })?,
-    };
-    let cursor = match query.cursor.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(
-            ListCursor::decode(raw).ok_or_else(|| ApiError::validation("cursor is not valid"))?,
-        ),
-    };
     let page = state
         .services()
         .list
-        .execute(&principal, limit, cursor)
+        .execute(
+            &principal,
+            query.limit.unwrap_or(DEFAULT_PAGE),
+            query.cursor,
+        )
         .await?;
     let public_url = &state.settings().public_url;
     Ok(Json(ListResponse {
@@ -133,12 +126,14 @@ pub async fn list_files(
     get, path = "/files/{file_id}/info", tag = "files", operation_id = "file_info",
     params(("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404")),
     responses(
-        (status = 200, body = FileInfoResponse),
-        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
-        (status = 503, body = crate::error::ErrorBody),
+        (status = 200, description = "The file's `FileInfo`", body = FileInfoResponse),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Access refused", body = ErrorBody),
+        (status = 404, description = "No such file, or the id is not a lower-case UUID v4", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage, database, credential or permission backend unavailable", body = ErrorBody),
     ),
-    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
 )]
 pub async fn file_info(
     State(state): State<AppState>,
@@ -158,11 +153,13 @@ pub async fn file_info(
     params(("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody),
-        (status = 503, body = crate::error::ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Not the uploading user", body = ErrorBody),
+        (status = 404, description = "No such file, or the id is not a lower-case UUID v4", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage, database, credential or permission backend unavailable", body = ErrorBody),
     ),
-    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
 )]
 pub async fn delete_file(
     State(state): State<AppState>,
@@ -184,14 +181,28 @@ pub async fn delete_file(
         ("If-Range" = Option<String>, Header, description = "Apply Range only if the ETag still matches"),
     ),
     responses(
-        (status = 200, description = "The whole file", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 206, description = "One range, with `Content-Range`", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 304, description = "Not modified"),
-        (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 416, body = crate::error::ErrorBody),
-        (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
+        (status = 200, description = "The whole file, under its stored content type (any type)",
+            content_type = "*/*", body = FileBytes, headers(
+                ("ETag" = String, description = "`\"<sha256>\"`"),
+                ("Content-Disposition" = String, description = "`attachment` (or `inline`), with the file name"),
+                ("Accept-Ranges" = String, description = "`bytes`"),
+            )),
+        (status = 206, description = "One range of the file, under its stored content type (any type)",
+            content_type = "*/*", body = FileBytes, headers(
+                ("Content-Range" = String, description = "`bytes a-b/size`"),
+                ("ETag" = String, description = "`\"<sha256>\"`"),
+            )),
+        (status = 304, description = "Not modified: `If-None-Match` matches the ETag"),
+        (status = 400, description = "`disposition` not valid", body = ErrorBody),
+        (status = 401, description = "No valid credential and no signed URL", body = ErrorBody),
+        (status = 403, description = "Access refused, or the signed URL is invalid or has expired", body = ErrorBody),
+        (status = 404, description = "No such file, or the id is not a lower-case UUID v4", body = ErrorBody),
+        (status = 416, description = "The range starts at or past the end of the file", body = ErrorBody,
+            headers(("Content-Range" = String, description = "`bytes */size`"))),
+        (status = 429, description = "Rate limited, or too many downloads in flight from this client", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage, database, credential or permission backend unavailable", body = ErrorBody),
     ),
-    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []), ("signed_url" = []))
 )]
 pub async fn download_file(
     State(state): State<AppState>,
@@ -199,18 +210,10 @@ pub async fn download_file(
     method: Method,
     reader: Reader,
     FileIdPath(id): FileIdPath,
-    ApiQuery(query): ApiQuery<DownloadQuery>,
+    Validated(Query(query)): Validated<Query<DownloadQuery>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let inline = match query.disposition.as_deref() {
-        None | Some("attachment") => false,
-        Some("inline") => true,
-        Some(_) => {
-            return Err(ApiError::validation(
-                "disposition must be 'attachment' or 'inline'",
-            ));
-        }
-    };
+    let inline = query.disposition == Some(Disposition::Inline);
     let download = &state.services().download;
     let record = match reader {
         Reader::Principal(principal) => download.authorize(&principal, id).await?,
@@ -237,22 +240,33 @@ struct Download<'a> {
 #[utoipa::path(
     post, path = "/files/{file_id}/signed-url", tag = "files", operation_id = "create_signed_url",
     params(("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404")),
-    request_body(content = Option<SignedUrlRequest>, description = "`expires_in` seconds, 1 to 604800 (default 3600)"),
+    request_body(content = SignedUrlRequest, content_type = "application/json",
+        description = "Optional: an empty body means every default (`null` is refused)"),
     responses(
-        (status = 200, body = SignedUrlResponse),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
-        (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
+        (status = 200, description = "The signed URL", body = SignedUrlResponse),
+        (status = 400, description = "The body is not a `SignedUrlRequest`, or `expires_in` is out of range", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Access refused", body = ErrorBody),
+        (status = 404, description = "No such file, or the id is not a lower-case UUID v4", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage, database, credential or permission backend unavailable", body = ErrorBody),
     ),
-    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
 )]
 pub async fn create_signed_url(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     FileIdPath(id): FileIdPath,
-    OptionalJson(body): OptionalJson<SignedUrlRequest>,
+    Validated(Json(body)): Validated<Json<SignedUrlRequest>>,
 ) -> Result<Json<SignedUrlResponse>, ApiError> {
-    let lifetime = std::time::Duration::from_secs(body.expires_in.unwrap_or(3600));
+    let seconds = match body.expires_in {
+        None => DEFAULT_SIGNED_URL_SECONDS,
+        // Validated to 1..=604800, so never negative.
+        Some(seconds) => u64::try_from(seconds)
+            .map_err(|_| ApiError::validation("expires_in must be from 1 to 604800 seconds"))?,
+    };
+    let lifetime = std::time::Duration::from_secs(seconds);
     let signed = state
         .services()
         .signed_url
@@ -365,18 +379,23 @@ fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response,
     params(UploadQuery),
     request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Stored; `Location: /files/{file_id}`", body = FileInfoResponse),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
-        (status = 429, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody),
+        (status = 201, description = "Stored", body = FileInfoResponse,
+            headers(("Location" = String, description = "`/files/{file_id}`"))),
+        (status = 400, description = "Not multipart, no `file` part, a malformed body, an unknown policy", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
+        (status = 413, description = "Over `MAX_UPLOAD_BYTES` (or the policy's limit)", body = ErrorBody),
+        (status = 415, description = "The policy refuses the file's type (by its magic bytes)", body = ErrorBody),
+        (status = 429, description = "Rate limited, or too many uploads in flight from this client", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Storage, database or credential backend unavailable", body = ErrorBody),
     ),
-    security(("bearer" = []), ("guest" = []), ("public" = []), ("cookie_user" = []), ("cookie_guest" = []), ("cookie_public" = []))
 )]
 pub async fn upload_file_alias(
     state: State<AppState>,
     client: ClientAddress,
     principal: Authenticated,
-    query: ApiQuery<UploadQuery>,
+    query: Validated<Query<UploadQuery>>,
     request: Request,
 ) -> Result<Response, ApiError> {
     upload_file(state, client, principal, query, request).await
