@@ -139,7 +139,7 @@ impl Application {
     pub async fn build(config: Config) -> Result<Application, StartupError> {
         wiring::prepare_data_dir(&config)?;
         let (secret, generated_secret) = auth_secret(&config)?;
-        let db = if config.database.auto_migrate {
+        let db = if config.auto_migrate {
             migrate(&config).await?
         } else {
             wiring::connect_database(&config).await?
@@ -151,9 +151,8 @@ impl Application {
         let (listener, local_addr) = bind(config.http.bind_addr).await?;
         let public_url = config
             .http
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{local_addr}"));
+            .public_url()
+            .map_or_else(|| format!("http://{local_addr}"), str::to_owned);
         let state = AppState::new(services, wiring::http_settings(&config, &public_url));
         let state = match metrics::handle() {
             Some(handle) => state.with_metrics(Arc::new(move || handle.render())),

@@ -3,30 +3,29 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use stowage_application::ports::{
-    BlobStore, Clock, FileRepository, PermissionChecker, RateLimit, RateLimiter, TokenStore,
+    BlobStore, Clock, FileRepository, PermissionChecker, RateLimiter, TokenStore,
 };
 use stowage_application::use_cases::{
     Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
     GetFileInfo, ListFiles, ReadAccess, Reconcile, UploadFile, UploadPolicy,
 };
-use stowage_infrastructure::db::{self, DatabasePool, DatabaseSettings};
+use stowage_infrastructure::db::{self, DatabasePool};
 use stowage_infrastructure::{
-    BlobCacheSettings, CachedBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt,
-    HttpPermissionChecker, InMemoryRateLimiter, MeteredBlobStore, MeteredFileRepository,
-    MeteredPermissionChecker, MeteredRateLimiter, MeteredTokenStore, MeteredTokenVerifier,
-    PermissionSettings, RedisConnection, RedisRateLimiter, RedisSettings, RedisTokenStore,
-    S3BlobStore, S3Layout, S3Settings, SeaOrmFileRepository, SystemClock, TokenStoreSettings,
+    CachedBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt, HttpPermissionChecker,
+    InMemoryRateLimiter, MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker,
+    MeteredRateLimiter, MeteredTokenStore, MeteredTokenVerifier, RedisConnection, RedisRateLimiter,
+    RedisTokenStore, S3BlobStore, SeaOrmFileRepository, SystemClock, TokenStoreSettings,
 };
 use stowage_presentation::{HttpSettings, Services};
 
 use crate::StartupError;
-use crate::config::{Config, S3Config, S3LayoutConfig, StorageConfig};
+use crate::config::{Config, StorageConfig};
 
 /// Creates `DATA_DIR` when SQLite or the local disk keeps data there.
 pub(crate) fn prepare_data_dir(config: &Config) -> Result<(), StartupError> {
-    if config.database.url.starts_with("sqlite:")
+    if config.database.url.scheme() == "sqlite"
         || matches!(config.storage, StorageConfig::Fs { .. })
     {
         std::fs::create_dir_all(&config.data_dir).map_err(StartupError::Storage)?;
@@ -36,14 +35,9 @@ pub(crate) fn prepare_data_dir(config: &Config) -> Result<(), StartupError> {
 
 /// Opens the database pool of `config` (without migrating).
 pub(crate) async fn connect_database(config: &Config) -> Result<DatabasePool, StartupError> {
-    db::connect(&DatabaseSettings {
-        url: config.database.url.clone(),
-        max_connections: config.database.max_connections,
-        connect_timeout: config.database.connect_timeout,
-        statement_timeout: config.database.statement_timeout,
-    })
-    .await
-    .map_err(StartupError::Database)
+    db::connect(&config.database)
+        .await
+        .map_err(StartupError::Database)
 }
 
 /// The reconciliation of `stowage-api gc`, over the database and the blob store (unmetered).
@@ -64,36 +58,12 @@ pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupEr
             FsBlobStore::new(root).map_err(StartupError::Storage)?,
         )),
         StorageConfig::S3(s3) => {
-            let store = S3BlobStore::new(&s3_settings(s3));
+            let store = S3BlobStore::new(s3);
             if let Err(e) = store.prepare().await {
                 tracing::warn!(error = %e, "the S3 bucket could not be checked or created; readiness will say so");
             }
             Ok(Arc::new(store))
         }
-    }
-}
-
-fn s3_settings(s3: &S3Config) -> S3Settings {
-    S3Settings {
-        endpoint: s3.endpoint.clone(),
-        region: s3.region.clone(),
-        access_key: s3.access_key.clone(),
-        secret_key: s3.secret_key.expose_secret().to_owned(),
-        force_path_style: s3.force_path_style,
-        layout: match &s3.layout {
-            S3LayoutConfig::Single(bucket) => S3Layout::Single {
-                bucket: bucket.clone(),
-            },
-            S3LayoutConfig::PerAccount(prefix) => S3Layout::PerAccount {
-                prefix: prefix.clone(),
-            },
-        },
-        part_size: s3.part_size,
-        pipelined_uploads: s3.pipelined_uploads,
-        connect_timeout: s3.connect_timeout,
-        operation_timeout: s3.operation_timeout,
-        max_attempts: s3.max_attempts,
-        stream_uploads: s3.stream_uploads,
     }
 }
 
@@ -130,7 +100,7 @@ impl Adapters {
         };
         let redis = redis(config)?;
         Ok(Adapters {
-            tokens: token_store(config, redis.as_ref(), secret_bytes),
+            tokens: token_store(config, redis.as_ref(), secret),
             permissions: permissions(config)?,
             rate_limiter: rate_limiter(config, redis),
             clock,
@@ -150,15 +120,12 @@ async fn blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
     };
     let blobs: Arc<dyn BlobStore> =
         Arc::new(MeteredBlobStore::new(blob_store(config).await?, backend));
-    if config.limits.blob_cache_bytes == 0 {
+    if config.limits.blob_cache.capacity_bytes == 0 {
         return Ok(blobs);
     }
     Ok(Arc::new(CachedBlobStore::new(
         blobs,
-        BlobCacheSettings {
-            capacity_bytes: config.limits.blob_cache_bytes,
-            max_item_bytes: config.limits.blob_cache_max_item_bytes,
-        },
+        config.limits.blob_cache,
     )))
 }
 
@@ -167,20 +134,14 @@ fn redis(config: &Config) -> Result<Option<RedisConnection>, StartupError> {
     config
         .redis
         .as_ref()
-        .map(|r| {
-            RedisConnection::new(&RedisSettings {
-                url: r.url.clone(),
-                timeout: r.timeout,
-            })
-            .map_err(StartupError::Redis)
-        })
+        .map(|r| RedisConnection::new(r).map_err(StartupError::Redis))
         .transpose()
 }
 
 fn token_store(
     config: &Config,
     redis: Option<&RedisConnection>,
-    secret: Arc<[u8]>,
+    secret: &SecretString,
 ) -> Option<Arc<dyn TokenStore>> {
     let (connection, r) = redis.zip(config.redis.as_ref())?;
     Some(Arc::new(MeteredTokenStore::new(Arc::new(
@@ -188,7 +149,9 @@ fn token_store(
             connection.clone(),
             TokenStoreSettings {
                 key_prefix: r.key_prefix.clone(),
-                secret,
+                secret: Arc::new(SecretSlice::from(
+                    secret.expose_secret().as_bytes().to_vec(),
+                )),
                 iterations: config.auth.token_iterations,
             },
         ),
@@ -199,11 +162,7 @@ fn permissions(config: &Config) -> Result<Option<Arc<dyn PermissionChecker>>, St
     let Some(p) = &config.permission else {
         return Ok(None);
     };
-    let checker = HttpPermissionChecker::new(&PermissionSettings {
-        url: p.url.clone(),
-        timeout: p.timeout,
-    })
-    .map_err(StartupError::Permission)?;
+    let checker = HttpPermissionChecker::new(p).map_err(StartupError::Permission)?;
     Ok(Some(Arc::new(MeteredPermissionChecker::new(Arc::new(
         checker,
     )))))
@@ -237,7 +196,6 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
     } = adapters;
     let access = ReadAccess::new(repo.clone(), permissions, config.limits.access_policy);
     let policies = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
-    let limit = |(requests, window)| RateLimit { requests, window };
     Services {
         authenticate: Authenticate::new(
             Arc::new(MeteredTokenVerifier::new(Arc::new(jwt))),
@@ -259,8 +217,8 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
         rate_limit: rate_limiter.map(|limiter| {
             CheckRateLimit::new(
                 limiter,
-                limit(config.rate_limit.upload),
-                limit(config.rate_limit.download),
+                config.rate_limit.upload,
+                config.rate_limit.download,
             )
         }),
     }
@@ -270,11 +228,6 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
 pub(crate) fn http_settings(config: &Config, public_url: &str) -> HttpSettings {
     HttpSettings {
         public_url: public_url.to_owned(),
-        frontend_url: config.http.frontend_url.clone(),
-        debug: config.http.debug,
-        hsts: config.http.hsts,
-        trust_proxy_headers: config.http.trust_proxy_headers,
-        allowed_origins: config.http.allowed_origins.clone(),
-        limits: config.http.requests,
+        ..config.http.settings.clone()
     }
 }

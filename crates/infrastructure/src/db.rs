@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use secrecy::ExposeSecret;
 use stowage_application::BoxError;
+
+use crate::secret_url::{SecretUrl, redact_url};
 
 pub use repository::SeaOrmFileRepository;
 
@@ -50,10 +53,10 @@ impl DatabasePool {
 }
 
 /// How to reach the database.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct DatabaseSettings {
-    /// `postgres://…` or `sqlite://…`.
-    pub url: String,
+    /// `postgres://…` or `sqlite://…` (may hold a password; redacted in `Debug`).
+    pub url: SecretUrl,
     /// Largest number of pooled connections.
     pub max_connections: u32,
     /// How long to wait for a connection (to open, or from the pool).
@@ -62,39 +65,14 @@ pub struct DatabaseSettings {
     pub statement_timeout: Duration,
 }
 
-impl std::fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseSettings")
-            .field("url", &redact_url(&self.url))
-            .field("max_connections", &self.max_connections)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("statement_timeout", &self.statement_timeout)
-            .finish()
-    }
-}
-
-/// `url` with any password replaced, for logs and `Debug`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:[REDACTED]@{host}{tail}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// Opens a pool to the database of `settings`.
 ///
 /// # Errors
 /// [`DbError::Connect`] when the database cannot be reached or the URL is not understood.
 pub async fn connect(settings: &DatabaseSettings) -> Result<DatabasePool, DbError> {
     let statement_timeout = format!("{}", settings.statement_timeout.as_millis());
-    let mut options = ConnectOptions::new(settings.url.clone());
+    let url = settings.url.expose_secret();
+    let mut options = ConnectOptions::new(url.to_owned());
     options
         .max_connections(settings.max_connections)
         .min_connections(0)
@@ -112,7 +90,7 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<DatabasePool, DbErro
     Database::connect(options)
         .await
         .map(|connection| DatabasePool { connection })
-        .map_err(|e| DbError::Connect(without_url(e, &settings.url)))
+        .map_err(|e| DbError::Connect(without_url(e, url)))
 }
 
 /// Applies pending migrations, one replica at a time on Postgres.
@@ -141,26 +119,29 @@ struct Redacted(String);
 
 #[cfg(test)]
 mod tests {
-    use super::{DatabaseSettings, DbError, connect, redact_url};
+    use super::{DatabaseSettings, DbError, connect};
     use std::time::Duration;
 
     #[test]
-    fn redact_url_hides_passwords_only() {
-        assert_eq!(
-            redact_url("postgres://app:hunter2@db:5432/stowage"),
-            "postgres://app:[REDACTED]@db:5432/stowage"
+    fn settings_debug_never_shows_the_password() {
+        let settings = DatabaseSettings {
+            url: "postgres://app:hunter2@db:5432/stowage".into(),
+            max_connections: 1,
+            connect_timeout: Duration::from_millis(200),
+            statement_timeout: Duration::from_secs(1),
+        };
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("postgres://app:[REDACTED]@db:5432/stowage"),
+            "{shown}"
         );
-        assert_eq!(
-            redact_url("sqlite://./data/stowage.db"),
-            "sqlite://./data/stowage.db"
-        );
-        assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
     }
 
     #[tokio::test]
     async fn connect_errors_never_repeat_the_password() {
         let settings = DatabaseSettings {
-            url: "postgres://app:hunter2@db:notaport/stowage".to_owned(),
+            url: "postgres://app:hunter2@db:notaport/stowage".into(),
             max_connections: 1,
             connect_timeout: Duration::from_millis(200),
             statement_timeout: Duration::from_secs(1),

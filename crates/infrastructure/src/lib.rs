@@ -8,6 +8,7 @@ pub mod metered;
 pub mod permission;
 pub mod rate_limit;
 pub mod redis;
+pub mod secret_url;
 
 pub use auth::jwt::{Hs256Jwt, JwtClaims};
 pub use auth::redis_tokens::{RedisTokenStore, TokenStoreSettings};
@@ -25,3 +26,4 @@ pub use permission::http::{HttpPermissionChecker, PermissionClientError, Permiss
 pub use rate_limit::memory::InMemoryRateLimiter;
 pub use rate_limit::redis::RedisRateLimiter;
 pub use redis::{RedisCallError, RedisConnection, RedisSettings, RedisUrlError};
+pub use secret_url::SecretUrl;

@@ -7,25 +7,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::ExposeSecret;
 use stowage_application::BoxError;
 use tokio::sync::OnceCell;
 
-/// How to reach Redis.
-#[derive(Clone)]
+use crate::secret_url::SecretUrl;
+
+/// How to reach Redis, and which of its keys are the service's.
+#[derive(Clone, Debug)]
 pub struct RedisSettings {
     /// `redis://[:password@]host:port[/db]` (may hold a password; redacted in `Debug`).
-    pub url: String,
+    pub url: SecretUrl,
+    /// Prefix of every key read or written: Django's cache prefix (`REDIS_KEY_PREFIX`), shared by
+    /// the token store and the rate limiter.
+    pub key_prefix: String,
     /// Longest wait for a connection or an answer.
     pub timeout: Duration,
-}
-
-impl std::fmt::Debug for RedisSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSettings")
-            .field("url", &crate::db::redact_url(&self.url))
-            .field("timeout", &self.timeout)
-            .finish()
-    }
 }
 
 /// The Redis URL did not parse; the URL itself is never repeated (it may hold a password).
@@ -65,13 +62,14 @@ impl std::fmt::Debug for RedisConnection {
 }
 
 impl RedisConnection {
-    /// Prepares a connection to `settings.url`; nothing is dialled yet.
+    /// Prepares a connection to `settings.url`; nothing is dialled yet (the key prefix is for the
+    /// token store and the rate limiter).
     ///
     /// # Errors
     /// [`RedisUrlError`] when the URL does not parse.
     pub fn new(settings: &RedisSettings) -> Result<Self, RedisUrlError> {
         Ok(Self {
-            client: redis::Client::open(settings.url.as_str())
+            client: redis::Client::open(settings.url.expose_secret())
                 .map_err(|e| RedisUrlError(Box::new(e)))?,
             manager: Arc::new(OnceCell::new()),
             timeout: settings.timeout,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::SecretSlice;
 use stowage_application::ports::{
     RateClass, RateDecision, RateLimit, RateLimiter, TokenStore, TokenStoreError,
 };
@@ -21,7 +22,8 @@ fn redis_url() -> String {
 
 fn connection(url: &str) -> RedisConnection {
     RedisConnection::new(&RedisSettings {
-        url: url.to_owned(),
+        url: url.into(),
+        key_prefix: ":1:".to_owned(),
         timeout: Duration::from_millis(500),
     })
     .unwrap()
@@ -36,7 +38,7 @@ fn store(url: &str, prefix: &str, iterations: u32) -> RedisTokenStore {
         connection(url),
         TokenStoreSettings {
             key_prefix: prefix.to_owned(),
-            secret: Arc::from(&b"django-secret"[..]),
+            secret: Arc::new(SecretSlice::from(b"django-secret".to_vec())),
             iterations,
         },
     )

@@ -34,7 +34,7 @@ fn at(offset_micros: i64) -> OffsetDateTime {
 
 fn settings(url: String) -> DatabaseSettings {
     DatabaseSettings {
-        url,
+        url: url.into(),
         max_connections: 4,
         connect_timeout: Duration::from_millis(500),
         statement_timeout: Duration::from_secs(5),

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretSlice};
 use sha2::Sha256;
 use stowage_application::ports::{TokenClaims, TokenKind, TokenStore, TokenStoreError};
 use stowage_domain::{AccountId, UserId};
@@ -18,24 +19,14 @@ use crate::redis::RedisConnection;
 const INLINE_PBKDF2_ITERATIONS: u32 = 1_000;
 
 /// Settings of the token lookup.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TokenStoreSettings {
     /// Key prefix of Django's cache (`REDIS_KEY_PREFIX`, default `:1:`).
     pub key_prefix: String,
-    /// PBKDF2 salt: `AUTH_SECRET_KEY`.
-    pub secret: Arc<[u8]>,
+    /// PBKDF2 salt: `AUTH_SECRET_KEY` (redacted in `Debug`).
+    pub secret: Arc<SecretSlice<u8>>,
     /// PBKDF2 iterations (`AUTH_TOKEN_ITERATIONS`).
     pub iterations: u32,
-}
-
-impl std::fmt::Debug for TokenStoreSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenStoreSettings")
-            .field("key_prefix", &self.key_prefix)
-            .field("secret", &"[REDACTED]")
-            .field("iterations", &self.iterations)
-            .finish()
-    }
 }
 
 /// Looks up Django-issued tokens in Redis.
@@ -67,11 +58,16 @@ impl RedisTokenStore {
         let secret = self.settings.secret.clone();
         let iterations = self.settings.iterations;
         if iterations <= INLINE_PBKDF2_ITERATIONS {
-            return Ok(Self::user_token_key(&prefix, &secret, iterations, token));
+            return Ok(Self::user_token_key(
+                &prefix,
+                secret.expose_secret(),
+                iterations,
+                token,
+            ));
         }
         let token = token.to_owned();
         tokio::task::spawn_blocking(move || {
-            Self::user_token_key(&prefix, &secret, iterations, &token)
+            Self::user_token_key(&prefix, secret.expose_secret(), iterations, &token)
         })
         .await
         .map_err(|e| TokenStoreError::Unavailable(Box::new(e)))

@@ -30,6 +30,7 @@ use aws_sdk_s3::config::{
 };
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use futures_util::StreamExt;
+use secrecy::ExposeSecret;
 use stowage_application::BodyError;
 use stowage_application::ports::{BlobBody, BlobError, BlobListing, BlobStore};
 use stowage_application::stream::{BlobDigester, ByteStream, StoredBlob};
@@ -83,7 +84,7 @@ impl S3BlobStore {
     pub fn new(settings: &S3Settings) -> Self {
         let credentials = Credentials::new(
             settings.access_key.clone(),
-            settings.secret_key.clone(),
+            settings.secret_key.expose_secret().to_owned(),
             None,
             None,
             "stowage-config",

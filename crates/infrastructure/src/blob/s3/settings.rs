@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
+use secrecy::SecretString;
+
 use super::S3Layout;
 
 /// Everything the S3 adapter needs.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct S3Settings {
     /// Endpoint of an S3-compatible store; `None` for AWS.
     pub endpoint: Option<String>,
@@ -14,7 +16,7 @@ pub struct S3Settings {
     /// Access key id.
     pub access_key: String,
     /// Secret access key (redacted in `Debug`).
-    pub secret_key: String,
+    pub secret_key: SecretString,
     /// Path-style addressing (`http://host/bucket/key`), which most self-hosted stores need.
     pub force_path_style: bool,
     /// Bucket layout.
@@ -33,19 +35,4 @@ pub struct S3Settings {
     /// Stream uploads of announced length into one `PutObject` (aws-chunked with a trailing
     /// checksum); off for stores that do not decode aws-chunked bodies.
     pub stream_uploads: bool,
-}
-
-impl std::fmt::Debug for S3Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("S3Settings")
-            .field("endpoint", &self.endpoint)
-            .field("region", &self.region)
-            .field("access_key", &self.access_key)
-            .field("secret_key", &"[REDACTED]")
-            .field("force_path_style", &self.force_path_style)
-            .field("layout", &self.layout)
-            .field("part_size", &self.part_size)
-            .field("stream_uploads", &self.stream_uploads)
-            .finish_non_exhaustive()
-    }
 }
