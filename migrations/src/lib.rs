@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
 
 mod m20261123_000001_create_files;
+mod m20261201_000002_adopt_files;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -11,7 +12,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_files::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_files::Migration),
+            Box::new(m20261201_000002_adopt_files::Migration),
+        ]
     }
 }
 

@@ -22,6 +22,11 @@ enum Files {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        // A `files` table that is already there is the Pneumatic service's: the adoption migration
+        // brings it to shape, without a second copy of the indexes it already has.
+        if manager.has_table("files").await? {
+            return Ok(());
+        }
         manager
             .create_table(
                 Table::create()

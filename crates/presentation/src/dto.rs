@@ -22,8 +22,8 @@ pub struct FileInfoResponse {
     pub content_type: String,
     /// Size in bytes.
     pub size: u64,
-    /// Lower-case hex SHA-256.
-    pub sha256: String,
+    /// Lower-case hex SHA-256; null for a legacy file whose digest is not known yet.
+    pub sha256: Option<String>,
     /// Upload time, RFC 3339 UTC.
     pub created_at: String,
     /// Owning account.
@@ -46,7 +46,7 @@ impl FileInfoResponse {
             filename: record.filename().as_str().to_owned(),
             content_type: record.content_type().as_str().to_owned(),
             size: record.size(),
-            sha256: record.sha256().to_hex(),
+            sha256: record.sha256().map(|digest| digest.to_hex()),
             created_at,
             account_id: record.account_id().get(),
             user_id: record.user_id().map(|u| u.get()),

@@ -183,14 +183,14 @@ pub async fn delete_file(
     responses(
         (status = 200, description = "The whole file, under its stored content type (any type)",
             content_type = "*/*", body = FileBytes, headers(
-                ("ETag" = String, description = "`\"<sha256>\"`"),
+                ("ETag" = String, description = "`\"<sha256>\"`, or `\"<file_id>\"` while the digest is unknown"),
                 ("Content-Disposition" = String, description = "`attachment` (or `inline`), with the file name"),
                 ("Accept-Ranges" = String, description = "`bytes`"),
             )),
         (status = 206, description = "One range of the file, under its stored content type (any type)",
             content_type = "*/*", body = FileBytes, headers(
                 ("Content-Range" = String, description = "`bytes a-b/size`"),
-                ("ETag" = String, description = "`\"<sha256>\"`"),
+                ("ETag" = String, description = "`\"<sha256>\"`, or `\"<file_id>\"` while the digest is unknown"),
             )),
         (status = 304, description = "Not modified: `If-None-Match` matches the ETag"),
         (status = 400, description = "`disposition` not valid", body = ErrorBody),
@@ -294,7 +294,9 @@ async fn serve(
     headers: &HeaderMap,
     inline: bool,
 ) -> Result<Response, ApiError> {
-    let etag = etag_of(&record.sha256().to_hex());
+    let etag = etag_of(&record.etag());
+    // A legacy file's ETag was its id until its digest was known: the same bytes, still valid.
+    let id_etag = etag_of(&record.id().to_string());
     // HTTP dates cover 1970 to 9999 (the formatter panics outside); a stored time outside that
     // range, only possible in imported data, simply gets no Last-Modified.
     let last_modified = (1970..=9999)
@@ -314,7 +316,9 @@ async fn serve(
         response = response.header(header::LAST_MODIFIED, date);
     }
 
-    if header_str(header::IF_NONE_MATCH).is_some_and(|h| if_none_match_matches(h, &etag)) {
+    if header_str(header::IF_NONE_MATCH)
+        .is_some_and(|h| if_none_match_matches(h, &etag) || if_none_match_matches(h, &id_etag))
+    {
         return build(response.status(StatusCode::NOT_MODIFIED), Body::empty());
     }
 
@@ -322,7 +326,10 @@ async fn serve(
     let range = match header_str(header::RANGE) {
         Some(range)
             if header_str(header::IF_RANGE)
-                .is_none_or(|h| if_range_matches(h, &etag, last_modified.as_deref())) =>
+                .is_none_or(|h| {
+                    if_range_matches(h, &etag, last_modified.as_deref())
+                        || if_range_matches(h, &id_etag, None)
+                }) =>
         {
             match resolve_range(range, size) {
                 RangeOutcome::Full => None,
