@@ -5,6 +5,7 @@ pub mod check_rate_limit;
 pub mod check_readiness;
 pub mod create_signed_url;
 pub mod delete_file;
+pub mod digest_legacy;
 pub mod download_file;
 pub mod get_file_info;
 pub mod list_files;
@@ -17,6 +18,7 @@ pub use check_rate_limit::CheckRateLimit;
 pub use check_readiness::{CheckReadiness, ComponentStatus, Readiness};
 pub use create_signed_url::{CreateSignedUrl, MAX_SIGNED_URL_LIFETIME, SignedUrl, check_signature};
 pub use delete_file::DeleteFile;
+pub use digest_legacy::{DigestLegacyRows, DigestReport, LegacyRow};
 pub use download_file::DownloadFile;
 pub use get_file_info::GetFileInfo;
 pub use list_files::ListFiles;
@@ -56,7 +58,7 @@ pub(crate) mod fixtures {
             filename: Filename::sanitize("a.txt"),
             content_type: ContentType::from_stored("text/plain".into()),
             size: 3,
-            sha256: Sha256Digest::from_bytes([7; 32]),
+            sha256: Some(Sha256Digest::from_bytes([7; 32])),
             created_at: OffsetDateTime::UNIX_EPOCH,
             account_id: AccountId::new(account),
             user_id: user.map(UserId::new),

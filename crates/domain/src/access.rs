@@ -94,7 +94,7 @@ mod tests {
             filename: Filename::sanitize("a.txt"),
             content_type: ContentType::from_stored("text/plain".to_owned()),
             size: 1,
-            sha256: Sha256Digest::from_bytes([0; 32]),
+            sha256: Some(Sha256Digest::from_bytes([0; 32])),
             created_at: OffsetDateTime::UNIX_EPOCH,
             account_id: AccountId::new(account),
             user_id: user.map(UserId::new),

@@ -129,6 +129,14 @@ impl ContentType {
         ContentType(s)
     }
 
+    /// Wraps a type stored by someone else (the Pneumatic service's rows): the allow-listed type
+    /// it names, in canonical form, or `application/octet-stream` for anything the upload rules
+    /// would not keep. A type Stowage stored comes back unchanged.
+    pub fn from_legacy(stored: &str) -> ContentType {
+        allowed_entry(&essence(stored))
+            .map_or_else(Self::octet_stream, |(name, _)| ContentType(name.to_owned()))
+    }
+
     /// Returns the type.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -452,6 +460,31 @@ mod tests {
                 "{stored} in {allowed:?}"
             );
         }
+    }
+
+    #[test]
+    fn from_legacy_keeps_only_what_uploads_would_keep() {
+        let cases: &[(&str, &str)] = &[
+            ("application/pdf", "application/pdf"),
+            ("Image/PNG; x=y", "image/png"),
+            ("text/plain; charset=utf-8", "text/plain"),
+            ("text/html", OCTET),
+            ("image/svg+xml", OCTET),
+            ("application/x-msdownload", OCTET),
+            ("", OCTET),
+            ("nonsense", OCTET),
+        ];
+        for &(stored, expected) in cases {
+            assert_eq!(
+                ContentType::from_legacy(stored).as_str(),
+                expected,
+                "{stored}"
+            );
+        }
+        for &(name, _) in ALLOWED {
+            assert_eq!(ContentType::from_legacy(name).as_str(), name);
+        }
+        assert_eq!(ContentType::from_legacy(OCTET), ContentType::octet_stream());
     }
 
     #[test]

@@ -49,7 +49,7 @@ pub struct FileRecord {
     filename: Filename,
     content_type: ContentType,
     size: u64,
-    sha256: Sha256Digest,
+    sha256: Option<Sha256Digest>,
     created_at: OffsetDateTime,
     account_id: AccountId,
     user_id: Option<UserId>,
@@ -66,8 +66,8 @@ pub struct FileRecordParts {
     pub content_type: ContentType,
     /// The size in bytes.
     pub size: u64,
-    /// The SHA-256 of the bytes.
-    pub sha256: Sha256Digest,
+    /// The SHA-256 of the bytes; `None` for a legacy row whose digest is not known yet.
+    pub sha256: Option<Sha256Digest>,
     /// When the upload completed.
     pub created_at: OffsetDateTime,
     /// The uploader's account.
@@ -121,9 +121,18 @@ impl FileRecord {
         self.size
     }
 
-    /// Returns the SHA-256 of the bytes.
-    pub fn sha256(&self) -> &Sha256Digest {
-        &self.sha256
+    /// Returns the SHA-256 of the bytes; `None` for a legacy row whose digest is not known yet.
+    pub fn sha256(&self) -> Option<&Sha256Digest> {
+        self.sha256.as_ref()
+    }
+
+    /// Returns the strong entity tag of the bytes, without quotes: the SHA-256 in hex, or, while
+    /// the digest is not known, the file id (blobs never change, so the id is a strong validator).
+    pub fn etag(&self) -> String {
+        match &self.sha256 {
+            Some(digest) => digest.to_hex(),
+            None => self.id.to_string(),
+        }
     }
 
     /// Returns when the upload completed.
@@ -159,7 +168,7 @@ mod tests {
             filename: Filename::sanitize("report.pdf"),
             content_type: ContentType::from_stored("application/pdf".to_owned()),
             size: 1234,
-            sha256: Sha256Digest::from_bytes([7; 32]),
+            sha256: Some(Sha256Digest::from_bytes([7; 32])),
             created_at: OffsetDateTime::UNIX_EPOCH,
             account_id: AccountId::new(account),
             user_id: user.map(UserId::new),
@@ -191,11 +200,22 @@ mod tests {
             assert_eq!(record.filename(), &given.filename);
             assert_eq!(record.content_type(), &given.content_type);
             assert_eq!(record.size(), given.size);
-            assert_eq!(record.sha256(), &given.sha256);
+            assert_eq!(record.sha256(), given.sha256.as_ref());
             assert_eq!(record.created_at(), given.created_at);
             assert_eq!(record.account_id(), given.account_id);
             assert_eq!(record.user_id(), given.user_id);
             assert_eq!(record.blob_key(), BlobKey::new(given.account_id, given.id));
         }
+    }
+
+    #[test]
+    fn etag_is_the_digest_or_while_unknown_the_id() {
+        let known = FileRecord::new(parts(1, None));
+        assert_eq!(known.etag(), "07".repeat(32));
+        let legacy = FileRecord::new(FileRecordParts {
+            sha256: None,
+            ..parts(1, None)
+        });
+        assert_eq!(legacy.etag(), ID);
     }
 }

@@ -14,7 +14,7 @@ use stowage_application::ports::{
     TokenVerifier,
 };
 use stowage_application::stream::{ByteStream, StoredBlob};
-use stowage_domain::{BlobKey, ByteRange, FileId, FileRecord, Principal};
+use stowage_domain::{BlobKey, ByteRange, FileId, FileRecord, Principal, Sha256Digest};
 
 fn blob_status<T>(result: &Result<T, BlobError>) -> &'static str {
     match result {
@@ -172,6 +172,31 @@ impl FileRepository for MeteredFileRepository {
         let started = Instant::now();
         let result = self.inner.scan(after, limit).await;
         timed("scan", started);
+        result
+    }
+
+    async fn scan_without_digest(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, RepoError> {
+        let started = Instant::now();
+        let result = self.inner.scan_without_digest(after, limit).await;
+        timed("scan_without_digest", started);
+        result
+    }
+
+    async fn count_without_digest(&self) -> Result<u64, RepoError> {
+        let started = Instant::now();
+        let result = self.inner.count_without_digest().await;
+        timed("count_without_digest", started);
+        result
+    }
+
+    async fn set_digest(&self, id: FileId, sha256: &Sha256Digest) -> Result<(), RepoError> {
+        let started = Instant::now();
+        let result = self.inner.set_digest(id, sha256).await;
+        timed("set_digest", started);
         result
     }
 }

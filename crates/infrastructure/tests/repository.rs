@@ -55,7 +55,7 @@ fn record_at(account: i64, user: Option<i64>, created_at: OffsetDateTime) -> Fil
         filename: Filename::sanitize("quarterly report.pdf"),
         content_type: ContentType::from_stored("application/pdf".to_owned()),
         size: 1234,
-        sha256: digest_of(id),
+        sha256: Some(digest_of(id)),
         created_at,
         account_id: AccountId::new(account),
         user_id: user.map(UserId::new),
@@ -105,10 +105,12 @@ mod contract {
             filename: Filename::sanitize("отчёт 2024.pdf"),
             content_type: ContentType::from_stored("application/octet-stream".to_owned()),
             size: 5 * 1024 * 1024 * 1024 + 7,
-            sha256: Sha256Digest::parse_hex(
-                "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            )
-            .unwrap(),
+            sha256: Some(
+                Sha256Digest::parse_hex(
+                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                )
+                .unwrap(),
+            ),
             created_at: at(0),
             account_id: AccountId::new(i64::MAX),
             user_id: Some(UserId::new(42)),
@@ -145,7 +147,7 @@ mod contract {
             filename: Filename::sanitize("other.txt"),
             content_type: ContentType::from_stored("text/plain".to_owned()),
             size: 1,
-            sha256: Sha256Digest::from_bytes([9; 32]),
+            sha256: Some(Sha256Digest::from_bytes([9; 32])),
             created_at: at(5),
             account_id: AccountId::new(9),
             user_id: None,

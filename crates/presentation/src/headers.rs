@@ -45,9 +45,9 @@ pub fn content_disposition(inline: bool, name: &Filename) -> String {
     )
 }
 
-/// The strong entity tag of a file: its SHA-256 in quotes.
-pub fn etag_of(sha256_hex: &str) -> String {
-    format!("\"{sha256_hex}\"")
+/// The strong entity tag of a file: its validator (SHA-256, or id while that is unknown) in quotes.
+pub fn etag_of(validator: &str) -> String {
+    format!("\"{validator}\"")
 }
 
 /// Whether an `If-None-Match` value matches `etag` (weak comparison, `*` matches anything).

@@ -1,7 +1,7 @@
 //! Where file metadata lives.
 
 use async_trait::async_trait;
-use stowage_domain::{AccountId, FileId, FileRecord, UserId};
+use stowage_domain::{AccountId, FileId, FileRecord, Sha256Digest, UserId};
 use time::OffsetDateTime;
 
 use crate::error::BoxError;
@@ -110,6 +110,28 @@ pub trait FileRepository: Send + Sync {
     /// # Errors
     /// [`RepoError::Unavailable`] when the database fails.
     async fn scan(&self, after: Option<FileId>, limit: u32) -> Result<Vec<FileRecord>, RepoError>;
+
+    /// The records without a digest (legacy rows) in id order, at most `limit` after the id `after`.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails.
+    async fn scan_without_digest(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, RepoError>;
+
+    /// How many records have no digest.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails.
+    async fn count_without_digest(&self) -> Result<u64, RepoError>;
+
+    /// Records the digest of the bytes of the record `id`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when there is no such record; [`RepoError::Unavailable`] when the database fails.
+    async fn set_digest(&self, id: FileId, sha256: &Sha256Digest) -> Result<(), RepoError>;
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ impl UploadFile {
             filename: Filename::sanitize(request.filename.as_deref().unwrap_or_default()),
             content_type,
             size: stored.size,
-            sha256: stored.sha256,
+            sha256: Some(stored.sha256),
             created_at,
             account_id: request.principal.account_id(),
             user_id: request.principal.user_id(),

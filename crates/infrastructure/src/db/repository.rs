@@ -1,10 +1,13 @@
 //! [`FileRepository`] over SeaORM.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{
+    Alias, Cond, Expr, Func, IntoColumnRef, Order, Query, SelectStatement, SimpleExpr,
+};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, Value,
 };
 use stowage_application::ports::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 use stowage_domain::{
@@ -12,14 +15,57 @@ use stowage_domain::{
 };
 use time::OffsetDateTime;
 use time::macros::format_description;
+use tokio::sync::OnceCell;
 
 use super::DatabasePool;
 use super::entity::file;
 
-/// Stores file records in SQLite or Postgres.
+/// Stores file records in SQLite or Postgres, in Stowage's own `files` table or in the Pneumatic
+/// service's adopted one.
 #[derive(Clone, Debug)]
 pub struct SeaOrmFileRepository {
     db: DatabaseConnection,
+    id_column: Arc<OnceCell<IdColumn>>,
+}
+
+/// How `file_id` is stored: Stowage's own table has `uuid` (a 16-byte blob on SQLite), the
+/// Pneumatic service's `varchar`. A parameter must have the column's type (Postgres compares a
+/// `uuid` with a `uuid` only), so each id is bound as the column stores it and the primary key
+/// index stays usable either way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum IdColumn {
+    Uuid,
+    Text,
+}
+
+impl IdColumn {
+    fn value(self, id: FileId) -> Value {
+        match self {
+            IdColumn::Uuid => id.as_uuid().into(),
+            IdColumn::Text => id.to_string().into(),
+        }
+    }
+
+    fn read(self, row: &QueryResult) -> Result<FileId, RepoError> {
+        let corrupt = |what| {
+            RepoError::Unavailable(Box::new(CorruptRow {
+                file_id: row
+                    .try_get::<String>("", "file_id")
+                    .unwrap_or_else(|_| "?".to_owned()),
+                what,
+            }))
+        };
+        match self {
+            IdColumn::Uuid => {
+                let uuid: uuid::Uuid = row.try_get("", "file_id").map_err(unavailable)?;
+                FileId::from_uuid(uuid).map_err(|_| corrupt("file_id is not a UUID v4"))
+            }
+            IdColumn::Text => {
+                let text: String = row.try_get("", "file_id").map_err(unavailable)?;
+                FileId::parse(&text).map_err(|_| corrupt("file_id is not a lower-case UUID v4"))
+            }
+        }
+    }
 }
 
 impl SeaOrmFileRepository {
@@ -27,7 +73,89 @@ impl SeaOrmFileRepository {
     pub fn new(pool: DatabasePool) -> Self {
         Self {
             db: pool.connection().clone(),
+            id_column: Arc::new(OnceCell::new()),
         }
+    }
+
+    /// The type of `file_id`, looked up once (a failed look-up is tried again on the next call).
+    async fn id_column(&self) -> Result<IdColumn, RepoError> {
+        self.id_column
+            .get_or_try_init(|| async {
+                if self.db.get_database_backend() != DbBackend::Postgres {
+                    return Ok(IdColumn::Uuid);
+                }
+                let row = self
+                    .db
+                    .query_one(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT data_type::text AS data_type FROM information_schema.columns \
+                         WHERE table_schema = current_schema() AND table_name = 'files' \
+                         AND column_name = 'file_id'",
+                    ))
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| RepoError::Unavailable("there is no files table".into()))?;
+                let data_type: String = row.try_get("", "data_type").map_err(unavailable)?;
+                Ok(if data_type == "uuid" {
+                    IdColumn::Uuid
+                } else {
+                    IdColumn::Text
+                })
+            })
+            .await
+            .copied()
+    }
+
+    /// `SELECT` of every column a record needs, from `files`. The integer columns are read as
+    /// `BIGINT`: the Pneumatic table has `integer` ones.
+    fn select() -> SelectStatement {
+        let bigint = |column: file::Column| Expr::col(column).cast_as(Alias::new("BIGINT"));
+        let mut select = Query::select();
+        select
+            .from(file::Entity)
+            .columns([
+                file::Column::FileId,
+                file::Column::ContentType,
+                file::Column::Filename,
+                file::Column::CreatedAt,
+                file::Column::Sha256,
+            ])
+            .expr_as(bigint(file::Column::Size), Alias::new("size"))
+            .expr_as(bigint(file::Column::UserId), Alias::new("user_id"))
+            .expr_as(bigint(file::Column::AccountId), Alias::new("account_id"));
+        select
+    }
+
+    async fn fetch(&self, query: &SelectStatement) -> Result<Vec<FileRecord>, RepoError> {
+        let ids = self.id_column().await?;
+        let backend = self.db.get_database_backend();
+        self.db
+            .query_all(backend.build(query))
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|row| record_of(ids, row))
+            .collect()
+    }
+
+    async fn scan_where(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+        legacy_only: bool,
+    ) -> Result<Vec<FileRecord>, RepoError> {
+        let ids = self.id_column().await?;
+        let mut query = Self::select();
+        if let Some(after) = after {
+            query.and_where(Expr::col(file::Column::FileId).gt(ids.value(after)));
+        }
+        if legacy_only {
+            query.and_where(Expr::col(file::Column::Sha256).is_null());
+        }
+        query
+            .order_by(file::Column::FileId, Order::Asc)
+            .limit(u64::from(limit));
+        self.fetch(&query).await
     }
 }
 
@@ -58,31 +186,43 @@ fn unavailable(e: DbErr) -> RepoError {
 #[derive(Debug, thiserror::Error)]
 #[error("row of file {file_id} is invalid: {what}")]
 struct CorruptRow {
-    file_id: uuid::Uuid,
+    file_id: String,
     what: &'static str,
 }
 
-impl TryFrom<file::Model> for FileRecord {
-    type Error = RepoError;
-
-    fn try_from(m: file::Model) -> Result<Self, Self::Error> {
-        let corrupt = |what| {
-            RepoError::Unavailable(Box::new(CorruptRow {
-                file_id: m.file_id,
-                what,
-            }))
-        };
-        Ok(FileRecord::new(FileRecordParts {
-            id: FileId::from_uuid(m.file_id).map_err(|_| corrupt("file_id is not a UUID v4"))?,
-            filename: Filename::from_stored(m.filename),
-            content_type: ContentType::from_stored(m.content_type),
-            size: u64::try_from(m.size).map_err(|_| corrupt("negative size"))?,
-            sha256: Sha256Digest::parse_hex(&m.sha256).map_err(|_| corrupt("sha256 is not hex"))?,
-            created_at: m.created_at,
-            account_id: AccountId::new(m.account_id),
-            user_id: m.user_id.map(UserId::new),
+/// The record of a row of [`SeaOrmFileRepository::select`]. The stored name and type pass the
+/// upload rules again (a no-op for what Stowage stored; rows the Pneumatic service wrote may hold
+/// anything), and a null digest is a legacy row's.
+fn record_of(ids: IdColumn, row: &QueryResult) -> Result<FileRecord, RepoError> {
+    let id = ids.read(row)?;
+    let corrupt = |what| {
+        RepoError::Unavailable(Box::new(CorruptRow {
+            file_id: id.to_string(),
+            what,
         }))
-    }
+    };
+    let get_str = |column| row.try_get::<String>("", column).map_err(unavailable);
+    let size: i64 = row.try_get("", "size").map_err(unavailable)?;
+    let sha256: Option<String> = row.try_get("", "sha256").map_err(unavailable)?;
+    let sha256 = match sha256 {
+        Some(hex) => {
+            Some(Sha256Digest::parse_hex(hex.trim()).map_err(|_| corrupt("sha256 is not hex"))?)
+        }
+        None => None,
+    };
+    let user_id: Option<i64> = row.try_get("", "user_id").map_err(unavailable)?;
+    let account_id: i64 = row.try_get("", "account_id").map_err(unavailable)?;
+    let created_at: OffsetDateTime = row.try_get("", "created_at").map_err(unavailable)?;
+    Ok(FileRecord::new(FileRecordParts {
+        id,
+        filename: Filename::sanitize(&get_str("filename")?),
+        content_type: ContentType::from_legacy(&get_str("content_type")?),
+        size: u64::try_from(size).map_err(|_| corrupt("negative size"))?,
+        sha256,
+        created_at,
+        account_id: AccountId::new(account_id),
+        user_id: user_id.map(UserId::new),
+    }))
 }
 
 #[async_trait]
@@ -90,6 +230,7 @@ impl FileRepository for SeaOrmFileRepository {
     async fn insert(&self, record: &FileRecord) -> Result<(), RepoError> {
         let size = i64::try_from(record.size())
             .map_err(|_| RepoError::Unavailable("file size does not fit the size column".into()))?;
+        let ids = self.id_column().await?;
         let backend = self.db.get_database_backend();
         let mut insert = Query::insert();
         insert
@@ -106,14 +247,14 @@ impl FileRepository for SeaOrmFileRepository {
                 file::Column::StorageKey,
             ])
             .values([
-                record.id().as_uuid().into(),
+                ids.value(record.id()).into(),
                 size.into(),
                 record.content_type().as_str().into(),
                 record.filename().as_str().into(),
                 record.user_id().map(UserId::get).into(),
                 record.account_id().get().into(),
                 Expr::val(timestamp(backend, record.created_at())).into(),
-                record.sha256().to_hex().into(),
+                record.sha256().map(Sha256Digest::to_hex).into(),
                 record.blob_key().to_string().into(),
             ])
             .map_err(|e| RepoError::Unavailable(Box::new(e)))?;
@@ -125,20 +266,29 @@ impl FileRepository for SeaOrmFileRepository {
     }
 
     async fn get(&self, id: FileId) -> Result<FileRecord, RepoError> {
-        file::Entity::find_by_id(id.as_uuid())
-            .one(&self.db)
-            .await
-            .map_err(unavailable)?
-            .ok_or(RepoError::NotFound)?
-            .try_into()
+        let ids = self.id_column().await?;
+        let mut query = Self::select();
+        query.and_where(Expr::col(file::Column::FileId).eq(ids.value(id)));
+        self.fetch(&query)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(RepoError::NotFound)
     }
 
     async fn delete(&self, id: FileId) -> Result<(), RepoError> {
-        let result = file::Entity::delete_by_id(id.as_uuid())
-            .exec(&self.db)
+        let ids = self.id_column().await?;
+        let backend = self.db.get_database_backend();
+        let delete = Query::delete()
+            .from_table(file::Entity)
+            .and_where(Expr::col(file::Column::FileId).eq(ids.value(id)))
+            .to_owned();
+        let result = self
+            .db
+            .execute(backend.build(&delete))
             .await
             .map_err(unavailable)?;
-        if result.rows_affected == 0 {
+        if result.rows_affected() == 0 {
             return Err(RepoError::NotFound);
         }
         Ok(())
@@ -150,39 +300,34 @@ impl FileRepository for SeaOrmFileRepository {
         limit: u32,
         cursor: Option<ListCursor>,
     ) -> Result<ListPage, RepoError> {
-        let mut query = match owner {
-            Owner::User(user, account) => file::Entity::find()
-                .filter(file::Column::UserId.eq(user.get()))
-                .filter(file::Column::AccountId.eq(account.get())),
-            Owner::Account(account) => file::Entity::find()
-                .filter(file::Column::AccountId.eq(account.get()))
-                .filter(file::Column::UserId.is_null()),
+        let ids = self.id_column().await?;
+        let mut query = Self::select();
+        match owner {
+            Owner::User(user, account) => query
+                .and_where(Expr::col(file::Column::UserId).eq(user.get()))
+                .and_where(Expr::col(file::Column::AccountId).eq(account.get())),
+            Owner::Account(account) => query
+                .and_where(Expr::col(file::Column::AccountId).eq(account.get()))
+                .and_where(Expr::col(file::Column::UserId).is_null()),
         };
         if let Some(cursor) = cursor {
             let at = timestamp(self.db.get_database_backend(), cursor.created_at);
-            query = query.filter(
-                Condition::any()
-                    .add(file::Column::CreatedAt.lt(at.clone()))
-                    .add(
-                        Condition::all()
-                            .add(file::Column::CreatedAt.eq(at))
-                            .add(file::Column::FileId.lt(cursor.file_id.as_uuid())),
-                    ),
+            let created_at = || Expr::col(file::Column::CreatedAt.into_column_ref());
+            query.cond_where(
+                Cond::any().add(created_at().lt(at.clone())).add(
+                    Cond::all()
+                        .add(created_at().eq(at))
+                        .add(Expr::col(file::Column::FileId).lt(ids.value(cursor.file_id))),
+                ),
             );
         }
-        let rows = query
-            .order_by_desc(file::Column::CreatedAt)
-            .order_by_desc(file::Column::FileId)
-            .limit(u64::from(limit) + 1)
-            .all(&self.db)
-            .await
-            .map_err(unavailable)?;
-        let more = rows.len() > limit as usize;
-        let items = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(FileRecord::try_from)
-            .collect::<Result<Vec<_>, _>>()?;
+        query
+            .order_by(file::Column::CreatedAt, Order::Desc)
+            .order_by(file::Column::FileId, Order::Desc)
+            .limit(u64::from(limit) + 1);
+        let mut items = self.fetch(&query).await?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
         let next = match items.last() {
             Some(last) if more => Some(ListCursor {
                 created_at: last.created_at(),
@@ -203,18 +348,56 @@ impl FileRepository for SeaOrmFileRepository {
     }
 
     async fn scan(&self, after: Option<FileId>, limit: u32) -> Result<Vec<FileRecord>, RepoError> {
-        let mut query = file::Entity::find();
-        if let Some(after) = after {
-            query = query.filter(file::Column::FileId.gt(after.as_uuid()));
-        }
-        query
-            .order_by_asc(file::Column::FileId)
-            .limit(u64::from(limit))
-            .all(&self.db)
+        self.scan_where(after, limit, false).await
+    }
+
+    async fn scan_without_digest(
+        &self,
+        after: Option<FileId>,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, RepoError> {
+        self.scan_where(after, limit, true).await
+    }
+
+    async fn count_without_digest(&self) -> Result<u64, RepoError> {
+        let backend = self.db.get_database_backend();
+        let query = Query::select()
+            .expr_as(
+                SimpleExpr::from(Func::count(Expr::col(file::Column::FileId)))
+                    .cast_as(Alias::new("BIGINT")),
+                Alias::new("legacy"),
+            )
+            .from(file::Entity)
+            .and_where(Expr::col(file::Column::Sha256).is_null())
+            .to_owned();
+        let row = self
+            .db
+            .query_one(backend.build(&query))
             .await
-            .map_err(unavailable)?
-            .into_iter()
-            .map(FileRecord::try_from)
-            .collect()
+            .map_err(unavailable)?;
+        let count: i64 = match row {
+            Some(row) => row.try_get("", "legacy").map_err(unavailable)?,
+            None => 0,
+        };
+        Ok(u64::try_from(count).unwrap_or_default())
+    }
+
+    async fn set_digest(&self, id: FileId, sha256: &Sha256Digest) -> Result<(), RepoError> {
+        let ids = self.id_column().await?;
+        let backend = self.db.get_database_backend();
+        let update = Query::update()
+            .table(file::Entity)
+            .value(file::Column::Sha256, sha256.to_hex())
+            .and_where(Expr::col(file::Column::FileId).eq(ids.value(id)))
+            .to_owned();
+        let result = self
+            .db
+            .execute(backend.build(&update))
+            .await
+            .map_err(unavailable)?;
+        if result.rows_affected() == 0 {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
     }
 }

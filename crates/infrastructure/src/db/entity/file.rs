@@ -6,7 +6,8 @@ use sea_orm::entity::prelude::*;
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "files")]
 pub struct Model {
-    /// The file's id.
+    /// The file's id (`uuid` in Stowage's own table, `varchar` in the Pneumatic service's: the
+    /// repository reads and binds it by the type it finds, never through this model).
     #[sea_orm(primary_key, auto_increment = false)]
     pub file_id: Uuid,
     /// Size in bytes.
@@ -21,10 +22,10 @@ pub struct Model {
     pub account_id: i64,
     /// Upload time.
     pub created_at: TimeDateTimeWithTimeZone,
-    /// Lower-case hex SHA-256 of the bytes.
-    pub sha256: String,
-    /// Logical blob key, `{account_id}/{file_id}`.
-    pub storage_key: String,
+    /// Lower-case hex SHA-256 of the bytes; null for a legacy row whose digest is not known yet.
+    pub sha256: Option<String>,
+    /// Logical blob key, `{account_id}/{file_id}`; null means the layout's default key.
+    pub storage_key: Option<String>,
 }
 
 /// `files` has no relations.
