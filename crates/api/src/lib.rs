@@ -80,6 +80,22 @@ pub async fn gc(
         .map_err(GcError::Run)
 }
 
+/// The run of `stowage-api digest`: the missing digests of legacy rows, over the database (not
+/// migrated: run `migrate` first) and the blob store.
+///
+/// # Errors
+/// [`StartupError`] when a dependency cannot be reached.
+pub async fn digest_legacy_rows(
+    config: &Config,
+) -> Result<stowage_application::use_cases::DigestLegacyRows, StartupError> {
+    let db = wiring::connect_database(config).await?;
+    let repo = Arc::new(stowage_infrastructure::SeaOrmFileRepository::new(db));
+    let blobs = wiring::blob_store(config).await?;
+    Ok(stowage_application::use_cases::DigestLegacyRows::new(
+        repo, blobs,
+    ))
+}
+
 /// Why `gc` failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use stowage_api::config::{Config, parse_duration};
-use stowage_api::{Application, gc, jwt, migrate, telemetry};
+use stowage_api::{Application, digest_legacy_rows, gc, jwt, migrate, telemetry};
+use stowage_application::use_cases::{DigestReport, LegacyRow};
+use stowage_domain::FileRecord;
 
 /// Stowage: a file service that keeps metadata in SQL and bytes in S3 or on disk.
 #[derive(Parser)]
@@ -30,6 +32,14 @@ enum Command {
         /// Leave alone anything younger than this (uploads in flight), e.g. 1h.
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
         grace: Duration,
+    },
+    /// Compute the SHA-256 of every legacy row (a file the Pneumatic service stored) by reading
+    /// its blob, writing each as soon as it is known (a run that stops resumes where it did).
+    /// Exits non-zero when a blob is missing or has another size than recorded.
+    Digest {
+        /// Report every legacy row and whether its blob exists; change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Exit 0 when this host's service answers /health/live (for container health checks).
     Healthcheck,
@@ -129,6 +139,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Digest { dry_run } => {
+            telemetry::init(&config.telemetry, std::io::stderr);
+            digest(&config, dry_run).await
+        }
         Command::Healthcheck => healthcheck(&config).await,
         Command::Migrate => {
             telemetry::init(&config.telemetry, std::io::stderr);
@@ -150,6 +164,61 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `stowage-api digest`: one line per legacy row in a dry run (per problem otherwise) on stdout,
+/// progress on stderr when it is a terminal, a summary at the end.
+async fn digest(config: &Config, dry_run: bool) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let run = digest_legacy_rows(config).await?;
+    let progress = std::io::stderr().is_terminal();
+    let mut on_row = |record: &FileRecord, outcome: &LegacyRow, so_far: &DigestReport| {
+        let state = match outcome {
+            LegacyRow::Digested { .. } | LegacyRow::Deleted => None,
+            LegacyRow::BlobPresent { .. } => Some("blob present".to_owned()),
+            LegacyRow::BlobMissing => Some("blob missing".to_owned()),
+            LegacyRow::SizeMismatch { actual } => Some(format!("blob has {actual} bytes")),
+        };
+        if let Some(state) = state {
+            if progress {
+                eprint!("\r\x1b[K");
+            }
+            println!(
+                "legacy row {} account {} size {}: {state}",
+                record.id(),
+                record.account_id(),
+                record.size()
+            );
+        }
+        if progress {
+            eprint!(
+                "\r\x1b[K{}/{} rows, {} bytes",
+                so_far.done, so_far.total, so_far.bytes
+            );
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let report = run.execute(dry_run, &mut on_row).await?;
+    if progress {
+        eprintln!();
+    }
+    let read = if dry_run { "in blobs found" } else { "read" };
+    println!(
+        "legacy rows {}, looked at {}, digests written {}, bytes {read} {}, blobs missing {}, blobs of another size {}",
+        report.total,
+        report.done,
+        report.digested,
+        report.bytes,
+        report.missing.len(),
+        report.mismatched.len()
+    );
+    anyhow::ensure!(
+        report.is_clean(),
+        "{} legacy rows have no blob and {} a blob of another size; their digests stay unknown",
+        report.missing.len(),
+        report.mismatched.len()
+    );
+    Ok(())
 }
 
 /// One `GET /health/live` over plain TCP to the configured port on loopback.
