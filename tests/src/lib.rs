@@ -15,6 +15,8 @@ use hmac::{Hmac, Mac};
 use sea_orm::{ConnectionTrait, Database, Statement};
 use sha2::Sha256;
 
+pub mod nginx;
+
 /// The `stowage-api` binary cargo built next to this test executable (or `STOWAGE_BIN`).
 pub fn binary() -> PathBuf {
     if let Ok(bin) = std::env::var("STOWAGE_BIN") {

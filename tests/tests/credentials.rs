@@ -23,6 +23,8 @@ mod cors;
 mod logs;
 #[path = "credentials/permission.rs"]
 mod permission;
+#[path = "credentials/pneumatic_nginx.rs"]
+mod pneumatic_nginx;
 #[path = "credentials/rate_limits.rs"]
 mod rate_limits;
 #[path = "credentials/redis_outage.rs"]

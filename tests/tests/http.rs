@@ -39,6 +39,8 @@ mod ranges;
 mod redirects;
 #[path = "http/resources.rs"]
 mod resources;
+#[path = "http/root_routes.rs"]
+mod root_routes;
 #[path = "http/security.rs"]
 mod security;
 #[path = "http/upload.rs"]

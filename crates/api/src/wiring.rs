@@ -224,10 +224,18 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
     }
 }
 
-/// The HTTP layer's settings, with `public_url` as the origin clients see.
+/// The HTTP layer's settings, with `public_url` as the origin clients see and the file routes
+/// under `FILES_URL`, by default `{public_url}/files`.
 pub(crate) fn http_settings(config: &Config, public_url: &str) -> HttpSettings {
+    let configured = &config.http.settings.files_url;
+    let files_url = if configured.is_empty() {
+        format!("{public_url}/files")
+    } else {
+        configured.clone()
+    };
     HttpSettings {
         public_url: public_url.to_owned(),
+        files_url,
         ..config.http.settings.clone()
     }
 }

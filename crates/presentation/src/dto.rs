@@ -14,7 +14,7 @@ use validator::Validate;
 pub struct FileInfoResponse {
     /// Lower-case UUID v4.
     pub file_id: String,
-    /// `{PUBLIC_URL}/files/{file_id}`.
+    /// `{FILES_URL}/{file_id}`.
     pub public_url: String,
     /// Sanitised name.
     pub filename: String,
@@ -33,8 +33,8 @@ pub struct FileInfoResponse {
 }
 
 impl FileInfoResponse {
-    /// The response for `record`, with URLs under `public_url` (no trailing slash).
-    pub fn from_record(record: &FileRecord, public_url: &str) -> Self {
+    /// The response for `record`, with its URL under `files_url` (`FILES_URL`, no trailing slash).
+    pub fn from_record(record: &FileRecord, files_url: &str) -> Self {
         let created_at = record
             .created_at()
             .to_offset(time::UtcOffset::UTC)
@@ -42,7 +42,7 @@ impl FileInfoResponse {
             .unwrap_or_default();
         Self {
             file_id: record.id().to_string(),
-            public_url: format!("{public_url}/files/{}", record.id()),
+            public_url: format!("{files_url}/{}", record.id()),
             filename: record.filename().as_str().to_owned(),
             content_type: record.content_type().as_str().to_owned(),
             size: record.size(),

@@ -54,8 +54,40 @@ fn split() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     (router, api)
 }
 
-/// The whole HTTP API over `state`.
+/// The whole HTTP API over `state`. Every file route is also served at the root (`POST /upload`,
+/// `GET /{file_id}`, …): Pneumatic's nginx strips `/files/` before it proxies, and its backend
+/// calls `{FILE_SERVICE_URL}/upload`.
 pub fn router(state: AppState) -> Router {
+    let routes = routes_under_files(state);
+    Router::new().fallback_service(tower::ServiceExt::map_request(routes, under_files))
+}
+
+/// The request as the routes see it: a file route asked at the root gets its `/files` prefix.
+fn under_files(mut request: axum::extract::Request) -> axum::extract::Request {
+    let path = request.uri().path();
+    let served_as_is = path == "/files"
+        || path.starts_with("/files/")
+        || path.starts_with("/health/")
+        || matches!(path, "/metrics" | "/openapi.json" | "/docs");
+    if served_as_is {
+        return request;
+    }
+    let prefixed = match request.uri().query() {
+        Some(query) => format!("/files{}?{query}", path.trim_end_matches('/')),
+        None => format!("/files{}", path.trim_end_matches('/')),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(path_and_query) = prefixed.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
+/// The routes under their `/files` paths, with every middleware.
+fn routes_under_files(state: AppState) -> Router {
     let settings = state.settings().clone();
     let rate_limit = state.services().rate_limit.clone();
     let (api_router, api) = split();
@@ -71,7 +103,7 @@ pub fn router(state: AppState) -> Router {
     if let Some(frontend) = settings.frontend_url.clone() {
         let redirect = middleware::BrowserRedirect {
             frontend_url: frontend,
-            public_url: settings.public_url.clone(),
+            files_url: settings.files_url.clone(),
         };
         app = app.layer(axum::middleware::from_fn_with_state(
             redirect,

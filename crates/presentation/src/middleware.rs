@@ -224,8 +224,8 @@ pub async fn security_headers(State(hsts): State<bool>, request: Request, next: 
 pub struct BrowserRedirect {
     /// `FRONTEND_URL`, no trailing slash.
     pub frontend_url: String,
-    /// `PUBLIC_URL`, no trailing slash.
-    pub public_url: String,
+    /// `FILES_URL`, no trailing slash: the sign-in page sends the browser back under it.
+    pub files_url: String,
 }
 
 /// Browser navigation (`GET` accepting `text/html`): 401 → sign-in, 403/404/5xx → the error page.
@@ -259,7 +259,9 @@ pub async fn browser_redirect(
         redirected
     };
     if status == StatusCode::UNAUTHORIZED {
-        let back = format!("{}{original}", target.public_url);
+        // Routes are matched under `/files`, whatever prefix the client's URL had.
+        let rest = original.strip_prefix("/files").unwrap_or(&original);
+        let back = format!("{}{rest}", target.files_url);
         let to = format!(
             "{}/auth/signin/?redirectUrl={}",
             target.frontend_url,

@@ -36,6 +36,9 @@ pub struct Services {
 pub struct HttpSettings {
     /// The origin clients see, without a trailing slash (`PUBLIC_URL`).
     pub public_url: String,
+    /// Where clients reach the file routes, without a trailing slash (`FILES_URL`, by default
+    /// `{PUBLIC_URL}/files`): `public_url`, `Location` and signed URLs are built on it.
+    pub files_url: String,
     /// Where browsers are sent on 401/403/404/5xx (`FRONTEND_URL`), without a trailing slash.
     pub frontend_url: Option<String>,
     /// Put the error chain into 5xx bodies (`DEBUG`).

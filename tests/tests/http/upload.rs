@@ -79,7 +79,7 @@ async fn upload_returns_201_with_location_and_complete_file_info() {
         },
     );
     let id = file_id(&info);
-    assert_eq!(location, Some(format!("/files/{id}")));
+    assert_eq!(location, Some(server.url(&format!("/files/{id}"))));
     assert_eq!(
         server.blob_files(),
         [server.blob_path(7, &id)],
@@ -143,7 +143,10 @@ async fn upload_alias_files_upload_works() {
             user_id: Some(1),
         },
     );
-    assert_eq!(location, Some(format!("/files/{}", file_id(&info))));
+    assert_eq!(
+        location,
+        Some(server.url(&format!("/files/{}", file_id(&info))))
+    );
     let download = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
     assert_eq!(download.status(), 200);
     assert_eq!(download.bytes().await.unwrap().as_ref(), data.as_slice());

@@ -20,7 +20,8 @@ pub struct HttpConfig {
     pub connections: ConnectionLimits,
     /// The HTTP layer's settings: `PUBLIC_URL`, `FRONTEND_URL`, `DEBUG`, `HSTS_ENABLED`,
     /// `TRUST_PROXY_HEADERS`, `ALLOWED_ORIGINS` and the request limits. Its `public_url` is empty
-    /// when `PUBLIC_URL` is unset (see [`HttpConfig::public_url`]).
+    /// when `PUBLIC_URL` is unset (see [`HttpConfig::public_url`]), and its `files_url` when
+    /// `FILES_URL` is (it is then `{public_url}/files`).
     pub settings: HttpSettings,
 }
 
@@ -37,6 +38,10 @@ pub(super) fn http(vars: Vars<'_>) -> Result<HttpConfig, ConfigError> {
     let public_url = vars
         .get("PUBLIC_URL")
         .map(|u| url_without_slash(u, "PUBLIC_URL"))
+        .transpose()?;
+    let files_url = vars
+        .get("FILES_URL")
+        .map(|u| url_without_slash(u, "FILES_URL"))
         .transpose()?;
     let frontend_url = vars
         .get("FRONTEND_URL")
@@ -60,6 +65,7 @@ pub(super) fn http(vars: Vars<'_>) -> Result<HttpConfig, ConfigError> {
         bind_addr,
         settings: HttpSettings {
             public_url: public_url.unwrap_or_default(),
+            files_url: files_url.unwrap_or_default(),
             frontend_url,
             debug: vars.flag("DEBUG", false)?,
             hsts: vars.flag("HSTS_ENABLED", false)?,

@@ -189,14 +189,21 @@ impl Pass<'_> {
         }
     }
 
-    /// `FASTAPI_BASE_URL` (where clients reach the file routes) → `PUBLIC_URL`, its origin.
+    /// `FASTAPI_BASE_URL` (where clients reach the file routes) → `FILES_URL`, and `PUBLIC_URL`
+    /// its origin.
     fn public_url(&mut self) {
-        if self.is_set("PUBLIC_URL") {
+        if self.is_set("PUBLIC_URL") && self.is_set("FILES_URL") {
             return;
         }
-        if let Some(base) = self.pneumatic("FASTAPI_BASE_URL")
-            && let Some(origin) = origin_of(&base)
-        {
+        let Some(base) = self.pneumatic("FASTAPI_BASE_URL") else {
+            return;
+        };
+        self.derive(
+            "FILES_URL",
+            base.trim_end_matches('/').to_owned(),
+            "FASTAPI_BASE_URL",
+        );
+        if let Some(origin) = origin_of(&base) {
             self.derive("PUBLIC_URL", origin, "FASTAPI_BASE_URL");
         }
     }
@@ -340,6 +347,7 @@ mod tests {
         assert_eq!(get("S3_REGION"), Some("us-east-1"));
         assert_eq!(get("S3_BUCKET_PREFIX"), Some("pneumatic-prod"));
         assert_eq!(get("PUBLIC_URL"), Some("https://files.example.com"));
+        assert_eq!(get("FILES_URL"), Some("https://files.example.com/files"));
         assert_eq!(
             get("PERMISSION_CHECK_URL"),
             Some("http://backend:8001/attachments/check-permission")

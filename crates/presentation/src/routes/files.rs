@@ -35,7 +35,7 @@ const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
     request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Stored", body = FileInfoResponse,
-            headers(("Location" = String, description = "`/files/{file_id}`"))),
+            headers(("Location" = String, description = "`{FILES_URL}/{file_id}`, the file's `public_url`"))),
         (status = 400, description = "Not multipart, no `file` part, a malformed body, an unknown policy", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
@@ -72,8 +72,8 @@ pub async fn upload_file(
         })
         .await?;
     metrics::counter!("stowage_upload_bytes_total").increment(record.size());
-    let info = FileInfoResponse::from_record(&record, &state.settings().public_url);
-    let location = HeaderValue::from_str(&format!("/files/{}", record.id()))
+    let info = FileInfoResponse::from_record(&record, &state.settings().files_url);
+    let location = HeaderValue::from_str(&info.public_url)
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
     Ok((
         StatusCode::CREATED,
@@ -110,12 +110,12 @@ pub async fn list_files(
             query.cursor,
         )
         .await?;
-    let public_url = &state.settings().public_url;
+    let files_url = &state.settings().files_url;
     Ok(Json(ListResponse {
         items: page
             .items
             .iter()
-            .map(|r| FileInfoResponse::from_record(r, public_url))
+            .map(|r| FileInfoResponse::from_record(r, files_url))
             .collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
@@ -143,7 +143,7 @@ pub async fn file_info(
     let record = state.services().info.execute(&principal, id).await?;
     Ok(Json(FileInfoResponse::from_record(
         &record,
-        &state.settings().public_url,
+        &state.settings().files_url,
     )))
 }
 
@@ -278,8 +278,8 @@ pub async fn create_signed_url(
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
     Ok(Json(SignedUrlResponse {
         url: format!(
-            "{}/files/{id}?expires={}&signature={}",
-            state.settings().public_url,
+            "{}/{id}?expires={}&signature={}",
+            state.settings().files_url,
             signed.expires,
             signed.signature
         ),
@@ -325,11 +325,10 @@ async fn serve(
     let size = record.size();
     let range = match header_str(header::RANGE) {
         Some(range)
-            if header_str(header::IF_RANGE)
-                .is_none_or(|h| {
-                    if_range_matches(h, &etag, last_modified.as_deref())
-                        || if_range_matches(h, &id_etag, None)
-                }) =>
+            if header_str(header::IF_RANGE).is_none_or(|h| {
+                if_range_matches(h, &etag, last_modified.as_deref())
+                    || if_range_matches(h, &id_etag, None)
+            }) =>
         {
             match resolve_range(range, size) {
                 RangeOutcome::Full => None,
@@ -387,7 +386,7 @@ fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response,
     request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data"),
     responses(
         (status = 201, description = "Stored", body = FileInfoResponse,
-            headers(("Location" = String, description = "`/files/{file_id}`"))),
+            headers(("Location" = String, description = "`{FILES_URL}/{file_id}`, the file's `public_url`"))),
         (status = 400, description = "Not multipart, no `file` part, a malformed body, an unknown policy", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
