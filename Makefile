@@ -20,7 +20,7 @@ BLACK_BOX := --test http --test credentials --test storage
 HTTP_SUITES := --test http --test credentials
 endif
 
-.PHONY: help run build release test test-integration s3s-fs check-deploy bench lint fmt check ci clean
+.PHONY: help run build release test test-integration s3s-fs check-deploy bench lint fmt check ci clean schemathesis
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -49,6 +49,10 @@ s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
 bench: s3s-fs ## Release stowage-api against Postgres, Redis and s3s-fs, measured beside direct S3; writes target/bench/results.json
 	$(CARGO) build --release -p stowage-api -p stowage-bench
 	./target/release/stowage-bench
+
+schemathesis: ## The debug service against its own /openapi.json with schemathesis (pip install schemathesis)
+	$(CARGO) build -p stowage-api
+	bash tests/schemathesis.sh
 
 check-deploy: ## Validate deploy/ (YAML, settings, Dockerfile, nginx -t) without a container engine
 	bash deploy/check.sh
