@@ -82,6 +82,29 @@ check(len(re.findall(r"^FROM ", dockerfile, re.M)) >= 2, "Dockerfile: multi-stag
 check(re.search(r"^USER (?!0|root)", dockerfile, re.M) is not None, "Dockerfile: runs as a non-root user")
 check("HEALTHCHECK" in dockerfile and "healthcheck" in dockerfile, "Dockerfile: has a health check")
 
+# Pneumatic's own file-service definition with only the image changed: every variable it sets is
+# one Stowage reads (its own name, or a Pneumatic name it falls back to), or one it knowingly
+# ignores (uvicorn workers, the Python service's chunk size; TLS is in the endpoint's scheme).
+PNEUMATIC_NAMES = {
+    "DJANGO_SECRET_KEY", "AUTH_REDIS_URL", "KEY_PREFIX_REDIS", "POSTGRES_USER", "POSTGRES_PASSWORD",
+    "POSTGRES_HOST", "POSTGRES_PORT", "POSTGRES_DB", "STORAGE_TYPE", "SEAWEEDFS_S3_ENDPOINT",
+    "SEAWEEDFS_S3_ACCESS_KEY", "SEAWEEDFS_S3_SECRET_KEY", "SEAWEEDFS_S3_REGION", "GCS_S3_ENDPOINT",
+    "GCS_S3_ACCESS_KEY", "GCS_S3_SECRET_KEY", "GCS_S3_REGION", "BUCKET_PREFIX", "FASTAPI_BASE_URL",
+    "BACKEND_PRIVATE_URL", "MAX_FILE_SIZE", "PORT", "CONFIG", "FORMS_URL",
+}
+IGNORED = {"WORKERS", "CHUNK_SIZE", "SEAWEEDFS_S3_USE_SSL"}
+pneumatic = yaml.safe_load((here / "pneumatic" / "docker-compose.yml").read_text())
+file_service = pneumatic.get("services", {}).get("file-service", {})
+check(file_service.get("build", {}).get("dockerfile") == "deploy/Dockerfile",
+      "pneumatic compose: file-service builds deploy/Dockerfile")
+for key in file_service.get("environment", {}):
+    check(key in documented or key in PNEUMATIC_NAMES or key in IGNORED,
+          f"pneumatic compose: file-service sets {key}, which Stowage neither reads nor ignores knowingly")
+check("poetry run alembic" in file_service.get("command", "") and "poetry run uvicorn" in file_service.get("command", ""),
+      "pneumatic compose: file-service keeps Pneumatic's start command")
+check("deploy/pneumatic/poetry" in dockerfile and "deploy/pneumatic/entrypoint" in dockerfile,
+      "Dockerfile: ships the entrypoint and the poetry stand-in")
+
 if errors:
     print("deploy/ check failed:", *errors, sep="\n  ")
     sys.exit(1)
