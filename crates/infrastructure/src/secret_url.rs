@@ -58,7 +58,8 @@ impl fmt::Display for SecretUrl {
     }
 }
 
-/// `url` with any password replaced, for logs and `Debug`.
+/// `url` with any password replaced, for logs and `Debug`: the one of its user info, and a
+/// `password` query parameter (which the Postgres driver accepts too).
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
@@ -67,10 +68,26 @@ pub fn redact_url(url: &str) -> String {
     match authority.rsplit_once('@') {
         Some((userinfo, host)) => {
             let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:[REDACTED]@{host}{tail}")
+            let after = redact_query(&format!("{host}{tail}"));
+            format!("{scheme}://{user}:[REDACTED]@{after}")
         }
-        None => url.to_owned(),
+        None => format!("{scheme}://{}", redact_query(rest)),
     }
+}
+
+/// `rest` (host, path and query) with the value of a `password` query parameter replaced.
+fn redact_query(rest: &str) -> String {
+    let Some((path, query)) = rest.split_once('?') else {
+        return rest.to_owned();
+    };
+    let query: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=[REDACTED]"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{path}?{}", query.join("&"))
 }
 
 #[cfg(test)]
@@ -89,6 +106,22 @@ mod tests {
             "sqlite://./data/stowage.db"
         );
         assert_eq!(redact_url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(
+            redact_url("postgres://app@db/x?sslmode=require&password=hunter2"),
+            "postgres://app:[REDACTED]@db/x?sslmode=require&password=[REDACTED]"
+        );
+        assert_eq!(
+            redact_url("postgres://db/x?sslmode=require"),
+            "postgres://db/x?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://db?Password=hunter2"),
+            "postgres://db?Password=[REDACTED]"
+        );
+        assert_eq!(
+            redact_url("postgres://app:hun?ter2@db/x"),
+            "postgres://app:[REDACTED]@db/x"
+        );
     }
 
     #[test]
