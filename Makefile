@@ -16,7 +16,7 @@ HTTP_SUITES := -E 'package(stowage-tests) & (binary(http) | binary(credentials))
 else
 TEST_RUN := $(CARGO) test --no-fail-fast --workspace
 IGNORED_ONLY := -- --ignored
-BLACK_BOX := --test http --test credentials --test storage
+BLACK_BOX := --test http --test credentials --test storage --test pneumatic
 HTTP_SUITES := --test http --test credentials
 endif
 
