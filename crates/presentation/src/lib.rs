@@ -67,6 +67,7 @@ fn under_files(mut request: axum::extract::Request) -> axum::extract::Request {
     let path = request.uri().path();
     let served_as_is = path == "/files"
         || path.starts_with("/files/")
+        || path == "/health"
         || path.starts_with("/health/")
         || matches!(path, "/metrics" | "/openapi.json" | "/docs");
     if served_as_is {

@@ -13,11 +13,13 @@ async fn errors_unknown_route_returns_404_not_found() {
     let server = TestServer::spawn().await;
     let auth = server.bearer(Some(1), 1);
 
-    for path in ["/nope", "/files/a/b/c", "/health", "/"] {
+    for path in ["/nope/a/b", "/files/a/b/c", "/health", "/health/nope"] {
         expect_error(get(&server, &auth, path).await, 404, "NOT_FOUND").await;
         let anonymous = send(&server, Method::GET, path, &[]).await;
         expect_error(anonymous, 404, "NOT_FOUND").await;
     }
+    // File routes are served at the root too, so a single segment there is a file id.
+    expect_error(get(&server, &auth, "/nope").await, 404, "FILE_NOT_FOUND").await;
 }
 
 #[tokio::test]
