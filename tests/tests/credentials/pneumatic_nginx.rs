@@ -178,7 +178,7 @@ print(json.dumps({"status": response.status_code, "body": response.json()}))
         .arg(file_service_url)
         .arg(token)
         .output()
-        .expect("python3 runs");
+        .unwrap_or_else(|e| panic!("python3 does not run: {e}"));
     assert!(
         output.status.success(),
         "python3 failed (is requests installed?): {}",
