@@ -288,7 +288,14 @@ impl TestServer {
     /// A server with extra environment variables.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestServer {
         let data_dir = tempfile::tempdir().unwrap();
-        let secret = format!("test-secret-{}", uuid::Uuid::new_v4().simple());
+        // A server configured by Pneumatic's names signs with its DJANGO_SECRET_KEY.
+        let secret = extra
+            .iter()
+            .find(|(k, _)| *k == "DJANGO_SECRET_KEY")
+            .map_or_else(
+                || format!("test-secret-{}", uuid::Uuid::new_v4().simple()),
+                |(_, v)| (*v).to_owned(),
+            );
         let (database_url, postgres_database) = match postgres_server() {
             Some(server) => {
                 let name = format!("stowage_test_{}", uuid::Uuid::new_v4().simple());

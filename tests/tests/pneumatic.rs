@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use sha2::{Digest, Sha256};
-use stowage_tests::{TestServer, binary, client, header, postgres_server};
+use stowage_tests::{S3Server, TestServer, binary, client, header, postgres_server};
 
 const NEEDS: &str = "needs Postgres and s3s-fs: make test-integration";
 const PREFIX: &str = "pneu";
@@ -135,16 +135,24 @@ async fn pneumatic_database(server: &str) -> (String, DatabaseConnection) {
 }
 
 /// Puts an object where the Pneumatic service kept it: bucket `{prefix}-{account}`, key `{id}`.
-fn put_object(server: &TestServer, id: &str, bytes: &[u8]) {
-    let bucket = server
-        .s3
-        .as_ref()
-        .unwrap()
-        .dir
-        .path()
-        .join(format!("{PREFIX}-{ACCOUNT}"));
+fn put_object(s3: &S3Server, id: &str, bytes: &[u8]) {
+    let bucket = s3.dir.path().join(format!("{PREFIX}-{ACCOUNT}"));
     std::fs::create_dir_all(&bucket).unwrap();
     std::fs::write(bucket.join(id), bytes).unwrap();
+}
+
+/// User, password, host and port of `postgres://user:password@host:port`.
+fn postgres_parts(server: &str) -> (String, String, String, String) {
+    let rest = server.split_once("://").unwrap().1;
+    let (credentials, address) = rest.rsplit_once('@').unwrap();
+    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+    let (host, port) = address.rsplit_once(':').unwrap_or((address, "5432"));
+    (
+        user.to_owned(),
+        password.to_owned(),
+        host.to_owned(),
+        port.trim_end_matches('/').to_owned(),
+    )
 }
 
 fn auth_for(server: &TestServer, user: Option<i64>) -> String {
@@ -187,15 +195,57 @@ fn run_digest(server: &TestServer, args: &[&str]) -> Output {
 async fn a_pneumatic_deployment_is_served_and_digested() {
     let pg = postgres_server().expect(NEEDS);
     let (database_url, db) = pneumatic_database(&pg).await;
+    // Only Pneumatic's own names, as its docker-compose sets them; the harness's Stowage names
+    // are blanked, which Stowage reads as unset.
+    let s3 = S3Server::spawn();
+    let (user, password, host, port) = postgres_parts(&pg);
+    let database = database_url.rsplit('/').next().unwrap().to_owned();
+    let endpoint = s3.endpoint();
     let server = TestServer::spawn_with(&[
-        ("STORAGE_BACKEND", "s3"),
-        ("S3_BUCKET_LAYOUT", "per-account"),
-        ("S3_BUCKET_PREFIX", PREFIX),
-        ("DATABASE_URL", &database_url),
+        ("STORAGE_BACKEND", ""),
+        ("DATABASE_URL", ""),
+        ("AUTH_SECRET_KEY", ""),
+        (
+            "DJANGO_SECRET_KEY",
+            "django_secret_django_secret_django_secret",
+        ),
+        ("POSTGRES_USER", &user),
+        ("POSTGRES_PASSWORD", &password),
+        ("POSTGRES_HOST", &host),
+        ("POSTGRES_PORT", &port),
+        ("POSTGRES_DB", &database),
+        ("STORAGE_TYPE", "local"),
+        ("SEAWEEDFS_S3_ENDPOINT", &endpoint),
+        ("SEAWEEDFS_S3_ACCESS_KEY", &s3.access_key),
+        ("SEAWEEDFS_S3_SECRET_KEY", &s3.secret_key),
+        ("SEAWEEDFS_S3_REGION", "us-central1"),
+        ("BUCKET_PREFIX", PREFIX),
+        ("MAX_FILE_SIZE", "104857600"),
+        ("CONFIG", "Development"),
     ])
     .await;
+    let read = server
+        .log_line(|line| {
+            line["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Pneumatic file service's environment names"))
+        })
+        .await
+        .to_string();
+    for name in [
+        "DJANGO_SECRET_KEY",
+        "POSTGRES_HOST",
+        "STORAGE_TYPE",
+        "BUCKET_PREFIX",
+    ] {
+        assert!(read.contains(name), "{read}");
+    }
+    assert!(
+        !read.contains("django_secret_django"),
+        "a value was logged: {read}"
+    );
     for file in LEGACY {
-        put_object(&server, file.id, file.bytes);
+        put_object(&s3, file.id, file.bytes);
     }
 
     // Every legacy file downloads as it was stored, its id as its ETag.
@@ -291,13 +341,7 @@ async fn a_pneumatic_deployment_is_served_and_digested() {
         .await;
     let fresh_id = uploaded["file_id"].as_str().unwrap().to_owned();
     assert_eq!(uploaded["sha256"], sha_hex(b"fresh bytes").as_str());
-    let bucket = server
-        .s3
-        .as_ref()
-        .unwrap()
-        .dir
-        .path()
-        .join(format!("{PREFIX}-{ACCOUNT}"));
+    let bucket = s3.dir.path().join(format!("{PREFIX}-{ACCOUNT}"));
     assert!(
         bucket.join(&fresh_id).exists(),
         "not at {PREFIX}-{ACCOUNT}/{fresh_id}"
@@ -322,7 +366,7 @@ async fn a_pneumatic_deployment_is_served_and_digested() {
     ))
     .await
     .unwrap();
-    put_object(&server, late.id, late.bytes);
+    put_object(&s3, late.id, late.bytes);
     let response = download(&server, &late).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
