@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
 use stowage_tests::nginx::PneumaticNginx;
 use stowage_tests::{TestServer, client, free_port, multipart_body, pattern};
 
@@ -14,20 +17,33 @@ use crate::common::{
 
 const BOUNDARY: &str = "----WebKitFormBoundaryStowage";
 
-/// A server on Redis, and Pneumatic's nginx in front of it; `FILES_URL` is the nginx location,
-/// as `FASTAPI_BASE_URL` is in a Pneumatic deployment.
-async fn behind_nginx(prefix: &str) -> (TestServer, PneumaticNginx) {
+/// A server configured as Pneumatic configures its file service (`AUTH_REDIS_URL`,
+/// `KEY_PREFIX_REDIS`, `FASTAPI_BASE_URL` the nginx location, `BACKEND_PRIVATE_URL` the backend
+/// that answers permission checks), and Pneumatic's nginx in front of it.
+async fn behind_nginx(prefix: &str, backend: &str) -> (TestServer, PneumaticNginx) {
     let nginx_port = free_port();
     let files_url = format!("http://127.0.0.1:{nginx_port}/files");
     let server = TestServer::spawn_with(&[
-        ("REDIS_URL", &redis_url()),
-        ("REDIS_KEY_PREFIX", prefix),
+        ("AUTH_REDIS_URL", &redis_url()),
+        ("KEY_PREFIX_REDIS", prefix),
         ("TRUST_PROXY_HEADERS", "true"),
-        ("FILES_URL", &files_url),
+        ("FASTAPI_BASE_URL", &files_url),
+        ("BACKEND_PRIVATE_URL", backend),
     ])
     .await;
     let nginx = PneumaticNginx::start_on(nginx_port, server.port);
     (server, nginx)
+}
+
+/// Pneumatic's backend answering `POST /attachments/check-permission` with `status`.
+async fn backend(status: u16) -> MockServer {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/attachments/check-permission"))
+        .respond_with(ResponseTemplate::new(status))
+        .mount(&mock)
+        .await;
+    mock
 }
 
 /// Posts a form as a browser's `FormData` with the field `file` does.
@@ -55,7 +71,8 @@ async fn post_form(
 async fn pneumatic_nginx_frontend_uploads_and_downloads_through_the_files_location() {
     let url = redis_url();
     let prefix = unique_prefix();
-    let (server, nginx) = behind_nginx(&prefix).await;
+    let backend = backend(204).await;
+    let (server, nginx) = behind_nginx(&prefix, &backend.uri()).await;
     let token = opaque_token();
     store_user_token(&server, &url, &prefix, &token, USER_P2).await;
     let data = pattern(300_000, 11);
@@ -117,6 +134,22 @@ async fn pneumatic_nginx_frontend_uploads_and_downloads_through_the_files_locati
         json_with_status(info_again, 200).await["file_id"],
         id.as_str()
     );
+
+    // Another user of the account reads it because Pneumatic's backend says so.
+    let colleague = server.bearer(Some(43), 7);
+    let shared = client()
+        .get(&public_url)
+        .header("Authorization", &colleague)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shared.status(), 200);
+    let checks = backend.received_requests().await.unwrap();
+    assert_eq!(checks.len(), 1, "one permission check");
+    assert_eq!(
+        String::from_utf8_lossy(&checks[0].body),
+        format!("file_id={id}")
+    );
 }
 
 #[tokio::test]
@@ -124,7 +157,7 @@ async fn pneumatic_nginx_frontend_uploads_and_downloads_through_the_files_locati
 async fn pneumatic_nginx_public_and_guest_credentials_upload_through_the_files_location() {
     let url = redis_url();
     let prefix = unique_prefix();
-    let (server, nginx) = behind_nginx(&prefix).await;
+    let (server, nginx) = behind_nginx(&prefix, &backend(204).await.uri()).await;
     redis_set(
         &url,
         &format!("{prefix}pubtok08"),
@@ -192,7 +225,7 @@ print(json.dumps({"status": response.status_code, "body": response.json()}))
 async fn pneumatic_django_backend_uploads_with_requests_directly_and_through_nginx() {
     let url = redis_url();
     let prefix = unique_prefix();
-    let (server, nginx) = behind_nginx(&prefix).await;
+    let (server, nginx) = behind_nginx(&prefix, &backend(204).await.uri()).await;
     let token = opaque_token();
     store_user_token(&server, &url, &prefix, &token, USER_P2).await;
 
