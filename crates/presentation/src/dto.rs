@@ -78,7 +78,7 @@ const LIMIT_REASON: &str = "limit must be an integer from 1 to 1000";
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
-    /// Page size, 1 to 1000 (default 50, also when empty).
+    /// Page size, 1 to 1000 (default 50).
     #[serde(default, deserialize_with = "page_size")]
     #[param(minimum = 1, maximum = 1000)]
     #[validate(range(
@@ -96,9 +96,6 @@ pub struct ListQuery {
 
 fn page_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
     let raw = String::deserialize(deserializer)?;
-    if raw.is_empty() {
-        return Ok(None);
-    }
     raw.parse()
         .map(Some)
         .map_err(|_| de::Error::custom(LIMIT_REASON))
@@ -112,20 +109,6 @@ fn list_cursor<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<List
     ListCursor::decode(&raw)
         .map(Some)
         .ok_or_else(|| de::Error::custom("cursor is not valid"))
-}
-
-/// A closed-list query value; an empty one (`?policy=`) is the same as leaving it out.
-fn optional<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: TryFrom<String>,
-    T::Error: std::fmt::Display,
-{
-    let raw = String::deserialize(deserializer)?;
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    T::try_from(raw).map(Some).map_err(de::Error::custom)
 }
 
 /// A built-in upload policy (`POST /files?policy=avatar`).
@@ -161,7 +144,6 @@ impl TryFrom<String> for UploadPolicyName {
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
     /// An upload policy to apply; a name that is not one is `400`.
-    #[serde(default, deserialize_with = "optional")]
     #[param(inline)]
     pub policy: Option<UploadPolicyName>,
 }
@@ -195,7 +177,6 @@ impl TryFrom<String> for Disposition {
 #[into_params(parameter_in = Query)]
 pub struct DownloadQuery {
     /// `attachment` (default) or `inline`.
-    #[serde(default, deserialize_with = "optional")]
     #[param(inline)]
     pub disposition: Option<Disposition>,
     /// Signed URL expiry, Unix seconds, in plain decimal (with `signature`).
