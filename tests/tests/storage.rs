@@ -7,22 +7,21 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
-use stowage_tests::{TcpProxy, TestServer, binary, client, pattern, postgres_server};
+use stowage_tests::{
+    TcpProxy, TestServer, binary, client, file_id, pattern, postgres_server, send,
+};
 
 const NEEDS_S3: &str = "needs s3s-fs: make test-integration";
 const NEEDS_POSTGRES: &str = "needs Postgres: make test-integration";
 
-fn file_id(info: &serde_json::Value) -> String {
-    info["file_id"].as_str().unwrap().to_owned()
-}
-
 async fn get(server: &TestServer, auth: &str, path: &str) -> reqwest::Response {
-    client()
-        .get(server.url(path))
-        .header("Authorization", auth)
-        .send()
-        .await
-        .unwrap()
+    send(
+        server,
+        reqwest::Method::GET,
+        path,
+        &[("Authorization", auth)],
+    )
+    .await
 }
 
 async fn code_of(response: reqwest::Response) -> (u16, String) {

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use stowage_tests::{TestServer, client, free_port};
+use stowage_tests::{TestServer, client, free_port, header_of};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -57,15 +57,6 @@ async fn received(mock: &MockServer) -> Vec<wiremock::Request> {
     mock.received_requests().await.unwrap_or_default()
 }
 
-/// A header of a received request as text.
-fn header_of(request: &wiremock::Request, name: &str) -> Option<String> {
-    request
-        .headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-}
-
 /// Asserts the service received exactly one well-formed check of `id` and returns it.
 async fn assert_one_check_of(mock: &MockServer, id: &str) -> wiremock::Request {
     let requests = received(mock).await;
@@ -86,7 +77,7 @@ async fn assert_one_check_of(mock: &MockServer, id: &str) -> wiremock::Request {
         format!("file_id={id}"),
         "form body"
     );
-    let content_type = header_of(&request, "content-type").unwrap_or_default();
+    let content_type = header_of(&request.headers, "content-type").unwrap_or_default();
     assert_eq!(
         content_type.split(';').next().unwrap_or_default().trim(),
         "application/x-www-form-urlencoded",
@@ -141,11 +132,11 @@ async fn permission_check_gets_form_post_with_callers_bearer_and_204_allows() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), b"the plan");
     let check = assert_one_check_of(&mock, &id).await;
     assert_eq!(
-        header_of(&check, "authorization"),
+        header_of(&check.headers, "authorization"),
         Some(format!("Bearer {reader_jwt}")),
         "the caller's credential is forwarded"
     );
-    assert_eq!(header_of(&check, "x-guest-authorization"), None);
+    assert_eq!(header_of(&check.headers, "x-guest-authorization"), None);
     let url = signed_url(&server, &format!("Bearer {owner_jwt}"), &id).await;
     assert_eq!(client().get(&url).send().await.unwrap().status(), 200);
     assert_log_free_of(
@@ -320,9 +311,12 @@ async fn permission_check_forwards_guest_jwt_as_x_guest_authorization() {
 
     assert_eq!(response.status(), 200);
     let check = assert_one_check_of(&mock, &id).await;
-    assert_eq!(header_of(&check, "x-guest-authorization"), Some(guest));
     assert_eq!(
-        header_of(&check, "authorization"),
+        header_of(&check.headers, "x-guest-authorization"),
+        Some(guest)
+    );
+    assert_eq!(
+        header_of(&check.headers, "authorization"),
         None,
         "only the guest credential is sent"
     );
@@ -344,9 +338,12 @@ async fn permission_check_forwards_guest_cookie_in_header_form() {
 
     assert_eq!(response.status(), 200);
     let check = assert_one_check_of(&mock, &id).await;
-    assert_eq!(header_of(&check, "x-guest-authorization"), Some(guest));
     assert_eq!(
-        header_of(&check, "cookie"),
+        header_of(&check.headers, "x-guest-authorization"),
+        Some(guest)
+    );
+    assert_eq!(
+        header_of(&check.headers, "cookie"),
         None,
         "the credential goes in its header form"
     );
@@ -370,11 +367,15 @@ async fn permission_check_forwards_user_jwt_from_guest_positions_as_bearer() {
         assert_eq!(response.status(), 200, "{name}");
         let check = assert_one_check_of(&mock, &id).await;
         assert_eq!(
-            header_of(&check, "authorization"),
+            header_of(&check.headers, "authorization"),
             Some(format!("Bearer {user}")),
             "{name}: the form follows the token's kind"
         );
-        assert_eq!(header_of(&check, "x-guest-authorization"), None, "{name}");
+        assert_eq!(
+            header_of(&check.headers, "x-guest-authorization"),
+            None,
+            "{name}"
+        );
     }
 }
 
@@ -461,11 +462,11 @@ async fn permission_check_forwards_opaque_cookie_token_as_bearer() {
     assert_eq!(response.status(), 200);
     let check = assert_one_check_of(&mock, &id).await;
     assert_eq!(
-        header_of(&check, "authorization"),
+        header_of(&check.headers, "authorization"),
         Some(format!("Bearer {token}"))
     );
     assert_eq!(
-        header_of(&check, "cookie"),
+        header_of(&check.headers, "cookie"),
         None,
         "the credential goes in its header form"
     );
@@ -508,11 +509,11 @@ async fn permission_check_forwards_public_cookie_token_as_x_public_authorization
     assert_eq!(response.status(), 200);
     let check = assert_one_check_of(&mock, &id).await;
     assert_eq!(
-        header_of(&check, "x-public-authorization"),
+        header_of(&check.headers, "x-public-authorization"),
         Some("Token pubtok06".to_owned())
     );
     assert_eq!(
-        header_of(&check, "cookie"),
+        header_of(&check.headers, "cookie"),
         None,
         "the credential goes in its header form"
     );

@@ -2,6 +2,7 @@
 //! refused with `400 VALIDATION_ERROR` after some 16 KiB, however much more the client sends, and
 //! a server under four such uploads at once stays within a few MiB of its idle memory.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -109,23 +110,12 @@ async fn read_answer(
     }
 }
 
-/// `VmRSS` of the server process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap()
-}
-
 /// Runs [`ATTACKERS`] attacks starting with `start` at once and asserts each is answered `400
 /// VALIDATION_ERROR` early, after the server read at most a few KiB past the limit, with the
 /// server's memory bounded meanwhile and nothing stored.
 async fn assert_refused_early(start: &[u8]) {
-    let mut server = TestServer::spawn().await;
-    let pid = server.child_mut().id();
+    // Shared with the memory sampler, which runs as a task of its own.
+    let server = Arc::new(TestServer::spawn().await);
     let auth = server.bearer(Some(1), 1);
     // Warm the upload path up so that what it allocates once is part of the idle figure.
     server
@@ -137,16 +127,17 @@ async fn assert_refused_early(start: &[u8]) {
         )
         .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let idle = rss_kib(pid);
+    let idle = server.rss_kib();
 
     let (done, mut finished) = watch::channel(false);
+    let sampled = Arc::clone(&server);
     let sampler = tokio::spawn(async move {
-        let mut peak = rss_kib(pid);
+        let mut peak = sampled.rss_kib();
         while !*finished.borrow_and_update() {
-            peak = peak.max(rss_kib(pid));
+            peak = peak.max(sampled.rss_kib());
             let _ = tokio::time::timeout(Duration::from_millis(5), finished.changed()).await;
         }
-        peak.max(rss_kib(pid))
+        peak.max(sampled.rss_kib())
     });
     let outcomes =
         futures_util::future::join_all((0..ATTACKERS).map(|_| attack(&server, &auth, start))).await;

@@ -1,0 +1,142 @@
+//! HTTP helpers: the client, multipart bodies, headers, sending, and the contract's error shape.
+
+use std::time::Duration;
+
+use crate::server::TestServer;
+
+/// A client that never follows redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(120))
+        .build()
+        .unwrap()
+}
+
+/// A `multipart/form-data` body with one `file` part.
+pub fn multipart_body(boundary: &str, filename: &str, content_type: &str, data: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(data.len() + 512);
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    body
+}
+
+// Request and response helpers shared by the black-box suites.
+
+/// A header of `headers` as text (`None` when absent or not visible ASCII).
+pub fn header_of(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// A header of `response` as text.
+pub fn header(response: &reqwest::Response, name: &str) -> Option<String> {
+    header_of(response.headers(), name)
+}
+
+/// Sends `method path` with extra `headers` and no body.
+pub async fn send(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = client().request(method, server.url(path));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// Uploads to `path` (`/files` or `/files/upload`) with arbitrary credential headers.
+pub async fn upload_to(
+    server: &TestServer,
+    path: &str,
+    headers: &[(&str, &str)],
+    filename: &str,
+    content_type: &str,
+    data: &[u8],
+) -> reqwest::Response {
+    let boundary = format!("stowage-test-{}", uuid::Uuid::new_v4().simple());
+    let mut request = server.post_form(path, &boundary).body(multipart_body(
+        &boundary,
+        filename,
+        content_type,
+        data,
+    ));
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap()
+}
+
+/// The JSON body of `response`, asserting its status first.
+pub async fn json_with_status(response: reqwest::Response, status: u16) -> serde_json::Value {
+    let got = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(got, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
+}
+
+/// Asserts the contract's error shape: `code` and `message` strings, optional `details.reason` string.
+pub fn assert_error_shape(body: &serde_json::Value) {
+    assert!(body["code"].is_string(), "code is not a string: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message is not a non-empty string: {body}"
+    );
+    match body.get("details") {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(details)) => {
+            if let Some(reason) = details.get("reason") {
+                assert!(reason.is_string(), "details.reason is not a string: {body}");
+            }
+        }
+        Some(other) => panic!("details is not an object: {other}"),
+    }
+}
+
+/// Asserts `response` is the JSON error `status`/`code` in the contract's shape; returns the body.
+pub async fn expect_error(
+    response: reqwest::Response,
+    status: u16,
+    code: &str,
+) -> serde_json::Value {
+    let content_type = header(&response, "content-type").unwrap_or_default();
+    let body = json_with_status(response, status).await;
+    assert!(
+        content_type.starts_with("application/json"),
+        "error Content-Type is {content_type:?}, body {body}"
+    );
+    assert_error_shape(&body);
+    assert_eq!(body["code"], code, "wrong error code: {body}");
+    body
+}
+
+/// The `file_id` of a `FileInfo`.
+pub fn file_id(info: &serde_json::Value) -> String {
+    info["file_id"].as_str().unwrap().to_owned()
+}
+
+/// Deterministic pseudo-random bytes (a fixed LCG, so failures reproduce).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
