@@ -69,6 +69,9 @@ const LEGACY: &[Legacy] = &[
     },
 ];
 
+/// A row whose id is an object key of an older store, which no request can name.
+const GCS_KEY: &str = "a1b2c3d4_old report.pdf";
+
 /// A row whose object was never written.
 const LOST: &str = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9";
 
@@ -131,6 +134,16 @@ async fn pneumatic_database(server: &str) -> (String, DatabaseConnection) {
     db.execute_unprepared(&insert_sql(LOST, 4, "image/png", "lost.png", Some(USER)))
         .await
         .unwrap();
+    // The Pneumatic backend's migration from Google Cloud Storage copied object keys in as ids.
+    db.execute_unprepared(&insert_sql(
+        GCS_KEY,
+        9,
+        "application/pdf",
+        "old.pdf",
+        Some(USER),
+    ))
+    .await
+    .unwrap();
     (url, db)
 }
 
@@ -329,6 +342,28 @@ async fn a_pneumatic_deployment_is_served_and_digested() {
             .unwrap();
         assert_eq!(revalidated.status(), 304);
     }
+    // The listing has every servable row, and leaves out the one no request could name.
+    let listing = client()
+        .get(server.url("/files?limit=100"))
+        .header("Authorization", auth_for(&server, Some(USER)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listing.status(), 200);
+    let listing: serde_json::Value = listing.json().await.unwrap();
+    let listed: Vec<&str> = listing["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|item| item["file_id"].as_str())
+        .collect();
+    assert!(
+        listed.contains(&LEGACY[0].id) && listed.contains(&LOST),
+        "{listing}"
+    );
+    assert!(!listed.contains(&GCS_KEY), "{listing}");
+    assert!(server.log().contains("ids that are not lower-case UUIDs"));
+
     // A second run has nothing left but the lost row.
     let again = run_digest(&server, &[]);
     let out = String::from_utf8_lossy(&again.stdout);
