@@ -368,12 +368,14 @@ async fn migrations_run_once_when_replicas_start_together() {
     let row = db
         .query_one(Statement::from_string(
             DbBackend::Postgres,
-            "SELECT COUNT(*) AS n FROM seaql_migrations",
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT version) AS versions FROM seaql_migrations",
         ))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 1);
+    // Both migrations (the table, its adoption), each applied once.
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 2);
+    assert_eq!(row.try_get::<i64>("", "versions").unwrap(), 2);
     drop(db);
     let _ = admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
