@@ -17,4 +17,4 @@ pub use http::{
 pub use jwt::{now, sign_jwt, sign_jwt_with_header};
 pub use proxy::TcpProxy;
 pub use s3::{S3Server, TEST_BUCKET, s3_mode, s3s_fs_binary, s3s_fs_files};
-pub use server::{TestServer, binary, free_port, postgres_server};
+pub use server::{TestServer, binary, create_database, free_port, postgres_server};

@@ -41,6 +41,20 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Creates an empty database named `{prefix}_{random}` on Postgres `server`; returns its name.
+pub async fn create_database(server: &str, prefix: &str) -> String {
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(format!("{server}/postgres"))
+        .await
+        .unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    name
+}
+
 /// The Postgres server URL tests run against, when set (`postgres://user@host:port`, no database).
 pub fn postgres_server() -> Option<String> {
     std::env::var("STOWAGE_TEST_DATABASE_URL")
@@ -81,14 +95,7 @@ impl TestServer {
             );
         let (database_url, postgres_database) = match postgres_server() {
             Some(server) => {
-                let name = format!("stowage_test_{}", uuid::Uuid::new_v4().simple());
-                let admin = Database::connect(format!("{server}/postgres"))
-                    .await
-                    .unwrap();
-                admin
-                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
-                    .await
-                    .unwrap();
+                let name = create_database(&server, "stowage_test").await;
                 (format!("{server}/{name}"), Some((server, name)))
             }
             None => (

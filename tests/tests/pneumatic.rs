@@ -8,24 +8,17 @@ use std::process::{Command, Output};
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use sha2::{Digest, Sha256};
-use stowage_tests::{S3Server, TestServer, binary, client, header, postgres_server};
+use stowage_tests::{
+    S3Server, TestServer, binary, client, create_database, header, postgres_server,
+};
 
 const NEEDS: &str = "needs Postgres and s3s-fs: make test-integration";
 const PREFIX: &str = "pneu";
 const ACCOUNT: i64 = 3;
 const USER: i64 = 7;
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE files (file_id VARCHAR NOT NULL, size BIGINT NOT NULL, \
-     content_type VARCHAR NOT NULL, filename VARCHAR NOT NULL, user_id INTEGER, \
-     account_id INTEGER NOT NULL, created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), \
-     CONSTRAINT files_pkey PRIMARY KEY (file_id))",
-    "CREATE INDEX ix_files_account_id ON files (account_id)",
-    "CREATE INDEX ix_files_user_id ON files (user_id)",
-    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, \
-     CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
-    "INSERT INTO alembic_version (version_num) VALUES ('5ba2db086f1a')",
-];
+/// The Pneumatic database's schema as its Alembic migrations leave it, one statement a line.
+const SCHEMA: &str = include_str!("../../crates/infrastructure/tests/fixtures/pneumatic_files.sql");
 
 /// A file the Pneumatic service stored.
 struct Legacy {
@@ -106,18 +99,10 @@ fn insert_sql(
 }
 
 async fn pneumatic_database(server: &str) -> (String, DatabaseConnection) {
-    let name = format!("stowage_pneumatic_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(format!("{server}/postgres"))
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
+    let name = create_database(server, "stowage_pneumatic").await;
     let url = format!("{server}/{name}");
     let db = Database::connect(&url).await.unwrap();
-    for statement in SCHEMA {
+    for statement in SCHEMA.lines().filter(|l| !l.starts_with("--")) {
         db.execute_unprepared(statement).await.unwrap();
     }
     for file in LEGACY {

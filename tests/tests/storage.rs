@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use stowage_tests::{
-    TcpProxy, TestServer, binary, client, file_id, pattern, postgres_server, send,
+    TcpProxy, TestServer, binary, client, create_database, file_id, pattern, postgres_server, send,
 };
 
 const NEEDS_S3: &str = "needs s3s-fs: make test-integration";
@@ -275,12 +275,8 @@ async fn database_outage_answers_503_and_leaves_no_orphan_blob() {
         .next()
         .unwrap();
     let proxy = TcpProxy::start(target.parse().unwrap()).await;
-    let name = format!("stowage_outage_{}", uuid::Uuid::new_v4().simple());
+    let name = create_database(&admin_url, "stowage_outage").await;
     let admin = Database::connect(format!("{admin_url}/postgres"))
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
     let credentials = admin_url
@@ -332,12 +328,8 @@ async fn database_outage_answers_503_and_leaves_no_orphan_blob() {
 #[ignore = "needs Postgres: make test-integration"]
 async fn migrations_run_once_when_replicas_start_together() {
     let admin_url = postgres_server().expect(NEEDS_POSTGRES);
-    let name = format!("stowage_migrate_{}", uuid::Uuid::new_v4().simple());
+    let name = create_database(&admin_url, "stowage_migrate").await;
     let admin = Database::connect(format!("{admin_url}/postgres"))
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
     let url = format!("{admin_url}/{name}");

@@ -21,17 +21,8 @@ use stowage_infrastructure::SeaOrmFileRepository;
 use stowage_infrastructure::db::{DatabasePool, DatabaseSettings, connect, migrate};
 use time::OffsetDateTime;
 
-const PNEUMATIC_SCHEMA: &[&str] = &[
-    "CREATE TABLE files (file_id VARCHAR NOT NULL, size BIGINT NOT NULL, \
-     content_type VARCHAR NOT NULL, filename VARCHAR NOT NULL, user_id INTEGER, \
-     account_id INTEGER NOT NULL, created_at TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), \
-     CONSTRAINT files_pkey PRIMARY KEY (file_id))",
-    "CREATE INDEX ix_files_account_id ON files (account_id)",
-    "CREATE INDEX ix_files_user_id ON files (user_id)",
-    "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, \
-     CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))",
-    "INSERT INTO alembic_version (version_num) VALUES ('5ba2db086f1a')",
-];
+/// The Pneumatic database's schema as its Alembic migrations leave it, one statement a line.
+const PNEUMATIC_SCHEMA: &str = include_str!("fixtures/pneumatic_files.sql");
 
 const SPREADSHEET: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 const HOSTILE: &str = "9b2e4c1a-7d3f-4e8a-b5c6-1d2e3f4a5b6c";
@@ -109,6 +100,14 @@ impl PgDb {
     }
 }
 
+/// The statements of [`PNEUMATIC_SCHEMA`].
+fn pneumatic_schema() -> Vec<&'static str> {
+    PNEUMATIC_SCHEMA
+        .lines()
+        .filter(|l| !l.starts_with("--"))
+        .collect()
+}
+
 async fn run_all(db: &DatabaseConnection, statements: &[&str]) {
     for statement in statements {
         db.execute_unprepared(statement).await.unwrap();
@@ -168,7 +167,7 @@ fn new_record(account: i64, user: Option<i64>) -> FileRecord {
 async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
     let pg = PgDb::create().await;
     let raw = pg.raw().await;
-    run_all(&raw, PNEUMATIC_SCHEMA).await;
+    run_all(&raw, &pneumatic_schema()).await;
     run_all(&raw, PNEUMATIC_ROWS).await;
     let columns_before = text_rows(&raw, PG_COLUMNS).await;
     let rows_before = text_rows(&raw, PG_SEVEN).await;
@@ -310,7 +309,7 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
 async fn replicas_adopting_at_once_all_succeed() {
     let pg = PgDb::create().await;
     let raw = pg.raw().await;
-    run_all(&raw, PNEUMATIC_SCHEMA).await;
+    run_all(&raw, &pneumatic_schema()).await;
     run_all(&raw, PNEUMATIC_ROWS).await;
     let mut tasks = Vec::new();
     for _ in 0..4 {
