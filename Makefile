@@ -51,7 +51,7 @@ bench: s3s-fs ## Release stowage-api against Postgres, Redis and s3s-fs, measure
 	./target/release/stowage-bench
 
 schemathesis: ## The debug service against its own /openapi.json with schemathesis (pip install schemathesis)
-	$(CARGO) build -p stowage-api
+	$(TEST_RUN) --no-run
 	bash tests/schemathesis.sh
 
 check-deploy: ## Validate deploy/ (YAML, settings, Dockerfile, nginx -t) without a container engine
