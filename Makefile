@@ -10,11 +10,13 @@ NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 # CLI tests, which need it.
 ifeq ($(NEXTEST),yes)
 TEST_RUN := $(CARGO) nextest run --no-fail-fast --workspace
+TEST_BUILD := $(CARGO) nextest run --workspace --no-run
 IGNORED_ONLY := --run-ignored only
 BLACK_BOX := -E 'package(stowage-tests)'
 HTTP_SUITES := -E 'package(stowage-tests) & (binary(http) | binary(credentials))'
 else
 TEST_RUN := $(CARGO) test --no-fail-fast --workspace
+TEST_BUILD := $(CARGO) test --workspace --no-run
 IGNORED_ONLY := -- --ignored
 BLACK_BOX := --test http --test credentials --test storage --test pneumatic
 HTTP_SUITES := --test http --test credentials
@@ -51,7 +53,7 @@ bench: s3s-fs ## Release stowage-api against Postgres, Redis and s3s-fs, measure
 	./target/release/stowage-bench
 
 schemathesis: ## The debug service against its own /openapi.json with schemathesis (pip install schemathesis)
-	$(TEST_RUN) --no-run
+	$(TEST_BUILD)
 	bash tests/schemathesis.sh
 
 check-deploy: ## Validate deploy/ (YAML, settings, Dockerfile, nginx -t) without a container engine
