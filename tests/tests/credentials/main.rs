@@ -12,24 +12,13 @@
     reason = "test code: a failed unwrap is a failed test"
 )]
 
-// The crate root sits next to its `credentials/` directory, so each module names its file.
-#[path = "credentials/access.rs"]
 mod access;
-#[path = "credentials/common.rs"]
 mod common;
-#[path = "credentials/cors.rs"]
 mod cors;
-#[path = "credentials/logs.rs"]
 mod logs;
-#[path = "credentials/permission.rs"]
 mod permission;
-#[path = "credentials/pneumatic_nginx.rs"]
 mod pneumatic_nginx;
-#[path = "credentials/rate_limits.rs"]
 mod rate_limits;
-#[path = "credentials/redis_outage.rs"]
 mod redis_outage;
-#[path = "credentials/redis_tokens.rs"]
 mod redis_tokens;
-#[path = "credentials/signed_urls.rs"]
 mod signed_urls;
