@@ -68,6 +68,23 @@ pub fn unique_prefix() -> String {
     format!(":1:t{}:", uuid::Uuid::new_v4().simple())
 }
 
+/// How long the tests' Redis values live: longer than any test that reads them.
+pub const TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// A server reading tokens from the test Redis under a fresh prefix, with `extra` settings;
+/// returns it with the Redis URL and the prefix.
+pub async fn spawn_on_redis(extra: &[(&str, &str)]) -> (TestServer, String, String) {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let mut env = vec![
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let server = TestServer::spawn_with(&env).await;
+    (server, url, prefix)
+}
+
 /// An opaque (not JWT-shaped) user token, unique to the test.
 pub fn opaque_token() -> String {
     format!("opaque{}", uuid::Uuid::new_v4().simple())
@@ -223,6 +240,11 @@ pub async fn get_with(server: &TestServer, path: &str, headers: &[(&str, &str)])
 /// Uploads a small text file with arbitrary credential `headers` (none at all is allowed).
 pub async fn upload_with(server: &TestServer, headers: &[(&str, &str)], data: &[u8]) -> Response {
     upload_to(server, "/files", headers, "note.txt", "text/plain", data).await
+}
+
+/// Uploads a one-byte file with `Authorization: auth`.
+pub async fn upload_as(server: &TestServer, auth: &str) -> Response {
+    upload_with(server, &[("Authorization", auth)], b"x").await
 }
 
 /// Asserts an upload answered `201` with the given owner; returns the `FileInfo`.

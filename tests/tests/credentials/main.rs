@@ -20,5 +20,6 @@ mod permission;
 mod pneumatic_nginx;
 mod rate_limits;
 mod redis_outage;
+mod redis_public_tokens;
 mod redis_tokens;
 mod signed_urls;

@@ -1,66 +1,47 @@
-//! Opaque Django user tokens and public/embed tokens read from Redis: every place a token may
-//! arrive, every value encoding Django's cache writes, and the values that must be refused.
+//! Opaque Django user tokens read from Redis: every place a token may arrive, every value
+//! encoding Django's cache writes, the values that must be refused, and the order credentials
+//! are tried in. Public and embed tokens are in `redis_public_tokens`.
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use stowage_tests::{TestServer, client, free_port};
 
 use crate::common::{
     BIG_IDS_P5, EVIL_REDUCE_P2, EVIL_REDUCE_P5, LIST_P5, NULL_USER_P4, OBJECT_P4, ORDERED_DICT_P4,
-    PUBLIC_P5, RedisProcess, USER_P2, USER_P3, USER_P4, USER_P5, assert_log_free_of, expect_error,
-    expect_uploaded, file_id, get_with, json_with_status, opaque_token, redis_connection,
-    redis_set, redis_url, send, signature_of, signed_url, store_user_token, unique_prefix,
-    upload_with, user_token_key,
+    PUBLIC_P5, RedisProcess, TOKEN_TTL, USER_P2, USER_P3, USER_P4, USER_P5, assert_log_free_of,
+    expect_error, expect_uploaded, file_id, get_with, json_with_status, opaque_token,
+    redis_connection, redis_set, redis_url, signature_of, signed_url, spawn_on_redis,
+    store_user_token, unique_prefix, upload_as, upload_with, user_token_key,
 };
 
-const TTL: Duration = Duration::from_secs(300);
-
-/// A server reading tokens from the test Redis under a fresh prefix, with `extra` settings.
-async fn spawn_on_redis(extra: &[(&str, &str)]) -> (TestServer, String, String) {
-    let url = redis_url();
-    let prefix = unique_prefix();
-    let mut env = vec![
-        ("REDIS_URL", url.as_str()),
-        ("REDIS_KEY_PREFIX", prefix.as_str()),
-    ];
-    env.extend_from_slice(extra);
-    let server = TestServer::spawn_with(&env).await;
-    (server, url, prefix)
-}
-
-/// Stores `value` for a fresh opaque token and checks a Bearer upload with it belongs to 42/7.
-async fn assert_bearer_value_gives_user_42_of_account_7(value: &[u8]) {
+/// Stores `value` for a fresh opaque token and checks a Bearer upload with it belongs to
+/// `user_id` of `account_id`.
+async fn assert_bearer_value_uploads_as(value: &[u8], user_id: Option<i64>, account_id: i64) {
     let (server, url, prefix) = spawn_on_redis(&[]).await;
     let token = opaque_token();
     store_user_token(&server, &url, &prefix, &token, value).await;
 
-    let response = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"x",
-    )
-    .await;
+    let response = upload_as(&server, &format!("Bearer {token}")).await;
 
-    expect_uploaded(response, Some(42), 7).await;
+    expect_uploaded(response, user_id, account_id).await;
 }
 
 #[tokio::test]
 #[ignore = "needs Redis: make test-integration"]
 async fn redis_token_pickle_protocol_2_authenticates_bearer() {
-    assert_bearer_value_gives_user_42_of_account_7(USER_P2).await;
+    assert_bearer_value_uploads_as(USER_P2, Some(42), 7).await;
 }
 
 #[tokio::test]
 #[ignore = "needs Redis: make test-integration"]
 async fn redis_token_pickle_protocol_3_authenticates_bearer() {
-    assert_bearer_value_gives_user_42_of_account_7(USER_P3).await;
+    assert_bearer_value_uploads_as(USER_P3, Some(42), 7).await;
 }
 
 #[tokio::test]
 #[ignore = "needs Redis: make test-integration"]
 async fn redis_token_pickle_protocol_4_authenticates_bearer() {
-    assert_bearer_value_gives_user_42_of_account_7(USER_P4).await;
+    assert_bearer_value_uploads_as(USER_P4, Some(42), 7).await;
 }
 
 #[tokio::test]
@@ -100,19 +81,9 @@ async fn redis_token_pickle_protocol_5_authenticates_and_stays_out_of_the_log() 
     let at = jwt.len() - 10;
     let swapped = if &jwt[at..=at] == "A" { "B" } else { "A" };
     let forged = format!("{}{swapped}{}", &jwt[..at], &jwt[at + 1..]);
-    let forged_jwt = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {forged}"))],
-        b"x",
-    )
-    .await;
+    let forged_jwt = upload_as(&server, &format!("Bearer {forged}")).await;
     expect_error(forged_jwt, 401, "UNAUTHENTICATED").await;
-    let denied = upload_with(
-        &server,
-        &[("Authorization", "Bearer opaque-not-stored")],
-        b"x",
-    )
-    .await;
+    let denied = upload_as(&server, "Bearer opaque-not-stored").await;
     expect_error(denied, 401, "UNAUTHENTICATED").await;
 
     assert_log_free_of(
@@ -131,24 +102,13 @@ async fn redis_token_pickle_protocol_5_authenticates_and_stays_out_of_the_log() 
 #[tokio::test]
 #[ignore = "needs Redis: make test-integration"]
 async fn redis_token_json_value_authenticates_bearer() {
-    assert_bearer_value_gives_user_42_of_account_7(br#"{"user_id": 42, "account_id": 7}"#).await;
+    assert_bearer_value_uploads_as(br#"{"user_id": 42, "account_id": 7}"#, Some(42), 7).await;
 }
 
 #[tokio::test]
 #[ignore = "needs Redis: make test-integration"]
 async fn redis_token_with_null_user_uploads_at_account_level() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    let token = opaque_token();
-    store_user_token(&server, &url, &prefix, &token, NULL_USER_P4).await;
-
-    let response = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"x",
-    )
-    .await;
-
-    expect_uploaded(response, None, 5).await;
+    assert_bearer_value_uploads_as(NULL_USER_P4, None, 5).await;
 }
 
 /// Stores a fresh token and checks an upload sending it as cookie `name` belongs to 42/7.
@@ -190,21 +150,11 @@ async fn redis_token_iterations_setting_changes_the_key() {
     let fast = opaque_token();
     let slow_key = user_token_key(&prefix, &server.secret, &slow, 1000);
     let fast_key = user_token_key(&prefix, &server.secret, &fast, 1);
-    redis_set(&url, &slow_key, USER_P5, TTL).await;
-    redis_set(&url, &fast_key, USER_P5, TTL).await;
+    redis_set(&url, &slow_key, USER_P5, TOKEN_TTL).await;
+    redis_set(&url, &fast_key, USER_P5, TOKEN_TTL).await;
 
-    let with_slow = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {slow}"))],
-        b"x",
-    )
-    .await;
-    let with_fast = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {fast}"))],
-        b"x",
-    )
-    .await;
+    let with_slow = upload_as(&server, &format!("Bearer {slow}")).await;
+    let with_fast = upload_as(&server, &format!("Bearer {fast}")).await;
 
     expect_uploaded(with_slow, Some(42), 7).await;
     expect_error(with_fast, 401, "UNAUTHENTICATED").await;
@@ -215,12 +165,7 @@ async fn redis_token_iterations_setting_changes_the_key() {
 async fn redis_token_unknown_is_401() {
     let (server, _url, _prefix) = spawn_on_redis(&[]).await;
 
-    let response = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {}", opaque_token()))],
-        b"x",
-    )
-    .await;
+    let response = upload_as(&server, &format!("Bearer {}", opaque_token())).await;
 
     expect_error(response, 401, "UNAUTHENTICATED").await;
     assert_eq!(server.row_count().await, 0);
@@ -234,15 +179,10 @@ async fn redis_token_expired_is_401() {
     let key = user_token_key(&prefix, &server.secret, &token, 1);
     redis_set(&url, &key, USER_P5, Duration::from_secs(1)).await;
     let bearer = format!("Bearer {token}");
-    expect_uploaded(
-        upload_with(&server, &[("Authorization", &bearer)], b"x").await,
-        Some(42),
-        7,
-    )
-    .await;
+    expect_uploaded(upload_as(&server, &bearer).await, Some(42), 7).await;
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let response = upload_with(&server, &[("Authorization", &bearer)], b"x").await;
+    let response = upload_as(&server, &bearer).await;
 
     expect_error(response, 401, "UNAUTHENTICATED").await;
 }
@@ -252,12 +192,7 @@ async fn assert_value_refused(server: &TestServer, url: &str, prefix: &str, valu
     let token = opaque_token();
     store_user_token(server, url, prefix, &token, value).await;
 
-    let response = upload_with(
-        server,
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"x",
-    )
-    .await;
+    let response = upload_as(server, &format!("Bearer {token}")).await;
 
     expect_error(response, 401, "UNAUTHENTICATED").await;
 }
@@ -312,102 +247,6 @@ async fn redis_token_non_dict_or_garbage_value_is_refused() {
 
 #[tokio::test]
 #[ignore = "needs Redis: make test-integration"]
-async fn redis_public_token_of_8_chars_uploads_without_user() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    redis_set(&url, &format!("{prefix}abcdefgh"), PUBLIC_P5, TTL).await;
-
-    let response = upload_with(
-        &server,
-        &[("X-Public-Authorization", "Token abcdefgh")],
-        b"x",
-    )
-    .await;
-
-    expect_uploaded(response, None, 9).await;
-}
-
-#[tokio::test]
-#[ignore = "needs Redis: make test-integration"]
-async fn redis_public_embed_token_of_32_chars_uploads_without_user() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    let embed = uuid::Uuid::new_v4().simple().to_string();
-    redis_set(
-        &url,
-        &format!("{prefix}{embed}"),
-        br#"{"account_id": 11}"#,
-        TTL,
-    )
-    .await;
-
-    let response = upload_with(
-        &server,
-        &[("X-Public-Authorization", &format!("Token {embed}"))],
-        b"x",
-    )
-    .await;
-
-    expect_uploaded(response, None, 11).await;
-}
-
-#[tokio::test]
-#[ignore = "needs Redis: make test-integration"]
-async fn redis_public_token_in_bare_cookie_uploads_without_user() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    redis_set(&url, &format!("{prefix}pubtok01"), PUBLIC_P5, TTL).await;
-
-    let response = upload_with(&server, &[("Cookie", "public-token=pubtok01")], b"x").await;
-
-    expect_uploaded(response, None, 9).await;
-}
-
-#[tokio::test]
-#[ignore = "needs Redis: make test-integration"]
-async fn redis_public_token_in_token_prefixed_cookie_uploads_without_user() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    redis_set(&url, &format!("{prefix}pubtok02"), PUBLIC_P5, TTL).await;
-
-    let response = upload_with(&server, &[("Cookie", "public-token=Token pubtok02")], b"x").await;
-
-    expect_uploaded(response, None, 9).await;
-}
-
-#[tokio::test]
-#[ignore = "needs Redis: make test-integration"]
-async fn redis_public_token_of_9_chars_is_never_valid() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    redis_set(&url, &format!("{prefix}abcdefghi"), PUBLIC_P5, TTL).await;
-
-    let by_header = upload_with(
-        &server,
-        &[("X-Public-Authorization", "Token abcdefghi")],
-        b"x",
-    )
-    .await;
-    let by_cookie = upload_with(&server, &[("Cookie", "public-token=abcdefghi")], b"x").await;
-
-    expect_error(by_header, 401, "UNAUTHENTICATED").await;
-    expect_error(by_cookie, 401, "UNAUTHENTICATED").await;
-}
-
-#[tokio::test]
-#[ignore = "needs Redis: make test-integration"]
-async fn redis_public_token_reads_account_level_files_of_its_account() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    redis_set(&url, &format!("{prefix}pubtok03"), PUBLIC_P5, TTL).await;
-    let public = [("X-Public-Authorization", "Token pubtok03")];
-    let info = expect_uploaded(upload_with(&server, &public, b"form file").await, None, 9).await;
-    let path = format!("/files/{}", file_id(&info));
-
-    let download = get_with(&server, &path, &public).await;
-    let head = send(&server, Method::HEAD, &path, &public).await;
-
-    assert_eq!(download.status(), 200);
-    assert_eq!(download.bytes().await.unwrap().as_ref(), b"form file");
-    assert_eq!(head.status(), 200);
-}
-
-#[tokio::test]
-#[ignore = "needs Redis: make test-integration"]
 async fn redis_invalid_bearer_falls_through_to_guest_jwt() {
     let (server, _url, _prefix) = spawn_on_redis(&[]).await;
     let guest = server.guest_token(Some(5), 3, 41);
@@ -426,37 +265,10 @@ async fn redis_invalid_bearer_falls_through_to_guest_jwt() {
 }
 
 #[tokio::test]
-#[ignore = "needs Redis: make test-integration"]
-async fn redis_invalid_cookie_token_falls_through_to_public_token() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    redis_set(&url, &format!("{prefix}pubtok04"), PUBLIC_P5, TTL).await;
-
-    let response = upload_with(
-        &server,
-        &[(
-            "Cookie",
-            &format!(
-                "file_service_auth={}; public-token=pubtok04",
-                opaque_token()
-            ),
-        )],
-        b"x",
-    )
-    .await;
-
-    expect_uploaded(response, None, 9).await;
-}
-
-#[tokio::test]
 async fn redis_credentials_without_redis_configured_are_401() {
     let server = TestServer::spawn().await;
 
-    let opaque = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {}", opaque_token()))],
-        b"x",
-    )
-    .await;
+    let opaque = upload_as(&server, &format!("Bearer {}", opaque_token())).await;
     let public = upload_with(
         &server,
         &[("X-Public-Authorization", "Token abcdefgh")],
@@ -484,18 +296,12 @@ async fn redis_credentials_without_redis_configured_are_401() {
 #[tokio::test]
 #[ignore = "needs Redis: make test-integration"]
 async fn redis_token_with_big_ids_and_nested_builtins_authenticates() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    let token = opaque_token();
-    store_user_token(&server, &url, &prefix, &token, BIG_IDS_P5).await;
-
-    let response = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"x",
+    assert_bearer_value_uploads_as(
+        BIG_IDS_P5,
+        Some(1_099_511_627_776),
+        4_611_686_018_427_387_904,
     )
     .await;
-
-    expect_uploaded(response, Some(1_099_511_627_776), 4_611_686_018_427_387_904).await;
 }
 
 #[tokio::test]
@@ -506,36 +312,9 @@ async fn redis_token_default_prefix_is_django_version_1() {
     let token = opaque_token();
     store_user_token(&server, &url, ":1:", &token, USER_P5).await;
 
-    let response = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {token}"))],
-        b"x",
-    )
-    .await;
+    let response = upload_as(&server, &format!("Bearer {token}")).await;
 
     expect_uploaded(response, Some(42), 7).await;
-}
-
-#[tokio::test]
-#[ignore = "needs Redis: make test-integration"]
-async fn redis_public_token_never_carries_a_user() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
-    redis_set(
-        &url,
-        &format!("{prefix}pubtok07"),
-        br#"{"user_id": 42, "account_id": 9}"#,
-        TTL,
-    )
-    .await;
-
-    let response = upload_with(
-        &server,
-        &[("X-Public-Authorization", "Token pubtok07")],
-        b"x",
-    )
-    .await;
-
-    expect_uploaded(response, None, 9).await;
 }
 
 #[tokio::test]
@@ -548,12 +327,7 @@ async fn redis_jwt_shaped_bearer_is_never_looked_up_in_redis() {
     );
     store_user_token(&server, &url, &prefix, &jwt_shaped, USER_P5).await;
 
-    let response = upload_with(
-        &server,
-        &[("Authorization", &format!("Bearer {jwt_shaped}"))],
-        b"x",
-    )
-    .await;
+    let response = upload_as(&server, &format!("Bearer {jwt_shaped}")).await;
 
     expect_error(response, 401, "UNAUTHENTICATED").await;
 }
@@ -576,7 +350,7 @@ async fn redis_credentials_are_tried_in_contract_order() {
         br#"{"user_id": 43, "account_id": 8}"#,
     )
     .await;
-    redis_set(&url, &format!("{prefix}pubtok08"), PUBLIC_P5, TTL).await;
+    redis_set(&url, &format!("{prefix}pubtok08"), PUBLIC_P5, TOKEN_TTL).await;
     let guest = server.guest_token(Some(5), 3, 41);
     let bearer = format!("Bearer {first}");
     let cases: [OrderCase; 7] = [
