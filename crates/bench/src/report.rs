@@ -1,0 +1,157 @@
+//! The table printed at the end of a run, from the results written to `results.json`.
+
+use serde_json::Value;
+
+/// A figure to two decimals, or `-` where there is none.
+fn f(v: &Value) -> String {
+    v.as_f64()
+        .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"))
+}
+
+/// A row with Stowage's figure, the direct one and their ratio.
+fn compared(label: &str, stowage: &str, direct: &str, ratio: &str) {
+    println!("{label:<44} {stowage:>12} {direct:>12} {ratio:>8}");
+}
+
+/// A row with Stowage's figure and the direct one.
+fn beside(label: &str, stowage: &str, direct: &str) {
+    println!("{label:<44} {stowage:>12} {direct:>12}");
+}
+
+/// A row with one figure.
+fn single(label: &str, value: &str) {
+    println!("{label:<44} {value:>12}");
+}
+
+/// A `{stowage_*, direct_*, ratio}` result of `way` as a [`compared`] row.
+fn compared_way(label: &str, way: &Value) {
+    compared(
+        label,
+        &f(&way["stowage_mib_s"]),
+        &f(&way["direct_mib_s"]),
+        &f(&way["ratio"]),
+    );
+}
+
+/// Prints the results `r` as a table, one measurement a row.
+pub fn print_table(r: &Value) {
+    println!();
+    compared("measurement", "stowage", "direct S3", "ratio");
+    let large = &r["large"];
+    if !large.is_null() {
+        for (way, label) in [
+            ("upload", "upload"),
+            ("upload_vs_direct_multipart", "upload vs direct multipart"),
+            ("download", "download"),
+        ] {
+            compared_way(&format!("{} MiB {label}, MiB/s", large["mib"]), &large[way]);
+        }
+        let d = &large["download"];
+        let spread = |w: &Value| format!("{}-{}", f(&w["min_mib_s"]), f(&w["max_mib_s"]));
+        beside(
+            &format!("{} MiB download, slowest-fastest", large["mib"]),
+            &spread(&d["stowage"]),
+            &spread(&d["direct"]),
+        );
+        // A JSON value's `Display` takes no width, so the counts stand unpadded.
+        println!(
+            "{:<44} {:>12} {:>12}",
+            format!("{} MiB download, stalls >= 30 ms", large["mib"]),
+            d["stowage"]["stalls_of_30ms_or_more"],
+            d["direct"]["stalls_of_30ms_or_more"]
+        );
+    }
+    let c = &r["concurrent_16x4mib"];
+    for way in ["upload", "download"] {
+        if c.is_null() {
+            break;
+        }
+        compared_way(&format!("16 x 4 MiB {way}, aggregate MiB/s"), &c[way]);
+    }
+    for (key, label) in [("large", "large"), ("concurrent_16x4mib", "16x4")] {
+        for way in ["upload", "direct_upload", "download", "direct_download"] {
+            let c = &r[key]["cpu"][way];
+            if c.is_null() {
+                continue;
+            }
+            println!(
+                "{:<52} {:>16}",
+                format!("CPU ns/B (stowage/s3/client), {label} {way}"),
+                format!(
+                    "{}/{}/{}",
+                    f(&c["stowage_ns_per_byte"]),
+                    f(&c["s3_server_ns_per_byte"]),
+                    f(&c["client_ns_per_byte"])
+                )
+            );
+        }
+    }
+    let s = &r["small_4kib_get_32_connections"];
+    if !s.is_null() {
+        compared(
+            "4 KiB GET (opaque token), requests/s",
+            &f(&s["stowage"]["requests_per_s"]),
+            &f(&s["direct"]["requests_per_s"]),
+            &f(&s["ratio_requests_per_s"]),
+        );
+        for p in ["p50_ms", "p99_ms"] {
+            beside(
+                &format!("4 KiB GET {p}"),
+                &f(&s["stowage"][p]),
+                &f(&s["direct"][p]),
+            );
+        }
+    }
+    let g = &r["range_1mib_from_the_middle"];
+    for p in ["ttfb_p50_ms", "total_p50_ms"] {
+        if g.is_null() {
+            break;
+        }
+        beside(
+            &format!("1 MiB range {p}"),
+            &f(&g["stowage"][p]),
+            &f(&g["direct"][p]),
+        );
+    }
+    let h = &r["concurrent_4_huge"];
+    if !h.is_null() {
+        for (way, key) in [("up", "upload_mib_s"), ("down", "download_mib_s")] {
+            single(
+                &format!("4 x {} MiB {way}, aggregate MiB/s", h["mib_each"]),
+                &f(&h[key]),
+            );
+        }
+        for (key, label) in [
+            ("rss_before_mib", "RSS before the 4 huge transfers, MiB"),
+            (
+                "peak_rss_upload_mib",
+                "peak RSS during the 4 huge uploads, MiB",
+            ),
+            (
+                "peak_rss_download_mib",
+                "peak RSS during the 4 huge downloads, MiB",
+            ),
+        ] {
+            single(label, &f(&h[key]));
+        }
+    }
+    single(
+        "peak RSS over the whole run, MiB",
+        &f(&r["peak_rss_whole_run_mib"]),
+    );
+    if let Some(phases) = r["memory_after_each_phase"].as_array() {
+        for m in phases {
+            let phase = m["after"].as_str().unwrap_or_default();
+            single(
+                &format!("RSS (anonymous + file) / peak after {phase}, MiB"),
+                &format!(
+                    "{} ({} + {}) / {}",
+                    f(&m["rss_mib"]),
+                    f(&m["anonymous_mib"]),
+                    f(&m["file_mib"]),
+                    f(&m["peak_rss_mib"])
+                ),
+            );
+        }
+    }
+}
