@@ -121,6 +121,64 @@ pub async fn expect_error(
     body
 }
 
+/// A response read to the end: its status, headers and body.
+#[derive(Debug)]
+pub struct Fetched {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Fetched {
+    /// A header as text (`None` when absent or not visible ASCII).
+    pub fn header(&self, name: &str) -> Option<String> {
+        header_of(&self.headers, name)
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+/// Sends `GET path` with extra `headers` and reads the whole response.
+pub async fn fetch(server: &TestServer, path: &str, headers: &[(&str, &str)]) -> Fetched {
+    let response = send(server, reqwest::Method::GET, path, headers).await;
+    Fetched {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body: response.bytes().await.unwrap().to_vec(),
+    }
+}
+
+/// The status and JSON body of `GET /health/ready`.
+pub async fn readiness(server: &TestServer) -> (u16, serde_json::Value) {
+    let ready = fetch(server, "/health/ready", &[]).await;
+    (ready.status, ready.json())
+}
+
+/// Uploads `data` as user 1 of account 1, the owner most tests need; returns the `FileInfo`.
+pub async fn upload_as_owner(
+    server: &TestServer,
+    filename: &str,
+    content_type: &str,
+    data: &[u8],
+) -> serde_json::Value {
+    server
+        .upload_ok(
+            &server.bearer(Some(1), 1),
+            filename,
+            content_type,
+            data.to_vec(),
+        )
+        .await
+}
+
 /// The `file_id` of a `FileInfo`.
 pub fn file_id(info: &serde_json::Value) -> String {
     info["file_id"].as_str().unwrap().to_owned()

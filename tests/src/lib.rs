@@ -3,6 +3,7 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod command;
 mod http;
 mod jwt;
 pub mod nginx;
@@ -10,9 +11,10 @@ mod proxy;
 mod s3;
 mod server;
 
+pub use command::run_subcommand;
 pub use http::{
-    assert_error_shape, client, expect_error, file_id, header, header_of, json_with_status,
-    multipart_body, pattern, send, upload_to,
+    Fetched, assert_error_shape, client, expect_error, fetch, file_id, header, header_of,
+    json_with_status, multipart_body, pattern, readiness, send, upload_as_owner, upload_to,
 };
 pub use jwt::{now, sign_jwt, sign_jwt_with_header};
 pub use proxy::TcpProxy;

@@ -5,8 +5,13 @@ use stowage_tests::TestServer;
 
 use crate::common::{
     expect_rate_limited, expect_uploaded, file_id, get_with, redis_keys, redis_url, unique_prefix,
-    upload_with,
+    upload_as, upload_with,
 };
+
+/// Uploads a file as `auth`, user 1 of account 1, asserting it was not limited; returns the `FileInfo`.
+async fn upload_as_user_1(server: &TestServer, auth: &str) -> serde_json::Value {
+    expect_uploaded(upload_as(server, auth).await, Some(1), 1).await
+}
 
 /// A server with rate limits on and `extra` settings.
 async fn spawn_limited(extra: &[(&str, &str)]) -> TestServer {
@@ -20,15 +25,10 @@ async fn rate_limit_upload_refuses_third_upload_before_authentication() {
     let server = spawn_limited(&[("RATE_LIMIT_UPLOAD", "2/60s")]).await;
     let auth = server.bearer(Some(1), 1);
     for _ in 0..2 {
-        expect_uploaded(
-            upload_with(&server, &[("Authorization", &auth)], b"x").await,
-            Some(1),
-            1,
-        )
-        .await;
+        upload_as_user_1(&server, &auth).await;
     }
 
-    let third = upload_with(&server, &[("Authorization", &auth)], b"x").await;
+    let third = upload_as(&server, &auth).await;
     let anonymous = upload_with(&server, &[], b"x").await;
 
     expect_rate_limited(third, 60).await;
@@ -44,12 +44,7 @@ async fn rate_limit_counts_downloads_apart_from_uploads() {
     ])
     .await;
     let auth = server.bearer(Some(1), 1);
-    let info = expect_uploaded(
-        upload_with(&server, &[("Authorization", &auth)], b"x").await,
-        Some(1),
-        1,
-    )
-    .await;
+    let info = upload_as_user_1(&server, &auth).await;
     let path = format!("/files/{}", file_id(&info));
     for n in 1..=3 {
         let download = get_with(&server, &path, &[("Authorization", &auth)]).await;
@@ -57,8 +52,8 @@ async fn rate_limit_counts_downloads_apart_from_uploads() {
     }
 
     let fourth = get_with(&server, &path, &[("Authorization", &auth)]).await;
-    let second_upload = upload_with(&server, &[("Authorization", &auth)], b"x").await;
-    let third_upload = upload_with(&server, &[("Authorization", &auth)], b"x").await;
+    let second_upload = upload_as(&server, &auth).await;
+    let third_upload = upload_as(&server, &auth).await;
     let anonymous_download = get_with(&server, &path, &[]).await;
 
     expect_rate_limited(fourth, 60).await;
@@ -84,12 +79,7 @@ async fn assert_never_limited(paths: &[&str]) {
     }
 
     let auth = server.bearer(Some(1), 1);
-    let info = expect_uploaded(
-        upload_with(&server, &[("Authorization", &auth)], b"x").await,
-        Some(1),
-        1,
-    )
-    .await;
+    let info = upload_as_user_1(&server, &auth).await;
     let path = format!("/files/{}", file_id(&info));
     assert_eq!(
         get_with(&server, &path, &[("Authorization", &auth)])
@@ -114,49 +104,36 @@ async fn rate_limit_never_applies_to_metrics_and_docs() {
     assert_never_limited(&["/metrics", "/openapi.json", "/docs"]).await;
 }
 
+/// A server allowing one upload a minute, trusting proxy headers or not (`trusted`).
+async fn spawn_behind_proxy(trusted: &str) -> TestServer {
+    spawn_limited(&[
+        ("RATE_LIMIT_UPLOAD", "1/60s"),
+        ("TRUST_PROXY_HEADERS", trusted),
+    ])
+    .await
+}
+
+/// Uploads as user 1 with `X-Real-IP: ip`.
+async fn upload_from(server: &TestServer, ip: &str) -> reqwest::Response {
+    let auth = server.bearer(Some(1), 1);
+    upload_with(server, &[("Authorization", &auth), ("X-Real-IP", ip)], b"x").await
+}
+
 #[tokio::test]
 async fn rate_limit_counts_x_real_ip_apart_behind_trusted_proxy() {
-    let server = spawn_limited(&[
-        ("RATE_LIMIT_UPLOAD", "1/60s"),
-        ("TRUST_PROXY_HEADERS", "true"),
-    ])
-    .await;
-    let auth = server.bearer(Some(1), 1);
-    let first = [
-        ("Authorization", auth.as_str()),
-        ("X-Real-IP", "203.0.113.1"),
-    ];
-    let second = [
-        ("Authorization", auth.as_str()),
-        ("X-Real-IP", "203.0.113.2"),
-    ];
+    let server = spawn_behind_proxy("true").await;
 
-    expect_uploaded(upload_with(&server, &first, b"x").await, Some(1), 1).await;
-    expect_rate_limited(upload_with(&server, &first, b"x").await, 60).await;
-    expect_uploaded(upload_with(&server, &second, b"x").await, Some(1), 1).await;
+    expect_uploaded(upload_from(&server, "203.0.113.1").await, Some(1), 1).await;
+    expect_rate_limited(upload_from(&server, "203.0.113.1").await, 60).await;
+    expect_uploaded(upload_from(&server, "203.0.113.2").await, Some(1), 1).await;
 }
 
 #[tokio::test]
 async fn rate_limit_ignores_x_real_ip_without_trusted_proxy() {
-    let server = spawn_limited(&[
-        ("RATE_LIMIT_UPLOAD", "1/60s"),
-        ("TRUST_PROXY_HEADERS", "false"),
-    ])
-    .await;
-    let auth = server.bearer(Some(1), 1);
+    let server = spawn_behind_proxy("false").await;
 
-    let first = upload_with(
-        &server,
-        &[("Authorization", &auth), ("X-Real-IP", "203.0.113.1")],
-        b"x",
-    )
-    .await;
-    let second = upload_with(
-        &server,
-        &[("Authorization", &auth), ("X-Real-IP", "203.0.113.2")],
-        b"x",
-    )
-    .await;
+    let first = upload_from(&server, "203.0.113.1").await;
+    let second = upload_from(&server, "203.0.113.2").await;
 
     expect_uploaded(first, Some(1), 1).await;
     expect_rate_limited(second, 60).await;
@@ -224,20 +201,11 @@ async fn rate_limit_is_shared_by_instances_on_one_redis() {
 async fn rate_limit_window_ends_and_counting_starts_again() {
     let server = spawn_limited(&[("RATE_LIMIT_UPLOAD", "1/2s")]).await;
     let auth = server.bearer(Some(1), 1);
-    expect_uploaded(
-        upload_with(&server, &[("Authorization", &auth)], b"x").await,
-        Some(1),
-        1,
-    )
-    .await;
-    expect_rate_limited(
-        upload_with(&server, &[("Authorization", &auth)], b"x").await,
-        2,
-    )
-    .await;
+    upload_as_user_1(&server, &auth).await;
+    expect_rate_limited(upload_as(&server, &auth).await, 2).await;
 
     tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
-    let after_window = upload_with(&server, &[("Authorization", &auth)], b"x").await;
+    let after_window = upload_as(&server, &auth).await;
 
     expect_uploaded(after_window, Some(1), 1).await;
 }
@@ -246,13 +214,8 @@ async fn rate_limit_window_ends_and_counting_starts_again() {
 async fn retry_after_under(limit: &str) -> u64 {
     let server = spawn_limited(&[("RATE_LIMIT_UPLOAD", limit)]).await;
     let auth = server.bearer(Some(1), 1);
-    expect_uploaded(
-        upload_with(&server, &[("Authorization", &auth)], b"x").await,
-        Some(1),
-        1,
-    )
-    .await;
-    let limited = upload_with(&server, &[("Authorization", &auth)], b"x").await;
+    upload_as_user_1(&server, &auth).await;
+    let limited = upload_as(&server, &auth).await;
     let retry_after = crate::common::header(&limited, "retry-after").and_then(|v| v.parse().ok());
     expect_rate_limited(limited, 86_400).await;
     retry_after.unwrap()

@@ -3,23 +3,13 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use stowage_tests::{TestServer, free_port};
+use stowage_tests::{TestServer, free_port, readiness};
 
 use crate::common::{
-    PUBLIC_P5, RedisProcess, USER_P5, expect_error, expect_uploaded, file_id, get_with,
-    json_with_status, opaque_token, redis_set, store_user_token, unique_prefix, upload_with,
+    PUBLIC_P5, RedisProcess, TOKEN_TTL, USER_P5, expect_error, expect_uploaded, file_id, get_with,
+    json_with_status, opaque_token, redis_set, store_user_token, unique_prefix, upload_as,
+    upload_with,
 };
-
-/// `GET /health/ready`: its status and body.
-async fn readiness(server: &TestServer) -> (u16, Value) {
-    let response = get_with(server, "/health/ready", &[]).await;
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("/health/ready body is not JSON ({e}): {text}"));
-    (status, body)
-}
 
 /// Asserts `/health/ready` is `503` and blames Redis (and only Redis).
 async fn assert_not_ready_because_of_redis(server: &TestServer) {
@@ -54,20 +44,9 @@ async fn redis_outage_gives_503_for_redis_credentials_and_recovers() {
         TestServer::spawn_with(&[("REDIS_URL", &url), ("REDIS_KEY_PREFIX", &prefix)]).await;
     let token = opaque_token();
     store_user_token(&server, &url, &prefix, &token, USER_P5).await;
-    redis_set(
-        &url,
-        &format!("{prefix}pubtok05"),
-        PUBLIC_P5,
-        Duration::from_secs(300),
-    )
-    .await;
+    redis_set(&url, &format!("{prefix}pubtok05"), PUBLIC_P5, TOKEN_TTL).await;
     let bearer = format!("Bearer {token}");
-    let info = expect_uploaded(
-        upload_with(&server, &[("Authorization", &bearer)], b"x").await,
-        Some(42),
-        7,
-    )
-    .await;
+    let info = expect_uploaded(upload_as(&server, &bearer).await, Some(42), 7).await;
     let (status, body) = readiness(&server).await;
     assert_eq!(status, 200, "ready before the outage: {body}");
     assert_eq!(body["components"]["redis"], "ok", "{body}");
@@ -93,12 +72,7 @@ async fn redis_outage_gives_503_for_redis_credentials_and_recovers() {
         ],
     )
     .await;
-    let by_jwt = upload_with(
-        &server,
-        &[("Authorization", &server.bearer(Some(42), 7))],
-        b"x",
-    )
-    .await;
+    let by_jwt = upload_as(&server, &server.bearer(Some(42), 7)).await;
     expect_uploaded(by_jwt, Some(42), 7).await;
     // A valid JWT tried first means Redis is never needed.
     let jwt_then_cookie = upload_with(
@@ -125,7 +99,7 @@ async fn redis_outage_gives_503_for_redis_credentials_and_recovers() {
     store_user_token(&server, &redis.url(), &prefix, &token, USER_P5).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let response = upload_with(&server, &[("Authorization", &bearer)], b"x").await;
+        let response = upload_as(&server, &bearer).await;
         if response.status() == 201 {
             expect_uploaded(response, Some(42), 7).await;
             break;
@@ -157,18 +131,10 @@ async fn redis_down_at_startup_serves_live_but_not_ready() {
 
     assert_eq!(json_with_status(live, 200).await["status"], "ok");
     assert_not_ready_because_of_redis(&server).await;
-    let by_jwt = upload_with(
-        &server,
-        &[("Authorization", &server.bearer(Some(1), 1))],
-        b"x",
-    )
-    .await;
+    let by_jwt = upload_as(&server, &server.bearer(Some(1), 1)).await;
     expect_uploaded(by_jwt, Some(1), 1).await;
-    assert_auth_backend_unavailable(
-        &server,
-        &[("Authorization", &format!("Bearer {}", opaque_token()))],
-    )
-    .await;
+    let opaque = format!("Bearer {}", opaque_token());
+    assert_auth_backend_unavailable(&server, &[("Authorization", &opaque)]).await;
 }
 
 /// A TCP server that accepts connections and never answers: a black-holed Redis.
@@ -194,11 +160,8 @@ async fn redis_that_never_answers_gives_503_within_the_timeout() {
     ])
     .await;
 
-    assert_auth_backend_unavailable(
-        &server,
-        &[("Authorization", &format!("Bearer {}", opaque_token()))],
-    )
-    .await;
+    let opaque = format!("Bearer {}", opaque_token());
+    assert_auth_backend_unavailable(&server, &[("Authorization", &opaque)]).await;
     let started = Instant::now();
     assert_not_ready_because_of_redis(&server).await;
     assert!(
@@ -206,11 +169,6 @@ async fn redis_that_never_answers_gives_503_within_the_timeout() {
         "/health/ready took {:?}",
         started.elapsed()
     );
-    let by_jwt = upload_with(
-        &server,
-        &[("Authorization", &server.bearer(Some(1), 1))],
-        b"x",
-    )
-    .await;
+    let by_jwt = upload_as(&server, &server.bearer(Some(1), 1)).await;
     expect_uploaded(by_jwt, Some(1), 1).await;
 }
