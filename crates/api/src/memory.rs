@@ -2,7 +2,7 @@
 //!
 //! glibc's allocator keeps what its per-thread arenas once held, so after a burst of concurrent
 //! transfers their freed part buffers stayed resident and the next burst landed on top. jemalloc
-//! hands pages left unused for its decay time (10 s by default, `MALLOC_CONF` tunes it) back to
+//! hands pages left unused for its decay time (10 s by default; `_RJEM_MALLOC_CONF=dirty_decay_ms:…` tunes it) back to
 //! the operating system, and its background thread does so even while the service is idle.
 
 /// Starts jemalloc's background purging thread; false when the allocator refused (the pages are

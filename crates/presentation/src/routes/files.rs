@@ -28,23 +28,45 @@ use crate::validated::Validated;
 
 const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
 
+/// What both upload routes answer, for the OpenAPI document (never built: the handlers answer
+/// through [`ApiError`] and the success response below).
+#[derive(utoipa::IntoResponses)]
+#[expect(dead_code, reason = "a type that only describes responses")]
+pub enum UploadResponses {
+    /// Stored.
+    #[response(status = 201, description = "Stored",
+        headers(("Location" = String, description = "`{FILES_URL}/{file_id}`, the file's `public_url`")))]
+    Created(FileInfoResponse),
+    /// A client mistake in the request.
+    #[response(status = 400, description = "Not multipart, no `file` part, a malformed body, an unknown policy")]
+    Invalid(ErrorBody<'static>),
+    /// No credential.
+    #[response(status = 401, description = "No valid credential")]
+    Unauthorized(ErrorBody<'static>),
+    /// A stalled body.
+    #[response(status = 408, description = "The body stopped arriving for longer than the idle timeout")]
+    TimedOut(ErrorBody<'static>),
+    /// Too large.
+    #[response(status = 413, description = "Over `MAX_UPLOAD_BYTES` (or the policy's limit)")]
+    TooLarge(ErrorBody<'static>),
+    /// Refused type.
+    #[response(status = 415, description = "The policy refuses the file's type (by its magic bytes)")]
+    UnsupportedType(ErrorBody<'static>),
+    /// Too many requests.
+    #[response(status = 429, description = "Rate limited, or too many uploads in flight from this client",
+        headers(("Retry-After" = u64, description = "Seconds to wait")))]
+    TooMany(ErrorBody<'static>),
+    /// A backend is down.
+    #[response(status = 503, description = "Storage, database or credential backend unavailable")]
+    Unavailable(ErrorBody<'static>),
+}
+
 /// `POST /files`: one multipart upload.
 #[utoipa::path(
     post, path = "/files", tag = "files", operation_id = "upload_file",
     params(UploadQuery),
     request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data"),
-    responses(
-        (status = 201, description = "Stored", body = FileInfoResponse,
-            headers(("Location" = String, description = "`{FILES_URL}/{file_id}`, the file's `public_url`"))),
-        (status = 400, description = "Not multipart, no `file` part, a malformed body, an unknown policy", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
-        (status = 413, description = "Over `MAX_UPLOAD_BYTES` (or the policy's limit)", body = ErrorBody),
-        (status = 415, description = "The policy refuses the file's type (by its magic bytes)", body = ErrorBody),
-        (status = 429, description = "Rate limited, or too many uploads in flight from this client", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Storage, database or credential backend unavailable", body = ErrorBody),
-    ),
+    responses(UploadResponses),
 )]
 pub async fn upload_file(
     State(state): State<AppState>,
@@ -384,18 +406,7 @@ fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response,
     post, path = "/files/upload", tag = "files", operation_id = "upload_file_alias",
     params(UploadQuery),
     request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data"),
-    responses(
-        (status = 201, description = "Stored", body = FileInfoResponse,
-            headers(("Location" = String, description = "`{FILES_URL}/{file_id}`, the file's `public_url`"))),
-        (status = 400, description = "Not multipart, no `file` part, a malformed body, an unknown policy", body = ErrorBody),
-        (status = 401, description = "No valid credential", body = ErrorBody),
-        (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
-        (status = 413, description = "Over `MAX_UPLOAD_BYTES` (or the policy's limit)", body = ErrorBody),
-        (status = 415, description = "The policy refuses the file's type (by its magic bytes)", body = ErrorBody),
-        (status = 429, description = "Rate limited, or too many uploads in flight from this client", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Storage, database or credential backend unavailable", body = ErrorBody),
-    ),
+    responses(UploadResponses),
 )]
 pub async fn upload_file_alias(
     state: State<AppState>,
