@@ -48,14 +48,9 @@ impl MeteredBlobStore {
 
 #[async_trait]
 impl BlobStore for MeteredBlobStore {
-    async fn put(
-        &self,
-        key: &BlobKey,
-        body: ByteStream,
-        len_hint: Option<u64>,
-    ) -> Result<StoredBlob, BlobError> {
+    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
         let started = Instant::now();
-        let result = self.inner.put(key, body, len_hint).await;
+        let result = self.inner.put(key, body).await;
         self.record("put", started, &result);
         result
     }
@@ -79,12 +74,6 @@ impl BlobStore for MeteredBlobStore {
         let result = self.inner.delete(key).await;
         self.record("delete", started, &result);
         result
-    }
-
-    fn delete_detached(&self, key: BlobKey) {
-        counter!("storage_operations_total", "backend" => self.backend, "operation" => "delete_detached", "status" => "started")
-            .increment(1);
-        self.inner.delete_detached(key);
     }
 
     async fn health(&self) -> Result<(), BlobError> {

@@ -1,6 +1,5 @@
 //! `multipart/form-data` → the `file` part as a byte stream, never buffered whole.
 
-use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -26,8 +25,6 @@ pub struct FilePart {
     pub content_type: Option<String>,
     /// The bytes.
     pub body: ByteStream,
-    /// The part's length, when the request's `Content-Length` and framing announce it.
-    pub len_hint: Option<u64>,
 }
 
 /// Refuses a request whose declared length already exceeds the limit, before its body is read.
@@ -65,18 +62,9 @@ pub async fn file_part(
     })?;
     let constraints = Constraints::new()
         .size_limit(SizeLimit::new().whole_stream(max_bytes.saturating_add(FRAMING_ALLOWANCE)));
-    let content_length = declared_length(headers);
-    let head = Arc::new(Mutex::new(content_length.map(|_| Vec::new())));
-    let seen = Arc::clone(&head);
     // The parser holds a preamble or part header whole until it ends: the guard bounds both.
     let raw = framing::bounded(body.into_data_stream(), &boundary, part_header_max);
-    let raw = raw.inspect(move |item| {
-        if let Ok(chunk) = item {
-            record_head(&seen, chunk);
-        }
-    });
-    let mut multipart = Multipart::with_constraints(raw, boundary.clone(), constraints);
-    let mut index = 0;
+    let mut multipart = Multipart::with_constraints(raw, boundary, constraints);
     loop {
         let field = multipart
             .next_field()
@@ -88,14 +76,6 @@ pub async fn file_part(
             ));
         };
         if field.name() == Some("file") {
-            let recorded = head
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
-            let len_hint = content_length.zip(recorded).and_then(|(total, raw)| {
-                let start = data_offset(&raw, &boundary, index)?;
-                total.checked_sub(u64::try_from(start + closing_len(&boundary)).ok()?)
-            });
             let filename = field.file_name().map(str::to_owned);
             let content_type = field.content_type().map(ToString::to_string);
             let body = file_then_rest(field, multipart)
@@ -105,10 +85,8 @@ pub async fn file_part(
                 filename,
                 content_type,
                 body,
-                len_hint,
             });
         }
-        index += 1;
         while field
             .chunk()
             .await
@@ -149,49 +127,6 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-}
-
-/// Keeps the body's first [`FRAMING_ALLOWANCE`] bytes until the `file` part is found: a `file`
-/// part whose headers end further in gives no length hint.
-fn record_head(head: &Mutex<Option<Vec<u8>>>, chunk: &[u8]) {
-    let mut head = head
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(raw) = head.as_mut() {
-        let room = usize::try_from(FRAMING_ALLOWANCE)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(raw.len());
-        raw.extend_from_slice(&chunk[..chunk.len().min(room)]);
-    }
-}
-
-/// Length of the closing delimiter as clients write it: `CRLF--boundary--CRLF`.
-fn closing_len(boundary: &str) -> usize {
-    boundary.len() + 8
-}
-
-/// Where the data of the `index`-th part (from 0) starts in `raw`, the body's first bytes; `None`
-/// when `raw` does not reach that far.
-fn data_offset(raw: &[u8], boundary: &str, index: usize) -> Option<usize> {
-    let dash = format!("--{boundary}");
-    let delimiter = format!("\r\n--{boundary}");
-    // Like the parser, the first delimiter may follow any preamble.
-    let mut at = find(raw, dash.as_bytes())?;
-    let mut part = 0;
-    loop {
-        let after_dash = at + dash.len();
-        let line_end = after_dash + find(raw.get(after_dash..)?, b"\r\n")?;
-        let data = line_end + find(raw.get(line_end..)?, b"\r\n\r\n")? + 4;
-        if part == index {
-            return Some(data);
-        }
-        at = data + find(raw.get(data..)?, delimiter.as_bytes())? + 2;
-        part += 1;
-    }
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn body_error(e: multer::Error, max_bytes: u64) -> BodyError {
@@ -244,16 +179,14 @@ mod tests {
         body
     }
 
-    /// The hint and the bytes of the `file` part of `raw`, sent in `chunk`-byte pieces.
-    async fn parse(raw: Vec<u8>, chunk: usize, content_length: bool) -> (Option<u64>, Vec<u8>) {
+    /// The bytes of the `file` part of `raw`, sent in `chunk`-byte pieces.
+    async fn parse(raw: Vec<u8>, chunk: usize) -> Vec<u8> {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_str(&format!("multipart/form-data; boundary={BOUNDARY}")).unwrap(),
         );
-        if content_length {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(raw.len()));
-        }
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(raw.len()));
         let pieces: Vec<Result<Bytes, std::io::Error>> = raw
             .chunks(chunk)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -263,12 +196,15 @@ mod tests {
             .await
             .unwrap();
         let data: Vec<Bytes> = part.body.try_collect().await.unwrap();
-        (part.len_hint, data.concat())
+        data.concat()
     }
 
     #[tokio::test]
-    async fn the_hint_is_the_file_length_when_the_file_ends_the_form() {
+    async fn the_file_part_is_exactly_the_file_wherever_it_stands_in_the_form() {
         let file: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let late = format!(
+            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nvalue"
+        );
         let forms = [
             ("alone", form("", &[], &file, "")),
             (
@@ -283,42 +219,17 @@ mod tests {
                 "after a preamble without CRLF",
                 form("ignored", &[], &file, ""),
             ),
+            ("before a field", form("", &[], &file, &late)),
         ];
         for (name, raw) in forms {
             for chunk in [1, 7, 4096, raw.len()] {
-                let (hint, data) = parse(raw.clone(), chunk, true).await;
+                let data = parse(raw.clone(), chunk).await;
                 assert!(
                     data == file,
                     "{name}, {chunk}-byte chunks: the bytes differ"
                 );
-                assert_eq!(hint, Some(file.len() as u64), "{name}, {chunk}-byte chunks");
             }
         }
-    }
-
-    #[tokio::test]
-    async fn a_part_after_the_file_makes_the_hint_too_long_but_not_the_file() {
-        let after = format!(
-            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nvalue"
-        );
-        let raw = form("", &[], b"0123456789", &after);
-
-        let (hint, data) = parse(raw, 5, true).await;
-
-        assert_eq!(data, b"0123456789");
-        assert_eq!(hint, Some(10 + after.len() as u64));
-    }
-
-    #[tokio::test]
-    async fn there_is_no_hint_without_a_content_length_or_past_the_recorded_head() {
-        let file = vec![7u8; 1000];
-        let (hint, data) = parse(form("", &[], &file, ""), 100, false).await;
-        assert_eq!((hint, data.len()), (None, 1000));
-
-        let long_field = "v".repeat(FRAMING_ALLOWANCE as usize);
-        let raw = form("", &[("note", &long_field)], &file, "");
-        let (hint, data) = parse(raw, 4096, true).await;
-        assert_eq!((hint, data.len()), (None, 1000));
     }
 
     #[tokio::test]
@@ -341,14 +252,5 @@ mod tests {
         let read: Result<Vec<Bytes>, BodyError> = part.body.try_collect().await;
 
         assert!(matches!(read, Err(BodyError::Malformed(_))), "{read:?}");
-    }
-
-    #[test]
-    fn data_offset_finds_the_part_after_empty_headers() {
-        let raw = format!("--{BOUNDARY}\r\n\r\nfirst\r\n--{BOUNDARY}\r\n\r\nsecond");
-        let second = data_offset(raw.as_bytes(), BOUNDARY, 1).unwrap();
-        assert_eq!(&raw[second..], "second");
-        assert_eq!(data_offset(raw.as_bytes(), BOUNDARY, 2), None);
-        assert_eq!(data_offset(b"--XyZ-42\r\nContent-Disp", BOUNDARY, 0), None);
     }
 }

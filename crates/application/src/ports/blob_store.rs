@@ -68,19 +68,10 @@ pub trait BlobStore: Send + Sync {
     /// Writes `body` under `key`, computing its size and SHA-256 on the way; on success the blob
     /// under `key` is exactly those bytes.
     ///
-    /// `len_hint` is the body's length as the request framing announces it. A store may use it to
-    /// send the body in one streamed request; when the hint turns out wrong, the store corrects
-    /// the blob before returning.
-    ///
     /// # Errors
     /// [`BlobError::Body`] when `body` yields an error; [`BlobError::Unavailable`] when the store
     /// fails. Either way nothing stays under `key` (a clean-up that itself fails is left to gc).
-    async fn put(
-        &self,
-        key: &BlobKey,
-        body: ByteStream,
-        len_hint: Option<u64>,
-    ) -> Result<StoredBlob, BlobError>;
+    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError>;
 
     /// Opens the blob under `key`, whole or the inclusive `range` of it (already resolved against its size).
     ///
@@ -99,9 +90,6 @@ pub trait BlobStore: Send + Sync {
     /// # Errors
     /// [`BlobError::Unavailable`] when the store fails.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
-
-    /// Removes the blob under `key` without waiting, for clean-up from a `Drop`; failures are logged.
-    fn delete_detached(&self, key: BlobKey);
 
     /// Checks that the store answers.
     ///

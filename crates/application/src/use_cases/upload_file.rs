@@ -43,8 +43,6 @@ pub struct UploadRequest {
     pub policy: Option<String>,
     /// The file's bytes.
     pub body: ByteStream,
-    /// The file's length as the request framing announces it, when it does.
-    pub len_hint: Option<u64>,
 }
 
 /// Streams an upload into the blob store and records it; leaves nothing behind on any failure.
@@ -95,8 +93,6 @@ impl UploadFile {
             ),
         };
         let limit = policy.map_or(self.max_bytes, |p| p.max_bytes.min(self.max_bytes));
-        // A hint over the limit would only start a write that the limit is bound to cut off.
-        let len_hint = request.len_hint.filter(|&len| len <= limit);
         let (prefix, body) = peek_prefix(limit_stream(request.body, limit), SNIFF_LEN).await?;
         let content_type = ContentType::resolve(request.declared_type.as_deref(), &prefix);
         if let Some(policy) = policy {
@@ -113,7 +109,7 @@ impl UploadFile {
         let id = FileId::new_random();
         tracing::Span::current().record("file_id", tracing::field::display(id));
         let key = BlobKey::new(request.principal.account_id(), id);
-        let stored = self.blobs.put(&key, body, len_hint).await?;
+        let stored = self.blobs.put(&key, body).await?;
         tracing::Span::current().record("size", stored.size);
 
         let created_at = creation_time(self.clock.now());
@@ -179,7 +175,6 @@ mod tests {
             declared_type: Some("text/html".into()),
             policy: policy.map(str::to_owned),
             body: body(data),
-            len_hint: Some(data.len() as u64),
         }
     }
 
@@ -207,9 +202,7 @@ mod tests {
         blobs
             .expect_put()
             .times(1)
-            .withf(|_, _, len_hint| *len_hint == Some(5))
-            .returning(|_, _, _| Ok(stored()));
-        blobs.expect_delete_detached().times(0);
+            .returning(|_, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(1).returning(|_| Ok(()));
         let upload = use_case(repo, blobs);
@@ -226,23 +219,6 @@ mod tests {
         assert_eq!(record.account_id().get(), 2);
     }
 
-    #[tokio::test]
-    async fn upload_drops_a_length_hint_over_the_limit() {
-        let mut blobs = MockBlobStore::new();
-        blobs
-            .expect_put()
-            .times(1)
-            .withf(|_, _, len_hint| len_hint.is_none())
-            .returning(|_, _, _| Ok(stored()));
-        let mut repo = MockFileRepository::new();
-        repo.expect_insert().returning(|_| Ok(()));
-        let upload = use_case(repo, blobs);
-        let mut over = request(user(1, 2), b"hello", None);
-        over.len_hint = Some(101);
-
-        upload.execute(over).await.unwrap();
-    }
-
     #[test]
     fn creation_time_keeps_whole_microseconds() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
@@ -252,7 +228,7 @@ mod tests {
     #[tokio::test]
     async fn upload_by_public_principal_has_no_user() {
         let mut blobs = MockBlobStore::new();
-        blobs.expect_put().returning(|_, _, _| Ok(stored()));
+        blobs.expect_put().returning(|_, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().returning(|_| Ok(()));
         let upload = use_case(repo, blobs);
@@ -266,9 +242,8 @@ mod tests {
     #[tokio::test]
     async fn upload_deletes_the_blob_when_the_insert_fails() {
         let mut blobs = MockBlobStore::new();
-        blobs.expect_put().returning(|_, _, _| Ok(stored()));
+        blobs.expect_put().returning(|_, _| Ok(stored()));
         blobs.expect_delete().times(1).returning(|_| Ok(()));
-        blobs.expect_delete_detached().times(0);
         let mut repo = MockFileRepository::new();
         repo.expect_insert()
             .returning(|_| Err(RepoError::Unavailable("connection refused".into())));
@@ -287,7 +262,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs
             .expect_put()
-            .returning(|_, _, _| Err(BlobError::Body(BodyError::TooLarge { limit: 3 })));
+            .returning(|_, _| Err(BlobError::Body(BodyError::TooLarge { limit: 3 })));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(0);
         let upload = UploadFile::new(Arc::new(repo), Arc::new(blobs), clock(), 3, HashMap::new());
@@ -319,7 +294,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs
             .expect_put()
-            .returning(|_, _, _| Err(BlobError::Unavailable("disk full".into())));
+            .returning(|_, _| Err(BlobError::Unavailable("disk full".into())));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(0);
         let upload = use_case(repo, blobs);

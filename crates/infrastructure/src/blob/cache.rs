@@ -103,13 +103,8 @@ impl CachedBlobStore {
 
 #[async_trait]
 impl BlobStore for CachedBlobStore {
-    async fn put(
-        &self,
-        key: &BlobKey,
-        body: ByteStream,
-        len_hint: Option<u64>,
-    ) -> Result<StoredBlob, BlobError> {
-        self.inner.put(key, body, len_hint).await
+    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
+        self.inner.put(key, body).await
     }
 
     async fn head(&self, key: &BlobKey) -> Result<u64, BlobError> {
@@ -157,11 +152,6 @@ impl BlobStore for CachedBlobStore {
         self.inner.delete(key).await
     }
 
-    fn delete_detached(&self, key: BlobKey) {
-        self.evict(&key);
-        self.inner.delete_detached(key);
-    }
-
     async fn health(&self) -> Result<(), BlobError> {
         self.inner.health().await
     }
@@ -203,7 +193,7 @@ mod tests {
             },
         );
         let key = BlobKey::new(AccountId::new(1), FileId::new_random());
-        cache.put(&key, body(b"0123456789"), None).await.unwrap();
+        cache.put(&key, body(b"0123456789")).await.unwrap();
 
         assert_eq!(
             read(cache.get(&key, None).await.unwrap()).await,
@@ -235,8 +225,8 @@ mod tests {
         );
         let small = BlobKey::new(AccountId::new(1), FileId::new_random());
         let large = BlobKey::new(AccountId::new(1), FileId::new_random());
-        cache.put(&small, body(b"abc"), None).await.unwrap();
-        cache.put(&large, body(b"abcdefgh"), None).await.unwrap();
+        cache.put(&small, body(b"abc")).await.unwrap();
+        cache.put(&large, body(b"abcdefgh")).await.unwrap();
         read(cache.get(&small, None).await.unwrap()).await;
         read(cache.get(&large, None).await.unwrap()).await;
         assert!(cache.lookup(&small).is_some());

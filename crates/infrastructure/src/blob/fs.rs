@@ -140,12 +140,7 @@ impl Drop for TempFile {
 
 #[async_trait]
 impl BlobStore for FsBlobStore {
-    async fn put(
-        &self,
-        key: &BlobKey,
-        body: ByteStream,
-        _len_hint: Option<u64>,
-    ) -> Result<StoredBlob, BlobError> {
+    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
         let target = self.path_of(key);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
         let temp_path = dir.join(format!(".{}{TEMP_SUFFIX}", key.file_id()));
@@ -208,27 +203,6 @@ impl BlobStore for FsBlobStore {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(unavailable(e)),
-        }
-    }
-
-    fn delete_detached(&self, key: BlobKey) {
-        let store = self.clone();
-        let delete = async move {
-            if let Err(e) = store.delete(&key).await {
-                tracing::warn!(error = %e, "blob clean-up failed; gc will remove it");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(delete);
-            }
-            Err(_) => {
-                if let Err(e) = std::fs::remove_file(self.path_of(&key))
-                    && e.kind() != ErrorKind::NotFound
-                {
-                    tracing::warn!(error = %e, "blob clean-up failed; gc will remove it");
-                }
-            }
         }
     }
 

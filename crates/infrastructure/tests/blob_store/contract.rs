@@ -1,0 +1,200 @@
+//! The behaviour every blob store promises, one function per rule.
+
+use super::*;
+
+async fn assert_round_trip(store: &dyn BlobStore, chunks: Vec<Bytes>) {
+    let data: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    let key = new_key();
+
+    let stored = store.put(&key, body_of(chunks)).await.unwrap();
+    let body = store.get(&key, None).await.unwrap();
+
+    assert_eq!(stored, stored_blob_of(&data));
+    assert_eq!(body.len, data.len() as u64);
+    let read = read_all(body).await;
+    assert_eq!(read.len(), data.len());
+    assert!(read == data, "the bytes read differ from the bytes written");
+}
+
+pub async fn put_then_get_round_trips_an_empty_body(store: &dyn BlobStore, _: &Inventory) {
+    assert_round_trip(store, vec![]).await;
+    assert_round_trip(store, vec![Bytes::new()]).await;
+}
+
+pub async fn put_then_get_round_trips_a_one_byte_body(store: &dyn BlobStore, _: &Inventory) {
+    assert_round_trip(store, vec![Bytes::from_static(b"x")]).await;
+}
+
+pub async fn put_then_get_round_trips_a_multi_chunk_body(store: &dyn BlobStore, _: &Inventory) {
+    let data = pseudo_random_bytes(3 * 1024 * 1024 + 17);
+
+    assert_round_trip(store, uneven_chunks(&data)).await;
+}
+
+pub async fn get_returns_exactly_the_requested_range(store: &dyn BlobStore, _: &Inventory) {
+    let data = pseudo_random_bytes(200_000);
+    let key = new_key();
+    store
+        .put(&key, body_of(uneven_chunks(&data)))
+        .await
+        .unwrap();
+    let last = data.len() as u64 - 1;
+    let cases: &[(&str, u64, u64)] = &[
+        ("first byte", 0, 0),
+        ("first ten bytes", 0, 9),
+        ("middle, across read chunks", 65_000, 140_000),
+        ("single middle byte", 100_000, 100_000),
+        ("last byte", last, last),
+        ("tail", last - 99, last),
+        ("whole blob", 0, last),
+    ];
+
+    for &(name, start, end) in cases {
+        let range = ByteRange::new(start, end).unwrap();
+        let body = store.get(&key, Some(range)).await.unwrap();
+
+        assert_eq!(body.len, end - start + 1, "{name}: len");
+        let read = read_all(body).await;
+        let expected = &data[start as usize..=end as usize];
+        assert_eq!(read.len(), expected.len(), "{name}: bytes read");
+        assert!(read == expected, "{name}: bytes differ");
+    }
+}
+
+pub async fn get_returns_not_found_for_a_missing_key(store: &dyn BlobStore, _: &Inventory) {
+    let key = new_key();
+    let range = ByteRange::new(0, 9).unwrap();
+
+    let whole = store.get(&key, None).await;
+    let ranged = store.get(&key, Some(range)).await;
+
+    assert!(matches!(whole, Err(BlobError::NotFound)), "{whole:?}");
+    assert!(matches!(ranged, Err(BlobError::NotFound)), "{ranged:?}");
+}
+
+pub async fn put_keeps_the_same_file_id_apart_across_accounts(
+    store: &dyn BlobStore,
+    _: &Inventory,
+) {
+    let file_id = FileId::new_random();
+    let first = BlobKey::new(AccountId::new(1), file_id);
+    let second = BlobKey::new(AccountId::new(2), file_id);
+    store
+        .put(&first, body_of(vec![Bytes::from_static(b"first")]))
+        .await
+        .unwrap();
+    store
+        .put(&second, body_of(vec![Bytes::from_static(b"second")]))
+        .await
+        .unwrap();
+
+    let first_read = read_all(store.get(&first, None).await.unwrap()).await;
+    let second_read = read_all(store.get(&second, None).await.unwrap()).await;
+
+    assert_eq!(first_read, b"first");
+    assert_eq!(second_read, b"second");
+}
+
+pub async fn delete_then_get_returns_not_found(store: &dyn BlobStore, inventory: &Inventory) {
+    let key = new_key();
+    store
+        .put(&key, body_of(vec![Bytes::from_static(b"doomed")]))
+        .await
+        .unwrap();
+
+    store.delete(&key).await.unwrap();
+    let got = store.get(&key, None).await;
+
+    assert!(matches!(got, Err(BlobError::NotFound)), "{got:?}");
+    assert_eq!(inventory().await, Vec::<String>::new());
+}
+
+pub async fn delete_of_a_missing_key_succeeds(store: &dyn BlobStore, _: &Inventory) {
+    let key = new_key();
+
+    let deleted = store.delete(&key).await;
+
+    assert!(deleted.is_ok(), "{deleted:?}");
+}
+
+async fn assert_failed_body_leaves_nothing(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+    error: BodyError,
+    expected: fn(&BodyError) -> bool,
+) {
+    let key = new_key();
+    let written = pseudo_random_bytes(2 * 1024 * 1024);
+    let body = body_failing_after(uneven_chunks(&written), error);
+
+    let put = store.put(&key, body).await;
+
+    match put {
+        Err(BlobError::Body(ref e)) if expected(e) => {}
+        other => panic!("expected the body's own error, got {other:?}"),
+    }
+    let got = store.get(&key, None).await;
+    assert!(matches!(got, Err(BlobError::NotFound)), "{got:?}");
+    eventually("removal of the partial blob", || async {
+        inventory().await.is_empty()
+    })
+    .await;
+}
+
+pub async fn put_fails_with_too_large_and_leaves_nothing(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    assert_failed_body_leaves_nothing(
+        store,
+        inventory,
+        BodyError::TooLarge { limit: 2_000_000 },
+        |e| matches!(e, BodyError::TooLarge { limit: 2_000_000 }),
+    )
+    .await;
+}
+
+pub async fn put_fails_with_client_aborted_and_leaves_nothing(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    assert_failed_body_leaves_nothing(
+        store,
+        inventory,
+        BodyError::ClientAborted("connection reset".into()),
+        |e| matches!(e, BodyError::ClientAborted(_)),
+    )
+    .await;
+}
+
+/// Drops a put whose body never ends; nothing may be visible or stay behind.
+pub async fn put_dropped_midway_leaves_nothing_behind(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    let key = new_key();
+    let body = stream::iter([Ok(pseudo_random_bytes(64 * 1024))])
+        .chain(stream::pending())
+        .boxed();
+    let mut put = store.put(&key, body);
+
+    let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
+    let got_while_pending = store.get(&key, None).await;
+    drop(put);
+
+    assert!(waited.is_err(), "put finished on a body that never ends");
+    assert!(
+        matches!(got_while_pending, Err(BlobError::NotFound)),
+        "a half-written blob is visible: {got_while_pending:?}"
+    );
+    eventually("removal of the abandoned upload", || async {
+        inventory().await.is_empty()
+    })
+    .await;
+}
+
+pub async fn health_is_ok_on_a_working_store(store: &dyn BlobStore, _: &Inventory) {
+    let health = store.health().await;
+
+    assert!(health.is_ok(), "{health:?}");
+}
