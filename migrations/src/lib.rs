@@ -3,6 +3,7 @@
 pub use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
 
+pub mod files;
 mod m20261123_000001_create_files;
 mod m20261201_000002_adopt_files;
 

@@ -20,29 +20,10 @@ use sea_orm_migration::sea_orm::{
     ConnectionTrait, DbBackend, QueryResult, Statement, TransactionTrait,
 };
 
+use crate::files::{INDEXES, Shape, files_indexes, files_table};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-#[derive(DeriveIden, Clone, Copy)]
-enum Files {
-    Table,
-    FileId,
-    Size,
-    ContentType,
-    Filename,
-    UserId,
-    AccountId,
-    CreatedAt,
-    Sha256,
-    StorageKey,
-}
-
-/// Stowage's indexes on `files`: name and column.
-const INDEXES: [(&str, &str); 3] = [
-    ("idx_files_account_id", "account_id"),
-    ("idx_files_user_id", "user_id"),
-    ("idx_files_created_at", "created_at"),
-];
 
 /// What the adoption needs to know about one column of `files`.
 struct Column {
@@ -93,7 +74,8 @@ fn postgres_statements(columns: &[Column], indexed: &[String]) -> Vec<String> {
         statements.push("ALTER TABLE files ALTER COLUMN created_at SET DEFAULT now()".to_owned());
     }
     for (index, column) in INDEXES {
-        if !indexed.iter().any(|c| c == column) {
+        let column = column.to_string();
+        if !indexed.contains(&column) {
             statements.push(format!(
                 "CREATE INDEX IF NOT EXISTS {index} ON files ({column})"
             ));
@@ -148,10 +130,6 @@ fn column_of(row: &QueryResult) -> Result<Column, DbErr> {
     })
 }
 
-/// `created_at`'s default on SQLite: now, in the fixed-width text the repository writes
-/// (`2025-11-23T12:00:00.123000Z`), so that text comparison still orders by time.
-const SQLITE_NOW: &str = "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')";
-
 async fn adopt_sqlite(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     let db = manager.get_connection();
     let columns = db
@@ -171,8 +149,11 @@ async fn adopt_sqlite(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
     if !in_shape {
         let txn = db.begin().await?;
         let backend = DbBackend::Sqlite;
-        txn.execute(backend.build(&files_table(Alias::new("files_adopted"))))
-            .await?;
+        txn.execute(backend.build(&files_table(
+            Alias::new("files_adopted"),
+            Shape::AdoptedSqlite,
+        )))
+        .await?;
         let copied = [
             "file_id",
             "size",
@@ -194,58 +175,16 @@ async fn adopt_sqlite(manager: &SchemaManager<'_>) -> Result<(), DbErr> {
             .await?;
         txn.commit().await?;
     }
-    for (name, column) in [
-        (INDEXES[0].0, Files::AccountId),
-        (INDEXES[1].0, Files::UserId),
-        (INDEXES[2].0, Files::CreatedAt),
-    ] {
-        manager
-            .create_index(
-                Index::create()
-                    .if_not_exists()
-                    .name(name)
-                    .table(Files::Table)
-                    .col(column)
-                    .to_owned(),
-            )
-            .await?;
+    for index in files_indexes() {
+        manager.create_index(index).await?;
     }
     Ok(())
-}
-
-/// Stowage's `files` table in its adopted shape, under `name` (SQLite only).
-fn files_table(name: Alias) -> TableCreateStatement {
-    Table::create()
-        .table(name)
-        .col(
-            ColumnDef::new(Files::FileId)
-                .uuid()
-                .not_null()
-                .primary_key(),
-        )
-        .col(ColumnDef::new(Files::Size).big_integer().not_null())
-        .col(
-            ColumnDef::new(Files::ContentType)
-                .string_len(255)
-                .not_null(),
-        )
-        .col(ColumnDef::new(Files::Filename).string_len(255).not_null())
-        .col(ColumnDef::new(Files::UserId).big_integer().null())
-        .col(ColumnDef::new(Files::AccountId).big_integer().not_null())
-        .col(
-            ColumnDef::new(Files::CreatedAt)
-                .timestamp_with_time_zone()
-                .not_null()
-                .default(Expr::cust(SQLITE_NOW)),
-        )
-        .col(ColumnDef::new(Files::Sha256).char_len(64).null())
-        .col(ColumnDef::new(Files::StorageKey).string_len(512).null())
-        .to_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::SQLITE_NOW;
 
     fn column(name: &str, nullable: bool, has_default: bool) -> Column {
         Column {
@@ -313,7 +252,8 @@ mod tests {
 
     #[test]
     fn the_sqlite_table_is_nullable_with_a_fixed_width_default() {
-        let sql = files_table(Alias::new("files_adopted")).to_string(SqliteQueryBuilder);
+        let sql = files_table(Alias::new("files_adopted"), Shape::AdoptedSqlite)
+            .to_string(SqliteQueryBuilder);
         assert!(sql.contains(&format!("DEFAULT {SQLITE_NOW}")), "{sql}");
         assert!(sql.contains("\"sha256\" char(64) NULL"), "{sql}");
     }

@@ -10,8 +10,7 @@
 
 use std::time::Duration;
 
-use sea_orm::DeriveIden;
-use sea_orm::sea_query::{ColumnDef, Index, Table};
+use sea_orm::sea_query::Alias;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use stowage_application::ports::{FileRepository, Owner};
 use stowage_domain::{
@@ -19,6 +18,7 @@ use stowage_domain::{
 };
 use stowage_infrastructure::SeaOrmFileRepository;
 use stowage_infrastructure::db::{DatabasePool, DatabaseSettings, connect, migrate};
+use stowage_migration::files::{Shape, files_indexes, files_table};
 use time::OffsetDateTime;
 
 /// The Pneumatic database's schema as its Alembic migrations leave it, one statement a line.
@@ -332,59 +332,12 @@ async fn replicas_adopting_at_once_all_succeed() {
     pg.drop_it().await;
 }
 
-#[derive(DeriveIden, Clone, Copy)]
-enum Files {
-    Table,
-    FileId,
-    Size,
-    ContentType,
-    Filename,
-    UserId,
-    AccountId,
-    CreatedAt,
-    Sha256,
-    StorageKey,
-}
-
 /// Stowage's schema as its first migration made it, before the adoption migration existed.
 async fn first_shape(db: &DatabaseConnection) {
     let backend = db.get_database_backend();
-    let table = Table::create()
-        .table(Files::Table)
-        .col(
-            ColumnDef::new(Files::FileId)
-                .uuid()
-                .not_null()
-                .primary_key(),
-        )
-        .col(ColumnDef::new(Files::Size).big_integer().not_null())
-        .col(
-            ColumnDef::new(Files::ContentType)
-                .string_len(255)
-                .not_null(),
-        )
-        .col(ColumnDef::new(Files::Filename).string_len(255).not_null())
-        .col(ColumnDef::new(Files::UserId).big_integer().null())
-        .col(ColumnDef::new(Files::AccountId).big_integer().not_null())
-        .col(
-            ColumnDef::new(Files::CreatedAt)
-                .timestamp_with_time_zone()
-                .not_null(),
-        )
-        .col(ColumnDef::new(Files::Sha256).char_len(64).not_null())
-        .col(ColumnDef::new(Files::StorageKey).string_len(512).not_null())
-        .to_owned();
+    let table = files_table(Alias::new("files"), Shape::First);
     db.execute(backend.build(&table)).await.unwrap();
-    for (name, column) in [
-        ("idx_files_account_id", Files::AccountId),
-        ("idx_files_user_id", Files::UserId),
-        ("idx_files_created_at", Files::CreatedAt),
-    ] {
-        let index = Index::create()
-            .name(name)
-            .table(Files::Table)
-            .col(column)
-            .to_owned();
+    for index in files_indexes() {
         db.execute(backend.build(&index)).await.unwrap();
     }
     run_all(
