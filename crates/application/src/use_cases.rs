@@ -34,6 +34,8 @@ pub(crate) mod fixtures {
     };
     use time::OffsetDateTime;
 
+    use crate::ports::file_repository::MockFileRepository;
+
     pub fn user(user: i64, account: i64) -> Principal {
         Principal::new(
             PrincipalKind::User,
@@ -63,5 +65,12 @@ pub(crate) mod fixtures {
             account_id: AccountId::new(account),
             user_id: user.map(UserId::new),
         })
+    }
+
+    /// A repository that finds `rec`, whatever id it is asked for.
+    pub fn repo_returning(rec: FileRecord) -> MockFileRepository {
+        let mut repo = MockFileRepository::new();
+        repo.expect_get().returning(move |_| Ok(rec.clone()));
+        repo
     }
 }

@@ -219,6 +219,7 @@ impl fmt::Display for ContentType {
 
 #[cfg(test)]
 mod tests {
+    use super::magic::tests::zip_entry;
     use super::*;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01";
@@ -248,21 +249,10 @@ mod tests {
         out
     }
 
-    fn stored_zip_entry(name: &str, data: &[u8]) -> Vec<u8> {
-        let mut out = b"PK\x03\x04\x14\0\0\0\0\0\0\0\0\0\0\0\0\0".to_vec();
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        out.extend_from_slice(&0u16.to_le_bytes());
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(data);
-        out
-    }
-
     #[test]
     fn resolve_follows_the_upload_rule() {
         let docx = docx_prefix();
-        let odt = stored_zip_entry("mimetype", ODT.as_bytes());
+        let odt = zip_entry("mimetype", 0, ODT.as_bytes());
         let late_png = [TEXT.repeat(40).as_slice(), PNG].concat();
         let html_after_limit = [TEXT.repeat(40).as_slice(), HTML].concat();
         let cases: &[(Option<&str>, &[u8], &str)] = &[

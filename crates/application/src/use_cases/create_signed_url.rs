@@ -105,7 +105,7 @@ mod tests {
     use crate::ports::clock::MockClock;
     use crate::ports::file_repository::MockFileRepository;
     use crate::ports::url_signer::MockUrlSigner;
-    use crate::use_cases::fixtures::{record, user};
+    use crate::use_cases::fixtures::{record, repo_returning, user};
     use stowage_domain::AccessPolicy;
 
     fn clock_at(t: i64) -> MockClock {
@@ -116,19 +116,22 @@ mod tests {
         clock
     }
 
+    /// Signed URLs for files in `repo`, signed by `signer`, at `now`, for their owners only.
+    fn signing(repo: MockFileRepository, signer: MockUrlSigner, now: i64) -> CreateSignedUrl {
+        CreateSignedUrl::new(
+            ReadAccess::new(Arc::new(repo), None, AccessPolicy::Owner),
+            Arc::new(signer),
+            Arc::new(clock_at(now)),
+        )
+    }
+
     #[tokio::test]
     async fn readers_get_a_url_expiring_after_the_lifetime() {
         let rec = record(Some(1), 1);
         let id = rec.id();
-        let mut repo = MockFileRepository::new();
-        repo.expect_get().returning(move |_| Ok(rec.clone()));
         let mut signer = MockUrlSigner::new();
         signer.expect_sign().returning(|_, e| format!("sig{e}"));
-        let use_case = CreateSignedUrl::new(
-            ReadAccess::new(Arc::new(repo), None, AccessPolicy::Owner),
-            Arc::new(signer),
-            Arc::new(clock_at(1_000)),
-        );
+        let use_case = signing(repo_returning(rec), signer, 1_000);
         let url = use_case
             .execute(&user(1, 1), id, Duration::from_secs(60))
             .await
@@ -141,15 +144,9 @@ mod tests {
     async fn non_readers_get_no_url() {
         let rec = record(Some(1), 1);
         let id = rec.id();
-        let mut repo = MockFileRepository::new();
-        repo.expect_get().returning(move |_| Ok(rec.clone()));
         let mut signer = MockUrlSigner::new();
         signer.expect_sign().times(0);
-        let use_case = CreateSignedUrl::new(
-            ReadAccess::new(Arc::new(repo), None, AccessPolicy::Owner),
-            Arc::new(signer),
-            Arc::new(clock_at(1_000)),
-        );
+        let use_case = signing(repo_returning(rec), signer, 1_000);
         let err = use_case
             .execute(&user(2, 1), id, Duration::from_secs(60))
             .await
@@ -159,15 +156,7 @@ mod tests {
 
     #[tokio::test]
     async fn lifetime_out_of_bounds_is_a_validation_error() {
-        let use_case = CreateSignedUrl::new(
-            ReadAccess::new(
-                Arc::new(MockFileRepository::new()),
-                None,
-                AccessPolicy::Owner,
-            ),
-            Arc::new(MockUrlSigner::new()),
-            Arc::new(clock_at(0)),
-        );
+        let use_case = signing(MockFileRepository::new(), MockUrlSigner::new(), 0);
         for bad in [
             Duration::ZERO,
             MAX_SIGNED_URL_LIFETIME + Duration::from_secs(1),

@@ -43,35 +43,34 @@ impl DeleteFile {
 mod tests {
     use super::*;
     use crate::ports::blob_store::MockBlobStore;
-    use crate::ports::file_repository::MockFileRepository;
-    use crate::use_cases::fixtures::{public, record, user};
+    use crate::use_cases::fixtures::{public, record, repo_returning, user};
+    use stowage_domain::FileRecord;
 
-    #[tokio::test]
-    async fn public_principal_cannot_delete_account_level_file() {
-        let rec = record(None, 10);
-        let mut repo = MockFileRepository::new();
-        repo.expect_get().returning(move |_| Ok(rec.clone()));
-        repo.expect_delete().times(0);
+    /// Deletion of `rec`, expecting its record and its blob to be deleted `deletes` times.
+    fn deleting(rec: FileRecord, deletes: usize) -> DeleteFile {
+        let mut repo = repo_returning(rec);
+        repo.expect_delete().times(deletes).returning(|_| Ok(()));
         let mut blobs = MockBlobStore::new();
-        blobs.expect_delete().times(0);
-        let delete = DeleteFile::new(Arc::new(repo), Arc::new(blobs));
-        let err = delete
-            .execute(&public(10), FileId::new_random())
+        blobs.expect_delete().times(deletes).returning(|_| Ok(()));
+        DeleteFile::new(Arc::new(repo), Arc::new(blobs))
+    }
+
+    async fn assert_denied(principal: Principal, rec: FileRecord) {
+        let err = deleting(rec, 0)
+            .execute(&principal, FileId::new_random())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::AccessDenied));
     }
 
     #[tokio::test]
+    async fn public_principal_cannot_delete_account_level_file() {
+        assert_denied(public(10), record(None, 10)).await;
+    }
+
+    #[tokio::test]
     async fn owner_deletes_record_then_blob() {
-        let rec = record(Some(1), 10);
-        let mut repo = MockFileRepository::new();
-        repo.expect_get().returning(move |_| Ok(rec.clone()));
-        repo.expect_delete().times(1).returning(|_| Ok(()));
-        let mut blobs = MockBlobStore::new();
-        blobs.expect_delete().times(1).returning(|_| Ok(()));
-        let delete = DeleteFile::new(Arc::new(repo), Arc::new(blobs));
-        delete
+        deleting(record(Some(1), 10), 1)
             .execute(&user(1, 10), FileId::new_random())
             .await
             .unwrap();
@@ -79,31 +78,11 @@ mod tests {
 
     #[tokio::test]
     async fn other_user_cannot_delete() {
-        let rec = record(Some(1), 10);
-        let mut repo = MockFileRepository::new();
-        repo.expect_get().returning(move |_| Ok(rec.clone()));
-        repo.expect_delete().times(0);
-        let delete = DeleteFile::new(Arc::new(repo), Arc::new(MockBlobStore::new()));
-        let err = delete
-            .execute(&user(2, 10), FileId::new_random())
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::AccessDenied));
+        assert_denied(user(2, 10), record(Some(1), 10)).await;
     }
 
     #[tokio::test]
     async fn same_user_id_of_another_account_cannot_delete() {
-        let rec = record(Some(1), 10);
-        let mut repo = MockFileRepository::new();
-        repo.expect_get().returning(move |_| Ok(rec.clone()));
-        repo.expect_delete().times(0);
-        let mut blobs = MockBlobStore::new();
-        blobs.expect_delete().times(0);
-        let delete = DeleteFile::new(Arc::new(repo), Arc::new(blobs));
-        let err = delete
-            .execute(&user(1, 20), FileId::new_random())
-            .await
-            .unwrap_err();
-        assert!(matches!(err, Error::AccessDenied));
+        assert_denied(user(1, 20), record(Some(1), 10)).await;
     }
 }

@@ -84,12 +84,19 @@ mod tests {
     use super::*;
     use crate::ports::file_repository::MockFileRepository;
     use crate::ports::permission_checker::{MockPermissionChecker, PermissionError};
-    use crate::use_cases::fixtures::{public, record, user};
+    use crate::use_cases::fixtures::{public, record, repo_returning, user};
 
-    fn repo_returning(rec: FileRecord) -> MockFileRepository {
-        let mut repo = MockFileRepository::new();
-        repo.expect_get().returning(move |_| Ok(rec.clone()));
-        repo
+    /// Access to `rec` under `policy`, asking `checker` if there is one.
+    fn access_to(
+        rec: &FileRecord,
+        checker: Option<MockPermissionChecker>,
+        policy: AccessPolicy,
+    ) -> ReadAccess {
+        ReadAccess::new(
+            Arc::new(repo_returning(rec.clone())),
+            checker.map(|c| Arc::new(c) as Arc<dyn PermissionChecker>),
+            policy,
+        )
     }
 
     #[tokio::test]
@@ -97,11 +104,7 @@ mod tests {
         let rec = record(Some(1), 10);
         let mut checker = MockPermissionChecker::new();
         checker.expect_check().times(0);
-        let access = ReadAccess::new(
-            Arc::new(repo_returning(rec.clone())),
-            Some(Arc::new(checker)),
-            AccessPolicy::Owner,
-        );
+        let access = access_to(&rec, Some(checker), AccessPolicy::Owner);
         assert_eq!(access.authorize(&user(1, 10), rec.id()).await.unwrap(), rec);
     }
 
@@ -113,11 +116,7 @@ mod tests {
             .expect_check()
             .times(1)
             .returning(|_, _| Ok(PermissionVerdict::Denied));
-        let access = ReadAccess::new(
-            Arc::new(repo_returning(rec.clone())),
-            Some(Arc::new(checker)),
-            AccessPolicy::Account,
-        );
+        let access = access_to(&rec, Some(checker), AccessPolicy::Account);
         assert!(matches!(
             access.authorize(&user(2, 10), rec.id()).await,
             Err(Error::AccessDenied)
@@ -131,11 +130,7 @@ mod tests {
         checker
             .expect_check()
             .returning(|_, _| Err(PermissionError::Unavailable("timed out".into())));
-        let access = ReadAccess::new(
-            Arc::new(repo_returning(rec.clone())),
-            Some(Arc::new(checker)),
-            AccessPolicy::Account,
-        );
+        let access = access_to(&rec, Some(checker), AccessPolicy::Account);
         assert!(matches!(
             access.authorize(&user(2, 10), rec.id()).await,
             Err(Error::PermissionServiceUnavailable(_))
@@ -145,11 +140,7 @@ mod tests {
     #[tokio::test]
     async fn account_policy_allows_same_account_and_refuses_others() {
         let rec = record(Some(1), 10);
-        let access = ReadAccess::new(
-            Arc::new(repo_returning(rec.clone())),
-            None,
-            AccessPolicy::Account,
-        );
+        let access = access_to(&rec, None, AccessPolicy::Account);
         assert!(access.authorize(&user(2, 10), rec.id()).await.is_ok());
         assert!(matches!(
             access.authorize(&user(3, 11), rec.id()).await,
@@ -160,11 +151,7 @@ mod tests {
     #[tokio::test]
     async fn owner_policy_refuses_other_users_of_the_account() {
         let rec = record(Some(1), 10);
-        let access = ReadAccess::new(
-            Arc::new(repo_returning(rec.clone())),
-            None,
-            AccessPolicy::Owner,
-        );
+        let access = access_to(&rec, None, AccessPolicy::Owner);
         assert!(matches!(
             access.authorize(&user(2, 10), rec.id()).await,
             Err(Error::AccessDenied)
@@ -174,11 +161,7 @@ mod tests {
     #[tokio::test]
     async fn public_principal_reads_account_level_files_of_its_account() {
         let rec = record(None, 10);
-        let access = ReadAccess::new(
-            Arc::new(repo_returning(rec.clone())),
-            None,
-            AccessPolicy::Owner,
-        );
+        let access = access_to(&rec, None, AccessPolicy::Owner);
         assert!(access.authorize(&public(10), rec.id()).await.is_ok());
         assert!(matches!(
             access.authorize(&public(11), rec.id()).await,

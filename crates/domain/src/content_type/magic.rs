@@ -300,10 +300,11 @@ fn iso_media_type(p: &[u8]) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn zip_entry(name: &str, method: u16, data: &[u8]) -> Vec<u8> {
+    /// A ZIP local file header for `name`, compressed by `method`, followed by `data`.
+    pub(in crate::content_type) fn zip_entry(name: &str, method: u16, data: &[u8]) -> Vec<u8> {
         let mut out = b"PK\x03\x04".to_vec();
         out.extend_from_slice(&20u16.to_le_bytes());
         out.extend_from_slice(&0u16.to_le_bytes());
