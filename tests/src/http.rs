@@ -56,6 +56,16 @@ pub async fn send(
     request.send().await.unwrap()
 }
 
+/// Sends `method path` with `Authorization: auth` and no body.
+pub async fn send_as(
+    server: &TestServer,
+    method: reqwest::Method,
+    path: &str,
+    auth: &str,
+) -> reqwest::Response {
+    send(server, method, path, &[("Authorization", auth)]).await
+}
+
 /// Uploads to `path` (`/files` or `/files/upload`) with arbitrary credential headers.
 pub async fn upload_to(
     server: &TestServer,
@@ -178,6 +188,34 @@ pub async fn upload_as_owner(
         )
         .await
 }
+
+/// A fresh server holding `data` uploaded by user 1 of account 1; returns the server, that
+/// owner's credential and the `FileInfo`.
+pub async fn spawn_with_file(
+    filename: &str,
+    content_type: &str,
+    data: &[u8],
+) -> (TestServer, String, serde_json::Value) {
+    let server = TestServer::spawn().await;
+    let info = upload_as_owner(&server, filename, content_type, data).await;
+    let owner = server.bearer(Some(1), 1);
+    (server, owner, info)
+}
+
+/// The protective headers the contract puts on every response, by name and exact value.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "strict-origin-when-cross-origin"),
+    (
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=()",
+    ),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+];
 
 /// The `file_id` of a `FileInfo`.
 pub fn file_id(info: &serde_json::Value) -> String {

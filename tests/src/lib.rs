@@ -13,8 +13,9 @@ mod server;
 
 pub use command::run_subcommand;
 pub use http::{
-    Fetched, assert_error_shape, client, expect_error, fetch, file_id, header, header_of,
-    json_with_status, multipart_body, pattern, readiness, send, upload_as_owner, upload_to,
+    Fetched, SECURITY_HEADERS, assert_error_shape, client, expect_error, fetch, file_id, header,
+    header_of, json_with_status, multipart_body, pattern, readiness, send, send_as,
+    spawn_with_file, upload_as_owner, upload_to,
 };
 pub use jwt::{now, sign_jwt, sign_jwt_with_header};
 pub use proxy::TcpProxy;

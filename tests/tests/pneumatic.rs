@@ -4,12 +4,12 @@
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use sha2::{Digest, Sha256};
 use stowage_tests::{
-    S3Server, TestServer, binary, client, create_database, header, postgres_server,
+    S3Server, TestServer, client, create_database, header, postgres_server, run_subcommand,
 };
 
 const NEEDS: &str = "needs Postgres and s3s-fs: make test-integration";
@@ -98,6 +98,18 @@ fn insert_sql(
     )
 }
 
+/// Inserts `file`'s row as the Pneumatic backend wrote it.
+async fn insert_legacy(db: &DatabaseConnection, file: &Legacy) {
+    let sql = insert_sql(
+        file.id,
+        file.bytes.len(),
+        file.content_type,
+        file.filename,
+        file.user,
+    );
+    db.execute_unprepared(&sql).await.unwrap();
+}
+
 async fn pneumatic_database(server: &str) -> (String, DatabaseConnection) {
     let name = create_database(server, "stowage_pneumatic").await;
     let url = format!("{server}/{name}");
@@ -106,15 +118,7 @@ async fn pneumatic_database(server: &str) -> (String, DatabaseConnection) {
         db.execute_unprepared(statement).await.unwrap();
     }
     for file in LEGACY {
-        db.execute_unprepared(&insert_sql(
-            file.id,
-            file.bytes.len(),
-            file.content_type,
-            file.filename,
-            file.user,
-        ))
-        .await
-        .unwrap();
+        insert_legacy(&db, file).await;
     }
     db.execute_unprepared(&insert_sql(LOST, 4, "image/png", "lost.png", Some(USER)))
         .await
@@ -178,14 +182,7 @@ async fn info(server: &TestServer, id: &str, user: Option<i64>) -> serde_json::V
 }
 
 fn run_digest(server: &TestServer, args: &[&str]) -> Output {
-    Command::new(binary())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(server.env())
-        .arg("digest")
-        .args(args)
-        .output()
-        .unwrap()
+    run_subcommand(server, "digest", args)
 }
 
 #[tokio::test]
@@ -377,15 +374,7 @@ async fn a_pneumatic_deployment_is_served_and_digested() {
         served_type: "image/png",
         served_name: "late.png",
     };
-    db.execute_unprepared(&insert_sql(
-        late.id,
-        late.bytes.len(),
-        late.content_type,
-        late.filename,
-        late.user,
-    ))
-    .await
-    .unwrap();
+    insert_legacy(&db, &late).await;
     put_object(&s3, late.id, late.bytes);
     let response = download(&server, &late).await;
     assert_eq!(response.status(), 200);

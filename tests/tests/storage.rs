@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use stowage_tests::{
-    TcpProxy, TestServer, binary, client, create_database, file_id, pattern, postgres_server, send,
+    TcpProxy, TestServer, binary, client, create_database, file_id, pattern, postgres_server,
+    readiness, run_subcommand, send,
 };
 
 const NEEDS_S3: &str = "needs s3s-fs: make test-integration";
@@ -209,13 +210,8 @@ async fn s3_outage_answers_503_and_the_service_recovers() {
     let download = get(&server, &auth, &format!("/files/{id}")).await;
     let (status, code) = code_of(download).await;
     assert_eq!((status, code.as_str()), (503, "STORAGE_UNAVAILABLE"));
-    let ready = client()
-        .get(server.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let ready: serde_json::Value = ready.json().await.unwrap();
+    let (status, ready) = readiness(&server).await;
+    assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["components"]["storage"], "unavailable");
     assert_eq!(ready["components"]["database"], "ok");
     assert_eq!(
@@ -232,12 +228,7 @@ async fn s3_outage_answers_503_and_the_service_recovers() {
     server
         .upload_ok(&auth, "after.txt", "text/plain", b"after".to_vec())
         .await;
-    let ready = client()
-        .get(server.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    assert_eq!(readiness(&server).await.0, 200);
 }
 
 #[tokio::test]
@@ -246,13 +237,8 @@ async fn s3_wrong_secret_fails_readiness_and_the_log_names_the_problem_not_the_s
     let wrong = "wrong-secret-0123456789abcdef";
     let server = s3_server(&[("S3_SECRET_KEY", wrong)]).await;
 
-    let ready = client()
-        .get(server.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let ready: serde_json::Value = ready.json().await.unwrap();
+    let (status, ready) = readiness(&server).await;
+    assert_eq!(status, 503, "{ready}");
     assert_eq!(ready["components"]["storage"], "unavailable");
 
     let log = server.log();
@@ -311,12 +297,7 @@ async fn database_outage_answers_503_and_leaves_no_orphan_blob() {
         before,
         "the blob of the failed insert was deleted"
     );
-    let ready = client()
-        .get(server.url("/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(readiness(&server).await.0, 503);
 
     drop(server);
     let _ = admin
@@ -376,14 +357,7 @@ async fn migrations_run_once_when_replicas_start_together() {
 
 /// Runs `stowage-api gc` with the server's own configuration.
 fn run_gc(server: &TestServer, args: &[&str]) -> String {
-    let output = Command::new(binary())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .envs(server.env())
-        .arg("gc")
-        .args(args)
-        .output()
-        .unwrap();
+    let output = run_subcommand(server, "gc", args);
     assert!(
         output.status.success(),
         "{}",

@@ -3,7 +3,7 @@
 //! gets no CORS headers.
 
 use reqwest::{Method, Response};
-use stowage_tests::TestServer;
+use stowage_tests::{SECURITY_HEADERS, TestServer, spawn_with_file};
 
 use crate::common::{file_id, header, send};
 
@@ -18,6 +18,30 @@ fn list(response: &Response, name: &str) -> Vec<String> {
         .map(|item| item.trim().to_ascii_lowercase())
         .filter(|item| !item.is_empty())
         .collect()
+}
+
+/// Asserts `response` is a `200` that lets `APP` read it with credentials.
+fn assert_app_allowed_with_credentials(response: &Response) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        header(response, "access-control-allow-origin").as_deref(),
+        Some(APP)
+    );
+    assert_eq!(
+        header(response, "access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+}
+
+/// Asserts the comma-separated header `name` of `response` lists each of `items` (lower-case).
+fn assert_lists(response: &Response, name: &str, items: &[&str]) {
+    let listed = list(response, name);
+    for item in items {
+        assert!(
+            listed.iter().any(|l| l == item),
+            "{item} not in {name}: {listed:?}"
+        );
+    }
 }
 
 /// A preflight for `POST /files` from `origin` asking for `request_headers`.
@@ -53,35 +77,19 @@ async fn cors_preflight_allows_configured_origin_with_credentials() {
     let credential_headers =
         preflight(&server, APP, "x-guest-authorization,x-public-authorization").await;
 
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        header(&response, "access-control-allow-origin").as_deref(),
-        Some(APP)
+    assert_app_allowed_with_credentials(&response);
+    assert_lists(
+        &response,
+        "access-control-allow-headers",
+        &["authorization", "range"],
     );
-    assert_eq!(
-        header(&response, "access-control-allow-credentials").as_deref(),
-        Some("true")
-    );
-    let allowed = list(&response, "access-control-allow-headers");
-    for name in ["authorization", "range"] {
-        assert!(
-            allowed.contains(&name.to_owned()),
-            "{name} not in {allowed:?}"
-        );
-    }
-    let methods = list(&response, "access-control-allow-methods");
-    assert!(
-        methods.contains(&"post".to_owned()),
-        "POST not in {methods:?}"
-    );
+    assert_lists(&response, "access-control-allow-methods", &["post"]);
     assert_eq!(credential_headers.status(), 200);
-    let allowed = list(&credential_headers, "access-control-allow-headers");
-    for name in ["x-guest-authorization", "x-public-authorization"] {
-        assert!(
-            allowed.contains(&name.to_owned()),
-            "{name} not in {allowed:?}"
-        );
-    }
+    assert_lists(
+        &credential_headers,
+        "access-control-allow-headers",
+        &["x-guest-authorization", "x-public-authorization"],
+    );
 }
 
 #[tokio::test]
@@ -104,22 +112,12 @@ async fn cors_get_from_configured_origin_exposes_download_headers() {
     )
     .await;
 
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        header(&response, "access-control-allow-origin").as_deref(),
-        Some(APP)
+    assert_app_allowed_with_credentials(&response);
+    assert_lists(
+        &response,
+        "access-control-expose-headers",
+        &["content-disposition", "content-range", "etag", "location"],
     );
-    assert_eq!(
-        header(&response, "access-control-allow-credentials").as_deref(),
-        Some("true")
-    );
-    let exposed = list(&response, "access-control-expose-headers");
-    for name in ["content-disposition", "content-range", "etag", "location"] {
-        assert!(
-            exposed.contains(&name.to_owned()),
-            "{name} not in {exposed:?}"
-        );
-    }
 }
 
 #[tokio::test]
@@ -135,11 +133,7 @@ async fn cors_refuses_other_origin() {
 
 #[tokio::test]
 async fn cors_headers_absent_without_allowed_origins() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-    let info = server
-        .upload_ok(&auth, "a.txt", "text/plain", b"cors".to_vec())
-        .await;
+    let (server, auth, info) = spawn_with_file("a.txt", "text/plain", b"cors").await;
 
     let preflight = preflight(&server, APP, "authorization,range").await;
     let get = send(
@@ -222,23 +216,11 @@ async fn cors_preflight_and_rate_limited_responses_carry_security_headers() {
     assert_eq!(limited.status(), 429);
 
     for (what, response) in [("preflight", &preflight), ("429", &limited)] {
-        for (name, value) in [
-            ("x-content-type-options", "nosniff"),
-            ("x-frame-options", "DENY"),
-            ("referrer-policy", "strict-origin-when-cross-origin"),
-            (
-                "permissions-policy",
-                "camera=(), microphone=(), geolocation=()",
-            ),
-            (
-                "content-security-policy",
-                "default-src 'none'; frame-ancestors 'none'",
-            ),
-            (
-                "strict-transport-security",
-                "max-age=31536000; includeSubDomains",
-            ),
-        ] {
+        let hsts = (
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        );
+        for (name, value) in SECURITY_HEADERS.into_iter().chain([hsts]) {
             assert_eq!(
                 header(response, name).as_deref(),
                 Some(value),

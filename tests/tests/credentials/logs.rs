@@ -1,7 +1,7 @@
 //! Passwords inside the URLs of dependencies never reach the log or a response, even when those
 //! dependencies fail and the error is logged at debug level.
 
-use stowage_tests::{TestServer, free_port};
+use stowage_tests::{TestServer, free_port, upload_as_owner};
 
 use crate::common::{assert_log_free_of, get_with, opaque_token, unique_prefix, upload_with};
 
@@ -28,14 +28,7 @@ async fn logs_never_contain_passwords_of_dependency_urls() {
         ),
     ])
     .await;
-    let info = server
-        .upload_ok(
-            &server.bearer(Some(1), 1),
-            "a.txt",
-            "text/plain",
-            b"x".to_vec(),
-        )
-        .await;
+    let info = upload_as_owner(&server, "a.txt", "text/plain", b"x").await;
 
     let ready = get_with(&server, "/health/ready", &[]).await;
     let ready_body = ready.text().await.unwrap();

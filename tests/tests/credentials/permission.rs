@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
-use stowage_tests::{TestServer, client, free_port, header_of};
+use stowage_tests::{TestServer, client, free_port, header_of, upload_as_owner};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -41,15 +41,7 @@ async fn spawn_asking(check_url: &str, extra: &[(&str, &str)]) -> TestServer {
 
 /// Uploads a file as user 1 of account 1 and returns its id.
 async fn upload_by_owner(server: &TestServer) -> String {
-    let info = server
-        .upload_ok(
-            &server.bearer(Some(1), 1),
-            "plan.txt",
-            "text/plain",
-            b"the plan".to_vec(),
-        )
-        .await;
-    file_id(&info)
+    file_id(&upload_as_owner(server, "plan.txt", "text/plain", b"the plan").await)
 }
 
 /// The requests the permission service received.

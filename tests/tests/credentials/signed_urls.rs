@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use reqwest::{Method, Response};
 use serde_json::{Value, json};
-use stowage_tests::{TestServer, client, now, pattern};
+use stowage_tests::{TestServer, client, now, pattern, send_as, upload_as_owner};
 
 use crate::common::{
     assert_log_free_of, create_signed_url, expect_error, file_id, get_with, json_with_status,
@@ -14,15 +14,16 @@ use crate::common::{
 
 /// Uploads `data` as user 1 of account 1 and returns the file id.
 async fn upload(server: &TestServer, data: &[u8]) -> String {
-    let info = server
-        .upload_ok(
-            &server.bearer(Some(1), 1),
-            "report.bin",
-            "application/octet-stream",
-            data.to_vec(),
-        )
-        .await;
-    file_id(&info)
+    file_id(&upload_as_owner(server, "report.bin", "application/octet-stream", data).await)
+}
+
+/// A fresh server with a file `hello` of user 1 and a signed URL of it; returns the server, the
+/// file's id and the URL.
+async fn signed_hello() -> (TestServer, String, String) {
+    let server = TestServer::spawn().await;
+    let id = upload(&server, b"hello").await;
+    let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;
+    (server, id, url)
 }
 
 /// `method url` with extra `headers` and no credential.
@@ -227,9 +228,7 @@ async fn signed_url_serves_get_head_and_range_without_credential() {
 
 #[tokio::test]
 async fn signed_url_with_one_signature_char_flipped_is_invalid() {
-    let server = TestServer::spawn().await;
-    let id = upload(&server, b"hello").await;
-    let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;
+    let (_server, _id, url) = signed_hello().await;
     let signature = signature_of(&url);
     let last = signature.len() - 1;
     let flipped = if signature.ends_with('0') { '1' } else { '0' };
@@ -244,9 +243,7 @@ async fn signed_url_with_one_signature_char_flipped_is_invalid() {
 
 #[tokio::test]
 async fn signed_url_with_changed_expires_is_invalid() {
-    let server = TestServer::spawn().await;
-    let id = upload(&server, b"hello").await;
-    let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;
+    let (_server, _id, url) = signed_hello().await;
     let expires: i64 = query_param(&url, "expires").unwrap().parse().unwrap();
     let tampered = url.replace(
         &format!("expires={expires}"),
@@ -259,9 +256,7 @@ async fn signed_url_with_changed_expires_is_invalid() {
 
 #[tokio::test]
 async fn signed_url_with_expires_spelt_otherwise_is_invalid() {
-    let server = TestServer::spawn().await;
-    let id = upload(&server, b"hello").await;
-    let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;
+    let (_server, _id, url) = signed_hello().await;
     let expires = query_param(&url, "expires").unwrap();
     assert_eq!(fetch(Method::GET, &url, &[]).await.status(), 200);
 
@@ -293,9 +288,7 @@ async fn signed_url_signature_of_another_file_is_invalid() {
 
 #[tokio::test]
 async fn signed_url_without_signature_is_invalid() {
-    let server = TestServer::spawn().await;
-    let id = upload(&server, b"hello").await;
-    let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;
+    let (server, id, url) = signed_hello().await;
     let expires = query_param(&url, "expires").unwrap();
 
     assert_invalid_signature(&server.url(&format!("/files/{id}?expires={expires}"))).await;
@@ -326,9 +319,7 @@ async fn signed_url_expired_is_invalid() {
 
 #[tokio::test]
 async fn signed_url_does_not_allow_delete_or_info() {
-    let server = TestServer::spawn().await;
-    let id = upload(&server, b"hello").await;
-    let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;
+    let (server, id, url) = signed_hello().await;
     let (_, query) = url.split_once('?').unwrap();
 
     let delete = fetch(Method::DELETE, &url, &[]).await;
@@ -436,17 +427,9 @@ async fn signed_url_rejects_malformed_body() {
 
 #[tokio::test]
 async fn signed_url_of_a_deleted_file_is_not_found() {
-    let server = TestServer::spawn().await;
-    let id = upload(&server, b"hello").await;
+    let (server, id, url) = signed_hello().await;
     let owner = server.bearer(Some(1), 1);
-    let url = signed_url(&server, &owner, &id).await;
-    let deleted = send(
-        &server,
-        Method::DELETE,
-        &format!("/files/{id}"),
-        &[("Authorization", &owner)],
-    )
-    .await;
+    let deleted = send_as(&server, Method::DELETE, &format!("/files/{id}"), &owner).await;
     assert_eq!(deleted.status(), 204);
 
     let response = fetch(Method::GET, &url, &[]).await;
