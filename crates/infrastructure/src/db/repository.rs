@@ -7,7 +7,8 @@ use sea_orm::sea_query::{
     Alias, BinOper, Cond, Expr, Func, IntoColumnRef, Order, Query, SelectStatement, SimpleExpr,
 };
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,
+    StatementBuilder, Value,
 };
 use stowage_application::ports::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 use stowage_domain::{
@@ -142,6 +143,20 @@ impl SeaOrmFileRepository {
                  name them, and listings, digest and gc leave them out"
             );
         }
+    }
+
+    /// Runs `statement`, which changes the row of one id; `NotFound` when there is no such row.
+    async fn change_one<S: StatementBuilder>(&self, statement: &S) -> Result<(), RepoError> {
+        let backend = self.db.get_database_backend();
+        let result = self
+            .db
+            .execute(backend.build(statement))
+            .await
+            .map_err(unavailable)?;
+        if result.rows_affected() == 0 {
+            return Err(RepoError::NotFound);
+        }
+        Ok(())
     }
 
     /// `SELECT` of every column a record needs, from `files`. The integer columns are read as
@@ -318,20 +333,11 @@ impl FileRepository for SeaOrmFileRepository {
 
     async fn delete(&self, id: FileId) -> Result<(), RepoError> {
         let ids = self.id_column().await?;
-        let backend = self.db.get_database_backend();
         let delete = Query::delete()
             .from_table(file::Entity)
             .and_where(Expr::col(file::Column::FileId).eq(ids.value(id)))
             .to_owned();
-        let result = self
-            .db
-            .execute(backend.build(&delete))
-            .await
-            .map_err(unavailable)?;
-        if result.rows_affected() == 0 {
-            return Err(RepoError::NotFound);
-        }
-        Ok(())
+        self.change_one(&delete).await
     }
 
     async fn list(
@@ -425,20 +431,11 @@ impl FileRepository for SeaOrmFileRepository {
 
     async fn set_digest(&self, id: FileId, sha256: &Sha256Digest) -> Result<(), RepoError> {
         let ids = self.id_column().await?;
-        let backend = self.db.get_database_backend();
         let update = Query::update()
             .table(file::Entity)
             .value(file::Column::Sha256, sha256.to_hex())
             .and_where(Expr::col(file::Column::FileId).eq(ids.value(id)))
             .to_owned();
-        let result = self
-            .db
-            .execute(backend.build(&update))
-            .await
-            .map_err(unavailable)?;
-        if result.rows_affected() == 0 {
-            return Err(RepoError::NotFound);
-        }
-        Ok(())
+        self.change_one(&update).await
     }
 }

@@ -98,27 +98,43 @@ mod tests {
         window: Duration::from_secs(60),
     };
 
+    /// A request of `client` in `class` at `at`, under [`LIMIT`].
+    fn hit(
+        limiter: &InMemoryRateLimiter,
+        at: Instant,
+        client: &str,
+        class: RateClass,
+    ) -> RateDecision {
+        limiter.hit_at(at, client, class, LIMIT)
+    }
+
+    /// Asserts that a request of `client` in `class` at `at` is allowed.
+    fn assert_allowed(limiter: &InMemoryRateLimiter, at: Instant, client: &str, class: RateClass) {
+        assert_eq!(hit(limiter, at, client, class), RateDecision::Allowed);
+    }
+
     #[test]
     fn third_request_in_a_window_is_limited_until_it_reopens() {
         let limiter = InMemoryRateLimiter::new();
         let t0 = Instant::now();
+        assert_allowed(&limiter, t0, "a", RateClass::Upload);
+        assert_allowed(&limiter, t0, "a", RateClass::Upload);
         assert_eq!(
-            limiter.hit_at(t0, "a", RateClass::Upload, LIMIT),
-            RateDecision::Allowed
-        );
-        assert_eq!(
-            limiter.hit_at(t0, "a", RateClass::Upload, LIMIT),
-            RateDecision::Allowed
-        );
-        assert_eq!(
-            limiter.hit_at(t0 + Duration::from_secs(10), "a", RateClass::Upload, LIMIT),
+            hit(
+                &limiter,
+                t0 + Duration::from_secs(10),
+                "a",
+                RateClass::Upload
+            ),
             RateDecision::Limited {
                 retry_after: Duration::from_secs(50)
             }
         );
-        assert_eq!(
-            limiter.hit_at(t0 + Duration::from_secs(60), "a", RateClass::Upload, LIMIT),
-            RateDecision::Allowed
+        assert_allowed(
+            &limiter,
+            t0 + Duration::from_secs(60),
+            "a",
+            RateClass::Upload,
         );
     }
 
@@ -127,13 +143,13 @@ mod tests {
         let limiter = InMemoryRateLimiter::new();
         let t0 = Instant::now();
         for i in 0..=SWEEP_THRESHOLD {
-            limiter.hit_at(t0, &format!("c{i}"), RateClass::Download, LIMIT);
+            hit(&limiter, t0, &format!("c{i}"), RateClass::Download);
         }
-        limiter.hit_at(
+        hit(
+            &limiter,
             t0 + Duration::from_secs(61),
             "late",
             RateClass::Download,
-            LIMIT,
         );
         let count = limiter.windows.lock().unwrap().by_client.len();
         assert_eq!(count, 1, "only the new client's window is left");
@@ -144,15 +160,9 @@ mod tests {
         let limiter = InMemoryRateLimiter::new();
         let t0 = Instant::now();
         for _ in 0..2 {
-            limiter.hit_at(t0, "a", RateClass::Upload, LIMIT);
+            hit(&limiter, t0, "a", RateClass::Upload);
         }
-        assert_eq!(
-            limiter.hit_at(t0, "b", RateClass::Upload, LIMIT),
-            RateDecision::Allowed
-        );
-        assert_eq!(
-            limiter.hit_at(t0, "a", RateClass::Download, LIMIT),
-            RateDecision::Allowed
-        );
+        assert_allowed(&limiter, t0, "b", RateClass::Upload);
+        assert_allowed(&limiter, t0, "a", RateClass::Download);
     }
 }
