@@ -354,7 +354,23 @@ mod tests {
                 bucket: "stowage-files".into()
             }
         );
+        assert!(
+            s3.stream_uploads,
+            "uploads of announced length stream by default"
+        );
         assert!(!format!("{c:?}").contains("s3secretvalue"));
+        let mut buffered = with_bucket.clone();
+        buffered.push(("S3_STREAM_UPLOADS", "false"));
+        let c = Config::from_map(&map(&buffered)).unwrap();
+        assert!(matches!(&c.storage, StorageConfig::S3(s3) if !s3.stream_uploads));
+        let mut unclear = with_bucket.clone();
+        unclear.push(("S3_STREAM_UPLOADS", "sometimes"));
+        assert!(
+            Config::from_map(&map(&unclear))
+                .unwrap_err()
+                .to_string()
+                .starts_with("S3_STREAM_UPLOADS")
+        );
         let mut bad = with_bucket.clone();
         bad.push(("S3_PART_SIZE", "1024"));
         assert!(

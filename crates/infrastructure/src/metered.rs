@@ -48,9 +48,14 @@ impl MeteredBlobStore {
 
 #[async_trait]
 impl BlobStore for MeteredBlobStore {
-    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        len: Option<u64>,
+    ) -> Result<StoredBlob, BlobError> {
         let started = Instant::now();
-        let result = self.inner.put(key, body).await;
+        let result = self.inner.put(key, body, len).await;
         self.record("put", started, &result);
         result
     }

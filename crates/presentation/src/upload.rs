@@ -1,5 +1,6 @@
 //! `multipart/form-data` → the `file` part as a byte stream, never buffered whole.
 
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, header};
@@ -25,6 +26,9 @@ pub struct FilePart {
     pub content_type: Option<String>,
     /// The bytes.
     pub body: ByteStream,
+    /// The file's exact length, where the request states it (see [`file_part`]); `body` then
+    /// yields exactly that many bytes or fails before its last one.
+    pub len: Option<u64>,
 }
 
 /// Refuses a request whose declared length already exceeds the limit, before its body is read.
@@ -44,6 +48,12 @@ pub fn check_content_length(headers: &HeaderMap, max_bytes: u64) -> Result<(), A
 
 /// Finds the part named `file` in a multipart `body`, skipping (and discarding) any other part.
 ///
+/// With a `Content-Length`, the request states the file's length: what remains once the framing
+/// before the file and the closing delimiter (`CRLF--boundary--CRLF`) are taken off. The file
+/// part must then end the form: a body that goes on past the file (another part, an epilogue) or
+/// closes otherwise fails with `400` before the file's last byte reaches the store, so a store
+/// can write it as one request of that length. Without a `Content-Length`, anything may follow.
+///
 /// # Errors
 /// `400 VALIDATION_ERROR` when the body is not multipart, has no `file` part, or has a preamble
 /// or part header block longer than `part_header_max` bytes; `413` when it is too large.
@@ -62,9 +72,18 @@ pub async fn file_part(
     })?;
     let constraints = Constraints::new()
         .size_limit(SizeLimit::new().whole_stream(max_bytes.saturating_add(FRAMING_ALLOWANCE)));
+    let content_length = declared_length(headers);
+    let head = Arc::new(Mutex::new(content_length.map(|_| Vec::new())));
+    let seen = Arc::clone(&head);
     // The parser holds a preamble or part header whole until it ends: the guard bounds both.
     let raw = framing::bounded(body.into_data_stream(), &boundary, part_header_max);
-    let mut multipart = Multipart::with_constraints(raw, boundary, constraints);
+    let raw = raw.inspect(move |item| {
+        if let Ok(chunk) = item {
+            record_head(&seen, chunk);
+        }
+    });
+    let mut multipart = Multipart::with_constraints(raw, boundary.clone(), constraints);
+    let mut index = 0;
     loop {
         let field = multipart
             .next_field()
@@ -76,17 +95,31 @@ pub async fn file_part(
             ));
         };
         if field.name() == Some("file") {
+            let recorded = head
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            let len = content_length.zip(recorded).and_then(|(total, raw)| {
+                let start = data_offset(&raw, &boundary, index)?;
+                total.checked_sub(u64::try_from(start + closing_len(&boundary)).ok()?)
+            });
             let filename = field.file_name().map(str::to_owned);
             let content_type = field.content_type().map(ToString::to_string);
             let body = file_then_rest(field, multipart)
                 .map_err(move |e| body_error(e, max_bytes))
                 .boxed();
+            let body = match len {
+                Some(len) => stated_length(body, len),
+                None => body,
+            };
             return Ok(FilePart {
                 filename,
                 content_type,
                 body,
+                len,
             });
         }
+        index += 1;
         while field
             .chunk()
             .await
@@ -122,11 +155,95 @@ fn file_then_rest(
     })
 }
 
+/// `body`, which must be exactly `len` bytes: its last bytes are held back until its end is
+/// known, so a body that turns out longer or shorter fails before a store has all `len` bytes.
+fn stated_length(body: ByteStream, len: u64) -> ByteStream {
+    futures_util::stream::unfold(Some((body, 0u64)), move |state| async move {
+        let (mut body, mut seen) = state?;
+        loop {
+            let chunk = match body.next().await {
+                None if seen == len => return None,
+                None => return Some((Err(not_as_stated()), None)),
+                Some(Err(e)) => return Some((Err(e), None)),
+                Some(Ok(chunk)) if chunk.is_empty() => continue,
+                Some(Ok(chunk)) => chunk,
+            };
+            seen += chunk.len() as u64;
+            if seen < len {
+                return Some((Ok(chunk), Some((body, seen))));
+            }
+            if seen > len {
+                return Some((Err(not_as_stated()), None));
+            }
+            loop {
+                match body.next().await {
+                    None => return Some((Ok(chunk), None)),
+                    Some(Ok(more)) if more.is_empty() => {}
+                    Some(Ok(_)) => return Some((Err(not_as_stated()), None)),
+                    Some(Err(e)) => return Some((Err(e), None)),
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+fn not_as_stated() -> BodyError {
+    BodyError::Malformed(
+        "with a Content-Length, the multipart body must end with its file part, closed by \
+         CRLF--boundary--CRLF (send other fields before the file)"
+            .to_owned(),
+    )
+}
+
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
+/// Keeps the body's first [`FRAMING_ALLOWANCE`] bytes until the `file` part is found: a `file`
+/// part whose headers end further in has no stated length.
+fn record_head(head: &Mutex<Option<Vec<u8>>>, chunk: &[u8]) {
+    let mut head = head
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(raw) = head.as_mut() {
+        let room = usize::try_from(FRAMING_ALLOWANCE)
+            .unwrap_or(usize::MAX)
+            .saturating_sub(raw.len());
+        raw.extend_from_slice(&chunk[..chunk.len().min(room)]);
+    }
+}
+
+/// Length of the closing delimiter as clients write it: `CRLF--boundary--CRLF`.
+fn closing_len(boundary: &str) -> usize {
+    boundary.len() + 8
+}
+
+/// Where the data of the `index`-th part (from 0) starts in `raw`, the body's first bytes; `None`
+/// when `raw` does not reach that far.
+fn data_offset(raw: &[u8], boundary: &str, index: usize) -> Option<usize> {
+    let dash = format!("--{boundary}");
+    let delimiter = format!("\r\n--{boundary}");
+    // Like the parser, the first delimiter may follow any preamble.
+    let mut at = find(raw, dash.as_bytes())?;
+    let mut part = 0;
+    loop {
+        let after_dash = at + dash.len();
+        let line_end = after_dash + find(raw.get(after_dash..)?, b"\r\n")?;
+        let data = line_end + find(raw.get(line_end..)?, b"\r\n\r\n")? + 4;
+        if part == index {
+            return Some(data);
+        }
+        at = data + find(raw.get(data..)?, delimiter.as_bytes())? + 2;
+        part += 1;
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 fn body_error(e: multer::Error, max_bytes: u64) -> BodyError {
@@ -179,14 +296,21 @@ mod tests {
         body
     }
 
-    /// The bytes of the `file` part of `raw`, sent in `chunk`-byte pieces.
-    async fn parse(raw: Vec<u8>, chunk: usize) -> Vec<u8> {
+    /// The stated length and the bytes (or the failure) of the `file` part of `raw`, sent in
+    /// `chunk`-byte pieces.
+    async fn parse(
+        raw: Vec<u8>,
+        chunk: usize,
+        content_length: bool,
+    ) -> (Option<u64>, Result<Vec<u8>, BodyError>) {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_str(&format!("multipart/form-data; boundary={BOUNDARY}")).unwrap(),
         );
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(raw.len()));
+        if content_length {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(raw.len()));
+        }
         let pieces: Vec<Result<Bytes, std::io::Error>> = raw
             .chunks(chunk)
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -195,16 +319,13 @@ mod tests {
         let part = file_part(&headers, body, 1 << 30, DEFAULT_PART_HEADER_MAX)
             .await
             .unwrap();
-        let data: Vec<Bytes> = part.body.try_collect().await.unwrap();
-        data.concat()
+        let data: Result<Vec<Bytes>, BodyError> = part.body.try_collect().await;
+        (part.len, data.map(|d| d.concat()))
     }
 
     #[tokio::test]
-    async fn the_file_part_is_exactly_the_file_wherever_it_stands_in_the_form() {
+    async fn a_form_that_ends_with_its_file_states_the_file_length() {
         let file: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let late = format!(
-            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nvalue"
-        );
         let forms = [
             ("alone", form("", &[], &file, "")),
             (
@@ -219,17 +340,85 @@ mod tests {
                 "after a preamble without CRLF",
                 form("ignored", &[], &file, ""),
             ),
-            ("before a field", form("", &[], &file, &late)),
         ];
         for (name, raw) in forms {
             for chunk in [1, 7, 4096, raw.len()] {
-                let data = parse(raw.clone(), chunk).await;
+                let (len, data) = parse(raw.clone(), chunk, true).await;
                 assert!(
-                    data == file,
+                    data.unwrap() == file,
                     "{name}, {chunk}-byte chunks: the bytes differ"
+                );
+                assert_eq!(len, Some(file.len() as u64), "{name}, {chunk}-byte chunks");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_form_that_goes_on_past_its_file_fails_before_the_file_is_complete() {
+        let after = format!(
+            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nvalue"
+        );
+        let file = vec![9u8; 10_000];
+        let late_field = form("", &[], &file, &after);
+        let mut epilogue = form("", &[], &file, "");
+        epilogue.extend_from_slice(b"an epilogue\r\n");
+        let mut no_final_crlf = form("", &[], &file, "");
+        no_final_crlf.truncate(no_final_crlf.len() - 2);
+        for (name, raw) in [
+            ("a field after the file", late_field),
+            ("an epilogue", epilogue),
+            ("no CRLF after the closing delimiter", no_final_crlf),
+        ] {
+            for chunk in [5, 4096, raw.len()] {
+                let (len, data) = parse(raw.clone(), chunk, true).await;
+                assert!(len.is_some(), "{name}");
+                assert!(
+                    matches!(data, Err(BodyError::Malformed(_))),
+                    "{name}, {chunk}-byte chunks: {data:?}"
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn without_a_content_length_anything_may_follow_the_file() {
+        let after = format!(
+            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nvalue"
+        );
+        let (len, data) = parse(form("", &[], b"0123456789", &after), 5, false).await;
+
+        assert_eq!(len, None);
+        assert_eq!(data.unwrap(), b"0123456789");
+    }
+
+    #[tokio::test]
+    async fn no_length_is_stated_for_a_file_part_past_the_recorded_head() {
+        let file = vec![7u8; 1000];
+        let long_field = "v".repeat(FRAMING_ALLOWANCE as usize);
+        let raw = form("", &[("note", &long_field)], &file, "");
+        let (len, data) = parse(raw, 4096, true).await;
+        assert_eq!((len, data.unwrap().len()), (None, 1000));
+    }
+
+    #[tokio::test]
+    async fn the_stated_length_holds_back_the_last_bytes_until_the_end_is_known() {
+        let chunks = vec![
+            Ok(Bytes::from_static(b"0123")),
+            Ok(Bytes::from_static(b"4567")),
+        ];
+        let mut body = stated_length(
+            futures_util::stream::iter(chunks)
+                .chain(futures_util::stream::pending())
+                .boxed(),
+            8,
+        );
+
+        assert_eq!(body.next().await.unwrap().unwrap(), "0123");
+        let last = tokio::time::timeout(std::time::Duration::from_millis(50), body.next()).await;
+        assert!(
+            last.is_err(),
+            "the last bytes left before the end was known"
+        );
     }
 
     #[tokio::test]
@@ -252,5 +441,14 @@ mod tests {
         let read: Result<Vec<Bytes>, BodyError> = part.body.try_collect().await;
 
         assert!(matches!(read, Err(BodyError::Malformed(_))), "{read:?}");
+    }
+
+    #[test]
+    fn data_offset_finds_the_part_after_empty_headers() {
+        let raw = format!("--{BOUNDARY}\r\n\r\nfirst\r\n--{BOUNDARY}\r\n\r\nsecond");
+        let second = data_offset(raw.as_bytes(), BOUNDARY, 1).unwrap();
+        assert_eq!(&raw[second..], "second");
+        assert_eq!(data_offset(raw.as_bytes(), BOUNDARY, 2), None);
+        assert_eq!(data_offset(b"--XyZ-42\r\nContent-Disp", BOUNDARY, 0), None);
     }
 }

@@ -83,6 +83,7 @@ fn s3(vars: Vars<'_>) -> Result<S3Settings, ConfigError> {
         connect_timeout: vars.millis("S3_CONNECT_TIMEOUT_MS", "5000")?,
         operation_timeout: vars.millis("S3_TIMEOUT_MS", "60000")?,
         max_attempts: vars.parse_or("S3_MAX_ATTEMPTS", "3")?,
+        stream_uploads: vars.flag("S3_STREAM_UPLOADS", true)?,
     })
 }
 

@@ -68,10 +68,20 @@ pub trait BlobStore: Send + Sync {
     /// Writes `body` under `key`, computing its size and SHA-256 on the way; on success the blob
     /// under `key` is exactly those bytes.
     ///
+    /// `len` is the body's exact length where the request states it: the body then yields
+    /// exactly that many bytes or fails before its last byte, so a store may send it in one
+    /// request of that length. A body that is not `len` bytes long all the same fails with
+    /// [`BodyError::Malformed`] and leaves nothing.
+    ///
     /// # Errors
     /// [`BlobError::Body`] when `body` yields an error; [`BlobError::Unavailable`] when the store
     /// fails. Either way nothing stays under `key` (a clean-up that itself fails is left to gc).
-    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError>;
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        len: Option<u64>,
+    ) -> Result<StoredBlob, BlobError>;
 
     /// Opens the blob under `key`, whole or the inclusive `range` of it (already resolved against its size).
     ///

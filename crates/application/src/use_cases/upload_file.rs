@@ -43,6 +43,9 @@ pub struct UploadRequest {
     pub policy: Option<String>,
     /// The file's bytes.
     pub body: ByteStream,
+    /// The file's exact length, where the request states it: `body` then yields exactly that
+    /// many bytes or fails.
+    pub len: Option<u64>,
 }
 
 /// Streams an upload into the blob store and records it; leaves nothing behind on any failure.
@@ -93,6 +96,9 @@ impl UploadFile {
             ),
         };
         let limit = policy.map_or(self.max_bytes, |p| p.max_bytes.min(self.max_bytes));
+        if request.len.is_some_and(|len| len > limit) {
+            return Err(Error::TooLarge { limit });
+        }
         let (prefix, body) = peek_prefix(limit_stream(request.body, limit), SNIFF_LEN).await?;
         let content_type = ContentType::resolve(request.declared_type.as_deref(), &prefix);
         if let Some(policy) = policy {
@@ -109,7 +115,7 @@ impl UploadFile {
         let id = FileId::new_random();
         tracing::Span::current().record("file_id", tracing::field::display(id));
         let key = BlobKey::new(request.principal.account_id(), id);
-        let stored = self.blobs.put(&key, body).await?;
+        let stored = self.blobs.put(&key, body, request.len).await?;
         tracing::Span::current().record("size", stored.size);
 
         let created_at = creation_time(self.clock.now());
@@ -175,6 +181,7 @@ mod tests {
             declared_type: Some("text/html".into()),
             policy: policy.map(str::to_owned),
             body: body(data),
+            len: Some(data.len() as u64),
         }
     }
 
@@ -202,7 +209,8 @@ mod tests {
         blobs
             .expect_put()
             .times(1)
-            .returning(|_, _| Ok(stored()));
+            .withf(|_, _, len| *len == Some(5))
+            .returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(1).returning(|_| Ok(()));
         let upload = use_case(repo, blobs);
@@ -219,6 +227,21 @@ mod tests {
         assert_eq!(record.account_id().get(), 2);
     }
 
+    #[tokio::test]
+    async fn upload_of_a_stated_length_over_the_limit_is_refused_before_the_store() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().times(0);
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert().times(0);
+        let upload = use_case(repo, blobs);
+        let mut over = request(user(1, 2), b"hello", None);
+        over.len = Some(101);
+
+        let err = upload.execute(over).await.unwrap_err();
+
+        assert!(matches!(err, Error::TooLarge { limit: 100 }), "{err:?}");
+    }
+
     #[test]
     fn creation_time_keeps_whole_microseconds() {
         let t = OffsetDateTime::from_unix_timestamp_nanos(1_700_000_000_123_456_789).unwrap();
@@ -228,7 +251,7 @@ mod tests {
     #[tokio::test]
     async fn upload_by_public_principal_has_no_user() {
         let mut blobs = MockBlobStore::new();
-        blobs.expect_put().returning(|_, _| Ok(stored()));
+        blobs.expect_put().returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().returning(|_| Ok(()));
         let upload = use_case(repo, blobs);
@@ -242,7 +265,7 @@ mod tests {
     #[tokio::test]
     async fn upload_deletes_the_blob_when_the_insert_fails() {
         let mut blobs = MockBlobStore::new();
-        blobs.expect_put().returning(|_, _| Ok(stored()));
+        blobs.expect_put().returning(|_, _, _| Ok(stored()));
         blobs.expect_delete().times(1).returning(|_| Ok(()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert()
@@ -262,7 +285,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs
             .expect_put()
-            .returning(|_, _| Err(BlobError::Body(BodyError::TooLarge { limit: 3 })));
+            .returning(|_, _, _| Err(BlobError::Body(BodyError::TooLarge { limit: 3 })));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(0);
         let upload = UploadFile::new(Arc::new(repo), Arc::new(blobs), clock(), 3, HashMap::new());
@@ -294,7 +317,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs
             .expect_put()
-            .returning(|_, _| Err(BlobError::Unavailable("disk full".into())));
+            .returning(|_, _, _| Err(BlobError::Unavailable("disk full".into())));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(0);
         let upload = use_case(repo, blobs);

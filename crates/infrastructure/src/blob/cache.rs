@@ -103,8 +103,13 @@ impl CachedBlobStore {
 
 #[async_trait]
 impl BlobStore for CachedBlobStore {
-    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
-        self.inner.put(key, body).await
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        len: Option<u64>,
+    ) -> Result<StoredBlob, BlobError> {
+        self.inner.put(key, body, len).await
     }
 
     async fn head(&self, key: &BlobKey) -> Result<u64, BlobError> {
@@ -193,7 +198,7 @@ mod tests {
             },
         );
         let key = BlobKey::new(AccountId::new(1), FileId::new_random());
-        cache.put(&key, body(b"0123456789")).await.unwrap();
+        cache.put(&key, body(b"0123456789"), None).await.unwrap();
 
         assert_eq!(
             read(cache.get(&key, None).await.unwrap()).await,
@@ -225,8 +230,8 @@ mod tests {
         );
         let small = BlobKey::new(AccountId::new(1), FileId::new_random());
         let large = BlobKey::new(AccountId::new(1), FileId::new_random());
-        cache.put(&small, body(b"abc")).await.unwrap();
-        cache.put(&large, body(b"abcdefgh")).await.unwrap();
+        cache.put(&small, body(b"abc"), None).await.unwrap();
+        cache.put(&large, body(b"abcdefgh"), None).await.unwrap();
         read(cache.get(&small, None).await.unwrap()).await;
         read(cache.get(&large, None).await.unwrap()).await;
         assert!(cache.lookup(&small).is_some());

@@ -1,17 +1,21 @@
 //! [`BlobStore`] on any S3-compatible store, with aws-sdk-s3.
 //!
-//! Uploads stream. A body smaller than one part is one `PutObject` signed with its SHA-256; a
-//! larger one is a multipart upload where part N is sent while part N+1 is being received (two
-//! parts in memory at most). Any failure, limit breach or dropped request leaves no object and no part.
+//! Uploads stream. A body whose exact length the request states (at least [`STREAMED_PUT_MIN`])
+//! goes straight into one `PutObject` as it arrives, aws-chunked with a CRC32 trailer. A body of
+//! unknown length smaller than one part is one `PutObject` signed with its SHA-256; a larger one
+//! is a multipart upload where part N is sent while part N+1 is being received (two parts in
+//! memory at most). Any failure, limit breach or dropped request leaves no object and no part.
 //! Downloads stream a ranged `GetObject` straight through. Errors that reach the application name
 //! the operation and the S3 error code, never a bucket, a key or a credential.
 
 mod buckets;
 mod buffered;
 mod error;
+mod feed;
 mod listing;
 mod multipart;
 mod settings;
+mod streamed;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -36,8 +40,10 @@ pub use buckets::S3Layout;
 pub use error::S3Failure;
 pub use multipart::MIN_PART_SIZE;
 pub use settings::S3Settings;
+pub use streamed::STREAMED_PUT_MIN;
 
 use error::{is_not_found, unavailable};
+use streamed::MAX_SINGLE_PUT;
 
 /// Keeps blobs in S3 buckets.
 #[derive(Clone)]
@@ -46,6 +52,8 @@ pub struct S3BlobStore {
     layout: S3Layout,
     region: String,
     part_size: usize,
+    operation_timeout: Duration,
+    stream_uploads: Arc<std::sync::atomic::AtomicBool>,
     ready_buckets: Arc<Mutex<HashSet<String>>>,
     pipeline: Arc<tokio::sync::Semaphore>,
 }
@@ -107,6 +115,8 @@ impl S3BlobStore {
             layout: settings.layout.clone(),
             region: settings.region.clone(),
             part_size: settings.part_size.max(MIN_PART_SIZE),
+            operation_timeout: settings.operation_timeout,
+            stream_uploads: Arc::new(std::sync::atomic::AtomicBool::new(settings.stream_uploads)),
             ready_buckets: Arc::new(Mutex::new(HashSet::new())),
             pipeline: Arc::new(tokio::sync::Semaphore::new(settings.pipelined_uploads)),
         }
@@ -115,16 +125,40 @@ impl S3BlobStore {
 
 #[async_trait]
 impl BlobStore for S3BlobStore {
-    async fn put(&self, key: &BlobKey, body: ByteStream) -> Result<StoredBlob, BlobError> {
+    async fn put(
+        &self,
+        key: &BlobKey,
+        body: ByteStream,
+        len: Option<u64>,
+    ) -> Result<StoredBlob, BlobError> {
         let (bucket, object) = self.location(key);
         if matches!(self.layout, S3Layout::PerAccount { .. }) {
             self.ensure_bucket(&bucket).await?;
+        }
+        let streaming = self
+            .stream_uploads
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(len) =
+            len.filter(|len| streaming && (STREAMED_PUT_MIN..=MAX_SINGLE_PUT).contains(len))
+        {
+            return self.put_streamed(&bucket, &object, body, len).await;
         }
         let mut body = body;
         let mut digest = BlobDigester::new();
         self.put_buffered(&bucket, &object, &mut body, &mut digest)
             .await?;
-        Ok(digest.finish())
+        let stored = digest.finish();
+        // The caller vouches for a stated length; a body that broke that promise is not kept.
+        if let Some(len) = len
+            && stored.size != len
+        {
+            self.delete_quietly(&bucket, &object).await;
+            return Err(BlobError::Body(BodyError::Malformed(format!(
+                "the body was {} bytes, not the {len} its request stated",
+                stored.size
+            ))));
+        }
+        Ok(stored)
     }
 
     async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {

@@ -6,7 +6,7 @@ async fn assert_round_trip(store: &dyn BlobStore, chunks: Vec<Bytes>) {
     let data: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
     let key = new_key();
 
-    let stored = store.put(&key, body_of(chunks)).await.unwrap();
+    let stored = store.put(&key, body_of(chunks), None).await.unwrap();
     let body = store.get(&key, None).await.unwrap();
 
     assert_eq!(stored, stored_blob_of(&data));
@@ -35,7 +35,7 @@ pub async fn get_returns_exactly_the_requested_range(store: &dyn BlobStore, _: &
     let data = pseudo_random_bytes(200_000);
     let key = new_key();
     store
-        .put(&key, body_of(uneven_chunks(&data)))
+        .put(&key, body_of(uneven_chunks(&data)), None)
         .await
         .unwrap();
     let last = data.len() as u64 - 1;
@@ -80,11 +80,11 @@ pub async fn put_keeps_the_same_file_id_apart_across_accounts(
     let first = BlobKey::new(AccountId::new(1), file_id);
     let second = BlobKey::new(AccountId::new(2), file_id);
     store
-        .put(&first, body_of(vec![Bytes::from_static(b"first")]))
+        .put(&first, body_of(vec![Bytes::from_static(b"first")]), None)
         .await
         .unwrap();
     store
-        .put(&second, body_of(vec![Bytes::from_static(b"second")]))
+        .put(&second, body_of(vec![Bytes::from_static(b"second")]), None)
         .await
         .unwrap();
 
@@ -98,7 +98,7 @@ pub async fn put_keeps_the_same_file_id_apart_across_accounts(
 pub async fn delete_then_get_returns_not_found(store: &dyn BlobStore, inventory: &Inventory) {
     let key = new_key();
     store
-        .put(&key, body_of(vec![Bytes::from_static(b"doomed")]))
+        .put(&key, body_of(vec![Bytes::from_static(b"doomed")]), None)
         .await
         .unwrap();
 
@@ -127,7 +127,7 @@ async fn assert_failed_body_leaves_nothing(
     let written = pseudo_random_bytes(2 * 1024 * 1024);
     let body = body_failing_after(uneven_chunks(&written), error);
 
-    let put = store.put(&key, body).await;
+    let put = store.put(&key, body, None).await;
 
     match put {
         Err(BlobError::Body(ref e)) if expected(e) => {}
@@ -168,15 +168,16 @@ pub async fn put_fails_with_client_aborted_and_leaves_nothing(
 }
 
 /// Drops a put whose body never ends; nothing may be visible or stay behind.
-pub async fn put_dropped_midway_leaves_nothing_behind(
+async fn assert_dropped_put_leaves_nothing(
     store: &dyn BlobStore,
     inventory: &Inventory,
+    len: Option<u64>,
 ) {
     let key = new_key();
     let body = stream::iter([Ok(pseudo_random_bytes(64 * 1024))])
         .chain(stream::pending())
         .boxed();
-    let mut put = store.put(&key, body);
+    let mut put = store.put(&key, body, len);
 
     let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
     let got_while_pending = store.get(&key, None).await;
@@ -191,6 +192,105 @@ pub async fn put_dropped_midway_leaves_nothing_behind(
         inventory().await.is_empty()
     })
     .await;
+}
+
+pub async fn put_dropped_midway_leaves_nothing_behind(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    assert_dropped_put_leaves_nothing(store, inventory, None).await;
+}
+
+/// Six MiB and a bit: over the size from which a store may stream a body of stated length in one
+/// request.
+const STATED: usize = 6 * 1024 * 1024 + 13;
+
+pub async fn put_with_a_stated_length_round_trips(store: &dyn BlobStore, inventory: &Inventory) {
+    let data = pseudo_random_bytes(STATED);
+    let key = new_key();
+
+    let stored = store
+        .put(&key, body_of(uneven_chunks(&data)), Some(STATED as u64))
+        .await
+        .unwrap();
+    let body = store.get(&key, None).await.unwrap();
+
+    assert_eq!(stored, stored_blob_of(&data));
+    assert_eq!(body.len, data.len() as u64);
+    assert!(
+        read_all(body).await == data.as_ref(),
+        "the bytes read differ"
+    );
+    store.delete(&key).await.unwrap();
+    eventually("removal of every trace of the write", || async {
+        inventory().await.is_empty()
+    })
+    .await;
+}
+
+pub async fn put_of_a_body_not_as_long_as_stated_fails_and_leaves_nothing(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    for sent in [STATED - 1, STATED + 1, 1] {
+        let key = new_key();
+        let data = pseudo_random_bytes(sent);
+
+        let put = store
+            .put(&key, body_of(uneven_chunks(&data)), Some(STATED as u64))
+            .await;
+
+        assert!(
+            matches!(put, Err(BlobError::Body(BodyError::Malformed(_)))),
+            "{sent} bytes stated as {STATED}: {put:?}"
+        );
+        let got = store.get(&key, None).await;
+        assert!(matches!(got, Err(BlobError::NotFound)), "{got:?}");
+        eventually("removal of the partial blob", || async {
+            inventory().await.is_empty()
+        })
+        .await;
+    }
+}
+
+pub async fn put_with_a_stated_length_fails_on_a_body_error_and_leaves_nothing(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    let data = pseudo_random_bytes(STATED);
+    // Mid-way; right after the stated length; and one byte short of it.
+    for sent in [
+        data.slice(..STATED / 2),
+        data.clone(),
+        data.slice(..STATED - 1),
+    ] {
+        let key = new_key();
+        let body = body_failing_after(
+            uneven_chunks(&sent),
+            BodyError::ClientAborted("connection reset".into()),
+        );
+
+        let put = store.put(&key, body, Some(STATED as u64)).await;
+
+        assert!(
+            matches!(put, Err(BlobError::Body(BodyError::ClientAborted(_)))),
+            "{} of {STATED} bytes: {put:?}",
+            sent.len()
+        );
+        let got = store.get(&key, None).await;
+        assert!(matches!(got, Err(BlobError::NotFound)), "{got:?}");
+        eventually("removal of the partial blob", || async {
+            inventory().await.is_empty()
+        })
+        .await;
+    }
+}
+
+pub async fn put_with_a_stated_length_dropped_midway_leaves_nothing_behind(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    assert_dropped_put_leaves_nothing(store, inventory, Some(STATED as u64)).await;
 }
 
 pub async fn health_is_ok_on_a_working_store(store: &dyn BlobStore, _: &Inventory) {

@@ -57,7 +57,7 @@ async fn put_stores_the_blob_at_account_then_file_id() {
     let key = new_key();
 
     store
-        .put(&key, body_of(vec![Bytes::from_static(b"laid out")]))
+        .put(&key, body_of(vec![Bytes::from_static(b"laid out")]), None)
         .await
         .unwrap();
 
@@ -75,7 +75,7 @@ async fn put_writes_to_a_part_file_that_a_dropped_put_removes() {
     let body = stream::iter([Ok(pseudo_random_bytes(64 * 1024))])
         .chain(stream::pending())
         .boxed();
-    let mut put = store.put(&key, body);
+    let mut put = store.put(&key, body, None);
 
     let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
     let while_pending = files_under(&root);
@@ -104,7 +104,7 @@ fn put_dropped_while_its_temp_file_opens_leaves_no_part_file() {
         let body = stream::iter([Ok(Bytes::from_static(b"x"))])
             .chain(stream::pending())
             .boxed();
-        let mut put = store.put(&key, body);
+        let mut put = store.put(&key, body, None);
         assert!(futures_util::poll!(&mut put).is_pending());
         // Queued behind the directory creation, so that has finished once this returns.
         tokio::task::spawn_blocking(|| ()).await.unwrap();
@@ -155,7 +155,7 @@ async fn put_fails_with_unavailable_when_the_root_is_a_plain_file() {
     std::fs::write(&root, b"not a directory").unwrap();
 
     let put = store
-        .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]))
+        .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]), None)
         .await;
 
     assert!(matches!(put, Err(BlobError::Unavailable(_))), "{put:?}");

@@ -34,6 +34,7 @@ fn settings(server: &S3Server, secret: Option<&str>, layout: S3Layout) -> S3Sett
         connect_timeout: Duration::from_secs(2),
         operation_timeout: Duration::from_secs(30),
         max_attempts: 2,
+        stream_uploads: true,
     }
 }
 
@@ -78,7 +79,7 @@ async fn s3_body_over_one_part_goes_multipart_and_round_trips() {
     let key = new_key();
 
     let stored = store
-        .put(&key, body_of(uneven_chunks(&data)))
+        .put(&key, body_of(uneven_chunks(&data)), None)
         .await
         .unwrap();
 
@@ -109,7 +110,7 @@ async fn s3_failure_after_parts_were_sent_aborts_the_upload() {
     chunks.push(Err(BodyError::TooLarge { limit: 1 }));
     let body: ByteStream = Box::pin(stream::iter(chunks));
 
-    let err = store.put(&new_key(), body).await.unwrap_err();
+    let err = store.put(&new_key(), body, None).await.unwrap_err();
 
     assert!(matches!(err, BlobError::Body(BodyError::TooLarge { .. })));
     assert_eq!(inventory_of(server.dir.path()), Vec::<String>::new());
@@ -140,7 +141,7 @@ async fn s3_stopped_server_is_unavailable() {
         Err(BlobError::Unavailable(_))
     ));
     let err = store
-        .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]))
+        .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]), None)
         .await
         .unwrap_err();
     assert!(matches!(err, BlobError::Unavailable(_)));
@@ -174,7 +175,7 @@ async fn s3_per_account_layout_creates_each_bucket_once_even_in_a_race() {
         let key = *key;
         async move {
             store
-                .put(&key, body_of(vec![Bytes::from(format!("blob {i}"))]))
+                .put(&key, body_of(vec![Bytes::from(format!("blob {i}"))]), None)
                 .await
         }
     });
@@ -200,7 +201,7 @@ async fn s3_per_account_layout_creates_each_bucket_once_even_in_a_race() {
     }
     let other = key_in(43);
     replicas[1]
-        .put(&other, body_of(vec![Bytes::from_static(b"x")]))
+        .put(&other, body_of(vec![Bytes::from_static(b"x")]), None)
         .await
         .unwrap();
     assert!(server.dir.path().join("acct-43").is_dir());

@@ -21,16 +21,42 @@ fn store_on(server: &MockServer) -> S3BlobStore {
         connect_timeout: Duration::from_secs(2),
         operation_timeout: Duration::from_secs(10),
         max_attempts: 1,
+        stream_uploads: true,
     })
 }
 
 async fn answering_puts() -> MockServer {
     let server = MockServer::start().await;
+    answering_puts_on(&server).await;
+    server
+}
+
+async fn answering_puts_on(server: &MockServer) -> &MockServer {
     Mock::given(method("PUT"))
         .respond_with(ResponseTemplate::new(200).insert_header("ETag", "\"etag\""))
-        .mount(&server)
+        .mount(server)
         .await;
     server
+}
+
+fn header<'r>(request: &'r wiremock::Request, name: &str) -> Option<&'r str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The payload of an aws-chunked body (`hex-size[;chunk-signature=…]\r\ndata\r\n`…).
+fn decode_aws_chunked(mut raw: &[u8]) -> Vec<u8> {
+    let mut data = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n").unwrap();
+        let line = std::str::from_utf8(&raw[..line_end]).unwrap();
+        let size = usize::from_str_radix(line.split(';').next().unwrap(), 16).unwrap();
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return data;
+        }
+        data.extend_from_slice(&raw[..size]);
+        raw = &raw[size + 2..];
+    }
 }
 
 #[tokio::test]
@@ -39,7 +65,7 @@ async fn a_single_put_signs_the_sha256_of_exactly_its_body() {
     let store = store_on(&server);
     let data = pseudo_random_bytes(300 * 1024);
     let stored = store
-        .put(&new_key(), body_of(uneven_chunks(&data)))
+        .put(&new_key(), body_of(uneven_chunks(&data)), None)
         .await
         .unwrap();
 
@@ -64,4 +90,101 @@ async fn a_single_put_signs_the_sha256_of_exactly_its_body() {
         authorization.contains("x-amz-content-sha256"),
         "the payload hash is one of the signed headers: {authorization}"
     );
+}
+
+/// Answers `HeadObject` as if the object held `len` bytes.
+async fn answering_heads(server: &MockServer, len: usize) {
+    Mock::given(method("HEAD"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("Content-Length", len.to_string().as_str())
+                .insert_header("ETag", "\"etag\""),
+        )
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_put_of_stated_length_streams_one_signed_aws_chunked_put_object_with_a_crc32_trailer() {
+    let server = answering_puts().await;
+    let store = store_on(&server);
+    let data = pseudo_random_bytes(2 * 1024 * 1024 + 5);
+    answering_heads(&server, data.len()).await;
+
+    let stored = store
+        .put(
+            &new_key(),
+            body_of(uneven_chunks(&data)),
+            Some(data.len() as u64),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(stored, stored_blob_of(&data));
+    let requests = server.received_requests().await.unwrap();
+    let methods: Vec<&str> = requests.iter().map(|r| r.method.as_str()).collect();
+    assert_eq!(
+        methods,
+        ["PUT", "HEAD"],
+        "one PutObject and the check of its size, no multipart upload"
+    );
+    let put = &requests[0];
+    assert_eq!(header(put, "content-encoding"), Some("aws-chunked"));
+    assert_eq!(
+        header(put, "x-amz-decoded-content-length"),
+        Some(data.len().to_string().as_str())
+    );
+    assert_eq!(header(put, "x-amz-trailer"), Some("x-amz-checksum-crc32"));
+    assert_eq!(
+        header(put, "x-amz-content-sha256"),
+        Some("STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"),
+        "every chunk is signed over plain HTTP"
+    );
+    let contains = |needle: &[u8]| put.body.windows(needle.len()).any(|w| w == needle);
+    assert!(contains(b";chunk-signature="), "the chunks are signed");
+    assert!(
+        contains(b"x-amz-checksum-crc32:"),
+        "the CRC32 trails the body"
+    );
+    let sent = decode_aws_chunked(&put.body);
+    assert!(
+        sent == data.as_ref(),
+        "the decoded body differs from the data"
+    );
+}
+
+#[tokio::test]
+async fn a_store_that_keeps_the_chunk_framing_fails_the_upload_and_ends_streaming() {
+    let server = answering_puts().await;
+    let store = store_on(&server);
+    let data = pseudo_random_bytes(2 * 1024 * 1024 + 5);
+    answering_heads(&server, data.len() + 4096).await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+
+    let first = store
+        .put(
+            &new_key(),
+            body_of(uneven_chunks(&data)),
+            Some(data.len() as u64),
+        )
+        .await;
+    server.reset().await;
+    let server_again = answering_puts_on(&server).await;
+    let second = store
+        .put(
+            &new_key(),
+            body_of(uneven_chunks(&data)),
+            Some(data.len() as u64),
+        )
+        .await;
+
+    assert!(matches!(first, Err(BlobError::Unavailable(_))), "{first:?}");
+    assert_eq!(second.unwrap(), stored_blob_of(&data));
+    let requests = server_again.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1, "one buffered PutObject");
+    assert_eq!(header(&requests[0], "content-encoding"), None);
+    assert_eq!(requests[0].body, data.as_ref());
 }

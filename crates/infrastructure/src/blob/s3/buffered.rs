@@ -108,6 +108,7 @@ mod tests {
             connect_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(10),
             max_attempts: 1,
+            stream_uploads: true,
         });
         // Not the body's hash: the SDK must send what it was given rather than hash the body.
         let given = "ab".repeat(32);

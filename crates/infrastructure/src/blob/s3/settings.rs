@@ -32,4 +32,7 @@ pub struct S3Settings {
     pub operation_timeout: Duration,
     /// Attempts per operation (transient errors only are retried, with backoff).
     pub max_attempts: u32,
+    /// Stream uploads of announced length into one `PutObject` (aws-chunked with a trailing
+    /// checksum); off for stores that do not decode aws-chunked bodies.
+    pub stream_uploads: bool,
 }
