@@ -1,12 +1,17 @@
-//! Harness for black-box tests: spawns the real `stowage-api` binary on a free port with its own
-//! `DATA_DIR` (and, with `STOWAGE_TEST_DATABASE_URL`, its own Postgres database) and talks HTTP to it.
+//! Harness for black-box tests: starts the `stowage-api` application on a free port with its own
+//! `DATA_DIR` (and, with `STOWAGE_TEST_DATABASE_URL`, its own Postgres database) and talks HTTP to
+//! it. [`TestServer::spawn_with`] builds it in the test's process, on a runtime of its own;
+//! [`TestServer::process_with`] runs the real binary, for tests that read its log, its `/proc`
+//! figures, signal it, or depend on process-global state such as the metrics recorder.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod app;
 mod command;
 mod http;
 mod jwt;
 pub mod nginx;
+mod process;
 mod proxy;
 mod s3;
 mod server;
@@ -18,6 +23,7 @@ pub use http::{
     spawn_with_file, upload_as_owner, upload_to,
 };
 pub use jwt::{now, sign_jwt, sign_jwt_with_header};
+pub use process::binary;
 pub use proxy::TcpProxy;
 pub use s3::{S3Server, TEST_BUCKET, s3_mode, s3s_fs_binary, s3s_fs_files};
-pub use server::{TestServer, binary, create_database, free_port, postgres_server};
+pub use server::{TestServer, create_database, free_port, postgres_server};

@@ -1,36 +1,23 @@
-//! The test server: a `stowage-api` process with its own data directory, database, environment
-//! and log, and what the harness reads of it (log lines, `/proc` figures, stored blobs).
+//! The test server: the `stowage-api` application with its own data directory, database and
+//! environment, and what the harness reads of it (stored blobs, rows). It runs in the test's own
+//! process ([`TestServer::spawn_with`], see `app.rs`) or as a child process
+//! ([`TestServer::process_with`], see `process.rs`) for tests that read its log, its `/proc`
+//! figures or signal it, and for tests that depend on process-global state (the metrics recorder).
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, Statement};
 
+use crate::app::InProcess;
+// Where the maintenance subcommands find the binary too.
 use crate::http::{client, multipart_body};
 use crate::jwt::{now, sign_jwt};
+pub(crate) use crate::process::binary;
 use crate::s3::{S3Server, TEST_BUCKET, s3_mode, walk_files};
-
-/// The `stowage-api` binary cargo built next to this test executable (or `STOWAGE_BIN`).
-pub fn binary() -> PathBuf {
-    if let Ok(bin) = std::env::var("STOWAGE_BIN") {
-        return PathBuf::from(bin);
-    }
-    let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile dir");
-    let bin = profile_dir.join("stowage-api");
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p stowage-api` (make test does)",
-        bin.display()
-    );
-    bin
-}
 
 /// A free loopback port (bound, then released for the server).
 pub fn free_port() -> u16 {
@@ -64,26 +51,49 @@ pub fn postgres_server() -> Option<String> {
 
 /// A running `stowage-api` and everything it owns.
 pub struct TestServer {
-    child: Option<Child>,
+    /// True for a server built in the test's process, false for a child process.
+    pub(crate) in_process: bool,
+    /// The process, while it runs (process mode).
+    pub(crate) child: Option<Child>,
+    /// The in-process server, while it runs.
+    app: Option<InProcess>,
     pub base_url: String,
     pub port: u16,
     pub data_dir: tempfile::TempDir,
     pub secret: String,
     pub database_url: String,
     postgres_database: Option<(String, String)>,
-    env: HashMap<String, String>,
+    pub(crate) env: HashMap<String, String>,
     /// The S3 server of this test server, in S3 mode.
     pub s3: Option<S3Server>,
 }
 
 impl TestServer {
-    /// A server on the embedded defaults (or Postgres when `STOWAGE_TEST_DATABASE_URL` is set).
+    /// An in-process server on the embedded defaults (or Postgres when
+    /// `STOWAGE_TEST_DATABASE_URL` is set).
     pub async fn spawn() -> TestServer {
         TestServer::spawn_with(&[]).await
     }
 
-    /// A server with extra environment variables.
+    /// An in-process server with extra environment variables: the application built from the
+    /// environment a process would get, on a runtime and thread of its own. It has no log and no
+    /// process: [`TestServer::log`], [`TestServer::pid`] and the like panic.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestServer {
+        TestServer::new(extra, true).await
+    }
+
+    /// A `stowage-api` child process on the embedded defaults.
+    pub async fn process() -> TestServer {
+        TestServer::process_with(&[]).await
+    }
+
+    /// A `stowage-api` child process with extra environment variables, for tests that read its
+    /// log, its id or `/proc` figures, signal it, or depend on process-global state (metrics).
+    pub async fn process_with(extra: &[(&str, &str)]) -> TestServer {
+        TestServer::new(extra, false).await
+    }
+
+    async fn new(extra: &[(&str, &str)], in_process: bool) -> TestServer {
         let data_dir = tempfile::tempdir().unwrap();
         // A server configured by Pneumatic's names signs with its DJANGO_SECRET_KEY.
         let secret = extra
@@ -139,7 +149,9 @@ impl TestServer {
         let level = env.get("LOG_LEVEL").cloned().unwrap_or_default();
         env.insert("LOG_LEVEL".into(), format!("{level},stowage_api=info"));
         let mut server = TestServer {
+            in_process,
             child: None,
+            app: None,
             base_url: String::new(),
             port: 0,
             data_dir,
@@ -153,25 +165,15 @@ impl TestServer {
         server
     }
 
-    /// Starts (or restarts) the process with the server's environment.
+    /// Starts (or restarts, on the same port) the server with its environment.
     pub async fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .unwrap();
-        let logged_before = self.log().len();
-        let mut command = Command::new(binary());
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(&self.env)
-            .current_dir(self.data_dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        self.child = Some(command.spawn().unwrap());
-        let address = self.wait_for_listening(logged_before).await;
+        let address = if self.in_process {
+            let (app, address) = InProcess::start(&self.env).await;
+            self.app = Some(app);
+            address.to_string()
+        } else {
+            self.start_process().await
+        };
         self.port = address.rsplit(':').next().unwrap().parse().unwrap();
         self.base_url = format!("http://{address}");
         // A restart comes back on the same port.
@@ -179,33 +181,15 @@ impl TestServer {
         self.wait_until_live().await;
     }
 
-    /// The address from this process's own `listening` log line.
-    async fn wait_for_listening(&mut self, skip: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let log = self.log();
-            let fresh = log.get(skip..).unwrap_or_default();
-            // The JSON line, or with `LOG_FORMAT=pretty` the text one (`listening address=…`).
-            let address = fresh.lines().find_map(|line| {
-                let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
-                    let (_, rest) = line.split_once(" listening address=")?;
-                    return rest.split_whitespace().next().map(str::to_owned);
-                };
-                (json["fields"]["message"] == "listening")
-                    .then(|| json["fields"]["address"].as_str().map(str::to_owned))
-                    .flatten()
-            });
-            if let Some(address) = address {
-                return address;
+    /// Stops the server as SIGTERM does: no new connections, requests in flight drained (for up
+    /// to 10 s in process). [`TestServer::start`] brings it back on the same port.
+    pub fn stop(&mut self) {
+        match self.app.take() {
+            Some(app) => app.stop(Duration::from_secs(10)),
+            None if self.child.is_some() => {
+                self.terminate();
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("stowage-api exited with {status}; log:\n{log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "stowage-api did not start; log:\n{log}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            None => {}
         }
     }
 
@@ -218,88 +202,18 @@ impl TestServer {
             {
                 return;
             }
-            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
-                panic!("stowage-api exited with {status}; log:\n{}", self.log());
-            }
+            self.assert_process_running();
             assert!(
                 Instant::now() < deadline,
                 "stowage-api did not come up; log:\n{}",
-                self.log()
+                self.read_log()
             );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
 
-    /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        child.wait().unwrap()
-    }
-
-    /// The process, while it runs.
-    pub fn child_mut(&mut self) -> &mut Child {
-        self.child.as_mut().expect("running")
-    }
-
-    /// The server process's id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("the server is running").id()
-    }
-
-    /// The server process's resident memory, in KiB (`VmRSS` of `/proc/PID/status`).
-    pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next())
-            .and_then(|v| v.parse().ok())
-            .expect("VmRSS in /proc/PID/status")
-    }
-
-    /// File descriptors the server process holds open (entries of `/proc/PID/fd`).
-    pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .unwrap()
-            .count()
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.data_dir.path().join("server.log")
-    }
-
-    /// Everything the server logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.log_path()).unwrap_or_default()
-    }
-
-    /// The first JSON log line `matches` accepts, waiting up to 10 s for it: a request's line is
-    /// written when its response body is done, which may be after the client saw the response.
-    pub async fn log_line(
-        &self,
-        matches: impl Fn(&serde_json::Value) -> bool,
-    ) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.log();
-            let found = log
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .find(|l| matches(l));
-            if let Some(line) = found {
-                return line;
-            }
-            assert!(Instant::now() < deadline, "no such log line in:\n{log}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     /// A token for `user_id` in `account_id`, valid for an hour.
@@ -424,9 +338,11 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        if std::env::var("TEST_LOG").is_ok() {
-            eprintln!("{}", self.log());
+        if !self.in_process && std::env::var("TEST_LOG").is_ok() {
+            eprintln!("{}", self.read_log());
         }
+        // Stopped before its database is dropped, as a killed process is.
+        drop(self.app.take());
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -196,7 +196,8 @@ async fn a_pneumatic_deployment_is_served_and_digested() {
     let (user, password, host, port) = postgres_parts(&pg);
     let database = database_url.rsplit('/').next().unwrap().to_owned();
     let endpoint = s3.endpoint();
-    let server = TestServer::spawn_with(&[
+    // A process: the test reads its log.
+    let server = TestServer::process_with(&[
         ("STORAGE_BACKEND", ""),
         ("DATABASE_URL", ""),
         ("AUTH_SECRET_KEY", ""),

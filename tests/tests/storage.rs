@@ -268,7 +268,9 @@ async fn s3_outage_answers_503_and_the_service_recovers() {
 #[ignore = "needs s3s-fs: make test-integration"]
 async fn s3_wrong_secret_fails_readiness_and_the_log_names_the_problem_not_the_secret() {
     let wrong = "wrong-secret-0123456789abcdef";
-    let server = s3_server(&[("S3_SECRET_KEY", wrong)]).await;
+    // A process: the test reads its log.
+    let server =
+        TestServer::process_with(&[("STORAGE_BACKEND", "s3"), ("S3_SECRET_KEY", wrong)]).await;
 
     let (status, ready) = readiness(&server).await;
     assert_eq!(status, 503, "{ready}");

@@ -9,7 +9,7 @@ use crate::common::{assert_log_free_of, get_with, opaque_token, unique_prefix, u
 async fn logs_never_contain_passwords_of_dependency_urls() {
     let redis_password = format!("redis-pw-{}", uuid::Uuid::new_v4().simple());
     let permission_password = format!("perm-pw-{}", uuid::Uuid::new_v4().simple());
-    let server = TestServer::spawn_with(&[
+    let server = TestServer::process_with(&[
         (
             "REDIS_URL",
             &format!(

@@ -100,7 +100,9 @@ async fn read_by_other_user_when_service_answers(
 #[tokio::test]
 async fn permission_check_gets_form_post_with_callers_bearer_and_204_allows() {
     let mock = permission_service(204).await;
-    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    // A process: the test reads its log.
+    let check_url = format!("{}{CHECK_PATH}", mock.uri());
+    let server = TestServer::process_with(&[("PERMISSION_CHECK_URL", &check_url)]).await;
     let owner_jwt = server.token(Some(1), 1);
     let info = server
         .upload_ok(
@@ -435,10 +437,15 @@ async fn permission_check_forwards_opaque_cookie_token_as_bearer() {
     let url = redis_url();
     let prefix = unique_prefix();
     let mock = permission_service(204).await;
-    let server = spawn_asking(
-        &format!("{}{CHECK_PATH}", mock.uri()),
-        &[("REDIS_URL", &url), ("REDIS_KEY_PREFIX", &prefix)],
-    )
+    // A process: the test reads its log.
+    let server = TestServer::process_with(&[
+        (
+            "PERMISSION_CHECK_URL",
+            &format!("{}{CHECK_PATH}", mock.uri()),
+        ),
+        ("REDIS_URL", &url),
+        ("REDIS_KEY_PREFIX", &prefix),
+    ])
     .await;
     let id = upload_by_owner(&server).await;
     let token = opaque_token();
@@ -477,10 +484,15 @@ async fn permission_check_forwards_public_cookie_token_as_x_public_authorization
     let url = redis_url();
     let prefix = unique_prefix();
     let mock = permission_service(204).await;
-    let server = spawn_asking(
-        &format!("{}{CHECK_PATH}", mock.uri()),
-        &[("REDIS_URL", &url), ("REDIS_KEY_PREFIX", &prefix)],
-    )
+    // A process: the test reads its log.
+    let server = TestServer::process_with(&[
+        (
+            "PERMISSION_CHECK_URL",
+            &format!("{}{CHECK_PATH}", mock.uri()),
+        ),
+        ("REDIS_URL", &url),
+        ("REDIS_KEY_PREFIX", &prefix),
+    ])
     .await;
     let id = upload_by_owner(&server).await;
     redis_set(

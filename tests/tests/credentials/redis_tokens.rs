@@ -47,7 +47,10 @@ async fn redis_token_pickle_protocol_4_authenticates_bearer() {
 #[tokio::test]
 #[ignore = "needs Redis: make test-integration"]
 async fn redis_token_pickle_protocol_5_authenticates_and_stays_out_of_the_log() {
-    let (server, url, prefix) = spawn_on_redis(&[]).await;
+    // A process: the test reads its log.
+    let (url, prefix) = (redis_url(), unique_prefix());
+    let server =
+        TestServer::process_with(&[("REDIS_URL", &url), ("REDIS_KEY_PREFIX", &prefix)]).await;
     let token = opaque_token();
     store_user_token(&server, &url, &prefix, &token, USER_P5).await;
     let bearer = format!("Bearer {token}");
@@ -202,7 +205,10 @@ async fn assert_value_refused(server: &TestServer, url: &str, prefix: &str, valu
 async fn redis_token_malicious_pickle_is_refused_without_running_it() {
     const PWNED: &str = "/tmp/stowage-pwned";
     let _ = std::fs::remove_file(PWNED);
-    let (mut server, url, prefix) = spawn_on_redis(&[]).await;
+    // A process: the test checks it did not die.
+    let (url, prefix) = (redis_url(), unique_prefix());
+    let mut server =
+        TestServer::process_with(&[("REDIS_URL", &url), ("REDIS_KEY_PREFIX", &prefix)]).await;
 
     assert_value_refused(&server, &url, &prefix, EVIL_REDUCE_P5).await;
     assert_value_refused(&server, &url, &prefix, EVIL_REDUCE_P2).await;

@@ -190,7 +190,8 @@ async fn signed_url_creation_needs_a_reader() {
 
 #[tokio::test]
 async fn signed_url_serves_get_head_and_range_without_credential() {
-    let server = TestServer::spawn().await;
+    // A process: the test reads its log.
+    let server = TestServer::process().await;
     let data = pattern(10_000, 7);
     let id = upload(&server, &data).await;
     let url = signed_url(&server, &server.bearer(Some(1), 1), &id).await;

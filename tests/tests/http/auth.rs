@@ -410,7 +410,9 @@ async fn auth_jwt_without_exp_is_accepted() {
 
 #[tokio::test]
 async fn auth_log_never_contains_secret_or_tokens() {
-    let (server, path) = with_file().await;
+    let server = TestServer::process().await;
+    let info = stowage_tests::upload_as_owner(&server, "a.txt", "text/plain", b"a").await;
+    let path = format!("/files/{}", file_id(&info));
     let valid = server.token(Some(1), 1);
     let guest = server.guest_token(Some(1), 1, 11);
     let cookie_token = server.guest_token(None, 1, 12);

@@ -115,7 +115,7 @@ async fn read_answer(
 /// server's memory bounded meanwhile and nothing stored.
 async fn assert_refused_early(start: &[u8]) {
     // Shared with the memory sampler, which runs as a task of its own.
-    let server = Arc::new(TestServer::spawn().await);
+    let server = Arc::new(TestServer::process().await);
     let auth = server.bearer(Some(1), 1);
     // Warm the upload path up so that what it allocates once is part of the idle figure.
     server

@@ -225,7 +225,7 @@ async fn limits_file_exactly_at_limit_is_accepted() {
 
 #[tokio::test]
 async fn limits_client_disconnect_mid_upload_leaves_nothing_and_is_logged() {
-    let server = TestServer::spawn_with(&[("LOG_LEVEL", "info")]).await;
+    let server = TestServer::process_with(&[("LOG_LEVEL", "info")]).await;
     let auth = server.bearer(Some(1), 1);
     let mut stream = connect(&server).await;
 

@@ -19,7 +19,7 @@ const POLICIES: [&str; 3] = [
 
 #[tokio::test]
 async fn log_injection_client_text_cannot_forge_a_text_log_line_or_reach_a_terminal() {
-    let server = TestServer::spawn_with(&[("LOG_FORMAT", "pretty")]).await;
+    let server = TestServer::process_with(&[("LOG_FORMAT", "pretty")]).await;
     let auth = server.bearer(Some(1), 1);
 
     for policy in POLICIES {

@@ -136,7 +136,8 @@ async fn docs_page_renders_the_document_without_the_network() {
 
 #[tokio::test]
 async fn metrics_count_requests_bytes_and_backend_calls_without_ids_or_tokens() {
-    let server = TestServer::spawn().await;
+    // Exact counts: the metrics recorder is process-wide, so no other server may share it.
+    let server = TestServer::process().await;
     let auth = server.bearer(Some(1), 1);
     let data = pattern(10_000, 3);
     let info = server
@@ -228,7 +229,7 @@ async fn request_line(server: &TestServer, request_id: &str) -> Value {
 
 #[tokio::test]
 async fn log_has_one_json_line_per_request_with_its_context_and_no_token() {
-    let server = TestServer::spawn_with(&[("LOG_LEVEL", "info")]).await;
+    let server = TestServer::process_with(&[("LOG_LEVEL", "info")]).await;
     let auth = server.bearer(Some(5), 9);
     let upload = server
         .upload(&auth, "l.txt", "text/plain", b"logged".to_vec())
@@ -271,7 +272,7 @@ async fn log_has_one_json_line_per_request_with_its_context_and_no_token() {
 
 #[tokio::test]
 async fn a_download_the_client_abandons_is_logged_with_the_bytes_actually_sent() {
-    let server = TestServer::spawn_with(&[("LOG_LEVEL", "info")]).await;
+    let server = TestServer::process_with(&[("LOG_LEVEL", "info")]).await;
     let auth = server.bearer(Some(5), 9);
     let size = 32 * 1024 * 1024;
     let info = server

@@ -34,7 +34,9 @@ async fn assert_live(server: &TestServer) {
 
 #[tokio::test]
 async fn resources_made_up_methods_mint_no_metric_labels() {
-    let server = TestServer::spawn().await;
+    // The page's size is measured: the metrics recorder is process-wide, so no other server may
+    // add to it.
+    let server = TestServer::process().await;
     for i in 0..200 {
         let method = format!("M{i:06}{}", "X".repeat(2000));
         let mut stream = connect(&server).await;
@@ -141,7 +143,7 @@ async fn never_reading_streams(
 
 #[tokio::test]
 async fn resources_http2_downloads_never_read_hold_bounded_descriptors_and_memory() {
-    let server = TestServer::spawn_with(&[
+    let server = TestServer::process_with(&[
         ("BLOB_CACHE_BYTES", "0"),
         ("MAX_DOWNLOADS_PER_CLIENT", "16"),
         ("RESPONSE_STALL_TIMEOUT_SECONDS", "3"),
@@ -215,7 +217,7 @@ async fn resources_http2_downloads_never_read_hold_bounded_descriptors_and_memor
 
 #[tokio::test]
 async fn resources_stalled_uploads_are_refused_past_a_share_and_abandoned_when_idle() {
-    let server = TestServer::spawn_with(&[
+    let server = TestServer::process_with(&[
         ("BODY_IDLE_TIMEOUT_SECONDS", "2"),
         ("MAX_UPLOADS_PER_CLIENT", "4"),
     ])
