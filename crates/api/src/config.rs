@@ -160,7 +160,8 @@ mod tests {
     use stowage_application::ports::RateLimit;
     use stowage_infrastructure::S3Layout;
 
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    /// An environment of `pairs`, for `from_map`.
+    pub(super) fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, Statement};
-use stowage_application::ports::{TokenKind, TokenVerifier};
+use stowage_application::ports::{TokenClaims, TokenKind, TokenVerifier};
 use stowage_infrastructure::{Hs256Jwt, SystemClock};
 use stowage_tests::{free_port, multipart_body};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,6 +25,33 @@ fn command(data_dir: &std::path::Path) -> Command {
         .current_dir(data_dir)
         .stdin(Stdio::null());
     c
+}
+
+/// What a run of `c` that must succeed printed, trimmed; a failure shows what it said on stderr.
+fn stdout_of_success(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// What `stowage-api <args>` printed with `cli-secret` as its secret: a token signed with it.
+fn signed_token(data_dir: &std::path::Path, args: &[&str]) -> String {
+    stdout_of_success(
+        command(data_dir)
+            .env("AUTH_SECRET_KEY", "cli-secret")
+            .args(args),
+    )
+}
+
+/// The claims of `token`, which must verify against `secret`.
+fn claims(secret: &[u8], token: &str) -> TokenClaims {
+    Hs256Jwt::new(secret, Arc::new(SystemClock))
+        .verify(token)
+        .unwrap()
 }
 
 /// The port a server started on `127.0.0.1:0` took, from its `listening` log line on stdout
@@ -59,9 +86,9 @@ fn listening_port(child: &mut std::process::Child) -> u16 {
 #[test]
 fn token_prints_a_jwt_signed_with_the_configured_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let out = command(dir.path())
-        .env("AUTH_SECRET_KEY", "cli-secret")
-        .args([
+    let token = signed_token(
+        dir.path(),
+        &[
             "token",
             "--user-id",
             "7",
@@ -69,20 +96,11 @@ fn token_prints_a_jwt_signed_with_the_configured_secret() {
             "3",
             "--ttl",
             "10m",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let claims = Hs256Jwt::new(b"cli-secret", Arc::new(SystemClock))
-        .verify(&token)
-        .unwrap();
-    assert_eq!(claims.user_id.map(|u| u.get()), Some(7));
-    assert_eq!(claims.account_id.get(), 3);
+    let verified = claims(b"cli-secret", &token);
+    assert_eq!(verified.user_id.map(|u| u.get()), Some(7));
+    assert_eq!(verified.account_id.get(), 3);
     assert!(
         Hs256Jwt::new(b"other", Arc::new(SystemClock))
             .verify(&token)
@@ -93,22 +111,14 @@ fn token_prints_a_jwt_signed_with_the_configured_secret() {
 #[test]
 fn token_without_secret_uses_the_generated_key_file() {
     let dir = tempfile::tempdir().unwrap();
-    let out = command(dir.path())
-        .args(["token", "--account-id", "1"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let token = stdout_of_success(command(dir.path()).args(["token", "--account-id", "1"]));
     let key_file = dir.path().join("secret.key");
     assert_eq!(
         std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
         0o600
     );
     let secret = std::fs::read_to_string(key_file).unwrap();
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let claims = Hs256Jwt::new(secret.trim().as_bytes(), Arc::new(SystemClock))
-        .verify(&token)
-        .unwrap();
-    assert_eq!(claims.user_id, None);
+    assert_eq!(claims(secret.trim().as_bytes(), &token).user_id, None);
 }
 
 #[test]
@@ -124,9 +134,9 @@ fn token_refuses_a_bad_ttl() {
 #[test]
 fn token_guest_prints_a_guest_jwt_for_the_task() {
     let dir = tempfile::tempdir().unwrap();
-    let out = command(dir.path())
-        .env("AUTH_SECRET_KEY", "cli-secret")
-        .args([
+    let token = signed_token(
+        dir.path(),
+        &[
             "token",
             "--guest",
             "--task-id",
@@ -135,32 +145,18 @@ fn token_guest_prints_a_guest_jwt_for_the_task() {
             "7",
             "--account-id",
             "3",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let claims = Hs256Jwt::new(b"cli-secret", Arc::new(SystemClock))
-        .verify(&token)
-        .unwrap();
-    assert_eq!(claims.kind, TokenKind::Guest);
-    assert_eq!(claims.user_id.map(|u| u.get()), Some(7));
-    assert_eq!(claims.account_id.get(), 3);
+    let guest = claims(b"cli-secret", &token);
+    assert_eq!(guest.kind, TokenKind::Guest);
+    assert_eq!(guest.user_id.map(|u| u.get()), Some(7));
+    assert_eq!(guest.account_id.get(), 3);
 
-    let user = command(dir.path())
-        .env("AUTH_SECRET_KEY", "cli-secret")
-        .args(["token", "--user-id", "7", "--account-id", "3"])
-        .output()
-        .unwrap();
-    let user = String::from_utf8(user.stdout).unwrap().trim().to_owned();
-    let claims = Hs256Jwt::new(b"cli-secret", Arc::new(SystemClock))
-        .verify(&user)
-        .unwrap();
-    assert_eq!(claims.kind, TokenKind::User);
+    let user = signed_token(
+        dir.path(),
+        &["token", "--user-id", "7", "--account-id", "3"],
+    );
+    assert_eq!(claims(b"cli-secret", &user).kind, TokenKind::User);
 }
 
 #[test]
@@ -184,15 +180,10 @@ fn token_guest_needs_a_task_and_a_task_needs_guest() {
 async fn migrate_creates_the_files_table_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let db_url = format!("sqlite://{}", dir.path().join("m.db").display());
-    let out = command(dir.path())
-        .env("DATABASE_URL", &db_url)
-        .arg("migrate")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    stdout_of_success(
+        command(dir.path())
+            .env("DATABASE_URL", &db_url)
+            .arg("migrate"),
     );
     let db = Database::connect(&db_url).await.unwrap();
     let row = db

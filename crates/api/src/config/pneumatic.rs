@@ -295,13 +295,7 @@ fn encode(part: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::config::tests::map;
 
     #[test]
     fn pneumatic_names_fill_the_stowage_ones() {
