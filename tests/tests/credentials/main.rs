@@ -1,7 +1,9 @@
 //! Black-box suite for credentials, access control and the protective middleware: opaque
 //! Django tokens and public tokens read from Redis, the permission callback, signed URLs, rate
-//! limits, CORS, and what must never reach the log. Every test spawns the real `stowage-api`
-//! binary and speaks only HTTP (plus Redis, where the contract says what the service reads there).
+//! limits, CORS, and what must never reach the log. Every test starts `stowage-api` and speaks
+//! only HTTP (plus Redis, where the contract says what the service reads there); the application
+//! runs in the test's process, except in the tests that read its log or check that it is still
+//! alive, which start the real binary (`TestServer::process_with`).
 //!
 //! Tests that need a Redis server are `#[ignore]`d and read its URL from `STOWAGE_TEST_REDIS_URL`
 //! (`make test-integration`); they fail, never skip, when it is missing.

@@ -1,6 +1,8 @@
-//! Black-box HTTP suite: every test spawns the real `stowage-api` binary and checks the
-//! behaviour the API contract (docs/api.md) promises, speaking only HTTP (and looking at the
-//! data directory and the `files` table where the contract says what must be left there).
+//! Black-box HTTP suite: every test starts `stowage-api` and checks the behaviour the API
+//! contract (docs/api.md) promises, speaking only HTTP (and looking at the data directory and the
+//! `files` table where the contract says what must be left there). The application runs in the
+//! test's process (`TestServer::spawn_with`), except in the tests that read its log, its memory or
+//! descriptors, or its metrics counters, which start the real binary (`TestServer::process_with`).
 
 #![expect(
     clippy::unwrap_used,
