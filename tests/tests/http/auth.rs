@@ -9,19 +9,11 @@ use serde_json::json;
 use sha2::Sha512;
 use stowage_tests::{TestServer, now, sign_jwt, sign_jwt_with_header};
 
-use crate::common::{expect_error, file_id, header, send, upload_to};
+use crate::common::{expect_error, file_id, header, send, spawn_with_file, upload_to};
 
 /// A server with one file of user 1 in account 1; returns its path.
 async fn with_file() -> (TestServer, String) {
-    let server = TestServer::spawn().await;
-    let info = server
-        .upload_ok(
-            &server.bearer(Some(1), 1),
-            "a.txt",
-            "text/plain",
-            b"a".to_vec(),
-        )
-        .await;
+    let (server, _owner, info) = spawn_with_file("a.txt", "text/plain", b"a").await;
     let path = format!("/files/{}", file_id(&info));
     (server, path)
 }

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use reqwest::{Method, Response};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use stowage_tests::{TestServer, now};
 pub use stowage_tests::{
-    assert_error_shape, expect_error, file_id, header, header_of, json_with_status, send, upload_to,
+    SECURITY_HEADERS, assert_error_shape, expect_error, file_id, header, header_of,
+    json_with_status, send, spawn_with_file, upload_as_owner, upload_to,
 };
+use stowage_tests::{TestServer, now};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -41,6 +42,30 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// `GET path` with `Authorization: auth`.
 pub async fn get(server: &TestServer, auth: &str, path: &str) -> Response {
     send(server, Method::GET, path, &[("Authorization", auth)]).await
+}
+
+/// `GET path` as `auth` with the `extra` headers.
+pub async fn get_as(
+    server: &TestServer,
+    auth: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> Response {
+    let mut headers = vec![("Authorization", auth)];
+    headers.extend_from_slice(extra);
+    send(server, Method::GET, path, &headers).await
+}
+
+/// A fresh server where user 1 uploaded `data`; returns the server, the `FileInfo` and the
+/// owner's `GET` of the file.
+pub async fn upload_then_get(
+    filename: &str,
+    content_type: &str,
+    data: &[u8],
+) -> (TestServer, Value, Response) {
+    let (server, auth, info) = spawn_with_file(filename, content_type, data).await;
+    let response = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
+    (server, info, response)
 }
 
 /// Polls until no blob (not even a temporary file) and no row is left, or fails after `within`.

@@ -2,7 +2,10 @@
 
 use stowage_tests::TestServer;
 
-use crate::common::{CACHE_CONTROL, PNG, file_id, get, header, parse_http_date, parse_rfc3339_utc};
+use crate::common::{
+    CACHE_CONTROL, HTML, PNG, file_id, get, header, parse_http_date, parse_rfc3339_utc,
+    spawn_with_file,
+};
 
 #[tokio::test]
 async fn download_sets_contract_headers() {
@@ -44,11 +47,7 @@ async fn download_sets_contract_headers() {
 
 #[tokio::test]
 async fn download_inline_disposition_applies_to_png() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-    let info = server
-        .upload_ok(&auth, "pixel.png", "image/png", PNG.to_vec())
-        .await;
+    let (server, auth, info) = spawn_with_file("pixel.png", "image/png", &PNG).await;
     let path = format!("/files/{}", file_id(&info));
 
     let inline = get(&server, &auth, &format!("{path}?disposition=inline")).await;
@@ -72,49 +71,28 @@ async fn download_inline_disposition_applies_to_png() {
     }
 }
 
-#[tokio::test]
-async fn download_inline_disposition_stays_attachment_for_text_plain() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-    let info = server
-        .upload_ok(&auth, "notes.txt", "text/plain", b"just text".to_vec())
-        .await;
+/// Uploads a file as user 1 and downloads it with `?disposition=inline`, asserting `200`;
+/// returns the `Content-Disposition` it was served with.
+async fn inline_disposition_of(filename: &str, content_type: &str, data: &[u8]) -> String {
+    let (server, auth, info) = spawn_with_file(filename, content_type, data).await;
 
-    let response = get(
-        &server,
-        &auth,
-        &format!("/files/{}?disposition=inline", file_id(&info)),
-    )
-    .await;
+    let path = format!("/files/{}?disposition=inline", file_id(&info));
+    let response = get(&server, &auth, &path).await;
 
     assert_eq!(response.status(), 200);
+    header(&response, "content-disposition").unwrap()
+}
+
+#[tokio::test]
+async fn download_inline_disposition_stays_attachment_for_text_plain() {
     assert_eq!(
-        header(&response, "content-disposition").as_deref(),
-        Some("attachment; filename=\"notes.txt\"; filename*=UTF-8''notes.txt")
+        inline_disposition_of("notes.txt", "text/plain", b"just text").await,
+        "attachment; filename=\"notes.txt\"; filename*=UTF-8''notes.txt"
     );
 }
 
 #[tokio::test]
 async fn download_inline_disposition_stays_attachment_for_neutralised_html() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-    let info = server
-        .upload_ok(
-            &auth,
-            "page.html",
-            "text/html",
-            crate::common::HTML.to_vec(),
-        )
-        .await;
-
-    let response = get(
-        &server,
-        &auth,
-        &format!("/files/{}?disposition=inline", file_id(&info)),
-    )
-    .await;
-
-    assert_eq!(response.status(), 200);
-    let disposition = header(&response, "content-disposition").unwrap();
+    let disposition = inline_disposition_of("page.html", "text/html", HTML).await;
     assert!(disposition.starts_with("attachment;"), "{disposition}");
 }

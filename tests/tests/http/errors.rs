@@ -6,7 +6,9 @@ use std::time::Duration;
 use reqwest::Method;
 use stowage_tests::{TestServer, client};
 
-use crate::common::{assert_nothing_stored, expect_error, file_id, get, header, send};
+use crate::common::{
+    assert_nothing_stored, expect_error, file_id, get, header, send, spawn_with_file,
+};
 
 #[tokio::test]
 async fn errors_unknown_route_returns_404_not_found() {
@@ -24,11 +26,7 @@ async fn errors_unknown_route_returns_404_not_found() {
 
 #[tokio::test]
 async fn errors_known_path_with_wrong_method_returns_405() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-    let info = server
-        .upload_ok(&auth, "a.txt", "text/plain", b"a".to_vec())
-        .await;
+    let (server, auth, info) = spawn_with_file("a.txt", "text/plain", b"a").await;
     let id = file_id(&info);
 
     for (method, path) in [
@@ -96,13 +94,10 @@ async fn errors_upload_without_content_type_returns_400() {
     expect_error(response, 400, "VALIDATION_ERROR").await;
 }
 
-#[tokio::test]
-async fn errors_multipart_without_file_part_returns_400() {
+/// Asserts an upload whose multipart `body` (with `boundary`) is no valid upload is a `400` and
+/// leaves nothing stored.
+async fn assert_multipart_refused(boundary: &str, body: String) {
     let server = TestServer::spawn().await;
-    let boundary = "stowage-no-file";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nno file here\r\n--{boundary}--\r\n"
-    );
 
     let response = server
         .post_form("/files", boundary)
@@ -117,23 +112,21 @@ async fn errors_multipart_without_file_part_returns_400() {
 }
 
 #[tokio::test]
+async fn errors_multipart_without_file_part_returns_400() {
+    let boundary = "stowage-no-file";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nno file here\r\n--{boundary}--\r\n"
+    );
+    assert_multipart_refused(boundary, body).await;
+}
+
+#[tokio::test]
 async fn errors_truncated_multipart_returns_400() {
-    let server = TestServer::spawn().await;
     let boundary = "stowage-truncated";
     let body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello, but the closing boundary never comes"
     );
-
-    let response = server
-        .post_form("/files", boundary)
-        .header("Authorization", server.bearer(Some(1), 1))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-
-    expect_error(response, 400, "VALIDATION_ERROR").await;
-    assert_nothing_stored(&server, Duration::from_secs(2)).await;
+    assert_multipart_refused(boundary, body).await;
 }
 
 #[tokio::test]
@@ -165,11 +158,7 @@ async fn errors_bad_cursor_returns_400() {
 
 #[tokio::test]
 async fn errors_bad_disposition_returns_400() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-    let info = server
-        .upload_ok(&auth, "a.txt", "text/plain", b"a".to_vec())
-        .await;
+    let (server, auth, info) = spawn_with_file("a.txt", "text/plain", b"a").await;
 
     for disposition in ["evil", "INLINE; x", "download"] {
         let response = get(
@@ -184,15 +173,7 @@ async fn errors_bad_disposition_returns_400() {
 
 #[tokio::test]
 async fn errors_request_shape_is_checked_before_access() {
-    let server = TestServer::spawn().await;
-    let info = server
-        .upload_ok(
-            &server.bearer(Some(1), 1),
-            "a.txt",
-            "text/plain",
-            b"a".to_vec(),
-        )
-        .await;
+    let (server, _owner, info) = spawn_with_file("a.txt", "text/plain", b"a").await;
     let stranger = server.bearer(Some(2), 2);
 
     let bad_query = get(

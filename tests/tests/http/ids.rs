@@ -2,9 +2,9 @@
 //! on every file route, even when it spells an existing file's id another way.
 
 use reqwest::Method;
-use stowage_tests::TestServer;
+use stowage_tests::{TestServer, send_as};
 
-use crate::common::{expect_error, file_id, send};
+use crate::common::{expect_error, file_id, send, spawn_with_file};
 
 /// Asserts GET, HEAD, info and DELETE of `id` are all 404 (JSON `FILE_NOT_FOUND` where there is a body).
 async fn assert_not_found_everywhere(server: &TestServer, auth: &str, id: &str) {
@@ -27,13 +27,8 @@ async fn assert_not_found_everywhere(server: &TestServer, auth: &str, id: &str) 
 
 /// A server with one file of user 1; returns its credential and the file's id.
 async fn with_file() -> (TestServer, String, String) {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-    let info = server
-        .upload_ok(&auth, "a.txt", "text/plain", b"a".to_vec())
-        .await;
-    let id = file_id(&info);
-    (server, auth, id)
+    let (server, auth, info) = spawn_with_file("a.txt", "text/plain", b"a").await;
+    (server, auth, file_id(&info))
 }
 
 #[tokio::test]
@@ -93,13 +88,7 @@ async fn ids_deleting_unknown_id_leaves_other_files_alone() {
 
     assert_not_found_everywhere(&server, &auth, &id.to_uppercase()).await;
 
-    let download = send(
-        &server,
-        Method::GET,
-        &format!("/files/{id}"),
-        &[("Authorization", &auth)],
-    )
-    .await;
+    let download = send_as(&server, Method::GET, &format!("/files/{id}"), &auth).await;
     assert_eq!(download.status(), 200);
     assert_eq!(server.row_count().await, 1);
 }

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use stowage_tests::{TestServer, pattern};
 
-use crate::common::{expect_error, file_id, header, header_of, send};
+use crate::common::{expect_error, file_id, get_as, header, header_of, send};
 
 const SIZE: usize = 1000;
 
@@ -19,17 +19,14 @@ async fn with_file(data: Vec<u8>) -> (TestServer, String, String, Vec<u8>) {
     (server, auth, path, data)
 }
 
-/// Asserts `GET` with `Range: range` is a 206 of `data[start..=end]`.
-async fn assert_partial(range: &str, start: usize, end: usize) {
-    let (server, auth, path, data) = with_file(pattern(SIZE, 11)).await;
-
-    let response = send(
-        &server,
-        Method::GET,
-        &path,
-        &[("Authorization", &auth), ("Range", range)],
-    )
-    .await;
+/// Asserts `GET path` with `Range: range` is a 206 of `data[start..=end]`.
+async fn assert_partial(
+    (server, auth, path, data): &(TestServer, String, String, Vec<u8>),
+    range: &str,
+    start: usize,
+    end: usize,
+) {
+    let response = get_as(server, auth, path, &[("Range", range)]).await;
 
     assert_eq!(response.status(), 206, "Range: {range}");
     assert_eq!(
@@ -56,13 +53,7 @@ async fn assert_partial(range: &str, start: usize, end: usize) {
 
 /// Asserts `GET path` with `Range: range` is a 200 with the whole file `data`.
 async fn assert_whole(server: &TestServer, auth: &str, path: &str, data: &[u8], range: &str) {
-    let response = send(
-        server,
-        Method::GET,
-        path,
-        &[("Authorization", auth), ("Range", range)],
-    )
-    .await;
+    let response = get_as(server, auth, path, &[("Range", range)]).await;
 
     assert_eq!(response.status(), 200, "Range: {range}");
     assert_eq!(header(&response, "content-range"), None, "Range: {range}");
@@ -84,13 +75,7 @@ async fn assert_unsatisfiable(
     len: usize,
     range: &str,
 ) {
-    let response = send(
-        server,
-        Method::GET,
-        path,
-        &[("Authorization", auth), ("Range", range)],
-    )
-    .await;
+    let response = get_as(server, auth, path, &[("Range", range)]).await;
 
     assert_eq!(
         header(&response, "content-range"),
@@ -101,38 +86,21 @@ async fn assert_unsatisfiable(
 }
 
 #[tokio::test]
-async fn range_closed_returns_206_with_those_bytes() {
-    assert_partial("bytes=10-19", 10, 19).await;
-}
-
-#[tokio::test]
-async fn range_from_zero_open_ended_returns_206_whole() {
-    assert_partial("bytes=0-", 0, 999).await;
-}
-
-#[tokio::test]
-async fn range_single_byte_returns_206() {
-    assert_partial("bytes=0-0", 0, 0).await;
-}
-
-#[tokio::test]
-async fn range_open_ended_returns_206_to_the_end() {
-    assert_partial("bytes=990-", 990, 999).await;
-}
-
-#[tokio::test]
-async fn range_suffix_returns_206_with_last_bytes() {
-    assert_partial("bytes=-100", 900, 999).await;
-}
-
-#[tokio::test]
-async fn range_end_past_size_is_clamped() {
-    assert_partial("bytes=900-5000", 900, 999).await;
-}
-
-#[tokio::test]
-async fn range_suffix_longer_than_size_returns_whole_file_as_206() {
-    assert_partial("bytes=-5000", 0, 999).await;
+async fn range_satisfiable_returns_206_with_those_bytes() {
+    let file = with_file(pattern(SIZE, 11)).await;
+    // A closed range, from zero open-ended, a single byte, open-ended to the end, a suffix, an
+    // end past the size (clamped), and a suffix longer than the file (all of it, still a 206).
+    for (range, start, end) in [
+        ("bytes=10-19", 10, 19),
+        ("bytes=0-", 0, 999),
+        ("bytes=0-0", 0, 0),
+        ("bytes=990-", 990, 999),
+        ("bytes=-100", 900, 999),
+        ("bytes=900-5000", 900, 999),
+        ("bytes=-5000", 0, 999),
+    ] {
+        assert_partial(&file, range, start, end).await;
+    }
 }
 
 #[tokio::test]
@@ -228,13 +196,7 @@ async fn range_if_none_match_with_etag_returns_304() {
         "*".to_owned(),
         format!("\"other\", {etag}"),
     ] {
-        let response = send(
-            &server,
-            Method::GET,
-            &path,
-            &[("Authorization", &auth), ("If-None-Match", &candidate)],
-        )
-        .await;
+        let response = get_as(&server, &auth, &path, &[("If-None-Match", &candidate)]).await;
 
         assert_eq!(response.status(), 304, "If-None-Match: {candidate}");
         let head = send(
@@ -258,13 +220,7 @@ async fn range_if_none_match_with_etag_returns_304() {
 async fn range_if_none_match_with_other_etag_returns_200() {
     let (server, auth, path, data) = with_file(pattern(SIZE, 17)).await;
 
-    let response = send(
-        &server,
-        Method::GET,
-        &path,
-        &[("Authorization", &auth), ("If-None-Match", "\"0000\"")],
-    )
-    .await;
+    let response = get_as(&server, &auth, &path, &[("If-None-Match", "\"0000\"")]).await;
 
     assert_eq!(response.status(), 200);
     assert!(response.bytes().await.unwrap().as_ref() == data.as_slice());
@@ -276,15 +232,11 @@ async fn range_if_range_with_other_etag_returns_whole_file() {
     let etag = header(&get_response(&server, &auth, &path).await, "etag").unwrap();
 
     for if_range in ["\"not-the-etag\"".to_owned(), format!("W/{etag}")] {
-        let response = send(
+        let response = get_as(
             &server,
-            Method::GET,
+            &auth,
             &path,
-            &[
-                ("Authorization", &auth),
-                ("Range", "bytes=0-9"),
-                ("If-Range", &if_range),
-            ],
+            &[("Range", "bytes=0-9"), ("If-Range", &if_range)],
         )
         .await;
 
@@ -299,15 +251,11 @@ async fn range_if_range_with_matching_etag_returns_206() {
     let (server, auth, path, data) = with_file(pattern(SIZE, 19)).await;
     let etag = header(&get_response(&server, &auth, &path).await, "etag").unwrap();
 
-    let response = send(
+    let response = get_as(
         &server,
-        Method::GET,
+        &auth,
         &path,
-        &[
-            ("Authorization", &auth),
-            ("Range", "bytes=0-9"),
-            ("If-Range", &etag),
-        ],
+        &[("Range", "bytes=0-9"), ("If-Range", &etag)],
     )
     .await;
 

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use stowage_tests::TestServer;
 
-use crate::common::{encode_uri_component, expect_error, file_id, header, send};
+use crate::common::{encode_uri_component, expect_error, file_id, header, send, upload_as_owner};
 
 const FRONTEND: &str = "https://app.example.com";
 const HTML_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
@@ -12,14 +12,7 @@ const HTML_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9
 /// A server with `FRONTEND_URL` and one file of user 1; returns the file's path.
 async fn with_file() -> (TestServer, String) {
     let server = TestServer::spawn_with(&[("FRONTEND_URL", FRONTEND)]).await;
-    let info = server
-        .upload_ok(
-            &server.bearer(Some(1), 1),
-            "a.png",
-            "image/png",
-            crate::common::PNG.to_vec(),
-        )
-        .await;
+    let info = upload_as_owner(&server, "a.png", "image/png", &crate::common::PNG).await;
     let path = format!("/files/{}", file_id(&info));
     (server, path)
 }

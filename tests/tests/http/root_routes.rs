@@ -2,7 +2,7 @@
 //! its backend (`{FILE_SERVICE_URL}/upload`) call it; `FILES_URL` is where clients reach them.
 
 use reqwest::Method;
-use stowage_tests::{TestServer, client, pattern, send, upload_to};
+use stowage_tests::{TestServer, client, pattern, send, send_as, upload_to};
 
 use crate::common::json_with_status;
 
@@ -40,13 +40,7 @@ async fn root_routes_serve_every_file_route_without_the_files_prefix() {
         server.url(&format!("/files/{id}")).as_str()
     );
 
-    let list = send(
-        &server,
-        Method::GET,
-        "/?limit=2",
-        &[("Authorization", &auth)],
-    )
-    .await;
+    let list = send_as(&server, Method::GET, "/?limit=2", &auth).await;
     let list = json_with_status(list, 200).await;
     assert_eq!(list["items"].as_array().unwrap().len(), 2, "{list}");
 
@@ -60,21 +54,9 @@ async fn root_routes_serve_every_file_route_without_the_files_prefix() {
     assert_eq!(ranged.status(), 206);
     assert_eq!(ranged.bytes().await.unwrap().as_ref(), &data[10..20]);
 
-    let head = send(
-        &server,
-        Method::HEAD,
-        &format!("/{id}"),
-        &[("Authorization", &auth)],
-    )
-    .await;
+    let head = send_as(&server, Method::HEAD, &format!("/{id}"), &auth).await;
     assert_eq!(head.status(), 200);
-    let info = send(
-        &server,
-        Method::GET,
-        &format!("/{id}/info"),
-        &[("Authorization", &auth)],
-    )
-    .await;
+    let info = send_as(&server, Method::GET, &format!("/{id}/info"), &auth).await;
     assert_eq!(json_with_status(info, 200).await["file_id"], id.as_str());
 
     let signed = client()
@@ -92,21 +74,9 @@ async fn root_routes_serve_every_file_route_without_the_files_prefix() {
     let by_signature = client().get(url).send().await.unwrap();
     assert_eq!(by_signature.status(), 200);
 
-    let deleted = send(
-        &server,
-        Method::DELETE,
-        &format!("/{id}"),
-        &[("Authorization", &auth)],
-    )
-    .await;
+    let deleted = send_as(&server, Method::DELETE, &format!("/{id}"), &auth).await;
     assert_eq!(deleted.status(), 204);
-    let gone = send(
-        &server,
-        Method::GET,
-        &format!("/{id}"),
-        &[("Authorization", &auth)],
-    )
-    .await;
+    let gone = send_as(&server, Method::GET, &format!("/{id}"), &auth).await;
     assert_eq!(gone.status(), 404);
 
     // Health, metrics and documentation stay where they are.

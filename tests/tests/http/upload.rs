@@ -5,19 +5,15 @@ use stowage_tests::{TestServer, pattern};
 
 use crate::common::{
     Expected, HTML, PDF, PNG, assert_file_info, file_id, get, header, json_with_status,
-    percent_decode, sha256_hex, upload_to,
+    percent_decode, sha256_hex, spawn_with_file, upload_then_get, upload_to,
 };
 
 /// Uploads `len` pattern bytes, downloads them, and checks size, digest, length and bytes.
 async fn assert_round_trip(len: usize, seed: u64) {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
     let data = pattern(len, seed);
 
-    let info = server
-        .upload_ok(&auth, "data.bin", "application/octet-stream", data.clone())
-        .await;
-    let response = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
+    let (_server, info, response) =
+        upload_then_get("data.bin", "application/octet-stream", &data).await;
 
     assert_eq!(info["size"], len as u64, "{info}");
     assert_eq!(info["sha256"], sha256_hex(&data), "{info}");
@@ -154,18 +150,8 @@ async fn upload_alias_files_upload_works() {
 
 #[tokio::test]
 async fn upload_sanitizes_path_traversal_filename() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-
-    let info = server
-        .upload_ok(
-            &auth,
-            "../../etc/passwd",
-            "text/plain",
-            b"root:x:0:0".to_vec(),
-        )
-        .await;
-    let response = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
+    let (server, info, response) =
+        upload_then_get("../../etc/passwd", "text/plain", b"root:x:0:0").await;
 
     assert_eq!(info["filename"], "etc_passwd", "{info}");
     assert_eq!(
@@ -181,13 +167,7 @@ async fn upload_sanitizes_path_traversal_filename() {
 
 #[tokio::test]
 async fn upload_keeps_unicode_filename_and_encodes_it_in_content_disposition() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-
-    let info = server
-        .upload_ok(&auth, "отчёт 2024.pdf", "application/pdf", PDF.to_vec())
-        .await;
-    let response = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
+    let (_server, info, response) = upload_then_get("отчёт 2024.pdf", "application/pdf", PDF).await;
 
     assert_eq!(info["filename"], "отчёт_2024.pdf", "{info}");
     assert_eq!(info["content_type"], "application/pdf", "{info}");
@@ -215,13 +195,7 @@ async fn upload_keeps_unicode_filename_and_encodes_it_in_content_disposition() {
 
 /// Uploads the HTML document declared as `declared` and checks it is stored and served as octet-stream.
 async fn assert_html_neutralised(declared: &str) {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-
-    let info = server
-        .upload_ok(&auth, "page.html", declared, HTML.to_vec())
-        .await;
-    let response = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
+    let (_server, info, response) = upload_then_get("page.html", declared, HTML).await;
 
     assert_eq!(
         info["content_type"], "application/octet-stream",
@@ -236,34 +210,20 @@ async fn assert_html_neutralised(declared: &str) {
 }
 
 #[tokio::test]
-async fn upload_stores_html_declared_as_text_html_as_octet_stream() {
-    assert_html_neutralised("text/html").await;
-}
-
-#[tokio::test]
-async fn upload_stores_html_declared_as_text_plain_as_octet_stream() {
-    assert_html_neutralised("text/plain").await;
-}
-
-#[tokio::test]
-async fn upload_stores_html_declared_as_image_png_as_octet_stream() {
-    assert_html_neutralised("image/png").await;
-}
-
-#[tokio::test]
-async fn upload_stores_html_declared_as_octet_stream_as_octet_stream() {
-    assert_html_neutralised("application/octet-stream").await;
+async fn upload_stores_html_as_octet_stream_whatever_it_is_declared_as() {
+    for declared in [
+        "text/html",
+        "text/plain",
+        "image/png",
+        "application/octet-stream",
+    ] {
+        assert_html_neutralised(declared).await;
+    }
 }
 
 #[tokio::test]
 async fn upload_detects_png_declared_as_text_plain() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-
-    let info = server
-        .upload_ok(&auth, "pixel.txt", "text/plain", PNG.to_vec())
-        .await;
-    let response = get(&server, &auth, &format!("/files/{}", file_id(&info))).await;
+    let (_server, info, response) = upload_then_get("pixel.txt", "text/plain", &PNG).await;
 
     assert_eq!(info["content_type"], "image/png", "{info}");
     assert_eq!(
@@ -396,12 +356,7 @@ async fn upload_skips_other_parts_before_the_file_part() {
 
 #[tokio::test]
 async fn upload_response_matches_info_and_listing() {
-    let server = TestServer::spawn().await;
-    let auth = server.bearer(Some(1), 1);
-
-    let uploaded = server
-        .upload_ok(&auth, "same.txt", "text/plain", b"same".to_vec())
-        .await;
+    let (server, auth, uploaded) = spawn_with_file("same.txt", "text/plain", b"same").await;
     let info = get(
         &server,
         &auth,
