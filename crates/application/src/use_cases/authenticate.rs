@@ -224,6 +224,16 @@ mod tests {
         jwt
     }
 
+    /// Authentication by the JWTs [`verifier`] knows, without a token store.
+    fn by_jwt() -> Authenticate {
+        Authenticate::new(Arc::new(verifier()), None)
+    }
+
+    /// Authentication by opaque tokens in `store` only: no JWT verifies.
+    fn with_store(store: MockTokenStore) -> Authenticate {
+        Authenticate::new(Arc::new(MockTokenVerifier::new()), Some(Arc::new(store)))
+    }
+
     #[tokio::test]
     async fn no_credential_is_unauthenticated() {
         let auth = Authenticate::new(Arc::new(MockTokenVerifier::new()), None);
@@ -235,7 +245,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_bearer_falls_through_to_guest_header() {
-        let auth = Authenticate::new(Arc::new(verifier()), None);
+        let auth = by_jwt();
         let p = auth
             .execute(&[
                 cred(CredentialSource::Bearer, JWT_A),
@@ -250,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn guest_jwt_is_not_a_user_credential() {
-        let auth = Authenticate::new(Arc::new(verifier()), None);
+        let auth = by_jwt();
         for source in [CredentialSource::Bearer, CredentialSource::UserCookie] {
             let err = auth.execute(&[cred(source, JWT_G)]).await;
             assert!(matches!(err, Err(Error::Unauthenticated)), "{source:?}");
@@ -259,7 +269,7 @@ mod tests {
 
     #[tokio::test]
     async fn guest_jwt_as_bearer_is_skipped_for_the_next_credential() {
-        let auth = Authenticate::new(Arc::new(verifier()), None);
+        let auth = by_jwt();
         let p = auth
             .execute(&[
                 cred(CredentialSource::Bearer, JWT_G),
@@ -275,7 +285,7 @@ mod tests {
 
     #[tokio::test]
     async fn guest_jwt_in_a_guest_position_is_a_guest_forwarded_as_guest() {
-        let auth = Authenticate::new(Arc::new(verifier()), None);
+        let auth = by_jwt();
         for source in [CredentialSource::GuestHeader, CredentialSource::GuestCookie] {
             let p = auth.execute(&[cred(source, JWT_G)]).await.unwrap();
             assert_eq!(p.kind(), PrincipalKind::Guest, "{source:?}");
@@ -287,7 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn user_jwt_in_a_guest_position_is_a_user_forwarded_as_bearer() {
-        let auth = Authenticate::new(Arc::new(verifier()), None);
+        let auth = by_jwt();
         for source in [CredentialSource::GuestHeader, CredentialSource::GuestCookie] {
             let p = auth.execute(&[cred(source, JWT_B)]).await.unwrap();
             assert_eq!(p.kind(), PrincipalKind::User, "{source:?}");
@@ -298,7 +308,7 @@ mod tests {
 
     #[tokio::test]
     async fn first_valid_credential_wins() {
-        let auth = Authenticate::new(Arc::new(verifier()), None);
+        let auth = by_jwt();
         let p = auth
             .execute(&[
                 cred(CredentialSource::Bearer, JWT_B),
@@ -326,7 +336,7 @@ mod tests {
             .expect_user_token()
             .with(eq("opaque"))
             .returning(|_| Ok(Some(claims(Some(1), 2))));
-        let auth = Authenticate::new(Arc::new(MockTokenVerifier::new()), Some(Arc::new(store)));
+        let auth = with_store(store);
         let p = auth
             .execute(&[cred(CredentialSource::UserCookie, "opaque")])
             .await
@@ -360,7 +370,7 @@ mod tests {
             .expect_public_token()
             .with(eq("abcdefgh"))
             .returning(|_| Ok(Some(claims(Some(99), 4))));
-        let auth = Authenticate::new(Arc::new(MockTokenVerifier::new()), Some(Arc::new(store)));
+        let auth = with_store(store);
         let p = auth
             .execute(&[cred(CredentialSource::PublicCookie, "Token abcdefgh")])
             .await
@@ -374,7 +384,7 @@ mod tests {
     async fn public_token_of_wrong_length_is_never_looked_up() {
         let mut store = MockTokenStore::new();
         store.expect_public_token().times(0);
-        let auth = Authenticate::new(Arc::new(MockTokenVerifier::new()), Some(Arc::new(store)));
+        let auth = with_store(store);
         let err = auth
             .execute(&[cred(CredentialSource::PublicHeader, "short")])
             .await;
