@@ -44,6 +44,18 @@ fn assert_lists(response: &Response, name: &str, items: &[&str]) {
     }
 }
 
+/// The app's credentialed `GET` of the file `info` describes.
+async fn get_from_app(server: &TestServer, auth: &str, info: &serde_json::Value) -> Response {
+    let path = format!("/files/{}", file_id(info));
+    send(
+        server,
+        Method::GET,
+        &path,
+        &[("Origin", APP), ("Authorization", auth)],
+    )
+    .await
+}
+
 /// A preflight for `POST /files` from `origin` asking for `request_headers`.
 async fn preflight(server: &TestServer, origin: &str, request_headers: &str) -> Response {
     send(
@@ -104,13 +116,7 @@ async fn cors_get_from_configured_origin_exposes_download_headers() {
         .upload_ok(&auth, "a.txt", "text/plain", b"cors".to_vec())
         .await;
 
-    let response = send(
-        &server,
-        Method::GET,
-        &format!("/files/{}", file_id(&info)),
-        &[("Origin", APP), ("Authorization", &auth)],
-    )
-    .await;
+    let response = get_from_app(&server, &auth, &info).await;
 
     assert_app_allowed_with_credentials(&response);
     assert_lists(
@@ -136,13 +142,7 @@ async fn cors_headers_absent_without_allowed_origins() {
     let (server, auth, info) = spawn_with_file("a.txt", "text/plain", b"cors").await;
 
     let preflight = preflight(&server, APP, "authorization,range").await;
-    let get = send(
-        &server,
-        Method::GET,
-        &format!("/files/{}", file_id(&info)),
-        &[("Origin", APP), ("Authorization", &auth)],
-    )
-    .await;
+    let get = get_from_app(&server, &auth, &info).await;
 
     assert_eq!(cors_headers(&preflight), Vec::<String>::new(), "preflight");
     assert_eq!(get.status(), 200);

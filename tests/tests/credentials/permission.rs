@@ -145,35 +145,19 @@ async fn permission_check_gets_form_post_with_callers_bearer_and_204_allows() {
 }
 
 #[tokio::test]
-async fn permission_check_403_is_file_access_denied() {
-    let (response, mock, id) = read_by_other_user_when_service_answers(403).await;
+async fn permission_check_denials_and_failures_map_to_contract_errors() {
+    // 403, 404 and 401 deny the file; a 500 means the service could not decide.
+    for (answer, status, code) in [
+        (403, 403, "FILE_ACCESS_DENIED"),
+        (404, 403, "FILE_ACCESS_DENIED"),
+        (401, 403, "FILE_ACCESS_DENIED"),
+        (500, 503, "PERMISSION_SERVICE_UNAVAILABLE"),
+    ] {
+        let (response, mock, id) = read_by_other_user_when_service_answers(answer).await;
 
-    expect_error(response, 403, "FILE_ACCESS_DENIED").await;
-    assert_one_check_of(&mock, &id).await;
-}
-
-#[tokio::test]
-async fn permission_check_404_is_file_access_denied() {
-    let (response, mock, id) = read_by_other_user_when_service_answers(404).await;
-
-    expect_error(response, 403, "FILE_ACCESS_DENIED").await;
-    assert_one_check_of(&mock, &id).await;
-}
-
-#[tokio::test]
-async fn permission_check_401_is_file_access_denied() {
-    let (response, mock, id) = read_by_other_user_when_service_answers(401).await;
-
-    expect_error(response, 403, "FILE_ACCESS_DENIED").await;
-    assert_one_check_of(&mock, &id).await;
-}
-
-#[tokio::test]
-async fn permission_check_500_is_permission_service_unavailable() {
-    let (response, mock, id) = read_by_other_user_when_service_answers(500).await;
-
-    expect_error(response, 503, "PERMISSION_SERVICE_UNAVAILABLE").await;
-    assert_one_check_of(&mock, &id).await;
+        expect_error(response, status, code).await;
+        assert_one_check_of(&mock, &id).await;
+    }
 }
 
 #[tokio::test]

@@ -96,7 +96,7 @@ async fn errors_upload_without_content_type_returns_400() {
 
 /// Asserts an upload whose multipart `body` (with `boundary`) is no valid upload is a `400` and
 /// leaves nothing stored.
-async fn assert_multipart_refused(boundary: &str, body: String) {
+async fn assert_multipart_refused(boundary: &str, body: &'static str) {
     let server = TestServer::spawn().await;
 
     let response = server
@@ -111,22 +111,20 @@ async fn assert_multipart_refused(boundary: &str, body: String) {
     assert_nothing_stored(&server, Duration::from_secs(2)).await;
 }
 
+/// A complete form with a file under another name and a plain field, but no `file` part.
+const NO_FILE_PART: &str = "--stowage-no-file\r\nContent-Disposition: form-data; name=\"document\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--stowage-no-file\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nno file here\r\n--stowage-no-file--\r\n";
+
+/// A `file` part whose closing boundary never comes.
+const TRUNCATED: &str = "--stowage-truncated\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello, but the closing boundary never comes";
+
 #[tokio::test]
 async fn errors_multipart_without_file_part_returns_400() {
-    let boundary = "stowage-no-file";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"document\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"note\"\r\n\r\nno file here\r\n--{boundary}--\r\n"
-    );
-    assert_multipart_refused(boundary, body).await;
+    assert_multipart_refused("stowage-no-file", NO_FILE_PART).await;
 }
 
 #[tokio::test]
 async fn errors_truncated_multipart_returns_400() {
-    let boundary = "stowage-truncated";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\nContent-Type: text/plain\r\n\r\nhello, but the closing boundary never comes"
-    );
-    assert_multipart_refused(boundary, body).await;
+    assert_multipart_refused("stowage-truncated", TRUNCATED).await;
 }
 
 #[tokio::test]

@@ -232,13 +232,7 @@ async fn range_if_range_with_other_etag_returns_whole_file() {
     let etag = header(&get_response(&server, &auth, &path).await, "etag").unwrap();
 
     for if_range in ["\"not-the-etag\"".to_owned(), format!("W/{etag}")] {
-        let response = get_as(
-            &server,
-            &auth,
-            &path,
-            &[("Range", "bytes=0-9"), ("If-Range", &if_range)],
-        )
-        .await;
+        let response = get_ten_bytes_if_range(&server, &auth, &path, &if_range).await;
 
         assert_eq!(response.status(), 200, "If-Range: {if_range}");
         assert_eq!(header(&response, "content-range"), None);
@@ -251,13 +245,7 @@ async fn range_if_range_with_matching_etag_returns_206() {
     let (server, auth, path, data) = with_file(pattern(SIZE, 19)).await;
     let etag = header(&get_response(&server, &auth, &path).await, "etag").unwrap();
 
-    let response = get_as(
-        &server,
-        &auth,
-        &path,
-        &[("Range", "bytes=0-9"), ("If-Range", &etag)],
-    )
-    .await;
+    let response = get_ten_bytes_if_range(&server, &auth, &path, &etag).await;
 
     assert_eq!(response.status(), 206);
     assert_eq!(
@@ -265,6 +253,22 @@ async fn range_if_range_with_matching_etag_returns_206() {
         Some("bytes 0-9/1000")
     );
     assert_eq!(response.bytes().await.unwrap().as_ref(), &data[..10]);
+}
+
+/// `GET path` as `auth` for bytes 0-9 with `If-Range: if_range`.
+async fn get_ten_bytes_if_range(
+    server: &TestServer,
+    auth: &str,
+    path: &str,
+    if_range: &str,
+) -> reqwest::Response {
+    get_as(
+        server,
+        auth,
+        path,
+        &[("Range", "bytes=0-9"), ("If-Range", if_range)],
+    )
+    .await
 }
 
 async fn get_response(server: &TestServer, auth: &str, path: &str) -> reqwest::Response {

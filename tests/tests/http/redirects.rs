@@ -17,6 +17,22 @@ async fn with_file() -> (TestServer, String) {
     (server, path)
 }
 
+/// A browser's `GET path` (an HTML `Accept`) with `Authorization: auth`.
+async fn browser_get(server: &TestServer, path: &str, auth: &str) -> reqwest::Response {
+    let headers = [("Accept", HTML_ACCEPT), ("Authorization", auth)];
+    send(server, Method::GET, path, &headers).await
+}
+
+/// Asserts `response` (to a browser's `GET path`) redirects to the frontend's error page.
+fn assert_to_error_page(response: &reqwest::Response, path: &str) {
+    assert_eq!(response.status(), 302, "{path}");
+    assert_eq!(
+        header(response, "location"),
+        Some(format!("{FRONTEND}/error/")),
+        "{path}"
+    );
+}
+
 #[tokio::test]
 async fn redirect_unauthenticated_browser_goes_to_sign_in() {
     let (server, path) = with_file().await;
@@ -36,22 +52,10 @@ async fn redirect_unauthenticated_browser_goes_to_sign_in() {
 async fn redirect_forbidden_browser_goes_to_error_page() {
     let (server, path) = with_file().await;
 
-    let response = send(
-        &server,
-        Method::GET,
-        &format!("{path}?disposition=inline"),
-        &[
-            ("Accept", HTML_ACCEPT),
-            ("Authorization", &server.bearer(Some(2), 2)),
-        ],
-    )
-    .await;
+    let target = format!("{path}?disposition=inline");
+    let response = browser_get(&server, &target, &server.bearer(Some(2), 2)).await;
 
-    assert_eq!(response.status(), 302);
-    assert_eq!(
-        header(&response, "location"),
-        Some(format!("{FRONTEND}/error/"))
-    );
+    assert_to_error_page(&response, &target);
 }
 
 #[tokio::test]
@@ -63,19 +67,9 @@ async fn redirect_not_found_browser_goes_to_error_page() {
         format!("/files/{}", uuid::Uuid::new_v4()),
         "/files/not-a-uuid".to_owned(),
     ] {
-        let response = send(
-            &server,
-            Method::GET,
-            &path,
-            &[("Accept", HTML_ACCEPT), ("Authorization", &auth)],
-        )
-        .await;
+        let response = browser_get(&server, &path, &auth).await;
 
-        assert_eq!(response.status(), 302, "{path}");
-        assert_eq!(
-            header(&response, "location"),
-            Some(format!("{FRONTEND}/error/"))
-        );
+        assert_to_error_page(&response, &path);
     }
 }
 
@@ -104,16 +98,8 @@ async fn redirect_not_applied_without_html_accept() {
 async fn redirect_not_applied_to_allowed_browser_download() {
     let (server, path) = with_file().await;
 
-    let response = send(
-        &server,
-        Method::GET,
-        &format!("{path}?disposition=inline"),
-        &[
-            ("Accept", HTML_ACCEPT),
-            ("Authorization", &server.bearer(Some(1), 1)),
-        ],
-    )
-    .await;
+    let target = format!("{path}?disposition=inline");
+    let response = browser_get(&server, &target, &server.bearer(Some(1), 1)).await;
 
     assert_eq!(response.status(), 200);
     assert_eq!(
