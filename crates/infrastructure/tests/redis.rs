@@ -12,6 +12,7 @@ use stowage_application::ports::{
 use stowage_infrastructure::{
     RedisConnection, RedisRateLimiter, RedisSettings, RedisTokenStore, TokenStoreSettings,
 };
+use stowage_tests::free_port;
 
 const NEEDS_REDIS: &str =
     "STOWAGE_TEST_REDIS_URL must point at a Redis server (make test-integration sets it)";
@@ -141,11 +142,7 @@ async fn redis_public_token_is_looked_up_by_its_own_value() {
 
 #[tokio::test]
 async fn redis_unreachable_is_unavailable_quickly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let s = store(&format!("redis://127.0.0.1:{port}"), ":1:", 1);
     let started = std::time::Instant::now();
     assert!(matches!(
@@ -170,40 +167,33 @@ async fn redis_rate_limit_is_shared_between_limiters() {
         requests: 3,
         window: Duration::from_secs(60),
     };
-    assert_eq!(
-        a.hit("1.2.3.4", RateClass::Download, limit).await,
-        RateDecision::Allowed
-    );
-    assert_eq!(
-        b.hit("1.2.3.4", RateClass::Download, limit).await,
-        RateDecision::Allowed
-    );
-    assert_eq!(
-        a.hit("1.2.3.4", RateClass::Download, limit).await,
-        RateDecision::Allowed
-    );
+    for limiter in [&a, &b, &a] {
+        assert_eq!(
+            limiter.hit("1.2.3.4", RateClass::Download, limit).await,
+            RateDecision::Allowed
+        );
+    }
     let RateDecision::Limited { retry_after } = b.hit("1.2.3.4", RateClass::Download, limit).await
     else {
         panic!("fourth request in the window must be limited");
     };
     assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(60));
-    assert_eq!(
-        a.hit("5.6.7.8", RateClass::Download, limit).await,
-        RateDecision::Allowed
-    );
-    assert_eq!(
-        a.hit("1.2.3.4", RateClass::Upload, limit).await,
-        RateDecision::Allowed
-    );
+    // Another client, and another class of the same client, count apart.
+    for (client, class) in [
+        ("5.6.7.8", RateClass::Download),
+        ("1.2.3.4", RateClass::Upload),
+    ] {
+        assert_eq!(
+            a.hit(client, class, limit).await,
+            RateDecision::Allowed,
+            "{client} {class:?}"
+        );
+    }
 }
 
 #[tokio::test]
 async fn redis_rate_limit_falls_back_to_memory_when_redis_is_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let limiter = RedisRateLimiter::new(connection(&format!("redis://127.0.0.1:{port}")), ":1:");
     let limit = RateLimit {
         requests: 1,
