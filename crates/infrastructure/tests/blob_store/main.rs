@@ -115,8 +115,6 @@ where
     }
 }
 
-/// Behaviours every [`BlobStore`] must have.
-
 /// Runs every `contract` function against the [`Harness`] `$setup` builds, as one test each.
 ///
 /// `attrs` go on every generated test (e.g. `[#[ignore = "needs S3: make test-integration"]]`).
@@ -154,6 +152,7 @@ macro_rules! blob_store_contract {
     };
 }
 
+/// Behaviours every [`BlobStore`] must have.
 mod contract;
 mod fs;
 mod s3;

@@ -148,40 +148,29 @@ impl S3BlobStore {
         };
         let (sent, fed) = tokio::join!(send, feed);
 
-        match (sent, fed) {
-            (_, Fed::Failed(e)) => {
-                self.delete_quietly(bucket, object).await;
-                return Err(BlobError::Body(e));
-            }
-            (None, _) => {
-                self.delete_quietly(bucket, object).await;
-                return Err(BlobError::Unavailable(Box::new(S3Failure {
-                    operation: "PutObject",
-                    kind: "timed out".to_owned(),
-                })));
-            }
+        let failure = match (sent, fed) {
+            (_, Fed::Failed(e)) => BlobError::Body(e),
+            (None, _) => BlobError::Unavailable(Box::new(S3Failure {
+                operation: "PutObject",
+                kind: "timed out".to_owned(),
+            })),
             (Some(Err(e)), _) => {
                 if matches!(error_code(&e), Some("NoSuchBucket")) {
                     self.mark_ready(bucket, false);
                 }
-                self.delete_quietly(bucket, object).await;
-                return Err(unavailable("PutObject", &e));
+                unavailable("PutObject", &e)
             }
-            (Some(Ok(_)), Fed::Abandoned) => {
-                self.delete_quietly(bucket, object).await;
-                return Err(BlobError::Unavailable(Box::new(S3Failure {
-                    operation: "PutObject",
-                    kind: "the store answered before the body was sent".to_owned(),
-                })));
-            }
-            (Some(Ok(_)), Fed::Sent) => {
-                if let Err(e) = self.check_streamed_size(bucket, object, len).await {
-                    self.delete_quietly(bucket, object).await;
-                    return Err(e);
-                }
-                Ok(take_digest(&digest))
-            }
-        }
+            (Some(Ok(_)), Fed::Abandoned) => BlobError::Unavailable(Box::new(S3Failure {
+                operation: "PutObject",
+                kind: "the store answered before the body was sent".to_owned(),
+            })),
+            (Some(Ok(_)), Fed::Sent) => match self.check_streamed_size(bucket, object, len).await {
+                Ok(()) => return Ok(take_digest(&digest)),
+                Err(e) => e,
+            },
+        };
+        self.delete_quietly(bucket, object).await;
+        Err(failure)
     }
 
     /// Checks that a streamed `PutObject` stored `len` bytes. A store that does not decode
