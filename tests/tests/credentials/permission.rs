@@ -78,6 +78,27 @@ async fn assert_one_check_of(mock: &MockServer, id: &str) -> wiremock::Request {
     request
 }
 
+/// A service allowing every file, a server asking it, and a file of the owner there; returns the
+/// service, the server and the file's id.
+async fn asking_an_allowing_service() -> (MockServer, TestServer, String) {
+    let mock = permission_service(204).await;
+    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
+    let id = upload_by_owner(&server).await;
+    (mock, server, id)
+}
+
+/// GETs file `id` with `headers`, asserts it was served, and returns the one check that allowed it.
+async fn read_allowed(
+    mock: &MockServer,
+    server: &TestServer,
+    id: &str,
+    headers: &[(&str, &str)],
+) -> wiremock::Request {
+    let response = get_with(server, &format!("/files/{id}"), headers).await;
+    assert_eq!(response.status(), 200, "GET with {headers:?}");
+    assert_one_check_of(mock, id).await
+}
+
 /// A reader (user 2 of account 1) GETs the owner's file while the service answers `status`.
 async fn read_by_other_user_when_service_answers(
     status: u16,
@@ -275,20 +296,11 @@ async fn permission_check_is_not_made_for_account_level_files_of_the_same_accoun
 
 #[tokio::test]
 async fn permission_check_forwards_guest_jwt_as_x_guest_authorization() {
-    let mock = permission_service(204).await;
-    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
-    let id = upload_by_owner(&server).await;
+    let (mock, server, id) = asking_an_allowing_service().await;
     let guest = server.guest_token(Some(3), 1, 21);
 
-    let response = get_with(
-        &server,
-        &format!("/files/{id}"),
-        &[("X-Guest-Authorization", &guest)],
-    )
-    .await;
+    let check = read_allowed(&mock, &server, &id, &[("X-Guest-Authorization", &guest)]).await;
 
-    assert_eq!(response.status(), 200);
-    let check = assert_one_check_of(&mock, &id).await;
     assert_eq!(
         header_of(&check.headers, "x-guest-authorization"),
         Some(guest)
@@ -302,20 +314,12 @@ async fn permission_check_forwards_guest_jwt_as_x_guest_authorization() {
 
 #[tokio::test]
 async fn permission_check_forwards_guest_cookie_in_header_form() {
-    let mock = permission_service(204).await;
-    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
-    let id = upload_by_owner(&server).await;
+    let (mock, server, id) = asking_an_allowing_service().await;
     let guest = server.guest_token(Some(3), 1, 21);
+    let cookie = format!("guest-token={guest}");
 
-    let response = get_with(
-        &server,
-        &format!("/files/{id}"),
-        &[("Cookie", &format!("guest-token={guest}"))],
-    )
-    .await;
+    let check = read_allowed(&mock, &server, &id, &[("Cookie", &cookie)]).await;
 
-    assert_eq!(response.status(), 200);
-    let check = assert_one_check_of(&mock, &id).await;
     assert_eq!(
         header_of(&check.headers, "x-guest-authorization"),
         Some(guest)
@@ -329,9 +333,7 @@ async fn permission_check_forwards_guest_cookie_in_header_form() {
 
 #[tokio::test]
 async fn permission_check_forwards_user_jwt_from_guest_positions_as_bearer() {
-    let mock = permission_service(204).await;
-    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
-    let id = upload_by_owner(&server).await;
+    let (mock, server, id) = asking_an_allowing_service().await;
     // A user's JWT (no token_type, no task_id) presented where a guest token goes.
     let user = server.token(Some(3), 1);
 
@@ -359,9 +361,7 @@ async fn permission_check_forwards_user_jwt_from_guest_positions_as_bearer() {
 
 #[tokio::test]
 async fn permission_check_never_receives_a_guest_jwt_as_bearer() {
-    let mock = permission_service(204).await;
-    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
-    let id = upload_by_owner(&server).await;
+    let (mock, server, id) = asking_an_allowing_service().await;
     let guest = server.guest_token(Some(3), 1, 21);
 
     for (name, value) in [
@@ -380,9 +380,7 @@ async fn permission_check_never_receives_a_guest_jwt_as_bearer() {
 
 #[tokio::test]
 async fn permission_check_guards_info() {
-    let mock = permission_service(204).await;
-    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
-    let id = upload_by_owner(&server).await;
+    let (mock, server, id) = asking_an_allowing_service().await;
     let reader = server.bearer(Some(2), 1);
     let path = format!("/files/{id}/info");
 
@@ -399,9 +397,7 @@ async fn permission_check_guards_info() {
 
 #[tokio::test]
 async fn permission_check_guards_signed_url_creation() {
-    let mock = permission_service(204).await;
-    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
-    let id = upload_by_owner(&server).await;
+    let (mock, server, id) = asking_an_allowing_service().await;
     let reader = server.bearer(Some(2), 1);
 
     let allowed = create_signed_url(&server, &reader, &id, None).await;
@@ -510,9 +506,7 @@ async fn permission_check_forwards_public_cookie_token_as_x_public_authorization
 
 #[tokio::test]
 async fn permission_check_guards_head() {
-    let mock = permission_service(204).await;
-    let server = spawn_asking(&format!("{}{CHECK_PATH}", mock.uri()), &[]).await;
-    let id = upload_by_owner(&server).await;
+    let (mock, server, id) = asking_an_allowing_service().await;
     let reader = server.bearer(Some(2), 1);
     let path = format!("/files/{id}");
 

@@ -126,17 +126,13 @@ async fn range_on_empty_file_returns_416() {
 }
 
 #[tokio::test]
-async fn range_several_ranges_return_whole_file_200() {
-    let (server, auth, path, data) = with_file(pattern(SIZE, 13)).await;
-    for range in ["bytes=0-1,5-6", "bytes=0-1, 900-"] {
-        assert_whole(&server, &auth, &path, &data, range).await;
-    }
-}
-
-#[tokio::test]
-async fn range_malformed_returns_whole_file_200() {
+async fn range_several_ranges_or_malformed_return_whole_file_200() {
     let (server, auth, path, data) = with_file(pattern(SIZE, 14)).await;
     for range in [
+        // Several ranges: the contract serves only single ranges.
+        "bytes=0-1,5-6",
+        "bytes=0-1, 900-",
+        // Malformed.
         "bytes=abc",
         "bytes=",
         "bytes=-",
@@ -149,11 +145,23 @@ async fn range_malformed_returns_whole_file_200() {
     }
 }
 
+/// The headers of `response` that a `HEAD` must share with its `GET`, sorted (all but the ones
+/// that differ between any two responses).
+fn compared_headers(response: &reqwest::Response) -> Vec<(String, String)> {
+    let ignored = ["date", "x-request-id"];
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(n, _)| !ignored.contains(&n.as_str()))
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    headers
+}
+
 #[tokio::test]
 async fn range_head_returns_same_headers_as_get_without_body() {
     let (server, auth, path, _) = with_file(pattern(SIZE, 15)).await;
-    let ignored = ["date", "x-request-id"];
-
     for range in [None, Some("bytes=10-19")] {
         let mut headers = vec![("Authorization", auth.as_str())];
         headers.extend(range.map(|r| ("Range", r)));
@@ -161,21 +169,11 @@ async fn range_head_returns_same_headers_as_get_without_body() {
         let head = send(&server, Method::HEAD, &path, &headers).await;
 
         assert_eq!(head.status(), got.status(), "Range: {range:?}");
-        let mut get_headers: Vec<(String, String)> = got
-            .headers()
-            .iter()
-            .filter(|(n, _)| !ignored.contains(&n.as_str()))
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-            .collect();
-        let mut head_headers: Vec<(String, String)> = head
-            .headers()
-            .iter()
-            .filter(|(n, _)| !ignored.contains(&n.as_str()))
-            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-            .collect();
-        get_headers.sort();
-        head_headers.sort();
-        assert_eq!(head_headers, get_headers, "Range: {range:?}");
+        assert_eq!(
+            compared_headers(&head),
+            compared_headers(&got),
+            "Range: {range:?}"
+        );
         let expected_len = if range.is_some() { "10" } else { "1000" };
         assert_eq!(
             header_of(head.headers(), "content-length").as_deref(),
