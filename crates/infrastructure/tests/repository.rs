@@ -91,6 +91,14 @@ async fn walk(repo: &dyn FileRepository, owner: Owner, limit: u32) -> Vec<Vec<Fi
     }
 }
 
+/// Asserts that `call` failed as the database being unavailable.
+fn assert_unavailable<T: std::fmt::Debug>(call: &str, result: Result<T, RepoError>) {
+    assert!(
+        matches!(result, Err(RepoError::Unavailable(_))),
+        "{call}: {result:?}"
+    );
+}
+
 fn ids(records: &[FileRecord]) -> Vec<FileId> {
     records.iter().map(FileRecord::id).collect()
 }
@@ -355,26 +363,11 @@ mod contract {
             .list(Owner::User(UserId::new(2), AccountId::new(1)), 10, None)
             .await;
 
-        assert!(
-            matches!(health, Err(RepoError::Unavailable(_))),
-            "health: {health:?}"
-        );
-        assert!(
-            matches!(insert, Err(RepoError::Unavailable(_))),
-            "insert: {insert:?}"
-        );
-        assert!(
-            matches!(get, Err(RepoError::Unavailable(_))),
-            "get: {get:?}"
-        );
-        assert!(
-            matches!(delete, Err(RepoError::Unavailable(_))),
-            "delete: {delete:?}"
-        );
-        assert!(
-            matches!(list, Err(RepoError::Unavailable(_))),
-            "list: {list:?}"
-        );
+        assert_unavailable("health", health);
+        assert_unavailable("insert", insert);
+        assert_unavailable("get", get);
+        assert_unavailable("delete", delete);
+        assert_unavailable("list", list);
     }
 }
 
@@ -537,6 +530,7 @@ mod sqlite {
 
 mod postgres {
     use super::*;
+    use stowage_tests::free_port;
 
     repository_suite!(setup = TestDb::postgres; attrs = [#[ignore = "needs Postgres: make test-integration"]]);
 
@@ -546,15 +540,9 @@ mod postgres {
         tests = [list_orders_by_instant_within_one_second]
     );
 
-    /// A port nobody listens on: bound by the OS, then released.
-    fn closed_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    }
-
     #[tokio::test]
     async fn connect_fails_when_nothing_listens() {
-        let url = format!("postgres://postgres@127.0.0.1:{}/stowage", closed_port());
+        let url = format!("postgres://postgres@127.0.0.1:{}/stowage", free_port());
 
         let connected = connect(&settings(url)).await;
 
