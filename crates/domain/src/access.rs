@@ -66,13 +66,9 @@ fn is_owner(principal: &Principal, record: &FileRecord) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use time::OffsetDateTime;
-
     use super::*;
-    use crate::{
-        AccountId, ContentType, Credential, CredentialForm, FileId, FileRecordParts, Filename,
-        PrincipalKind, Sha256Digest, UserId,
-    };
+    use crate::file::tests::parts;
+    use crate::{AccountId, Credential, CredentialForm, PrincipalKind, UserId};
 
     fn principal(user: Option<i64>, account: i64) -> Principal {
         let kind = if user.is_some() {
@@ -89,16 +85,7 @@ mod tests {
     }
 
     fn record(user: Option<i64>, account: i64) -> FileRecord {
-        FileRecord::new(FileRecordParts {
-            id: FileId::new_random(),
-            filename: Filename::sanitize("a.txt"),
-            content_type: ContentType::from_stored("text/plain".to_owned()),
-            size: 1,
-            sha256: Some(Sha256Digest::from_bytes([0; 32])),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            account_id: AccountId::new(account),
-            user_id: user.map(UserId::new),
-        })
+        FileRecord::new(parts(account, user))
     }
 
     const SERVICE: ReadFallback = ReadFallback::PermissionService;

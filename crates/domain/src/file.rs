@@ -157,12 +157,13 @@ impl FileRecord {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const ID: &str = "3f2504e0-4f89-41d3-9a0c-0305e82c3301";
 
-    fn parts(account: i64, user: Option<i64>) -> FileRecordParts {
+    /// The parts of a record of `account`, uploaded by `user`.
+    pub(crate) fn parts(account: i64, user: Option<i64>) -> FileRecordParts {
         FileRecordParts {
             id: FileId::parse(ID).unwrap(),
             filename: Filename::sanitize("report.pdf"),
