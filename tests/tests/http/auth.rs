@@ -18,6 +18,12 @@ async fn with_file() -> (TestServer, String) {
     (server, path)
 }
 
+/// Asserts a `GET path` with `Authorization: Bearer {jwt}` is the JSON 401 with a challenge.
+async fn assert_bearer_refused(server: &TestServer, path: &str, jwt: &str) {
+    let bearer = format!("Bearer {jwt}");
+    assert_unauthenticated(server, path, &[("Authorization", &bearer)]).await;
+}
+
 /// Asserts a `GET path` with `headers` is the JSON 401 with a `WWW-Authenticate` challenge.
 async fn assert_unauthenticated(server: &TestServer, path: &str, headers: &[(&str, &str)]) {
     let response = send(server, Method::GET, path, headers).await;
@@ -72,12 +78,7 @@ async fn auth_jwt_signed_with_other_secret_returns_401() {
     let (server, path) = with_file().await;
     let forged = sign_jwt("some-other-secret", &owner_claims());
 
-    assert_unauthenticated(
-        &server,
-        &path,
-        &[("Authorization", &format!("Bearer {forged}"))],
-    )
-    .await;
+    assert_bearer_refused(&server, &path, &forged).await;
     assert_unauthenticated(&server, &path, &[("X-Guest-Authorization", &forged)]).await;
 }
 
@@ -89,12 +90,7 @@ async fn auth_expired_jwt_returns_401() {
         &json!({"user_id": 1, "account_id": 1, "exp": now() - 3600}),
     );
 
-    assert_unauthenticated(
-        &server,
-        &path,
-        &[("Authorization", &format!("Bearer {expired}"))],
-    )
-    .await;
+    assert_bearer_refused(&server, &path, &expired).await;
 }
 
 #[tokio::test]
@@ -106,12 +102,7 @@ async fn auth_alg_none_jwt_returns_401() {
         URL_SAFE_NO_PAD.encode(owner_claims().to_string())
     );
 
-    assert_unauthenticated(
-        &server,
-        &path,
-        &[("Authorization", &format!("Bearer {unsigned}"))],
-    )
-    .await;
+    assert_bearer_refused(&server, &path, &unsigned).await;
     assert_unauthenticated(&server, &path, &[("X-Guest-Authorization", &unsigned)]).await;
 }
 
@@ -135,12 +126,7 @@ async fn auth_hs512_jwt_returns_401() {
     );
 
     for token in [relabelled, genuine] {
-        assert_unauthenticated(
-            &server,
-            &path,
-            &[("Authorization", &format!("Bearer {token}"))],
-        )
-        .await;
+        assert_bearer_refused(&server, &path, &token).await;
     }
 }
 
@@ -159,12 +145,7 @@ async fn auth_tampered_claims_return_401() {
         parts[2]
     );
 
-    assert_unauthenticated(
-        &server,
-        &path,
-        &[("Authorization", &format!("Bearer {tampered}"))],
-    )
-    .await;
+    assert_bearer_refused(&server, &path, &tampered).await;
 }
 
 #[tokio::test]
@@ -172,12 +153,7 @@ async fn auth_jwt_without_account_id_returns_401() {
     let (server, path) = with_file().await;
     let token = sign_jwt(&server.secret, &json!({"user_id": 1, "exp": now() + 3600}));
 
-    assert_unauthenticated(
-        &server,
-        &path,
-        &[("Authorization", &format!("Bearer {token}"))],
-    )
-    .await;
+    assert_bearer_refused(&server, &path, &token).await;
 }
 
 #[tokio::test]

@@ -51,8 +51,7 @@ pub async fn get_as(
     path: &str,
     extra: &[(&str, &str)],
 ) -> Response {
-    let mut headers = vec![("Authorization", auth)];
-    headers.extend_from_slice(extra);
+    let headers = [&[("Authorization", auth)], extra].concat();
     send(server, Method::GET, path, &headers).await
 }
 
