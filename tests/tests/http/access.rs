@@ -109,21 +109,14 @@ async fn access_account_policy_still_refuses_delete_by_other_user() {
 }
 
 #[tokio::test]
-async fn access_other_account_denied_under_owner_policy() {
-    let server = TestServer::spawn_with(&[("ACCESS_POLICY", "owner")]).await;
-    let path = upload_as(&server, Some(1), 1).await;
+async fn access_other_account_denied_under_either_policy() {
+    for policy in ["owner", "account"] {
+        let server = TestServer::spawn_with(&[("ACCESS_POLICY", policy)]).await;
+        let path = upload_as(&server, Some(1), 1).await;
 
-    assert_denied(&server, &server.bearer(Some(2), 2), &path).await;
-    assert_denied(&server, &server.bearer(None, 2), &path).await;
-}
-
-#[tokio::test]
-async fn access_other_account_denied_under_account_policy() {
-    let server = TestServer::spawn_with(&[("ACCESS_POLICY", "account")]).await;
-    let path = upload_as(&server, Some(1), 1).await;
-
-    assert_denied(&server, &server.bearer(Some(2), 2), &path).await;
-    assert_denied(&server, &server.bearer(None, 2), &path).await;
+        assert_denied(&server, &server.bearer(Some(2), 2), &path).await;
+        assert_denied(&server, &server.bearer(None, 2), &path).await;
+    }
 }
 
 #[tokio::test]
