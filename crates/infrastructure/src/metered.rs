@@ -52,10 +52,10 @@ impl BlobStore for MeteredBlobStore {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        len: Option<u64>,
+        len_hint: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
         let started = Instant::now();
-        let result = self.inner.put(key, body, len).await;
+        let result = self.inner.put(key, body, len_hint).await;
         self.record("put", started, &result);
         result
     }

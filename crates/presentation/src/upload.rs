@@ -26,9 +26,8 @@ pub struct FilePart {
     pub content_type: Option<String>,
     /// The bytes.
     pub body: ByteStream,
-    /// The file's exact length, where the request states it (see [`file_part`]); `body` then
-    /// yields exactly that many bytes or fails before its last one.
-    pub len: Option<u64>,
+    /// The part's length, when the request's `Content-Length` and framing announce it.
+    pub len_hint: Option<u64>,
 }
 
 /// Refuses a request whose declared length already exceeds the limit, before its body is read.
@@ -47,12 +46,6 @@ pub fn check_content_length(headers: &HeaderMap, max_bytes: u64) -> Result<(), A
 }
 
 /// Finds the part named `file` in a multipart `body`, skipping (and discarding) any other part.
-///
-/// With a `Content-Length`, the request states the file's length: what remains once the framing
-/// before the file and the closing delimiter (`CRLF--boundary--CRLF`) are taken off. The file
-/// part must then end the form: a body that goes on past the file (another part, an epilogue) or
-/// closes otherwise fails with `400` before the file's last byte reaches the store, so a store
-/// can write it as one request of that length. Without a `Content-Length`, anything may follow.
 ///
 /// # Errors
 /// `400 VALIDATION_ERROR` when the body is not multipart, has no `file` part, or has a preamble
@@ -99,7 +92,7 @@ pub async fn file_part(
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take();
-            let len = content_length.zip(recorded).and_then(|(total, raw)| {
+            let len_hint = content_length.zip(recorded).and_then(|(total, raw)| {
                 let start = data_offset(&raw, &boundary, index)?;
                 total.checked_sub(u64::try_from(start + closing_len(&boundary)).ok()?)
             });
@@ -108,15 +101,11 @@ pub async fn file_part(
             let body = file_then_rest(field, multipart)
                 .map_err(move |e| body_error(e, max_bytes))
                 .boxed();
-            let body = match len {
-                Some(len) => stated_length(body, len),
-                None => body,
-            };
             return Ok(FilePart {
                 filename,
                 content_type,
                 body,
-                len,
+                len_hint,
             });
         }
         index += 1;
@@ -155,47 +144,6 @@ fn file_then_rest(
     })
 }
 
-/// `body`, which must be exactly `len` bytes: its last bytes are held back until its end is
-/// known, so a body that turns out longer or shorter fails before a store has all `len` bytes.
-fn stated_length(body: ByteStream, len: u64) -> ByteStream {
-    futures_util::stream::unfold(Some((body, 0u64)), move |state| async move {
-        let (mut body, mut seen) = state?;
-        loop {
-            let chunk = match body.next().await {
-                None if seen == len => return None,
-                None => return Some((Err(not_as_stated()), None)),
-                Some(Err(e)) => return Some((Err(e), None)),
-                Some(Ok(chunk)) if chunk.is_empty() => continue,
-                Some(Ok(chunk)) => chunk,
-            };
-            seen += chunk.len() as u64;
-            if seen < len {
-                return Some((Ok(chunk), Some((body, seen))));
-            }
-            if seen > len {
-                return Some((Err(not_as_stated()), None));
-            }
-            loop {
-                match body.next().await {
-                    None => return Some((Ok(chunk), None)),
-                    Some(Ok(more)) if more.is_empty() => {}
-                    Some(Ok(_)) => return Some((Err(not_as_stated()), None)),
-                    Some(Err(e)) => return Some((Err(e), None)),
-                }
-            }
-        }
-    })
-    .boxed()
-}
-
-fn not_as_stated() -> BodyError {
-    BodyError::Malformed(
-        "with a Content-Length, the multipart body must end with its file part, closed by \
-         CRLF--boundary--CRLF (send other fields before the file)"
-            .to_owned(),
-    )
-}
-
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
@@ -204,7 +152,7 @@ fn declared_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Keeps the body's first [`FRAMING_ALLOWANCE`] bytes until the `file` part is found: a `file`
-/// part whose headers end further in has no stated length.
+/// part whose headers end further in gives no length hint.
 fn record_head(head: &Mutex<Option<Vec<u8>>>, chunk: &[u8]) {
     let mut head = head
         .lock()
@@ -296,13 +244,8 @@ mod tests {
         body
     }
 
-    /// The stated length and the bytes (or the failure) of the `file` part of `raw`, sent in
-    /// `chunk`-byte pieces.
-    async fn parse(
-        raw: Vec<u8>,
-        chunk: usize,
-        content_length: bool,
-    ) -> (Option<u64>, Result<Vec<u8>, BodyError>) {
+    /// The hint and the bytes of the `file` part of `raw`, sent in `chunk`-byte pieces.
+    async fn parse(raw: Vec<u8>, chunk: usize, content_length: bool) -> (Option<u64>, Vec<u8>) {
         let mut headers = HeaderMap::new();
         headers.insert(
             header::CONTENT_TYPE,
@@ -319,12 +262,12 @@ mod tests {
         let part = file_part(&headers, body, 1 << 30, DEFAULT_PART_HEADER_MAX)
             .await
             .unwrap();
-        let data: Result<Vec<Bytes>, BodyError> = part.body.try_collect().await;
-        (part.len, data.map(|d| d.concat()))
+        let data: Vec<Bytes> = part.body.try_collect().await.unwrap();
+        (part.len_hint, data.concat())
     }
 
     #[tokio::test]
-    async fn a_form_that_ends_with_its_file_states_the_file_length() {
+    async fn the_hint_is_the_file_length_when_the_file_ends_the_form() {
         let file: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         let forms = [
             ("alone", form("", &[], &file, "")),
@@ -343,82 +286,39 @@ mod tests {
         ];
         for (name, raw) in forms {
             for chunk in [1, 7, 4096, raw.len()] {
-                let (len, data) = parse(raw.clone(), chunk, true).await;
+                let (hint, data) = parse(raw.clone(), chunk, true).await;
                 assert!(
-                    data.unwrap() == file,
+                    data == file,
                     "{name}, {chunk}-byte chunks: the bytes differ"
                 );
-                assert_eq!(len, Some(file.len() as u64), "{name}, {chunk}-byte chunks");
+                assert_eq!(hint, Some(file.len() as u64), "{name}, {chunk}-byte chunks");
             }
         }
     }
 
     #[tokio::test]
-    async fn a_form_that_goes_on_past_its_file_fails_before_the_file_is_complete() {
+    async fn a_part_after_the_file_makes_the_hint_too_long_but_not_the_file() {
         let after = format!(
             "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nvalue"
         );
-        let file = vec![9u8; 10_000];
-        let late_field = form("", &[], &file, &after);
-        let mut epilogue = form("", &[], &file, "");
-        epilogue.extend_from_slice(b"an epilogue\r\n");
-        let mut no_final_crlf = form("", &[], &file, "");
-        no_final_crlf.truncate(no_final_crlf.len() - 2);
-        for (name, raw) in [
-            ("a field after the file", late_field),
-            ("an epilogue", epilogue),
-            ("no CRLF after the closing delimiter", no_final_crlf),
-        ] {
-            for chunk in [5, 4096, raw.len()] {
-                let (len, data) = parse(raw.clone(), chunk, true).await;
-                assert!(len.is_some(), "{name}");
-                assert!(
-                    matches!(data, Err(BodyError::Malformed(_))),
-                    "{name}, {chunk}-byte chunks: {data:?}"
-                );
-            }
-        }
+        let raw = form("", &[], b"0123456789", &after);
+
+        let (hint, data) = parse(raw, 5, true).await;
+
+        assert_eq!(data, b"0123456789");
+        assert_eq!(hint, Some(10 + after.len() as u64));
     }
 
     #[tokio::test]
-    async fn without_a_content_length_anything_may_follow_the_file() {
-        let after = format!(
-            "\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"late\"\r\n\r\nvalue"
-        );
-        let (len, data) = parse(form("", &[], b"0123456789", &after), 5, false).await;
-
-        assert_eq!(len, None);
-        assert_eq!(data.unwrap(), b"0123456789");
-    }
-
-    #[tokio::test]
-    async fn no_length_is_stated_for_a_file_part_past_the_recorded_head() {
+    async fn there_is_no_hint_without_a_content_length_or_past_the_recorded_head() {
         let file = vec![7u8; 1000];
+        let (hint, data) = parse(form("", &[], &file, ""), 100, false).await;
+        assert_eq!((hint, data.len()), (None, 1000));
+
         let long_field = "v".repeat(FRAMING_ALLOWANCE as usize);
         let raw = form("", &[("note", &long_field)], &file, "");
-        let (len, data) = parse(raw, 4096, true).await;
-        assert_eq!((len, data.unwrap().len()), (None, 1000));
-    }
-
-    #[tokio::test]
-    async fn the_stated_length_holds_back_the_last_bytes_until_the_end_is_known() {
-        let chunks = vec![
-            Ok(Bytes::from_static(b"0123")),
-            Ok(Bytes::from_static(b"4567")),
-        ];
-        let mut body = stated_length(
-            futures_util::stream::iter(chunks)
-                .chain(futures_util::stream::pending())
-                .boxed(),
-            8,
-        );
-
-        assert_eq!(body.next().await.unwrap().unwrap(), "0123");
-        let last = tokio::time::timeout(std::time::Duration::from_millis(50), body.next()).await;
-        assert!(
-            last.is_err(),
-            "the last bytes left before the end was known"
-        );
+        let (hint, data) = parse(raw, 4096, true).await;
+        assert_eq!((hint, data.len()), (None, 1000));
     }
 
     #[tokio::test]

@@ -68,10 +68,9 @@ pub trait BlobStore: Send + Sync {
     /// Writes `body` under `key`, computing its size and SHA-256 on the way; on success the blob
     /// under `key` is exactly those bytes.
     ///
-    /// `len` is the body's exact length where the request states it: the body then yields
-    /// exactly that many bytes or fails before its last byte, so a store may send it in one
-    /// request of that length. A body that is not `len` bytes long all the same fails with
-    /// [`BodyError::Malformed`] and leaves nothing.
+    /// `len_hint` is the body's length as the request framing announces it. A store may use it to
+    /// send the body in one streamed request; when the hint turns out wrong, the store corrects
+    /// the blob before returning.
     ///
     /// # Errors
     /// [`BlobError::Body`] when `body` yields an error; [`BlobError::Unavailable`] when the store
@@ -80,7 +79,7 @@ pub trait BlobStore: Send + Sync {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        len: Option<u64>,
+        len_hint: Option<u64>,
     ) -> Result<StoredBlob, BlobError>;
 
     /// Opens the blob under `key`, whole or the inclusive `range` of it (already resolved against its size).

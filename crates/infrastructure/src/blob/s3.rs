@@ -1,7 +1,7 @@
 //! [`BlobStore`] on any S3-compatible store, with aws-sdk-s3.
 //!
-//! Uploads stream. A body whose exact length the request states (at least [`STREAMED_PUT_MIN`])
-//! goes straight into one `PutObject` as it arrives, aws-chunked with a CRC32 trailer. A body of
+//! Uploads stream. A body whose length the request announces (at least [`STREAMED_PUT_MIN`]) goes
+//! straight into one `PutObject` as it arrives, aws-chunked with a CRC32 trailer. A body of
 //! unknown length smaller than one part is one `PutObject` signed with its SHA-256; a larger one
 //! is a multipart upload where part N is sent while part N+1 is being received (two parts in
 //! memory at most). Any failure, limit breach or dropped request leaves no object and no part.
@@ -129,7 +129,7 @@ impl BlobStore for S3BlobStore {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        len: Option<u64>,
+        len_hint: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
         let (bucket, object) = self.location(key);
         if matches!(self.layout, S3Layout::PerAccount { .. }) {
@@ -139,7 +139,7 @@ impl BlobStore for S3BlobStore {
             .stream_uploads
             .load(std::sync::atomic::Ordering::Relaxed);
         if let Some(len) =
-            len.filter(|len| streaming && (STREAMED_PUT_MIN..=MAX_SINGLE_PUT).contains(len))
+            len_hint.filter(|len| streaming && (STREAMED_PUT_MIN..=MAX_SINGLE_PUT).contains(len))
         {
             return self.put_streamed(&bucket, &object, body, len).await;
         }
@@ -147,18 +147,7 @@ impl BlobStore for S3BlobStore {
         let mut digest = BlobDigester::new();
         self.put_buffered(&bucket, &object, &mut body, &mut digest)
             .await?;
-        let stored = digest.finish();
-        // The caller vouches for a stated length; a body that broke that promise is not kept.
-        if let Some(len) = len
-            && stored.size != len
-        {
-            self.delete_quietly(&bucket, &object).await;
-            return Err(BlobError::Body(BodyError::Malformed(format!(
-                "the body was {} bytes, not the {len} its request stated",
-                stored.size
-            ))));
-        }
-        Ok(stored)
+        Ok(digest.finish())
     }
 
     async fn get(&self, key: &BlobKey, range: Option<ByteRange>) -> Result<BlobBody, BlobError> {

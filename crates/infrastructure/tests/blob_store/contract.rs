@@ -201,26 +201,29 @@ pub async fn put_dropped_midway_leaves_nothing_behind(
     assert_dropped_put_leaves_nothing(store, inventory, None).await;
 }
 
-/// Six MiB and a bit: over the size from which a store may stream a body of stated length in one
-/// request.
-const STATED: usize = 6 * 1024 * 1024 + 13;
+/// Six MiB and a bit: over the size from which a store may stream a hinted body in one request.
+const HINTED: usize = 6 * 1024 * 1024 + 13;
 
-pub async fn put_with_a_stated_length_round_trips(store: &dyn BlobStore, inventory: &Inventory) {
-    let data = pseudo_random_bytes(STATED);
+/// Puts `data` announced as `hint` bytes; the blob must be `data` whatever the hint said,
+/// and nothing else may be left.
+async fn assert_hinted_round_trip(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+    data: &Bytes,
+    hint: u64,
+) {
     let key = new_key();
 
     let stored = store
-        .put(&key, body_of(uneven_chunks(&data)), Some(STATED as u64))
+        .put(&key, body_of(uneven_chunks(data)), Some(hint))
         .await
         .unwrap();
     let body = store.get(&key, None).await.unwrap();
 
-    assert_eq!(stored, stored_blob_of(&data));
-    assert_eq!(body.len, data.len() as u64);
-    assert!(
-        read_all(body).await == data.as_ref(),
-        "the bytes read differ"
-    );
+    assert_eq!(stored, stored_blob_of(data), "hint {hint}");
+    assert_eq!(body.len, data.len() as u64, "hint {hint}");
+    let read = read_all(body).await;
+    assert!(read == data.as_ref(), "hint {hint}: the bytes read differ");
     store.delete(&key).await.unwrap();
     eventually("removal of every trace of the write", || async {
         inventory().await.is_empty()
@@ -228,53 +231,60 @@ pub async fn put_with_a_stated_length_round_trips(store: &dyn BlobStore, invento
     .await;
 }
 
-pub async fn put_of_a_body_not_as_long_as_stated_fails_and_leaves_nothing(
+pub async fn put_with_an_exact_length_hint_round_trips(
     store: &dyn BlobStore,
     inventory: &Inventory,
 ) {
-    for sent in [STATED - 1, STATED + 1, 1] {
-        let key = new_key();
-        let data = pseudo_random_bytes(sent);
+    let data = pseudo_random_bytes(HINTED);
 
-        let put = store
-            .put(&key, body_of(uneven_chunks(&data)), Some(STATED as u64))
-            .await;
+    assert_hinted_round_trip(store, inventory, &data, HINTED as u64).await;
+}
 
-        assert!(
-            matches!(put, Err(BlobError::Body(BodyError::Malformed(_)))),
-            "{sent} bytes stated as {STATED}: {put:?}"
-        );
-        let got = store.get(&key, None).await;
-        assert!(matches!(got, Err(BlobError::NotFound)), "{got:?}");
-        eventually("removal of the partial blob", || async {
-            inventory().await.is_empty()
-        })
-        .await;
+pub async fn put_stores_the_body_when_the_hint_is_too_long(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    let data = pseudo_random_bytes(HINTED);
+
+    for extra in [1, 2, 300_000] {
+        assert_hinted_round_trip(store, inventory, &data, (HINTED + extra) as u64).await;
     }
 }
 
-pub async fn put_with_a_stated_length_fails_on_a_body_error_and_leaves_nothing(
+pub async fn put_stores_the_body_when_the_hint_is_too_short(
     store: &dyn BlobStore,
     inventory: &Inventory,
 ) {
-    let data = pseudo_random_bytes(STATED);
-    // Mid-way; right after the stated length; and one byte short of it.
-    for sent in [
-        data.slice(..STATED / 2),
-        data.clone(),
-        data.slice(..STATED - 1),
-    ] {
+    let data = pseudo_random_bytes(HINTED);
+
+    for missing in [1, 2, 1_048_577] {
+        assert_hinted_round_trip(store, inventory, &data, (HINTED - missing) as u64).await;
+    }
+}
+
+pub async fn put_with_a_hint_fails_on_a_body_error_and_leaves_nothing(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    let data = pseudo_random_bytes(HINTED);
+    // Mid-way; right after the announced length; and one byte short of it.
+    let cases = [
+        (data.slice(..HINTED / 2), HINTED),
+        (data.clone(), HINTED),
+        (data.slice(..HINTED - 1), HINTED),
+    ];
+    for (sent, hint) in cases {
         let key = new_key();
         let body = body_failing_after(
             uneven_chunks(&sent),
             BodyError::ClientAborted("connection reset".into()),
         );
 
-        let put = store.put(&key, body, Some(STATED as u64)).await;
+        let put = store.put(&key, body, Some(hint as u64)).await;
 
         assert!(
             matches!(put, Err(BlobError::Body(BodyError::ClientAborted(_)))),
-            "{} of {STATED} bytes: {put:?}",
+            "{} of {hint} bytes: {put:?}",
             sent.len()
         );
         let got = store.get(&key, None).await;
@@ -286,11 +296,11 @@ pub async fn put_with_a_stated_length_fails_on_a_body_error_and_leaves_nothing(
     }
 }
 
-pub async fn put_with_a_stated_length_dropped_midway_leaves_nothing_behind(
+pub async fn put_with_a_hint_dropped_midway_leaves_nothing_behind(
     store: &dyn BlobStore,
     inventory: &Inventory,
 ) {
-    assert_dropped_put_leaves_nothing(store, inventory, Some(STATED as u64)).await;
+    assert_dropped_put_leaves_nothing(store, inventory, Some(HINTED as u64)).await;
 }
 
 pub async fn health_is_ok_on_a_working_store(store: &dyn BlobStore, _: &Inventory) {

@@ -132,10 +132,11 @@ macro_rules! blob_store_contract {
             put_fails_with_too_large_and_leaves_nothing,
             put_fails_with_client_aborted_and_leaves_nothing,
             put_dropped_midway_leaves_nothing_behind,
-            put_with_a_stated_length_round_trips,
-            put_of_a_body_not_as_long_as_stated_fails_and_leaves_nothing,
-            put_with_a_stated_length_fails_on_a_body_error_and_leaves_nothing,
-            put_with_a_stated_length_dropped_midway_leaves_nothing_behind,
+            put_with_an_exact_length_hint_round_trips,
+            put_stores_the_body_when_the_hint_is_too_long,
+            put_stores_the_body_when_the_hint_is_too_short,
+            put_with_a_hint_fails_on_a_body_error_and_leaves_nothing,
+            put_with_a_hint_dropped_midway_leaves_nothing_behind,
             health_is_ok_on_a_working_store,
         ]);
     };

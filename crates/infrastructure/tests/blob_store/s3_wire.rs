@@ -105,7 +105,7 @@ async fn answering_heads(server: &MockServer, len: usize) {
 }
 
 #[tokio::test]
-async fn a_put_of_stated_length_streams_one_signed_aws_chunked_put_object_with_a_crc32_trailer() {
+async fn a_hinted_put_streams_one_signed_aws_chunked_put_object_with_a_crc32_trailer() {
     let server = answering_puts().await;
     let store = store_on(&server);
     let data = pseudo_random_bytes(2 * 1024 * 1024 + 5);

@@ -90,7 +90,7 @@ pub async fn upload_file(
             declared_type: part.content_type,
             policy: query.policy.map(|p| p.as_str().to_owned()),
             body: part.body,
-            len: part.len,
+            len_hint: part.len_hint,
         })
         .await?;
     metrics::counter!("stowage_upload_bytes_total").increment(record.size());

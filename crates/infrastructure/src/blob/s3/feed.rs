@@ -1,4 +1,4 @@
-//! Feeds a body to a streamed `PutObject` of the length its request stated.
+//! Feeds a body to a streamed `PutObject` of the length it announced.
 
 use aws_sdk_s3::error::BoxError as SdkBoxError;
 use bytes::Bytes;
@@ -6,21 +6,33 @@ use futures_util::StreamExt;
 use stowage_application::BodyError;
 use stowage_application::stream::ByteStream;
 
+static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+
+/// How a body compared with the length its `PutObject` announced.
+#[derive(Debug)]
+pub(super) enum Fit {
+    /// Exactly as long.
+    Exact,
+    /// Ended after `actual` bytes; the object was completed with zeros.
+    Short { actual: u64 },
+    /// Went on past the announced length; `rest` followed, and the stream holds the remainder.
+    Long { rest: Bytes },
+}
+
 /// How feeding a streamed `PutObject` ended.
 #[derive(Debug)]
 pub(super) enum Fed {
-    /// The body was exactly as long as stated, and all of it was sent.
-    Sent,
-    /// The body failed, or was not as long as stated; the request was cut off before its last
-    /// byte.
+    /// All announced bytes were sent.
+    Sent(Fit),
+    /// The body failed; the request was cut off before its last byte.
     Failed(BodyError),
     /// The request stopped taking the body.
     Abandoned,
 }
 
-/// Sends `source`, stated to be `len` bytes long, to `tx`. The last bytes leave only once the
-/// source's own end is known, so a body that fails at its very end, or goes on past `len`, never
-/// completes the object.
+/// Sends `len` bytes of `source` to `tx`. The last of them leave only once the source's own
+/// end (or what follows) is known, so a body that fails at its very end never completes the
+/// object.
 pub(super) async fn feed_exactly(
     source: &mut ByteStream,
     tx: tokio::sync::mpsc::Sender<Result<Bytes, SdkBoxError>>,
@@ -36,8 +48,21 @@ pub(super) async fn feed_exactly(
         };
         let chunk = match next {
             Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => return fail(&tx, e).await,
-            None => return fail(&tx, length_differs(len)).await,
+            Some(Err(e)) => {
+                let _ = tx.send(Err("the upload body failed".into())).await;
+                return Fed::Failed(e);
+            }
+            None => {
+                let actual = sent;
+                while sent < len {
+                    let n = usize::try_from(len - sent).map_or(ZEROS.len(), |n| n.min(ZEROS.len()));
+                    if tx.send(Ok(Bytes::from_static(&ZEROS[..n]))).await.is_err() {
+                        return Fed::Abandoned;
+                    }
+                    sent += n as u64;
+                }
+                return Fed::Sent(Fit::Short { actual });
+            }
         };
         let room = len - sent;
         let size = chunk.len() as u64;
@@ -48,35 +73,28 @@ pub(super) async fn feed_exactly(
             }
             continue;
         }
-        if size > room {
-            return fail(&tx, length_differs(len)).await;
-        }
-        // The stated length is reached: the last chunk leaves only if nothing follows it.
-        loop {
+        let cut = usize::try_from(room).unwrap_or(chunk.len());
+        let mut rest = chunk.slice(cut..);
+        let last = chunk.slice(..cut);
+        while rest.is_empty() {
             match source.next().await {
                 None => break,
-                Some(Ok(more)) if more.is_empty() => {}
-                Some(Ok(_)) => return fail(&tx, length_differs(len)).await,
-                Some(Err(e)) => return fail(&tx, e).await,
+                Some(Ok(more)) => rest = more,
+                Some(Err(e)) => {
+                    let _ = tx.send(Err("the upload body failed".into())).await;
+                    return Fed::Failed(e);
+                }
             }
         }
-        if tx.send(Ok(chunk)).await.is_err() {
+        if tx.send(Ok(last)).await.is_err() {
             return Fed::Abandoned;
         }
-        return Fed::Sent;
+        return Fed::Sent(if rest.is_empty() {
+            Fit::Exact
+        } else {
+            Fit::Long { rest }
+        });
     }
-}
-
-/// Cuts the request off, so that the store keeps nothing of it.
-async fn fail(tx: &tokio::sync::mpsc::Sender<Result<Bytes, SdkBoxError>>, e: BodyError) -> Fed {
-    let _ = tx.send(Err("the upload body failed".into())).await;
-    Fed::Failed(e)
-}
-
-fn length_differs(len: u64) -> BodyError {
-    BodyError::Malformed(format!(
-        "the body was not the {len} bytes its request stated"
-    ))
 }
 
 /// A request body fed chunk by chunk through a channel, of a length known in advance.

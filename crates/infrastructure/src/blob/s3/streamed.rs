@@ -1,4 +1,4 @@
-//! A body of stated length streamed into one `PutObject` as it arrives, aws-chunked with a
+//! A body of announced length streamed into one `PutObject` as it arrives, aws-chunked with a
 //! CRC32 trailer.
 
 use std::sync::{Arc, Mutex};
@@ -9,15 +9,15 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 use futures_util::StreamExt;
-
+use stowage_application::BodyError;
 use stowage_application::ports::BlobError;
 use stowage_application::stream::{BlobDigester, ByteStream, StoredBlob};
 
-use super::S3BlobStore;
 use super::error::{S3Failure, error_code, failure, unavailable};
-use super::feed::{ChannelBody, Fed, feed_exactly};
+use super::feed::{ChannelBody, Fed, Fit, feed_exactly};
+use super::{S3BlobStore, object_stream};
 
-/// Bodies of stated length at least this long stream into one `PutObject`; shorter ones are buffered,
+/// Bodies announced at least this long stream into one `PutObject`; shorter ones are buffered,
 /// so that a transient S3 error can be retried with the same bytes.
 pub const STREAMED_PUT_MIN: u64 = 1024 * 1024;
 
@@ -66,10 +66,12 @@ fn take_digest(digest: &Mutex<BlobDigester>) -> StoredBlob {
 }
 
 impl S3BlobStore {
-    /// Streams a body stated to be `len` bytes long into one `PutObject`, with no buffering. The
+    /// Streams a body announced as `len` bytes long into one `PutObject`, with no buffering. The
     /// request is sent as aws-chunked with a CRC32 trailer that S3 checks (each chunk also signed
-    /// when the endpoint is plain HTTP). A body that turns out shorter or longer than stated
-    /// fails, and the request is cut off before its last byte, so the store keeps nothing.
+    /// when the endpoint is plain HTTP). A body that turns out shorter or longer than announced
+    /// (a form with parts after the file, unusual framing) completes the object with zeros or
+    /// leaves its tail unsent; the object is then rewritten from its good prefix and the tail,
+    /// and checked against the SHA-256 of what the client sent.
     pub(super) async fn put_streamed(
         &self,
         bucket: &str,
@@ -78,7 +80,7 @@ impl S3BlobStore {
         len: u64,
     ) -> Result<StoredBlob, BlobError> {
         // Dropped at any point (the client went away), the object is deleted in the background:
-        // the PutObject may have completed before its record was written.
+        // the PutObject may have completed with padding, or before its record was written.
         let mut guard = DeleteOnDrop {
             client: self.client.clone(),
             bucket: bucket.to_owned(),
@@ -148,29 +150,73 @@ impl S3BlobStore {
         };
         let (sent, fed) = tokio::join!(send, feed);
 
-        let failure = match (sent, fed) {
-            (_, Fed::Failed(e)) => BlobError::Body(e),
-            (None, _) => BlobError::Unavailable(Box::new(S3Failure {
-                operation: "PutObject",
-                kind: "timed out".to_owned(),
-            })),
+        let fit = match (sent, fed) {
+            (_, Fed::Failed(e)) => {
+                self.delete_quietly(bucket, object).await;
+                return Err(BlobError::Body(e));
+            }
+            (None, _) => {
+                self.delete_quietly(bucket, object).await;
+                return Err(BlobError::Unavailable(Box::new(S3Failure {
+                    operation: "PutObject",
+                    kind: "timed out".to_owned(),
+                })));
+            }
             (Some(Err(e)), _) => {
                 if matches!(error_code(&e), Some("NoSuchBucket")) {
                     self.mark_ready(bucket, false);
                 }
-                unavailable("PutObject", &e)
+                self.delete_quietly(bucket, object).await;
+                return Err(unavailable("PutObject", &e));
             }
-            (Some(Ok(_)), Fed::Abandoned) => BlobError::Unavailable(Box::new(S3Failure {
-                operation: "PutObject",
-                kind: "the store answered before the body was sent".to_owned(),
-            })),
-            (Some(Ok(_)), Fed::Sent) => match self.check_streamed_size(bucket, object, len).await {
-                Ok(()) => return Ok(take_digest(&digest)),
-                Err(e) => e,
-            },
+            (Some(Ok(_)), Fed::Abandoned) => {
+                self.delete_quietly(bucket, object).await;
+                return Err(BlobError::Unavailable(Box::new(S3Failure {
+                    operation: "PutObject",
+                    kind: "the store answered before the body was sent".to_owned(),
+                })));
+            }
+            (Some(Ok(_)), Fed::Sent(fit)) => {
+                if let Err(e) = self.check_streamed_size(bucket, object, len).await {
+                    self.delete_quietly(bucket, object).await;
+                    return Err(e);
+                }
+                fit
+            }
         };
-        self.delete_quietly(bucket, object).await;
-        Err(failure)
+        let (kept, tail) = match fit {
+            Fit::Exact => return Ok(take_digest(&digest)),
+            Fit::Short { actual } => (actual, futures_util::stream::empty().boxed()),
+            Fit::Long { rest } => (
+                len,
+                futures_util::stream::once(async move { Ok(rest) })
+                    .chain(source)
+                    .boxed(),
+            ),
+        };
+        tracing::debug!(
+            announced = len,
+            kept,
+            "the upload's length differed from the one announced; rewriting the object"
+        );
+        match self.rewrite(bucket, object, kept, tail).await {
+            Ok(rewritten) => {
+                let sent = take_digest(&digest);
+                if rewritten == sent {
+                    Ok(sent)
+                } else {
+                    self.delete_quietly(bucket, object).await;
+                    Err(BlobError::Unavailable(Box::new(S3Failure {
+                        operation: "GetObject",
+                        kind: "the store returned other bytes than were written".to_owned(),
+                    })))
+                }
+            }
+            Err(e) => {
+                self.delete_quietly(bucket, object).await;
+                Err(e)
+            }
+        }
     }
 
     /// Checks that a streamed `PutObject` stored `len` bytes. A store that does not decode
@@ -196,7 +242,7 @@ impl S3BlobStore {
         self.stream_uploads
             .store(false, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(
-            stated = len,
+            announced = len,
             stored = ?stored,
             "the S3 store kept a streamed upload at the wrong size: it does not decode aws-chunked \
              bodies; uploads are buffered from now on (set S3_STREAM_UPLOADS=false for this store)"
@@ -207,8 +253,42 @@ impl S3BlobStore {
         })))
     }
 
+    /// Rewrites `object` as its first `kept` bytes followed by `tail`; returns what was written.
+    async fn rewrite(
+        &self,
+        bucket: &str,
+        object: &str,
+        kept: u64,
+        tail: ByteStream,
+    ) -> Result<StoredBlob, BlobError> {
+        let head: ByteStream = if kept == 0 {
+            futures_util::stream::empty().boxed()
+        } else {
+            let output = self
+                .client
+                .get_object()
+                .bucket(bucket)
+                .key(object)
+                .range(format!("bytes=0-{}", kept - 1))
+                .send()
+                .await
+                .map_err(|e| unavailable("GetObject", &e))?;
+            object_stream(output.body)
+        };
+        let mut combined = head.chain(tail).boxed();
+        let mut written = BlobDigester::new();
+        match self
+            .put_buffered(bucket, object, &mut combined, &mut written)
+            .await
+        {
+            Ok(()) => Ok(written.finish()),
+            Err(BlobError::Body(BodyError::Backend(e))) => Err(BlobError::Unavailable(e)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes an object a failed write may have left; a failure is logged, gc reclaims it.
-    pub(super) async fn delete_quietly(&self, bucket: &str, object: &str) {
+    async fn delete_quietly(&self, bucket: &str, object: &str) {
         delete_object_quietly(&self.client, bucket, object).await;
     }
 }
