@@ -78,8 +78,12 @@ impl TestServer {
     /// An in-process server with extra environment variables: the application built from the
     /// environment a process would get, on a runtime and thread of its own. It has no log and no
     /// process: [`TestServer::log`], [`TestServer::pid`] and the like panic.
+    ///
+    /// With `STOWAGE_TEST_PROCESS=1` it is a process like [`TestServer::process_with`]'s, so that
+    /// a failing test's log can be read (`TEST_LOG=1` prints it) and the two modes compared.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestServer {
-        TestServer::new(extra, true).await
+        let forced = std::env::var("STOWAGE_TEST_PROCESS").is_ok_and(|v| v == "1");
+        TestServer::new(extra, !forced).await
     }
 
     /// A `stowage-api` child process on the embedded defaults.
