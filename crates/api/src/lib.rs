@@ -213,6 +213,7 @@ impl Application {
 
     /// Serves until `stop` completes, then drains as [`Application::run_until_stopped`] does.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) {
+        let _trimmer = memory::spawn_trimmer(memory::TRIM_INTERVAL);
         serve::serve(
             self.listener,
             self.router,

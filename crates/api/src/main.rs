@@ -9,11 +9,6 @@ use stowage_api::{Application, digest_legacy_rows, gc, jwt, migrate, telemetry};
 use stowage_application::use_cases::{DigestReport, LegacyRow};
 use stowage_domain::FileRecord;
 
-// jemalloc gives freed memory back to the operating system; see `stowage_api::memory`.
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 /// Stowage: a file service that keeps metadata in SQL and bytes in S3 or on disk.
 #[derive(Parser)]
 #[command(name = "stowage-api", version, about)]
@@ -159,9 +154,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => {
             telemetry::init(&config.telemetry, std::io::stdout);
             log_pneumatic_names(&config);
-            if !stowage_api::memory::purge_in_background() {
-                tracing::debug!("the allocator purges unused pages only as it allocates");
-            }
             let app = Application::build(config).await?;
             tracing::info!(address = %app.local_addr(), public_url = app.public_url(), "listening");
             if app.uses_generated_secret() {

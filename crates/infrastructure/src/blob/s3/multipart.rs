@@ -5,7 +5,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use stowage_application::ports::BlobError;
 use stowage_application::stream::{BlobDigester, ByteStream};
@@ -105,15 +105,47 @@ async fn abort(client: &Client, bucket: &str, key: &str, upload_id: &str) {
     }
 }
 
+/// A part buffer in its own anonymous memory map: it goes back to the operating system the
+/// moment its upload completes, whereas the C allocator would keep freed multi-MiB buffers in its
+/// arenas and let the resident size grow with every concurrent upload.
+struct PartBuffer {
+    map: memmap2::MmapMut,
+    len: usize,
+}
+
+impl PartBuffer {
+    fn new(capacity: usize) -> Result<Self, BlobError> {
+        let map = memmap2::MmapMut::map_anon(capacity.max(1))
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        Ok(Self { map, len: 0 })
+    }
+
+    fn remaining(&self) -> usize {
+        self.map.len() - self.len
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.remaining());
+        self.map[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    fn freeze(self) -> Result<Bytes, BlobError> {
+        let map = self
+            .map
+            .make_read_only()
+            .map_err(|e| BlobError::Unavailable(Box::new(e)))?;
+        Ok(Bytes::from_owner(map).slice(..self.len))
+    }
+}
+
 pub(super) async fn read_part(
     body: &mut ByteStream,
     digest: &mut BlobDigester,
     size: usize,
     carry: &mut Option<Bytes>,
 ) -> Result<Part, BlobError> {
-    // Freed parts go back to the operating system through the allocator (jemalloc purges pages
-    // left unused), so a part is an ordinary buffer.
-    let mut buffer = BytesMut::with_capacity(size);
+    let mut buffer = PartBuffer::new(size)?;
     loop {
         let chunk = match carry.take() {
             Some(rest) => rest,
@@ -125,20 +157,20 @@ pub(super) async fn read_part(
                 Some(Err(e)) => return Err(BlobError::Body(e)),
                 None => {
                     return Ok(Part {
-                        bytes: buffer.freeze(),
+                        bytes: buffer.freeze()?,
                         ended: true,
                     });
                 }
             },
         };
-        let fits = size - buffer.len();
-        buffer.extend_from_slice(&chunk[..chunk.len().min(fits)]);
+        let fits = buffer.remaining();
+        buffer.push(&chunk);
         if chunk.len() >= fits {
             if chunk.len() > fits {
                 *carry = Some(chunk.slice(fits..));
             }
             return Ok(Part {
-                bytes: buffer.freeze(),
+                bytes: buffer.freeze()?,
                 ended: false,
             });
         }
