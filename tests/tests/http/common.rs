@@ -246,29 +246,11 @@ pub fn parse_rfc3339_utc(s: &str) -> Option<i64> {
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
 }
 
-/// Unix seconds of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`); `None` if it is not one.
+/// Unix seconds of an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`); `None` if it is not one.
 pub fn parse_http_date(s: &str) -> Option<i64> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    let (weekday, rest) = s.split_once(", ")?;
-    let parts: Vec<&str> = rest.split(' ').collect();
-    let [day, month, year, clock, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    if day.len() != 2 || year.len() != 4 || !DAYS.contains(&weekday) {
-        return None;
-    }
-    let month = MONTHS.iter().position(|m| m == month)? as i64 + 1;
-    let mut t = clock.split(':');
-    let (h, m, sec) = (t.next()?, t.next()?, t.next()?);
-    let days = days_from_civil(digits(year)?, month, digits(day)?);
-    // 1970-01-01 was a Thursday (index 3 when Monday is 0).
-    if DAYS[(days + 3).rem_euclid(7) as usize] != weekday {
-        return None;
-    }
-    Some(days * 86_400 + digits(h)? * 3600 + digits(m)? * 60 + digits(sec)?)
+    let time = httpdate::parse_http_date(s).ok()?;
+    let secs = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()
 }
 
 /// Asserts `created_at` is RFC 3339 in UTC (`…Z`) and within a few minutes of now.
@@ -281,35 +263,29 @@ pub fn assert_recent_rfc3339_utc(created_at: &str) {
     );
 }
 
+/// What JavaScript's `encodeURIComponent` leaves as it is: letters, digits and `-_.!~*'()`.
+const URI_COMPONENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'!')
+    .remove(b'~')
+    .remove(b'*')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')');
+
 /// `s` percent-encoded exactly as JavaScript's `encodeURIComponent` does.
 pub fn encode_uri_component(s: &str) -> String {
-    let mut out = String::new();
-    for byte in s.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(s, URI_COMPONENT).to_string()
 }
 
 /// Decodes `%XX` escapes (UTF-8).
 pub fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).unwrap()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .unwrap()
+        .into_owned()
 }
 
 /// The FileInfo fields a test expects.
