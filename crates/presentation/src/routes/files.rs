@@ -38,26 +38,41 @@ pub enum UploadResponses {
         headers(("Location" = String, description = "`{FILES_URL}/{file_id}`, the file's `public_url`")))]
     Created(FileInfoResponse),
     /// A client mistake in the request.
-    #[response(status = 400, description = "Not multipart, no `file` part, a malformed body, an unknown policy")]
+    #[response(
+        status = 400,
+        description = "Not multipart, no `file` part, a malformed body, an unknown policy"
+    )]
     Invalid(ErrorBody<'static>),
     /// No credential.
     #[response(status = 401, description = "No valid credential")]
     Unauthorized(ErrorBody<'static>),
     /// A stalled body.
-    #[response(status = 408, description = "The body stopped arriving for longer than the idle timeout")]
+    #[response(
+        status = 408,
+        description = "The body stopped arriving for longer than the idle timeout"
+    )]
     TimedOut(ErrorBody<'static>),
     /// Too large.
-    #[response(status = 413, description = "Over `MAX_UPLOAD_BYTES` (or the policy's limit)")]
+    #[response(
+        status = 413,
+        description = "Over `MAX_UPLOAD_BYTES` (or the policy's limit)"
+    )]
     TooLarge(ErrorBody<'static>),
     /// Refused type.
-    #[response(status = 415, description = "The policy refuses the file's type (by its magic bytes)")]
+    #[response(
+        status = 415,
+        description = "The policy refuses the file's type (by its magic bytes)"
+    )]
     UnsupportedType(ErrorBody<'static>),
     /// Too many requests.
     #[response(status = 429, description = "Rate limited, or too many uploads in flight from this client",
         headers(("Retry-After" = u64, description = "Seconds to wait")))]
     TooMany(ErrorBody<'static>),
     /// A backend is down.
-    #[response(status = 503, description = "Storage, database or credential backend unavailable")]
+    #[response(
+        status = 503,
+        description = "Storage, database or credential backend unavailable"
+    )]
     Unavailable(ErrorBody<'static>),
 }
 
