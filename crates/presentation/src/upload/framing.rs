@@ -6,8 +6,12 @@
 //! memory as the client sends and cost time quadratic in it. This guard watches the raw body as it
 //! streams past, in time linear in its length and with a few bytes of state, and fails the stream
 //! as soon as either exceeds the limit. File data passes untouched and is not counted.
+//!
+//! On the way it notes where each part's data starts in the body ([`PartStarts`]), so that the
+//! upload can tell a file's length from the request's `Content-Length` without a second scanner.
 
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -19,6 +23,33 @@ use memchr::memmem::Finder;
 /// Browsers and HTTP clients write a few hundred bytes of part headers; 16 KiB leaves room for
 /// long file names while keeping what a client can make the parser hold small.
 pub const DEFAULT_PART_HEADER_MAX: usize = 16 * 1024;
+
+/// Parts whose data start is noted; a form with more parts before its file states no length.
+const NOTED_PARTS: usize = 1024;
+
+/// Where the data of each part of a form starts, as a byte offset in the body, filled in as the
+/// guarded stream is read.
+#[derive(Clone, Debug, Default)]
+pub struct PartStarts(Arc<Mutex<Vec<u64>>>);
+
+impl PartStarts {
+    /// The offset of the data of the `index`-th part (from 0), once the stream has passed its
+    /// header block.
+    pub fn get(&self, index: usize) -> Option<u64> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(index)
+            .copied()
+    }
+
+    fn note(&self, offset: u64) {
+        let mut starts = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if starts.len() < NOTED_PARTS {
+            starts.push(offset);
+        }
+    }
+}
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -70,6 +101,13 @@ pub struct Bounded<S> {
     framing: Framing,
     /// Set once the stream has failed: it then ends.
     failed: bool,
+}
+
+impl<S> Bounded<S> {
+    /// Where the parts' data starts, filled in as this stream is read.
+    pub fn part_starts(&self) -> PartStarts {
+        self.framing.starts.clone()
+    }
 }
 
 impl<S, E> Stream for Bounded<S>
@@ -221,6 +259,9 @@ struct Framing {
     counted: usize,
     /// How many of the searched needle's bytes the previous chunk ended with.
     pending: usize,
+    /// Bytes of the body before the current chunk.
+    fed: u64,
+    starts: PartStarts,
 }
 
 impl Framing {
@@ -235,6 +276,8 @@ impl Framing {
             stage: Stage::Preamble,
             counted: 0,
             pending: 0,
+            fed: 0,
+            starts: PartStarts::default(),
         }
     }
 
@@ -255,7 +298,14 @@ impl Framing {
     /// # Errors
     /// When the preamble, or a part's header block (from just after its `--boundary` to the end of
     /// its blank line), is longer than the limit.
-    fn feed(&mut self, mut chunk: &[u8]) -> Result<(), FramingTooLong> {
+    fn feed(&mut self, chunk: &[u8]) -> Result<(), FramingTooLong> {
+        let result = self.follow(chunk);
+        self.fed += chunk.len() as u64;
+        result
+    }
+
+    fn follow(&mut self, whole: &[u8]) -> Result<(), FramingTooLong> {
+        let mut chunk = whole;
         while let Some(&byte) = chunk.first() {
             match self.stage {
                 Stage::Closed => return Ok(()),
@@ -305,6 +355,8 @@ impl Framing {
                         }
                         self.enter(Stage::Data);
                         chunk = &chunk[end..];
+                        self.starts
+                            .note(self.fed + (whole.len() - chunk.len()) as u64);
                     }
                     Scan::Partial(pending) => {
                         self.counted += chunk.len();
