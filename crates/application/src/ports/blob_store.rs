@@ -66,7 +66,9 @@ pub enum BlobError {
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// Writes `body` under `key`, computing its size and SHA-256 on the way; on success the blob
-    /// under `key` is exactly those bytes.
+    /// under `key` is exactly those bytes. A store may keep an empty blob as nothing (its `get`
+    /// and `head` then answer [`BlobError::NotFound`]): nobody asks a store for an empty file's
+    /// bytes.
     ///
     /// `len_hint` is the body's length as the request framing announces it. A store may use it to
     /// send the body in one streamed request; when the hint turns out wrong, the store corrects

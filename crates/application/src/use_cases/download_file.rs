@@ -1,5 +1,6 @@
 //! Download: metadata, then the access decision, then (only then) the bytes.
 
+use futures_util::StreamExt;
 use std::sync::Arc;
 
 use stowage_domain::{ByteRange, FileId, FileRecord, Principal};
@@ -66,16 +67,21 @@ impl DownloadFile {
     }
 
     /// Checks that the bytes of an authorised `record` are there, without reading them (`HEAD`).
+    /// An empty file's bytes are never asked of the store, which need not keep empty blobs.
     ///
     /// # Errors
     /// `NotFound` when the blob is missing, `StorageUnavailable`.
     #[tracing::instrument(name = "check_blob", skip_all, fields(file_id = %record.id()))]
     pub async fn check(&self, record: &FileRecord) -> Result<(), Error> {
+        if record.size() == 0 {
+            return Ok(());
+        }
         self.blobs.head(&record.blob_key()).await?;
         Ok(())
     }
 
-    /// Opens the bytes of an authorised `record`, whole or the resolved `range`.
+    /// Opens the bytes of an authorised `record`, whole or the resolved `range` (an empty file
+    /// without asking the store).
     ///
     /// # Errors
     /// `NotFound` when the blob is missing, `StorageUnavailable`.
@@ -85,6 +91,12 @@ impl DownloadFile {
         record: &FileRecord,
         range: Option<ByteRange>,
     ) -> Result<BlobBody, Error> {
+        if record.size() == 0 {
+            return Ok(BlobBody {
+                len: 0,
+                stream: futures_util::stream::empty().boxed(),
+            });
+        }
         Ok(self.blobs.get(&record.blob_key(), range).await?)
     }
 }
@@ -139,5 +151,39 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidSignature));
+    }
+
+    #[tokio::test]
+    async fn an_empty_file_is_served_without_asking_the_store() {
+        let fixture = crate::use_cases::fixtures::record(Some(1), 1);
+        let empty = FileRecord::new(stowage_domain::FileRecordParts {
+            id: fixture.id(),
+            filename: fixture.filename().clone(),
+            content_type: fixture.content_type().clone(),
+            size: 0,
+            sha256: None,
+            created_at: fixture.created_at(),
+            account_id: fixture.account_id(),
+            user_id: fixture.user_id(),
+        });
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_get().times(0);
+        blobs.expect_head().times(0);
+        let download = DownloadFile::new(
+            ReadAccess::new(
+                Arc::new(MockFileRepository::new()),
+                None,
+                AccessPolicy::Owner,
+            ),
+            Arc::new(blobs),
+            Arc::new(MockUrlSigner::new()),
+            Arc::new(MockClock::new()),
+        );
+
+        download.check(&empty).await.unwrap();
+        let body = download.open(&empty, None).await.unwrap();
+
+        assert_eq!(body.len, 0);
+        assert_eq!(body.stream.count().await, 0);
     }
 }
