@@ -2,4 +2,5 @@
 
 pub mod cache;
 pub mod fs;
+pub mod memory;
 pub mod s3;

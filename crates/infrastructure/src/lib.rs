@@ -15,6 +15,7 @@ pub use auth::redis_tokens::{RedisTokenStore, TokenStoreSettings};
 pub use auth::signed_url::HmacUrlSigner;
 pub use blob::cache::{BlobCacheSettings, CachedBlobStore};
 pub use blob::fs::FsBlobStore;
+pub use blob::memory::{MemoryBlobStore, MemoryStoreFull};
 pub use blob::s3::{S3BlobStore, S3Layout, S3Settings};
 pub use clock::SystemClock;
 pub use db::{DatabasePool, DatabaseSettings, DbError, SeaOrmFileRepository};

@@ -158,3 +158,4 @@ mod contract;
 mod fs;
 mod s3;
 mod s3_wire;
+mod memory;
