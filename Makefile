@@ -22,7 +22,7 @@ BLACK_BOX := --test http --test credentials --test storage --test pneumatic
 HTTP_SUITES := --test http --test credentials
 endif
 
-.PHONY: help run build release test test-integration s3s-fs check-deploy bench lint fmt check ci clean schemathesis
+.PHONY: help run build release test test-integration s3s-fs moto check-deploy bench lint fmt check ci clean schemathesis
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -39,10 +39,13 @@ release: ## Optimised stowage-api binary in target/release
 test: ## Every test that needs no external service
 	$(TEST_RUN)
 
-test-integration: s3s-fs ## Adapter tests on Postgres, Redis and s3s-fs, then the HTTP suites on Postgres + Redis, on disk and on S3
+test-integration: s3s-fs moto ## Adapter tests on Postgres, Redis, s3s-fs and moto, then the HTTP suites on Postgres + Redis, on disk and on S3
 	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(IGNORED_ONLY)
 	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(BLACK_BOX)
 	STOWAGE_TEST_STORAGE=s3 STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(HTTP_SUITES)
+
+moto: ## Install moto's S3 server, the second S3 implementation of the blob-store contract (PyPI)
+	@command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q 'moto[server]>=5.2.2'
 
 s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
 	@command -v s3s-fs >/dev/null 2>&1 || test -x $(HOME)/.cargo/bin/s3s-fs || \

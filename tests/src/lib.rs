@@ -10,6 +10,7 @@ mod app;
 mod command;
 mod http;
 mod jwt;
+pub mod moto;
 pub mod nginx;
 mod process;
 mod proxy;
@@ -23,6 +24,7 @@ pub use http::{
     spawn_with_file, upload_as_owner, upload_to,
 };
 pub use jwt::{now, sign_jwt, sign_jwt_with_header};
+pub use moto::MotoServer;
 pub use process::binary;
 pub use proxy::TcpProxy;
 pub use s3::{S3Server, TEST_BUCKET, s3_mode, s3s_fs_binary, s3s_fs_files};

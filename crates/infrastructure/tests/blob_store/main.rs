@@ -159,3 +159,4 @@ mod fs;
 mod s3;
 mod s3_wire;
 mod memory;
+mod s3_moto;
