@@ -11,12 +11,14 @@ mod command;
 mod http;
 mod jwt;
 pub mod moto;
+pub mod cloudinary;
 pub mod nginx;
 mod process;
 mod proxy;
 mod s3;
 mod server;
 
+pub use cloudinary::FakeCloudinary;
 pub use command::run_subcommand;
 pub use http::{
     Fetched, SECURITY_HEADERS, assert_error_shape, client, expect_error, fetch, file_id, header,

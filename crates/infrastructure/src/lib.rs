@@ -14,6 +14,9 @@ pub use auth::jwt::{Hs256Jwt, JwtClaims};
 pub use auth::redis_tokens::{RedisTokenStore, TokenStoreSettings};
 pub use auth::signed_url::HmacUrlSigner;
 pub use blob::cache::{BlobCacheSettings, CachedBlobStore};
+pub use blob::cloudinary::{
+    CloudinaryBlobStore, CloudinaryError, CloudinarySettings, SignatureAlgorithm,
+};
 pub use blob::fs::FsBlobStore;
 pub use blob::memory::{MemoryBlobStore, MemoryStoreFull};
 pub use blob::s3::{S3BlobStore, S3Layout, S3Settings};

@@ -155,6 +155,7 @@ macro_rules! blob_store_contract {
 
 /// Behaviours every [`BlobStore`] must have.
 mod contract;
+mod cloudinary;
 mod fs;
 mod s3;
 mod s3_wire;

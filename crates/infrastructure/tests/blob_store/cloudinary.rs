@@ -1,0 +1,299 @@
+//! The same contract on the Cloudinary adapter, against the fake Cloudinary of the test harness
+//! (the machine has no access to Cloudinary itself), plus what only this adapter does: chunking,
+//! resource types, retries, signed delivery with ranges, the `gc` listing.
+
+use secrecy::SecretString;
+use stowage_application::ports::ListedBlob;
+use stowage_infrastructure::{CloudinaryBlobStore, CloudinarySettings, SignatureAlgorithm};
+use stowage_tests::cloudinary::{Algorithm, FakeCloudinary, Route};
+
+use super::*;
+
+const FOLDER: &str = "stowage";
+const CHUNK: usize = 5_000_000;
+
+fn settings(fake: &FakeCloudinary, secret: &str) -> CloudinarySettings {
+    CloudinarySettings {
+        cloud_name: fake.cloud_name.clone(),
+        api_key: fake.api_key.clone(),
+        api_secret: SecretString::from(secret),
+        folder: FOLDER.into(),
+        api_url: fake.url(),
+        delivery_url: fake.url(),
+        chunk_size: CHUNK,
+        signature_algorithm: match fake.algorithm {
+            Algorithm::Sha1 => SignatureAlgorithm::Sha1,
+            Algorithm::Sha256 => SignatureAlgorithm::Sha256,
+        },
+        connect_timeout: Duration::from_secs(2),
+        timeout: Duration::from_secs(10),
+    }
+}
+
+fn store_on(fake: &FakeCloudinary) -> CloudinaryBlobStore {
+    CloudinaryBlobStore::new(&settings(fake, &fake.api_secret)).unwrap()
+}
+
+async fn harness() -> Harness {
+    let fake = std::sync::Arc::new(FakeCloudinary::spawn());
+    let store = store_on(&fake);
+    let seen = std::sync::Arc::clone(&fake);
+    Harness {
+        store: Box::new(store),
+        inventory: Box::new(move || {
+            let resources = seen.resources();
+            Box::pin(async move { resources })
+        }),
+        _resources: Box::new(fake),
+    }
+}
+
+blob_store_contract!(setup = harness(); attrs = []);
+
+fn png(len: usize) -> Bytes {
+    let mut data = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    data.extend_from_slice(&pseudo_random_bytes(len - data.len()));
+    data.into()
+}
+
+#[tokio::test]
+async fn a_large_body_is_sent_in_chunks_of_unknown_total_until_the_last() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    let data = pseudo_random_bytes(2 * CHUNK + 123);
+    let key = new_key();
+
+    let stored = store
+        .put(&key, body_of(uneven_chunks(&data)), None)
+        .await
+        .unwrap();
+
+    assert_eq!(stored, stored_blob_of(&data));
+    let uploads: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == Route::Upload)
+        .collect();
+    let ranges: Vec<&str> = uploads
+        .iter()
+        .map(|r| r.headers["content-range"].as_str())
+        .collect();
+    let total = data.len();
+    assert_eq!(
+        ranges,
+        [
+            format!("bytes 0-{}/-1", CHUNK - 1),
+            format!("bytes {CHUNK}-{}/-1", 2 * CHUNK - 1),
+            format!("bytes {}-{}/{total}", 2 * CHUNK, total - 1),
+        ]
+    );
+    let ids: std::collections::HashSet<_> = uploads
+        .iter()
+        .map(|r| r.headers["x-unique-upload-id"].clone())
+        .collect();
+    assert_eq!(ids.len(), 1, "one upload id for every chunk");
+    assert!(uploads.iter().all(|r| r.fields["type"] == "authenticated"));
+    let public_id = format!("{FOLDER}/7/{}", key.file_id());
+    assert_eq!(fake.resource("raw", &public_id).unwrap(), data);
+    assert_eq!(fake.pending_uploads(), 0);
+}
+
+#[tokio::test]
+async fn images_are_image_resources_and_other_files_raw_ones() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    let (picture, text) = (new_key(), new_key());
+
+    store
+        .put(&picture, body_of(vec![png(70_000)]), None)
+        .await
+        .unwrap();
+    store
+        .put(
+            &text,
+            body_of(vec![Bytes::from_static(b"plain text")]),
+            None,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(fake.resources(), {
+        let mut expected = vec![
+            format!("image/{FOLDER}/7/{}", picture.file_id()),
+            format!("raw/{FOLDER}/7/{}", text.file_id()),
+        ];
+        expected.sort();
+        expected
+    });
+    // A fresh store has forgotten the types, and still finds both.
+    let fresh = store_on(&fake);
+    let range = ByteRange::new(2, 5).unwrap();
+    assert_eq!(
+        read_all(fresh.get(&text, Some(range)).await.unwrap()).await,
+        b"ain "
+    );
+    assert_eq!(fresh.head(&picture).await.unwrap(), 70_000);
+    fresh.delete(&text).await.unwrap();
+    fresh.delete(&picture).await.unwrap();
+    assert!(fake.resources().is_empty());
+}
+
+#[tokio::test]
+async fn reads_send_the_range_and_a_signed_delivery_url() {
+    let fake = FakeCloudinary::spawn_with(Algorithm::Sha256);
+    let store = store_on(&fake);
+    let data = pseudo_random_bytes(300_000);
+    let key = new_key();
+    store
+        .put(&key, body_of(vec![data.clone()]), None)
+        .await
+        .unwrap();
+
+    let body = store
+        .get(&key, Some(ByteRange::new(1000, 250_000).unwrap()))
+        .await
+        .unwrap();
+
+    assert_eq!(body.len, 249_001);
+    assert!(read_all(body).await == data[1000..=250_000]);
+    let deliveries: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == Route::Delivery && r.method == "GET")
+        .collect();
+    assert_eq!(
+        deliveries
+            .last()
+            .unwrap()
+            .headers
+            .get("range")
+            .map(String::as_str),
+        Some("bytes=1000-250000")
+    );
+}
+
+#[tokio::test]
+async fn a_transient_failure_of_a_chunk_is_retried_with_the_same_bytes() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    let data = pseudo_random_bytes(CHUNK + 10);
+    fake.fail_next(Route::Upload, 503, 1);
+
+    let stored = store
+        .put(&new_key(), body_of(uneven_chunks(&data)), None)
+        .await
+        .unwrap();
+
+    assert_eq!(stored, stored_blob_of(&data));
+    assert_eq!(fake.resources().len(), 1);
+}
+
+#[tokio::test]
+async fn a_body_failing_after_the_first_chunk_leaves_no_resource() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    let data = pseudo_random_bytes(CHUNK + 100_000);
+
+    let result = store
+        .put(
+            &new_key(),
+            body_failing_after(
+                uneven_chunks(&data),
+                BodyError::ClientAborted("connection reset".into()),
+            ),
+            None,
+        )
+        .await;
+
+    assert!(matches!(result, Err(BlobError::Body(_))), "{result:?}");
+    assert!(fake.resources().is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_secret_is_unavailable_without_the_secret_in_the_error() {
+    let fake = FakeCloudinary::spawn();
+    let store = CloudinaryBlobStore::new(&settings(&fake, "not-the-secret")).unwrap();
+
+    let put = store
+        .put(&new_key(), body_of(vec![Bytes::from_static(b"x")]), None)
+        .await;
+    let health = store.health().await;
+
+    for result in [put.map(|_| ()), health] {
+        let Err(BlobError::Unavailable(e)) = result else {
+            panic!("expected Unavailable, got {result:?}");
+        };
+        let text = format!("{e} {e:?}");
+        assert!(text.contains("401"), "{text}");
+        assert!(
+            !text.contains("not-the-secret") && !text.contains(&fake.api_secret),
+            "{text}"
+        );
+    }
+    assert!(fake.resources().is_empty());
+}
+
+#[tokio::test]
+async fn health_fails_when_the_admin_api_does() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    fake.fail_next(Route::Ping, 500, 1);
+
+    assert!(matches!(
+        store.health().await,
+        Err(BlobError::Unavailable(_))
+    ));
+    store.health().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_listing_covers_both_types_and_reports_foreign_resources_as_strays() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    let mut keys = Vec::new();
+    for i in 0..3 {
+        let key = key_in(i);
+        store
+            .put(&key, body_of(vec![png(100 + i as usize)]), None)
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    let text = key_in(9);
+    store
+        .put(&text, body_of(vec![Bytes::from_static(b"abc")]), None)
+        .await
+        .unwrap();
+    fake.insert(
+        "raw",
+        &format!("{FOLDER}/not-a-key"),
+        Bytes::from_static(b"x"),
+    );
+    fake.insert("raw", "elsewhere/1/abc", Bytes::from_static(b"x"));
+
+    let listed: Vec<ListedBlob> = store.list().await.unwrap().try_collect().await.unwrap();
+
+    let mut blobs: Vec<(BlobKey, u64)> = listed
+        .iter()
+        .filter_map(|item| match item {
+            ListedBlob::Blob { key, size, .. } => Some((*key, *size)),
+            ListedBlob::Stray { .. } => None,
+        })
+        .collect();
+    blobs.sort_by_key(|(key, _)| key.account_id().get());
+    assert_eq!(
+        blobs,
+        vec![(keys[0], 100), (keys[1], 101), (keys[2], 102), (text, 3)]
+    );
+    let strays: Vec<&str> = listed
+        .iter()
+        .filter_map(|item| match item {
+            ListedBlob::Stray { id, .. } => Some(id.as_str()),
+            ListedBlob::Blob { .. } => None,
+        })
+        .collect();
+    assert_eq!(strays, [format!("raw/{FOLDER}/not-a-key")]);
+    store.remove_stray(strays[0]).await.unwrap();
+    assert_eq!(fake.resource("raw", &format!("{FOLDER}/not-a-key")), None);
+    assert!(fake.resource("raw", "elsewhere/1/abc").is_some());
+}
