@@ -13,10 +13,11 @@ use stowage_application::use_cases::{
 };
 use stowage_infrastructure::db::{self, DatabasePool};
 use stowage_infrastructure::{
-    CachedBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt, HttpPermissionChecker,
-    InMemoryRateLimiter, MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker,
-    MeteredRateLimiter, MeteredTokenStore, MeteredTokenVerifier, RedisConnection, RedisRateLimiter,
-    RedisTokenStore, S3BlobStore, SeaOrmFileRepository, SystemClock, TokenStoreSettings,
+    CachedBlobStore, CloudinaryBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt,
+    HttpPermissionChecker, InMemoryRateLimiter, MemoryBlobStore, MeteredBlobStore,
+    MeteredFileRepository, MeteredPermissionChecker, MeteredRateLimiter, MeteredTokenStore,
+    MeteredTokenVerifier, RedisConnection, RedisRateLimiter, RedisTokenStore, S3BlobStore,
+    SeaOrmFileRepository, SystemClock, TokenStoreSettings,
 };
 use stowage_presentation::{HttpSettings, Services};
 
@@ -48,11 +49,25 @@ pub(crate) async fn reconcile(config: &Config) -> Result<Reconcile, StartupError
     Ok(Reconcile::new(repo, blobs, Arc::new(SystemClock)))
 }
 
-/// The blob store `config` selects.
+/// The blob store `config` selects, for a command that runs beside the service (`gc`,
+/// `digest`).
 ///
 /// # Errors
-/// [`StartupError::Storage`] when the store cannot be prepared.
+/// [`StartupError::Storage`] when the store cannot be prepared, or when it is the memory store:
+/// that one lives inside the serving process, and another process would find it empty.
 pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+    if matches!(config.storage, StorageConfig::Memory { .. }) {
+        return Err(StartupError::Storage(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "STORAGE_BACKEND=memory keeps blobs inside the serving process; \
+             no other process can read them",
+        )));
+    }
+    open_blob_store(config).await
+}
+
+/// The blob store `config` selects, for the serving process.
+async fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
     match &config.storage {
         StorageConfig::Fs { root } => Ok(Arc::new(
             FsBlobStore::new(root).map_err(StartupError::Storage)?,
@@ -64,6 +79,17 @@ pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupEr
             }
             Ok(Arc::new(store))
         }
+        StorageConfig::Memory { capacity_bytes } => {
+            tracing::warn!(
+                capacity_bytes,
+                "blobs are kept in process memory and lost when the service stops (STORAGE_BACKEND=memory)"
+            );
+            Ok(Arc::new(MemoryBlobStore::new(*capacity_bytes)))
+        }
+        StorageConfig::Cloudinary(settings) => Ok(Arc::new(
+            CloudinaryBlobStore::new(settings)
+                .map_err(|e| StartupError::Storage(std::io::Error::other(e)))?,
+        )),
     }
 }
 
@@ -117,9 +143,13 @@ async fn blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
     let backend = match config.storage {
         StorageConfig::Fs { .. } => "fs",
         StorageConfig::S3(_) => "s3",
+        StorageConfig::Memory { .. } => "memory",
+        StorageConfig::Cloudinary(_) => "cloudinary",
     };
-    let blobs: Arc<dyn BlobStore> =
-        Arc::new(MeteredBlobStore::new(blob_store(config).await?, backend));
+    let blobs: Arc<dyn BlobStore> = Arc::new(MeteredBlobStore::new(
+        open_blob_store(config).await?,
+        backend,
+    ));
     if config.limits.blob_cache.capacity_bytes == 0 {
         return Ok(blobs);
     }

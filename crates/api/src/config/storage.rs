@@ -1,12 +1,17 @@
-//! The blob store section: the local disk, or the S3 adapter's own settings.
+//! The blob store section: the local disk, process memory, or the S3 or Cloudinary adapter's
+//! own settings.
 
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
-use stowage_infrastructure::{S3Layout, S3Settings};
+use stowage_infrastructure::{CloudinarySettings, S3Layout, S3Settings};
 
 use super::ConfigError;
 use super::values::{Vars, invalid, url_without_slash};
+
+mod cloudinary;
+#[cfg(test)]
+mod tests;
 
 /// Which blob store holds the bytes.
 #[derive(Clone, Debug)]
@@ -18,20 +23,40 @@ pub enum StorageConfig {
     },
     /// `STORAGE_BACKEND=s3`, with the `S3_*` variables.
     S3(S3Settings),
+    /// `STORAGE_BACKEND=memory`: blobs in process memory, lost on exit (tests and demos).
+    Memory {
+        /// `MEMORY_STORE_BYTES`: the most bytes held; an upload that would pass it fails.
+        capacity_bytes: u64,
+    },
+    /// `STORAGE_BACKEND=cloudinary`, with the `CLOUDINARY_*` variables.
+    Cloudinary(CloudinarySettings),
 }
 
-/// The storage section (`STORAGE_BACKEND`, `S3_*`).
+/// The storage section (`STORAGE_BACKEND`, `S3_*`, `MEMORY_STORE_BYTES`, `CLOUDINARY_*`).
 pub(super) fn storage(vars: Vars<'_>, data_dir: &Path) -> Result<StorageConfig, ConfigError> {
     match vars.choice("STORAGE_BACKEND").as_deref() {
         None | Some("fs") => Ok(StorageConfig::Fs {
             root: data_dir.join("blobs"),
         }),
         Some("s3") => s3(vars).map(StorageConfig::S3),
+        Some("memory") => memory(vars),
+        Some("cloudinary") => cloudinary::cloudinary(vars).map(StorageConfig::Cloudinary),
         Some(other) => Err(invalid(
             "STORAGE_BACKEND",
-            format!("'{other}' is not a supported backend (fs or s3)"),
+            format!("'{other}' is not a supported backend (fs, s3, memory or cloudinary)"),
         )),
     }
+}
+
+fn memory(vars: Vars<'_>) -> Result<StorageConfig, ConfigError> {
+    let capacity_bytes: u64 = vars.parse_or("MEMORY_STORE_BYTES", "268435456")?;
+    if capacity_bytes == 0 {
+        return Err(invalid(
+            "MEMORY_STORE_BYTES",
+            "must be at least 1 byte".to_owned(),
+        ));
+    }
+    Ok(StorageConfig::Memory { capacity_bytes })
 }
 
 fn s3(vars: Vars<'_>) -> Result<S3Settings, ConfigError> {
