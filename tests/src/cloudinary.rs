@@ -110,6 +110,8 @@ struct Store {
     failures: HashMap<Route, (u16, usize)>,
     requests: Vec<Recorded>,
     last_version: u64,
+    /// Deliveries answer `200` with the whole resource whatever `Range` asks, as some proxies do.
+    ignore_ranges: bool,
 }
 
 struct Shared {
@@ -265,6 +267,11 @@ impl FakeCloudinary {
     pub fn fail_next(&self, route: Route, status: u16, times: usize) {
         let mut store = self.shared.store.lock().unwrap();
         store.failures.insert(route, (status, times));
+    }
+
+    /// Makes deliveries ignore `Range` (a proxy in front of the CDN may), or honour it again.
+    pub fn ignore_ranges(&self, ignore: bool) {
+        self.shared.store.lock().unwrap().ignore_ranges = ignore;
     }
 
     /// Every request so far, in order of arrival.

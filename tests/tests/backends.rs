@@ -91,7 +91,8 @@ async fn memory_backend_refuses_an_upload_past_its_capacity_and_keeps_nothing() 
         .upload(&auth, "too-big.bin", BINARY, pattern(150_000, 1))
         .await;
 
-    expect_error(refused, 503, "STORAGE_UNAVAILABLE").await;
+    let body = expect_error(refused, 503, "STORAGE_UNAVAILABLE").await;
+    assert!(body["message"].as_str().unwrap().contains("full"), "{body}");
     assert!(listed_ids(&server, &auth).await.is_empty());
     assert_eq!(
         server.row_count().await,

@@ -59,6 +59,9 @@ pub enum Error {
     /// The blob store failed or timed out.
     #[error("storage is unavailable")]
     StorageUnavailable(#[source] BoxError),
+    /// The blob store has no room for the upload.
+    #[error("storage is full")]
+    StorageFull(#[source] BoxError),
     /// The database failed or timed out.
     #[error("the database is unavailable")]
     DatabaseUnavailable(#[source] BoxError),
@@ -100,6 +103,7 @@ impl From<BlobError> for Error {
             BlobError::NotFound => Error::NotFound,
             BlobError::Body(body) => body.into(),
             BlobError::Unavailable(source) => Error::StorageUnavailable(source),
+            BlobError::Full(source) => Error::StorageFull(source),
         }
     }
 }

@@ -176,6 +176,12 @@ impl IntoResponse for ApiError {
                     "File storage is temporarily unavailable",
                     None,
                 ),
+                Error::StorageFull(_) => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "STORAGE_UNAVAILABLE",
+                    "File storage is full: nothing was kept",
+                    None,
+                ),
                 Error::DatabaseUnavailable(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "DATABASE_UNAVAILABLE",
@@ -278,6 +284,11 @@ mod tests {
             ),
             (
                 Error::StorageUnavailable("s3 bucket-secret".into()),
+                503,
+                "STORAGE_UNAVAILABLE",
+            ),
+            (
+                Error::StorageFull("memory store of 100 bytes".into()),
                 503,
                 "STORAGE_UNAVAILABLE",
             ),

@@ -88,10 +88,12 @@ pub(super) async fn deliver(
         }
         _ => "application/octet-stream".to_owned(),
     };
+    let ignore_ranges = s.store.lock().unwrap().ignore_ranges;
     let range = parts
         .headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
+        .filter(|_| !ignore_ranges)
         .and_then(|v| parse_range(v, size));
     let (status, first, last) = match range {
         None => (StatusCode::OK, 0, size - 1),

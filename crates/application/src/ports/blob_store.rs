@@ -59,6 +59,9 @@ pub enum BlobError {
     /// The store failed or timed out.
     #[error("blob store unavailable")]
     Unavailable(#[source] BoxError),
+    /// The store has no room for the blob; nothing was kept.
+    #[error("blob store full")]
+    Full(#[source] BoxError),
 }
 
 /// Stores immutable blobs under a [`BlobKey`], streaming both ways.

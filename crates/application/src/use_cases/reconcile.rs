@@ -25,7 +25,7 @@ pub struct ReconcileReport {
     pub strays: Vec<String>,
     /// Blobs or leftovers without a record but younger than the grace period (uploads in flight).
     pub young: u64,
-    /// Records whose blob is missing (reported, never changed).
+    /// Records of non-empty files whose blob is missing (reported, never changed).
     pub missing_blobs: Vec<FileId>,
     /// Orphan blobs and leftovers removed.
     pub removed: u64,
@@ -55,16 +55,17 @@ impl Reconcile {
     /// `DatabaseUnavailable`, `StorageUnavailable`.
     pub async fn execute(&self, grace: Duration, dry_run: bool) -> Result<ReconcileReport, Error> {
         let mut report = ReconcileReport::default();
-        let mut records: Vec<(FileId, BlobKey)> = Vec::new();
+        // (id, blob key, whether the file has bytes): a store may keep an empty blob as nothing.
+        let mut records: Vec<(FileId, BlobKey, bool)> = Vec::new();
         let mut after = None;
         loop {
             let page = self.repo.scan(after, SCAN_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.id());
-            records.extend(page.iter().map(|r| (r.id(), r.blob_key())));
+            records.extend(page.iter().map(|r| (r.id(), r.blob_key(), r.size() > 0)));
         }
         report.records = records.len() as u64;
-        let known: HashSet<FileId> = records.iter().map(|(id, _)| *id).collect();
+        let known: HashSet<FileId> = records.iter().map(|(id, _, _)| *id).collect();
 
         let cutoff = self.clock.now() - grace;
         let mut present: HashSet<BlobKey> = HashSet::new();
@@ -94,8 +95,8 @@ impl Reconcile {
         }
         report.missing_blobs = records
             .iter()
-            .filter(|(_, key)| !present.contains(key))
-            .map(|(id, _)| *id)
+            .filter(|(_, key, has_bytes)| *has_bytes && !present.contains(key))
+            .map(|(id, _, _)| *id)
             .collect();
 
         if !dry_run {
@@ -196,6 +197,40 @@ mod tests {
         assert_eq!(report.young, 1);
         assert_eq!(report.missing_blobs, vec![lost.id()]);
         assert_eq!(report.removed, 2);
+    }
+
+    #[tokio::test]
+    async fn an_empty_file_without_a_blob_is_not_reported_missing() {
+        let full = record(Some(1), 1);
+        let empty = stowage_domain::FileRecord::new(stowage_domain::FileRecordParts {
+            id: FileId::new_random(),
+            filename: full.filename().clone(),
+            content_type: full.content_type().clone(),
+            size: 0,
+            sha256: None,
+            created_at: full.created_at(),
+            account_id: full.account_id(),
+            user_id: full.user_id(),
+        });
+        let records = vec![full.clone(), empty];
+        let mut repo = MockFileRepository::new();
+        repo.expect_scan()
+            .with(eq(None), eq(SCAN_PAGE))
+            .returning(move |_, _| Ok(records.clone()));
+        repo.expect_scan().returning(|_, _| Ok(vec![]));
+        let mut blobs = MockBlobStore::new();
+        blobs
+            .expect_list()
+            .returning(|| Ok(Box::pin(futures_util::stream::empty())));
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| at(1_000));
+
+        let report = Reconcile::new(Arc::new(repo), Arc::new(blobs), Arc::new(clock))
+            .execute(Duration::from_secs(60), true)
+            .await
+            .unwrap();
+
+        assert_eq!(report.missing_blobs, vec![full.id()]);
     }
 
     #[tokio::test]

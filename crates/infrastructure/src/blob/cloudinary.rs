@@ -68,6 +68,7 @@ pub struct CloudinaryBlobStore {
     chunk_size: usize,
     timeout: Duration,
     types: Arc<Mutex<HashMap<BlobKey, ResourceType>>>,
+    healthy_until: Arc<Mutex<Option<std::time::Instant>>>,
 }
 
 impl std::fmt::Debug for CloudinaryBlobStore {
@@ -88,6 +89,8 @@ impl CloudinaryBlobStore {
     pub fn new(settings: &CloudinarySettings) -> Result<Self, CloudinaryError> {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
+            // A body (a download, an answer) that stops flowing for this long fails.
+            .read_timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CloudinaryError::Client(Box::new(e)))?;
@@ -105,6 +108,7 @@ impl CloudinaryBlobStore {
             chunk_size: settings.chunk_size.max(MIN_CHUNK_SIZE),
             timeout: settings.timeout,
             types: Arc::new(Mutex::new(HashMap::new())),
+            healthy_until: Arc::new(Mutex::new(None)),
         })
     }
 

@@ -2,7 +2,7 @@
 //!
 //! Bytes are reserved against the capacity as they arrive, so uploads in flight count and two
 //! concurrent uploads cannot overshoot it together; an upload that would pass it fails with
-//! [`BlobError::Unavailable`] instead of growing the process without bound.
+//! [`BlobError::Full`] instead of growing the process without bound.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -148,7 +148,7 @@ impl BlobStore for MemoryBlobStore {
             let chunk = chunk?;
             reservation
                 .grow(chunk.len() as u64)
-                .map_err(|full| BlobError::Unavailable(Box::new(full)))?;
+                .map_err(|full| BlobError::Full(Box::new(full)))?;
             digest.update(&chunk);
             buffer.extend_from_slice(&chunk);
         }

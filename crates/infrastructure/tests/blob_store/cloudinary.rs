@@ -297,3 +297,73 @@ async fn the_listing_covers_both_types_and_reports_foreign_resources_as_strays()
     assert_eq!(fake.resource("raw", &format!("{FOLDER}/not-a-key")), None);
     assert!(fake.resource("raw", "elsewhere/1/abc").is_some());
 }
+
+#[tokio::test]
+async fn a_range_is_cut_from_the_whole_answer_when_the_server_ignores_range() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    let data = pseudo_random_bytes(200_000);
+    let key = new_key();
+    store
+        .put(&key, body_of(uneven_chunks(&data)), None)
+        .await
+        .unwrap();
+    fake.ignore_ranges(true);
+
+    for (start, end) in [(0, 99), (150_000, 199_999), (70_000, 70_000)] {
+        let body = store
+            .get(&key, Some(ByteRange::new(start, end).unwrap()))
+            .await
+            .unwrap();
+
+        assert_eq!(body.len, end - start + 1);
+        assert!(read_all(body).await == data[start as usize..=end as usize]);
+    }
+}
+
+#[tokio::test]
+async fn an_image_cloudinary_cannot_decode_is_kept_as_a_raw_resource() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    let key = new_key();
+    // A PNG signature on bytes no decoder takes: the fake refuses it as an image.
+    fake.fail_next(Route::Upload, 400, 1);
+
+    let stored = store
+        .put(&key, body_of(vec![png(1000)]), None)
+        .await
+        .unwrap();
+
+    assert_eq!(stored.size, 1000);
+    assert_eq!(
+        fake.resources(),
+        [format!("raw/{FOLDER}/7/{}", key.file_id())]
+    );
+    assert_eq!(
+        read_all(store.get(&key, None).await.unwrap()).await.len(),
+        1000
+    );
+}
+
+#[tokio::test]
+async fn a_failed_last_chunk_is_not_retried_and_leaves_no_resource() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    fake.fail_next(Route::Upload, 503, 1);
+
+    let result = store
+        .put(&new_key(), body_of(vec![Bytes::from_static(b"abc")]), None)
+        .await;
+
+    assert!(
+        matches!(result, Err(BlobError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert!(fake.resources().is_empty());
+    let uploads = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == Route::Upload)
+        .count();
+    assert_eq!(uploads, 1, "the last chunk was sent again");
+}

@@ -47,7 +47,7 @@ fn body_of_len(len: usize) -> ByteStream {
 }
 
 fn assert_full(put: Result<StoredBlob, BlobError>, capacity: u64) {
-    let Err(BlobError::Unavailable(source)) = put else {
+    let Err(BlobError::Full(source)) = put else {
         panic!("expected the store to be full, got {put:?}");
     };
     assert_eq!(

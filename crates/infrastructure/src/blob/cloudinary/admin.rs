@@ -2,12 +2,14 @@
 //! listing `gc` needs through the Admin API's `resources`.
 
 use futures_util::StreamExt;
-use reqwest::header::AUTHORIZATION;
 use stowage_application::ports::{BlobError, BlobListing, ListedBlob};
 use stowage_domain::{AccountId, BlobKey, FileId};
 
 use super::error::{CloudinaryError, status_error, timed_out, transport};
 use super::{CloudinaryBlobStore, ResourceType};
+
+/// How long a successful `ping` stands for the store's health.
+const HEALTH_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Resources asked for per listing page (the Admin API's largest page).
 const PAGE: &str = "500";
@@ -104,13 +106,28 @@ impl CloudinaryBlobStore {
         Ok(())
     }
 
+    /// Asks the Admin API's `ping`, at most once per [`HEALTH_TTL`] while it succeeds: readiness
+    /// probes every few seconds would otherwise spend the Admin API's hourly quota.
     pub(super) async fn ping(&self) -> Result<(), BlobError> {
+        let now = std::time::Instant::now();
+        if self
+            .healthy_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some_and(|until| now < until)
+        {
+            return Ok(());
+        }
         let url = format!("{}/v1_1/{}/ping", self.api_url, self.cloud_name);
         let request = self
             .client
             .get(url)
-            .header(AUTHORIZATION, self.signer.basic_auth());
+            .basic_auth(&self.signer.api_key, Some(self.signer.secret()));
         self.call("ping", request).await?;
+        *self
+            .healthy_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(now + HEALTH_TTL);
         Ok(())
     }
 
@@ -134,7 +151,7 @@ impl CloudinaryBlobStore {
             .client
             .get(url)
             .query(&query)
-            .header(AUTHORIZATION, self.signer.basic_auth());
+            .basic_auth(&self.signer.api_key, Some(self.signer.secret()));
         let answer = self.call("list", request).await?;
         serde_json::from_value(answer).map_err(|e| CloudinaryError::Unexpected {
             operation: "list",

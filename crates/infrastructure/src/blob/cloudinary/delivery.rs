@@ -2,7 +2,7 @@
 
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_LENGTH, RANGE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use stowage_application::BodyError;
 use stowage_application::ports::{BlobBody, BlobError};
 use stowage_domain::{BlobKey, ByteRange};
@@ -63,20 +63,22 @@ impl CloudinaryBlobStore {
             return Err(BlobError::NotFound);
         };
         let partial = response.status() == StatusCode::PARTIAL_CONTENT;
-        let total = content_length(&response)?;
-        // A server that ignores `Range` sends the whole resource: skip to the range's start.
         let (skip, len) = match range {
+            // A server that ignores `Range` sends the whole resource: skip to the range's start.
             Some(range) if !partial => (range.start(), range.len()),
-            Some(range) => (0, range.len()),
-            None => (0, total),
-        };
-        if partial && total != len {
-            return Err(CloudinaryError::Unexpected {
-                operation: "delivery",
-                detail: format!("asked for {len} bytes, the answer holds {total}"),
+            Some(range) => {
+                let answered = content_range(&response);
+                if answered != Some((range.start(), range.end())) {
+                    return Err(CloudinaryError::Unexpected {
+                        operation: "delivery",
+                        detail: format!("asked for a range, got Content-Range {answered:?}"),
+                    }
+                    .into());
+                }
+                (0, range.len())
             }
-            .into());
-        }
+            None => (0, content_length(&response)?),
+        };
         let stream = response
             .bytes_stream()
             .map(|piece| piece.map_err(|e| BodyError::Backend(Box::new(e.without_url()))));
@@ -106,22 +108,38 @@ fn content_length(response: &reqwest::Response) -> Result<u64, CloudinaryError> 
         })
 }
 
-/// The `len` bytes of `stream` that follow its first `skip` bytes.
+/// The first and last byte a `206` answer's `Content-Range: bytes a-b/size` holds.
+fn content_range(response: &reqwest::Response) -> Option<(u64, u64)> {
+    let value = response.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    let (first, last) = value
+        .strip_prefix("bytes ")?
+        .split_once('/')?
+        .0
+        .split_once('-')?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
+/// Exactly the `len` bytes of `stream` that follow its first `skip` bytes; a stream that ends
+/// sooner fails rather than being taken for the whole.
 fn window(
     stream: stowage_application::ByteStream,
     skip: u64,
     len: u64,
 ) -> stowage_application::ByteStream {
-    if skip == 0 {
-        return stream;
-    }
     futures_util::stream::unfold(
         (stream, skip, len),
         |(mut stream, mut skip, mut left)| async move {
             while left > 0 {
-                let mut piece = match stream.next().await? {
-                    Ok(piece) => piece,
-                    Err(e) => return Some((Err(e), (stream, skip, 0))),
+                let mut piece = match stream.next().await {
+                    Some(Ok(piece)) => piece,
+                    Some(Err(e)) => return Some((Err(e), (stream, skip, 0))),
+                    None => {
+                        let short = CloudinaryError::Unexpected {
+                            operation: "delivery",
+                            detail: "the answer ended early".to_owned(),
+                        };
+                        return Some((Err(BodyError::Backend(Box::new(short))), (stream, skip, 0)));
+                    }
                 };
                 let drop = usize::try_from(skip).unwrap_or(usize::MAX).min(piece.len());
                 skip -= drop as u64;

@@ -1,7 +1,7 @@
 //! Cloudinary's two signatures: API parameters and delivery URLs.
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+use base64::engine::general_purpose::URL_SAFE;
 use secrecy::{ExposeSecret, SecretString};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -80,10 +80,9 @@ impl Signer {
         format!("s--{}--", encoded.get(..len).unwrap_or(&encoded))
     }
 
-    /// HTTP Basic credentials for the Admin API.
-    pub(super) fn basic_auth(&self) -> String {
-        let pair = format!("{}:{}", self.api_key, self.secret.expose_secret());
-        format!("Basic {}", STANDARD.encode(pair))
+    /// The secret, for the Admin API's HTTP Basic credentials.
+    pub(super) fn secret(&self) -> &str {
+        self.secret.expose_secret()
     }
 }
 

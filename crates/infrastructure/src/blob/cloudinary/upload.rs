@@ -44,7 +44,30 @@ impl Chunk {
     }
 }
 
+/// Destroys, in the background, a resource whose last chunk was in flight when the upload was
+/// dropped.
+struct DestroyOnDrop {
+    store: CloudinaryBlobStore,
+    kind: ResourceType,
+    public_id: String,
+    armed: bool,
+}
+
+impl Drop for DestroyOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (store, kind) = (self.store.clone(), self.kind);
+        let public_id = std::mem::take(&mut self.public_id);
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { store.destroy_quietly(kind, &public_id).await });
+        }
+    }
+}
+
 /// Where a chunk sits in the upload.
+#[derive(Clone, Copy)]
 struct Placement<'a> {
     upload_id: &'a str,
     start: u64,
@@ -103,19 +126,54 @@ impl CloudinaryBlobStore {
                 // An empty body: Cloudinary refuses empty uploads, so nothing is stored.
                 return Ok(digest.finish());
             }
-            let kind = *resource_type.get_or_insert_with(|| resource_type_of(&chunk.prefix()));
+            let mut kind = *resource_type.get_or_insert_with(|| resource_type_of(&chunk.prefix()));
             let len = chunk.len as u64;
             let placement = Placement {
                 upload_id: &upload_id,
                 start,
                 total: ended.then_some(start + len),
             };
-            let answer = self
-                .send_chunk(kind, &public_id, &chunk, &placement)
-                .await?;
-            start += len;
-            chunk = Chunk::default();
-            if ended {
+            if !ended {
+                self.send_chunk(kind, &public_id, &chunk, &placement)
+                    .await?;
+                start += len;
+                chunk = Chunk::default();
+                continue;
+            }
+            // The last chunk makes the resource: if its answer is lost (a timeout, the client
+            // gone), the resource may exist anyway, so it is destroyed rather than left behind.
+            let mut guard = DestroyOnDrop {
+                store: self.clone(),
+                kind,
+                public_id: public_id.clone(),
+                armed: true,
+            };
+            let mut sent = self.send_chunk(kind, &public_id, &chunk, &placement).await;
+            if start == 0
+                && kind == ResourceType::Image
+                && matches!(sent, Err(CloudinaryError::Status { status: 400, .. }))
+            {
+                // Magic bytes of an image that Cloudinary cannot decode: the whole file is in
+                // this one chunk, so it is kept as a raw resource instead.
+                kind = ResourceType::Raw;
+                guard.kind = kind;
+                let upload_id = uuid::Uuid::new_v4().simple().to_string();
+                let placement = Placement {
+                    upload_id: &upload_id,
+                    ..placement
+                };
+                sent = self.send_chunk(kind, &public_id, &chunk, &placement).await;
+            }
+            let answer = match sent {
+                Ok(answer) => answer,
+                Err(e) => {
+                    guard.armed = false;
+                    self.destroy_quietly(kind, &public_id).await;
+                    return Err(e.into());
+                }
+            };
+            guard.armed = false;
+            {
                 let stored = digest.finish();
                 let bytes = answer.get("bytes").and_then(serde_json::Value::as_u64);
                 if bytes != Some(stored.size) {
@@ -135,7 +193,8 @@ impl CloudinaryBlobStore {
         }
     }
 
-    /// Sends one chunk, retrying transient failures; returns Cloudinary's JSON answer.
+    /// Sends one chunk, retrying transient failures of all but the last (which may have made
+    /// the resource although its answer was lost); returns Cloudinary's JSON answer.
     async fn send_chunk(
         &self,
         kind: ResourceType,
@@ -195,7 +254,7 @@ impl CloudinaryBlobStore {
                     error
                 }
             };
-            if attempt >= CHUNK_ATTEMPTS {
+            if attempt >= CHUNK_ATTEMPTS || placement.total.is_some() {
                 return Err(failure);
             }
             tracing::debug!(error = %failure, attempt, "retrying a Cloudinary upload chunk");
