@@ -4,6 +4,7 @@
 //! ports, and `stowage-presentation` drives the use cases.
 
 pub mod error;
+pub mod events;
 pub mod ports;
 pub mod stream;
 pub mod use_cases;

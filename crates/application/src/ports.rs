@@ -2,6 +2,7 @@
 
 pub mod blob_store;
 pub mod clock;
+pub mod event_publisher;
 pub mod file_repository;
 pub mod permission_checker;
 pub mod rate_limiter;
@@ -11,6 +12,7 @@ pub mod url_signer;
 
 pub use blob_store::{BlobBody, BlobError, BlobListing, BlobStore, ListedBlob};
 pub use clock::Clock;
+pub use event_publisher::{EventPublisher, NoEvents};
 pub use file_repository::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 pub use permission_checker::{PermissionChecker, PermissionError, PermissionVerdict};
 pub use rate_limiter::{RateClass, RateDecision, RateLimit, RateLimiter};

@@ -1,5 +1,6 @@
 //! The use cases: one struct per thing a client can do, each with an `execute`-style entry point.
 
+pub mod audit;
 pub mod authenticate;
 pub mod check_rate_limit;
 pub mod check_readiness;
@@ -13,6 +14,7 @@ pub mod read_access;
 pub mod reconcile;
 pub mod upload_file;
 
+pub use audit::Audit;
 pub use authenticate::{Authenticate, CredentialSource, PresentedCredential};
 pub use check_rate_limit::CheckRateLimit;
 pub use check_readiness::{CheckReadiness, ComponentStatus, Readiness};

@@ -58,7 +58,7 @@ pub fn may_delete(principal: &Principal, record: &FileRecord) -> bool {
 
 /// The owner rule: a user id (never null), equal to the record's, in the record's account. A user
 /// id is only meaningful within its account, so the same number in another account is someone else.
-fn is_owner(principal: &Principal, record: &FileRecord) -> bool {
+pub fn is_owner(principal: &Principal, record: &FileRecord) -> bool {
     principal.user_id().is_some()
         && principal.user_id() == record.user_id()
         && principal.account_id() == record.account_id()

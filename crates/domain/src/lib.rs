@@ -11,7 +11,7 @@ pub mod ids;
 pub mod principal;
 pub mod range;
 
-pub use access::{AccessPolicy, ReadDecision, ReadFallback, decide_read, may_delete};
+pub use access::{AccessPolicy, ReadDecision, ReadFallback, decide_read, is_owner, may_delete};
 pub use content_type::{ContentType, SNIFF_LEN};
 pub use digest::{InvalidDigest, Sha256Digest};
 pub use file::{BlobKey, FileRecord, FileRecordParts};

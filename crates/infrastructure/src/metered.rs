@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use metrics::{counter, histogram};
+use stowage_application::events::FileEvent;
 use stowage_application::ports::{
     BlobBody, BlobError, BlobListing, BlobStore, FileRepository, InvalidToken, ListCursor,
     ListPage, Owner, PermissionChecker, PermissionError, PermissionVerdict, RateClass,
@@ -123,9 +124,9 @@ fn timed(operation: &'static str, started: Instant) {
 
 #[async_trait]
 impl FileRepository for MeteredFileRepository {
-    async fn insert(&self, record: &FileRecord) -> Result<(), RepoError> {
+    async fn insert(&self, record: &FileRecord, events: &[FileEvent]) -> Result<(), RepoError> {
         let started = Instant::now();
-        let result = self.inner.insert(record).await;
+        let result = self.inner.insert(record, events).await;
         timed("insert", started);
         result
     }
@@ -137,10 +138,17 @@ impl FileRepository for MeteredFileRepository {
         result
     }
 
-    async fn delete(&self, id: FileId) -> Result<(), RepoError> {
+    async fn delete(&self, id: FileId, events: &[FileEvent]) -> Result<(), RepoError> {
         let started = Instant::now();
-        let result = self.inner.delete(id).await;
+        let result = self.inner.delete(id, events).await;
         timed("delete", started);
+        result
+    }
+
+    async fn record_events(&self, events: &[FileEvent]) -> Result<(), RepoError> {
+        let started = Instant::now();
+        let result = self.inner.record_events(events).await;
+        timed("record_events", started);
         result
     }
 

@@ -277,9 +277,9 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
     );
 
     let uploaded = new_record(3, Some(7));
-    repo.insert(&uploaded).await.unwrap();
+    repo.insert(&uploaded, &[]).await.unwrap();
     assert_eq!(repo.get(uploaded.id()).await.unwrap(), uploaded);
-    repo.delete(uploaded.id()).await.unwrap();
+    repo.delete(uploaded.id(), &[]).await.unwrap();
     assert!(repo.get(uploaded.id()).await.is_err());
 
     assert_eq!(repo.count_without_digest().await.unwrap(), 4);
@@ -364,7 +364,7 @@ async fn existing_stowage_database_is_adopted(url: String) {
     let before = connect(&settings(url.clone())).await.unwrap();
     let kept = new_record(1, Some(2));
     SeaOrmFileRepository::new(before.clone())
-        .insert(&kept)
+        .insert(&kept, &[])
         .await
         .unwrap();
     before.close().await.unwrap();
@@ -384,7 +384,7 @@ async fn existing_stowage_database_is_adopted(url: String) {
         account_id: later.account_id(),
         user_id: later.user_id(),
     });
-    repo.insert(&legacy).await.unwrap();
+    repo.insert(&legacy, &[]).await.unwrap();
     assert_eq!(repo.get(legacy.id()).await.unwrap(), legacy);
     assert_eq!(repo.count_without_digest().await.unwrap(), 1);
     let page = repo

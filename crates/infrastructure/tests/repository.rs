@@ -64,7 +64,7 @@ fn record_at(account: i64, user: Option<i64>, created_at: OffsetDateTime) -> Fil
 
 async fn insert_all(repo: &dyn FileRepository, records: &[FileRecord]) {
     for record in records {
-        repo.insert(record).await.unwrap();
+        repo.insert(record, &[]).await.unwrap();
     }
 }
 
@@ -130,7 +130,7 @@ mod contract {
         ];
 
         for (name, record) in cases {
-            repo.insert(&record).await.unwrap();
+            repo.insert(&record, &[]).await.unwrap();
             let got = repo.get(record.id()).await.unwrap();
 
             assert_eq!(got, record, "{name}");
@@ -141,7 +141,9 @@ mod contract {
     }
 
     pub async fn get_returns_not_found_for_an_unknown_id(repo: &dyn FileRepository) {
-        repo.insert(&record_at(1, Some(2), at(0))).await.unwrap();
+        repo.insert(&record_at(1, Some(2), at(0)), &[])
+            .await
+            .unwrap();
 
         let got = repo.get(FileId::new_random()).await;
 
@@ -160,9 +162,9 @@ mod contract {
             account_id: AccountId::new(9),
             user_id: None,
         });
-        repo.insert(&first).await.unwrap();
+        repo.insert(&first, &[]).await.unwrap();
 
-        let inserted = repo.insert(&clash).await;
+        let inserted = repo.insert(&clash, &[]).await;
 
         assert!(
             matches!(inserted, Err(RepoError::Unavailable(_))),
@@ -176,7 +178,7 @@ mod contract {
         let kept = record_at(1, Some(2), at(1));
         insert_all(repo, &[doomed.clone(), kept.clone()]).await;
 
-        repo.delete(doomed.id()).await.unwrap();
+        repo.delete(doomed.id(), &[]).await.unwrap();
         let got = repo.get(doomed.id()).await;
 
         assert!(matches!(got, Err(RepoError::NotFound)), "{got:?}");
@@ -184,17 +186,17 @@ mod contract {
     }
 
     pub async fn delete_returns_not_found_for_an_unknown_id(repo: &dyn FileRepository) {
-        let deleted = repo.delete(FileId::new_random()).await;
+        let deleted = repo.delete(FileId::new_random(), &[]).await;
 
         assert!(matches!(deleted, Err(RepoError::NotFound)), "{deleted:?}");
     }
 
     pub async fn delete_twice_returns_not_found_the_second_time(repo: &dyn FileRepository) {
         let record = record_at(1, Some(2), at(0));
-        repo.insert(&record).await.unwrap();
-        repo.delete(record.id()).await.unwrap();
+        repo.insert(&record, &[]).await.unwrap();
+        repo.delete(record.id(), &[]).await.unwrap();
 
-        let again = repo.delete(record.id()).await;
+        let again = repo.delete(record.id(), &[]).await;
 
         assert!(matches!(again, Err(RepoError::NotFound)), "{again:?}");
     }
@@ -251,7 +253,9 @@ mod contract {
     }
 
     pub async fn list_of_an_owner_without_files_is_empty(repo: &dyn FileRepository) {
-        repo.insert(&record_at(1, Some(2), at(0))).await.unwrap();
+        repo.insert(&record_at(1, Some(2), at(0)), &[])
+            .await
+            .unwrap();
 
         let by_user = repo
             .list(Owner::User(UserId::new(3), AccountId::new(1)), 10, None)
@@ -356,9 +360,9 @@ mod contract {
         let record = record_at(1, Some(2), at(0));
 
         let health = repo.health().await;
-        let insert = repo.insert(&record).await;
+        let insert = repo.insert(&record, &[]).await;
         let get = repo.get(record.id()).await;
-        let delete = repo.delete(record.id()).await;
+        let delete = repo.delete(record.id(), &[]).await;
         let list = repo
             .list(Owner::User(UserId::new(2), AccountId::new(1)), 10, None)
             .await;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use stowage_application::events::RequestFacts;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -141,6 +142,34 @@ impl FromRequestParts<AppState> for ClientAddress {
             &parts.headers,
             &parts.extensions,
             state.settings().trust_proxy_headers,
+        )))
+    }
+}
+
+/// What a request tells about its client, for the events that report it: the address as the
+/// rate limits see it, the `User-Agent`, the request id.
+#[derive(Clone, Debug)]
+pub struct Requester(pub RequestFacts);
+
+impl FromRequestParts<AppState> for Requester {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ClientAddress(ip) = ClientAddress::from_request_parts(parts, state).await?;
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(Requester(RequestFacts::new(
+            Some(ip),
+            header("user-agent").as_deref(),
+            header("x-request-id"),
         )))
     }
 }

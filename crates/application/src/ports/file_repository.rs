@@ -5,6 +5,7 @@ use stowage_domain::{AccountId, FileId, FileRecord, Sha256Digest, UserId};
 use time::OffsetDateTime;
 
 use crate::error::BoxError;
+use crate::events::FileEvent;
 
 /// Why a repository call failed.
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +71,13 @@ pub struct ListPage {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait FileRepository: Send + Sync {
-    /// Inserts a new record.
+    /// Inserts a new record and, in the same transaction, the `events` that report it (the
+    /// repository keeps those it delivers as webhooks in its outbox, and ignores the others).
     ///
     /// # Errors
-    /// [`RepoError::Unavailable`] when the database fails (the record is then not stored).
-    async fn insert(&self, record: &FileRecord) -> Result<(), RepoError>;
+    /// [`RepoError::Unavailable`] when the database fails (neither the record nor an event is
+    /// then stored).
+    async fn insert(&self, record: &FileRecord, events: &[FileEvent]) -> Result<(), RepoError>;
 
     /// Loads the record with `id`.
     ///
@@ -82,11 +85,19 @@ pub trait FileRepository: Send + Sync {
     /// [`RepoError::NotFound`] for a missing or deleted id; [`RepoError::Unavailable`] when the database fails.
     async fn get(&self, id: FileId) -> Result<FileRecord, RepoError>;
 
-    /// Deletes the record with `id`.
+    /// Deletes the record with `id` and, in the same transaction, keeps the `events` that report
+    /// it (as [`FileRepository::insert`] does).
     ///
     /// # Errors
-    /// [`RepoError::NotFound`] when there was no such record; [`RepoError::Unavailable`] when the database fails.
-    async fn delete(&self, id: FileId) -> Result<(), RepoError>;
+    /// [`RepoError::NotFound`] when there was no such record (no event is kept);
+    /// [`RepoError::Unavailable`] when the database fails.
+    async fn delete(&self, id: FileId, events: &[FileEvent]) -> Result<(), RepoError>;
+
+    /// Keeps `events` that change no record (downloads, refused reads) for webhook delivery.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails.
+    async fn record_events(&self, events: &[FileEvent]) -> Result<(), RepoError>;
 
     /// Lists `owner`'s records newest first (by `created_at`, then id), at most `limit`, after `cursor`.
     ///

@@ -7,6 +7,7 @@ use stowage_domain::{FileId, Principal};
 use time::OffsetDateTime;
 
 use crate::error::Error;
+use crate::events::RequestFacts;
 use crate::ports::{Clock, UrlSigner};
 use crate::use_cases::ReadAccess;
 
@@ -61,6 +62,7 @@ impl CreateSignedUrl {
         principal: &Principal,
         id: FileId,
         lifetime: Duration,
+        request: &RequestFacts,
     ) -> Result<SignedUrl, Error> {
         if lifetime.is_zero() || lifetime > MAX_SIGNED_URL_LIFETIME {
             return Err(Error::Validation(format!(
@@ -68,7 +70,7 @@ impl CreateSignedUrl {
                 MAX_SIGNED_URL_LIFETIME.as_secs()
             )));
         }
-        self.access.authorize(principal, id).await?;
+        self.access.authorize(principal, id, request).await?;
         let now = self.clock.now();
         let expires =
             now.unix_timestamp() + i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
@@ -133,7 +135,12 @@ mod tests {
         signer.expect_sign().returning(|_, e| format!("sig{e}"));
         let use_case = signing(repo_returning(rec), signer, 1_000);
         let url = use_case
-            .execute(&user(1, 1), id, Duration::from_secs(60))
+            .execute(
+                &user(1, 1),
+                id,
+                Duration::from_secs(60),
+                &RequestFacts::default(),
+            )
             .await
             .unwrap();
         assert_eq!(url.expires, 1_060);
@@ -148,7 +155,12 @@ mod tests {
         signer.expect_sign().times(0);
         let use_case = signing(repo_returning(rec), signer, 1_000);
         let err = use_case
-            .execute(&user(2, 1), id, Duration::from_secs(60))
+            .execute(
+                &user(2, 1),
+                id,
+                Duration::from_secs(60),
+                &RequestFacts::default(),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::AccessDenied));
@@ -162,7 +174,12 @@ mod tests {
             MAX_SIGNED_URL_LIFETIME + Duration::from_secs(1),
         ] {
             let err = use_case
-                .execute(&user(1, 1), FileId::new_random(), bad)
+                .execute(
+                    &user(1, 1),
+                    FileId::new_random(),
+                    bad,
+                    &RequestFacts::default(),
+                )
                 .await
                 .unwrap_err();
             assert!(matches!(err, Error::Validation(_)));

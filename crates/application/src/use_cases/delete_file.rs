@@ -5,19 +5,34 @@ use std::sync::Arc;
 use stowage_domain::{FileId, Principal, may_delete};
 
 use crate::error::Error;
+use crate::events::{Actor, EventKind, RequestFacts};
 use crate::ports::{BlobStore, FileRepository};
+use crate::use_cases::Audit;
+use crate::use_cases::audit::events_of;
 
 /// Removes a file's record and blob.
 #[derive(Clone)]
 pub struct DeleteFile {
     repo: Arc<dyn FileRepository>,
     blobs: Arc<dyn BlobStore>,
+    audit: Option<Audit>,
 }
 
 impl DeleteFile {
     /// A use case over `repo` and `blobs`.
     pub fn new(repo: Arc<dyn FileRepository>, blobs: Arc<dyn BlobStore>) -> Self {
-        Self { repo, blobs }
+        Self {
+            repo,
+            blobs,
+            audit: None,
+        }
+    }
+
+    /// This use case, reporting each deletion through `audit`.
+    #[must_use]
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// Deletes `id` if `principal` uploaded it. The record goes first, so a file is never listed
@@ -26,12 +41,24 @@ impl DeleteFile {
     /// # Errors
     /// `NotFound`, `AccessDenied`, `DatabaseUnavailable`.
     #[tracing::instrument(name = "delete_file", skip_all, fields(file_id = %id))]
-    pub async fn execute(&self, principal: &Principal, id: FileId) -> Result<(), Error> {
+    pub async fn execute(
+        &self,
+        principal: &Principal,
+        id: FileId,
+        request: &RequestFacts,
+    ) -> Result<(), Error> {
         let record = self.repo.get(id).await?;
         if !may_delete(principal, &record) {
             return Err(Error::AccessDenied);
         }
-        self.repo.delete(id).await?;
+        let event = self
+            .audit
+            .as_ref()
+            .map(|audit| audit.event(EventKind::Delete, Actor::of(principal), &record, request));
+        self.repo.delete(id, events_of(event.as_ref())).await?;
+        if let (Some(audit), Some(event)) = (&self.audit, &event) {
+            audit.publish(event).await;
+        }
         if let Err(e) = self.blobs.delete(&record.blob_key()).await {
             tracing::warn!(error = %e, "blob of a deleted record could not be removed; gc will");
         }
@@ -49,7 +76,7 @@ mod tests {
     /// Deletion of `rec`, expecting its record and its blob to be deleted `deletes` times.
     fn deleting(rec: FileRecord, deletes: usize) -> DeleteFile {
         let mut repo = repo_returning(rec);
-        repo.expect_delete().times(deletes).returning(|_| Ok(()));
+        repo.expect_delete().times(deletes).returning(|_, _| Ok(()));
         let mut blobs = MockBlobStore::new();
         blobs.expect_delete().times(deletes).returning(|_| Ok(()));
         DeleteFile::new(Arc::new(repo), Arc::new(blobs))
@@ -57,7 +84,7 @@ mod tests {
 
     async fn assert_denied(principal: Principal, rec: FileRecord) {
         let err = deleting(rec, 0)
-            .execute(&principal, FileId::new_random())
+            .execute(&principal, FileId::new_random(), &RequestFacts::default())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::AccessDenied));
@@ -71,7 +98,7 @@ mod tests {
     #[tokio::test]
     async fn owner_deletes_record_then_blob() {
         deleting(record(Some(1), 10), 1)
-            .execute(&user(1, 10), FileId::new_random())
+            .execute(&user(1, 10), FileId::new_random(), &RequestFacts::default())
             .await
             .unwrap();
     }

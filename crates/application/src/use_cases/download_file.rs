@@ -3,10 +3,12 @@
 use futures_util::StreamExt;
 use std::sync::Arc;
 
-use stowage_domain::{ByteRange, FileId, FileRecord, Principal};
+use stowage_domain::{ByteRange, FileId, FileRecord, Principal, is_owner};
 
 use crate::error::Error;
+use crate::events::{Actor, EventKind, RequestFacts};
 use crate::ports::{BlobBody, BlobStore, Clock, UrlSigner};
+use crate::use_cases::Audit;
 use crate::use_cases::ReadAccess;
 use crate::use_cases::create_signed_url::check_signature;
 
@@ -17,6 +19,7 @@ pub struct DownloadFile {
     blobs: Arc<dyn BlobStore>,
     signer: Arc<dyn UrlSigner>,
     clock: Arc<dyn Clock>,
+    audit: Option<Audit>,
 }
 
 impl DownloadFile {
@@ -32,7 +35,15 @@ impl DownloadFile {
             blobs,
             signer,
             clock,
+            audit: None,
         }
+    }
+
+    /// This use case, reporting each download from the first byte through `audit`.
+    #[must_use]
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// The record of `id` if `principal` may read it; no byte is fetched yet.
@@ -40,8 +51,13 @@ impl DownloadFile {
     /// # Errors
     /// See [`ReadAccess::authorize`].
     #[tracing::instrument(name = "authorize_download", skip_all, fields(file_id = %id))]
-    pub async fn authorize(&self, principal: &Principal, id: FileId) -> Result<FileRecord, Error> {
-        self.access.authorize(principal, id).await
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        id: FileId,
+        request: &RequestFacts,
+    ) -> Result<FileRecord, Error> {
+        self.access.authorize(principal, id, request).await
     }
 
     /// The record of `id` for a reader holding a signed URL; the signature and expiry are checked
@@ -81,7 +97,8 @@ impl DownloadFile {
     }
 
     /// Opens the bytes of an authorised `record`, whole or the resolved `range` (an empty file
-    /// without asking the store).
+    /// without asking the store). A download from the first byte is reported, as by `reader`
+    /// (`None` for the holder of a signed URL).
     ///
     /// # Errors
     /// `NotFound` when the blob is missing, `StorageUnavailable`.
@@ -90,14 +107,30 @@ impl DownloadFile {
         &self,
         record: &FileRecord,
         range: Option<ByteRange>,
+        reader: Option<&Principal>,
+        request: &RequestFacts,
     ) -> Result<BlobBody, Error> {
-        if record.size() == 0 {
-            return Ok(BlobBody {
+        let body = if record.size() == 0 {
+            BlobBody {
                 len: 0,
                 stream: futures_util::stream::empty().boxed(),
-            });
+            }
+        } else {
+            self.blobs.get(&record.blob_key(), range).await?
+        };
+        if let Some(audit) = &self.audit
+            && range.is_none_or(|r| r.start() == 0)
+        {
+            let (actor, owner) = match reader {
+                Some(principal) => (Actor::of(principal), is_owner(principal, record)),
+                None => (Actor::signed_url(record), false),
+            };
+            let event = audit
+                .event(EventKind::Download, actor, record, request)
+                .with_owner(owner);
+            audit.report(self.access.repo(), event).await;
         }
-        Ok(self.blobs.get(&record.blob_key(), range).await?)
+        Ok(body)
     }
 }
 
@@ -124,7 +157,7 @@ mod tests {
             Arc::new(MockClock::new()),
         );
         let err = download
-            .authorize(&user(1, 1), FileId::new_random())
+            .authorize(&user(1, 1), FileId::new_random(), &RequestFacts::default())
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound));
@@ -181,7 +214,10 @@ mod tests {
         );
 
         download.check(&empty).await.unwrap();
-        let body = download.open(&empty, None).await.unwrap();
+        let body = download
+            .open(&empty, None, None, &RequestFacts::default())
+            .await
+            .unwrap();
 
         assert_eq!(body.len, 0);
         assert_eq!(body.stream.count().await, 0);

@@ -3,6 +3,7 @@
 use stowage_domain::{FileId, FileRecord, Principal};
 
 use crate::error::Error;
+use crate::events::RequestFacts;
 use crate::use_cases::ReadAccess;
 
 /// Returns a file's record to a reader.
@@ -22,7 +23,12 @@ impl GetFileInfo {
     /// # Errors
     /// See [`ReadAccess::authorize`].
     #[tracing::instrument(name = "get_file_info", skip_all, fields(file_id = %id))]
-    pub async fn execute(&self, principal: &Principal, id: FileId) -> Result<FileRecord, Error> {
-        self.access.authorize(principal, id).await
+    pub async fn execute(
+        &self,
+        principal: &Principal,
+        id: FileId,
+        request: &RequestFacts,
+    ) -> Result<FileRecord, Error> {
+        self.access.authorize(principal, id, request).await
     }
 }

@@ -7,7 +7,9 @@ use stowage_domain::{
 };
 
 use crate::error::Error;
+use crate::events::{Actor, EventKind, RequestFacts};
 use crate::ports::{FileRepository, PermissionChecker, PermissionVerdict, RepoError};
+use crate::use_cases::Audit;
 
 /// Loads a record and decides whether a principal may read it.
 #[derive(Clone)]
@@ -15,6 +17,7 @@ pub struct ReadAccess {
     repo: Arc<dyn FileRepository>,
     permissions: Option<Arc<dyn PermissionChecker>>,
     policy: AccessPolicy,
+    audit: Option<Audit>,
 }
 
 impl ReadAccess {
@@ -28,6 +31,37 @@ impl ReadAccess {
             repo,
             permissions,
             policy,
+            audit: None,
+        }
+    }
+
+    /// This access rule, reporting each read the permission service refuses through `audit`.
+    #[must_use]
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The repository records are read from.
+    pub(crate) fn repo(&self) -> &dyn FileRepository {
+        self.repo.as_ref()
+    }
+
+    /// Reports that the permission service refused `principal` the read of `record`.
+    async fn report_denial(
+        &self,
+        principal: &Principal,
+        record: &FileRecord,
+        request: &RequestFacts,
+    ) {
+        if let Some(audit) = &self.audit {
+            let event = audit.event(
+                EventKind::AccessDenied,
+                Actor::of(principal),
+                record,
+                request,
+            );
+            audit.report(self.repo.as_ref(), event).await;
         }
     }
 
@@ -38,7 +72,12 @@ impl ReadAccess {
     ///
     /// # Errors
     /// `AccessDenied`, `NotFound`, `DatabaseUnavailable`, `PermissionServiceUnavailable`.
-    pub async fn authorize(&self, principal: &Principal, id: FileId) -> Result<FileRecord, Error> {
+    pub async fn authorize(
+        &self,
+        principal: &Principal,
+        id: FileId,
+        request: &RequestFacts,
+    ) -> Result<FileRecord, Error> {
         let record = match self.repo.get(id).await {
             Ok(record) => record,
             Err(RepoError::NotFound) => {
@@ -64,7 +103,10 @@ impl ReadAccess {
                 };
                 match checker.check(principal, id).await? {
                     PermissionVerdict::Allowed => Ok(record),
-                    PermissionVerdict::Denied => Err(Error::AccessDenied),
+                    PermissionVerdict::Denied => {
+                        self.report_denial(principal, &record, request).await;
+                        Err(Error::AccessDenied)
+                    }
                 }
             }
         }
@@ -105,7 +147,13 @@ mod tests {
         let mut checker = MockPermissionChecker::new();
         checker.expect_check().times(0);
         let access = access_to(&rec, Some(checker), AccessPolicy::Owner);
-        assert_eq!(access.authorize(&user(1, 10), rec.id()).await.unwrap(), rec);
+        assert_eq!(
+            access
+                .authorize(&user(1, 10), rec.id(), &RequestFacts::default())
+                .await
+                .unwrap(),
+            rec
+        );
     }
 
     #[tokio::test]
@@ -118,7 +166,9 @@ mod tests {
             .returning(|_, _| Ok(PermissionVerdict::Denied));
         let access = access_to(&rec, Some(checker), AccessPolicy::Account);
         assert!(matches!(
-            access.authorize(&user(2, 10), rec.id()).await,
+            access
+                .authorize(&user(2, 10), rec.id(), &RequestFacts::default())
+                .await,
             Err(Error::AccessDenied)
         ));
     }
@@ -132,7 +182,9 @@ mod tests {
             .returning(|_, _| Err(PermissionError::Unavailable("timed out".into())));
         let access = access_to(&rec, Some(checker), AccessPolicy::Account);
         assert!(matches!(
-            access.authorize(&user(2, 10), rec.id()).await,
+            access
+                .authorize(&user(2, 10), rec.id(), &RequestFacts::default())
+                .await,
             Err(Error::PermissionServiceUnavailable(_))
         ));
     }
@@ -141,9 +193,16 @@ mod tests {
     async fn account_policy_allows_same_account_and_refuses_others() {
         let rec = record(Some(1), 10);
         let access = access_to(&rec, None, AccessPolicy::Account);
-        assert!(access.authorize(&user(2, 10), rec.id()).await.is_ok());
+        assert!(
+            access
+                .authorize(&user(2, 10), rec.id(), &RequestFacts::default())
+                .await
+                .is_ok()
+        );
         assert!(matches!(
-            access.authorize(&user(3, 11), rec.id()).await,
+            access
+                .authorize(&user(3, 11), rec.id(), &RequestFacts::default())
+                .await,
             Err(Error::AccessDenied)
         ));
     }
@@ -153,7 +212,9 @@ mod tests {
         let rec = record(Some(1), 10);
         let access = access_to(&rec, None, AccessPolicy::Owner);
         assert!(matches!(
-            access.authorize(&user(2, 10), rec.id()).await,
+            access
+                .authorize(&user(2, 10), rec.id(), &RequestFacts::default())
+                .await,
             Err(Error::AccessDenied)
         ));
     }
@@ -162,9 +223,16 @@ mod tests {
     async fn public_principal_reads_account_level_files_of_its_account() {
         let rec = record(None, 10);
         let access = access_to(&rec, None, AccessPolicy::Owner);
-        assert!(access.authorize(&public(10), rec.id()).await.is_ok());
+        assert!(
+            access
+                .authorize(&public(10), rec.id(), &RequestFacts::default())
+                .await
+                .is_ok()
+        );
         assert!(matches!(
-            access.authorize(&public(11), rec.id()).await,
+            access
+                .authorize(&public(11), rec.id(), &RequestFacts::default())
+                .await,
             Err(Error::AccessDenied)
         ));
     }
@@ -176,7 +244,11 @@ mod tests {
         let access = ReadAccess::new(Arc::new(repo), None, AccessPolicy::Owner);
         assert!(matches!(
             access
-                .authorize(&user(1, 1), stowage_domain::FileId::new_random())
+                .authorize(
+                    &user(1, 1),
+                    stowage_domain::FileId::new_random(),
+                    &RequestFacts::default()
+                )
                 .await,
             Err(Error::NotFound)
         ));
@@ -193,7 +265,11 @@ mod tests {
         let access = ReadAccess::new(Arc::new(repo), Some(Arc::new(checker)), AccessPolicy::Owner);
         assert!(matches!(
             access
-                .authorize(&user(1, 1), stowage_domain::FileId::new_random())
+                .authorize(
+                    &user(1, 1),
+                    stowage_domain::FileId::new_random(),
+                    &RequestFacts::default()
+                )
                 .await,
             Err(Error::AccessDenied)
         ));

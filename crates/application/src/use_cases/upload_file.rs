@@ -8,8 +8,11 @@ use stowage_domain::{
 };
 
 use crate::error::Error;
+use crate::events::{Actor, EventKind, RequestFacts};
 use crate::ports::{BlobStore, Clock, FileRepository};
 use crate::stream::{ByteStream, limit_stream, peek_prefix};
+use crate::use_cases::Audit;
+use crate::use_cases::audit::events_of;
 use time::OffsetDateTime;
 
 /// A named restriction on what an upload may be (`POST /files?policy=avatar`).
@@ -45,6 +48,8 @@ pub struct UploadRequest {
     pub body: ByteStream,
     /// The file's length as the request framing announces it, when it does.
     pub len_hint: Option<u64>,
+    /// The client behind the upload, for the events that report it.
+    pub request: RequestFacts,
 }
 
 /// Streams an upload into the blob store and records it; leaves nothing behind on any failure.
@@ -54,6 +59,7 @@ pub struct UploadFile {
     clock: Arc<dyn Clock>,
     max_bytes: u64,
     policies: HashMap<String, UploadPolicy>,
+    audit: Option<Audit>,
 }
 
 impl UploadFile {
@@ -71,7 +77,15 @@ impl UploadFile {
             clock,
             max_bytes,
             policies,
+            audit: None,
         }
+    }
+
+    /// This use case, reporting each stored file through `audit`.
+    #[must_use]
+    pub fn with_audit(mut self, audit: Audit) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// The global upload limit in bytes.
@@ -131,11 +145,18 @@ impl UploadFile {
         // while the insert is in flight (the client went away), the insert may still commit, so
         // the blob stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a
         // record without its blob would be listed and never downloadable.
-        if let Err(e) = self.repo.insert(&record).await {
+        let event = self.audit.as_ref().map(|audit| {
+            let actor = Actor::of(&request.principal);
+            audit.event(EventKind::Upload, actor, &record, &request.request)
+        });
+        if let Err(e) = self.repo.insert(&record, events_of(event.as_ref())).await {
             if let Err(delete_error) = self.blobs.delete(&key).await {
                 tracing::warn!(error = %delete_error, "blob of a failed insert could not be deleted; gc will");
             }
             return Err(e.into());
+        }
+        if let (Some(audit), Some(event)) = (&self.audit, &event) {
+            audit.publish(event).await;
         }
         Ok(record)
     }
@@ -180,6 +201,7 @@ mod tests {
             policy: policy.map(str::to_owned),
             body: body(data),
             len_hint: Some(data.len() as u64),
+            request: RequestFacts::default(),
         }
     }
 
@@ -210,7 +232,7 @@ mod tests {
             .withf(|_, _, len_hint| *len_hint == Some(5))
             .returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
-        repo.expect_insert().times(1).returning(|_| Ok(()));
+        repo.expect_insert().times(1).returning(|_, _| Ok(()));
         let upload = use_case(repo, blobs);
 
         let record = upload
@@ -234,7 +256,7 @@ mod tests {
             .withf(|_, _, len_hint| len_hint.is_none())
             .returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
-        repo.expect_insert().returning(|_| Ok(()));
+        repo.expect_insert().returning(|_, _| Ok(()));
         let upload = use_case(repo, blobs);
         let mut over = request(user(1, 2), b"hello", None);
         over.len_hint = Some(101);
@@ -253,7 +275,7 @@ mod tests {
         let mut blobs = MockBlobStore::new();
         blobs.expect_put().returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
-        repo.expect_insert().returning(|_| Ok(()));
+        repo.expect_insert().returning(|_, _| Ok(()));
         let upload = use_case(repo, blobs);
         let record = upload
             .execute(request(public(3), b"hello", None))
@@ -269,7 +291,7 @@ mod tests {
         blobs.expect_delete().times(1).returning(|_| Ok(()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert()
-            .returning(|_| Err(RepoError::Unavailable("connection refused".into())));
+            .returning(|_, _| Err(RepoError::Unavailable("connection refused".into())));
         let upload = use_case(repo, blobs);
 
         let err = upload

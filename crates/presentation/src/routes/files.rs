@@ -9,10 +9,11 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use stowage_application::Error;
+use stowage_application::events::RequestFacts;
 use stowage_application::use_cases::UploadRequest;
-use stowage_domain::{ByteRange, FileRecord, RangeOutcome, resolve_range};
+use stowage_domain::{ByteRange, FileRecord, Principal, RangeOutcome, resolve_range};
 
-use crate::client_limits::ClientAddress;
+use crate::client_limits::{ClientAddress, Requester};
 use crate::dto::FileBytes;
 use crate::dto::{
     DEFAULT_PAGE, DEFAULT_SIGNED_URL_SECONDS, Disposition, DownloadQuery, FileInfoResponse,
@@ -86,6 +87,7 @@ pub enum UploadResponses {
 pub async fn upload_file(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
+    Requester(facts): Requester,
     Authenticated(principal): Authenticated,
     Validated(Query(query)): Validated<Query<UploadQuery>>,
     request: Request,
@@ -106,6 +108,7 @@ pub async fn upload_file(
             policy: query.policy.map(|p| p.as_str().to_owned()),
             body: part.body,
             len_hint: part.len_hint,
+            request: facts,
         })
         .await?;
     metrics::counter!("stowage_upload_bytes_total").increment(record.size());
@@ -176,8 +179,13 @@ pub async fn file_info(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     FileIdPath(id): FileIdPath,
+    Requester(facts): Requester,
 ) -> Result<Json<FileInfoResponse>, ApiError> {
-    let record = state.services().info.execute(&principal, id).await?;
+    let record = state
+        .services()
+        .info
+        .execute(&principal, id, &facts)
+        .await?;
     Ok(Json(FileInfoResponse::from_record(
         &record,
         &state.settings().files_url,
@@ -202,8 +210,13 @@ pub async fn delete_file(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     FileIdPath(id): FileIdPath,
+    Requester(facts): Requester,
 ) -> Result<StatusCode, ApiError> {
-    state.services().delete.execute(&principal, id).await?;
+    state
+        .services()
+        .delete
+        .execute(&principal, id, &facts)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -243,7 +256,7 @@ pub async fn delete_file(
 )]
 pub async fn download_file(
     State(state): State<AppState>,
-    ClientAddress(client): ClientAddress,
+    Requester(facts): Requester,
     method: Method,
     reader: Reader,
     FileIdPath(id): FileIdPath,
@@ -252,16 +265,24 @@ pub async fn download_file(
 ) -> Result<Response, ApiError> {
     let inline = query.disposition == Some(Disposition::Inline);
     let download = &state.services().download;
-    let record = match reader {
-        Reader::Principal(principal) => download.authorize(&principal, id).await?,
-        Reader::Signed { expires, signature } => {
-            download.authorize_signed(id, expires, &signature).await?
-        }
+    let (record, principal) = match reader {
+        Reader::Principal(principal) => (
+            download.authorize(&principal, id, &facts).await?,
+            Some(principal),
+        ),
+        Reader::Signed { expires, signature } => (
+            download.authorize_signed(id, expires, &signature).await?,
+            None,
+        ),
     };
+    // The client as the per-client bounds see it (the requester's address).
+    let client = facts.ip.clone().unwrap_or_default();
     let download = Download {
         use_case: download,
         state: &state,
         client: &client,
+        reader: principal.as_ref(),
+        facts: &facts,
     };
     serve(&download, &record, &method, &headers, inline).await
 }
@@ -271,6 +292,9 @@ struct Download<'a> {
     use_case: &'a stowage_application::use_cases::DownloadFile,
     state: &'a AppState,
     client: &'a str,
+    /// Who reads: `None` for the holder of a signed URL.
+    reader: Option<&'a Principal>,
+    facts: &'a RequestFacts,
 }
 
 /// `POST /files/{id}/signed-url`: a URL that grants GET/HEAD of the file until it expires.
@@ -295,6 +319,7 @@ pub async fn create_signed_url(
     State(state): State<AppState>,
     Authenticated(principal): Authenticated,
     FileIdPath(id): FileIdPath,
+    Requester(facts): Requester,
     Validated(Json(body)): Validated<Json<SignedUrlRequest>>,
 ) -> Result<Json<SignedUrlResponse>, ApiError> {
     let seconds = match body.expires_in {
@@ -307,7 +332,7 @@ pub async fn create_signed_url(
     let signed = state
         .services()
         .signed_url
-        .execute(&principal, id, lifetime)
+        .execute(&principal, id, lifetime, &facts)
         .await?;
     let expires_at = signed
         .expires_at
@@ -399,7 +424,10 @@ async fn serve(
         return build(response, Body::empty());
     }
     let slot = download.state.download_slots().acquire(download.client)?;
-    let blob = download.use_case.open(record, range).await?;
+    let blob = download
+        .use_case
+        .open(record, range, download.reader, download.facts)
+        .await?;
     let sent = metrics::counter!("stowage_download_bytes_total");
     let counted = futures_util::StreamExt::inspect(blob.stream, move |chunk| {
         if let Ok(bytes) = chunk {
@@ -426,9 +454,10 @@ fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response,
 pub async fn upload_file_alias(
     state: State<AppState>,
     client: ClientAddress,
+    requester: Requester,
     principal: Authenticated,
     query: Validated<Query<UploadQuery>>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    upload_file(state, client, principal, query, request).await
+    upload_file(state, client, requester, principal, query, request).await
 }
