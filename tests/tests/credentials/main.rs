@@ -17,6 +17,7 @@
 mod access;
 mod common;
 mod cors;
+mod events;
 mod logs;
 mod permission;
 mod pneumatic_nginx;

@@ -56,6 +56,7 @@ pub(super) fn with_fallbacks(vars: &HashMap<String, String>) -> WithFallbacks {
     }
     pass.production();
     pass.origins();
+    pass.events();
     WithFallbacks {
         vars: pass.out,
         read: pass.read,
@@ -278,6 +279,23 @@ impl Pass<'_> {
         self.out
             .insert("ALLOWED_ORIGINS".to_owned(), origins.join(","));
     }
+
+    /// `LOGS_*` → `EVENTS_*`; `LOGS_BACKEND=none` turns events off (`EVENTS_ENABLED=false`)
+    /// whatever URL is set.
+    fn events(&mut self) {
+        self.rename("EVENTS_REDIS_URL", "LOGS_REDIS_URL");
+        self.rename("EVENTS_STREAM", "LOGS_STREAM_KEY");
+        self.rename("EVENTS_STREAM_MAXLEN", "LOGS_STREAM_MAXLEN");
+        self.rename("EVENTS_SERVICE_NAME", "LOGS_SERVICE_NAME");
+        if self.is_set("EVENTS_ENABLED") {
+            return;
+        }
+        if let Some(backend) = self.pneumatic("LOGS_BACKEND")
+            && backend.eq_ignore_ascii_case("none")
+        {
+            self.derive("EVENTS_ENABLED", "false".to_owned(), "LOGS_BACKEND");
+        }
+    }
 }
 
 /// `scheme://host[:port]` of an absolute URL.
@@ -321,6 +339,10 @@ mod tests {
             ("CONFIG", "Production"),
             ("FRONTEND_URL", "https://app.example.com"),
             ("FORMS_URL", "https://forms.example.com/"),
+            ("LOGS_REDIS_URL", "redis://:pw@redis:6379/3"),
+            ("LOGS_STREAM_KEY", "pneumatic:logs"),
+            ("LOGS_STREAM_MAXLEN", "5000"),
+            ("LOGS_SERVICE_NAME", "file-service"),
         ]);
 
         let filled = with_fallbacks(&env);
@@ -357,8 +379,14 @@ mod tests {
             get("ALLOWED_ORIGINS"),
             Some("https://app.example.com,https://forms.example.com")
         );
+        assert_eq!(get("EVENTS_REDIS_URL"), Some("redis://:pw@redis:6379/3"));
+        assert_eq!(get("EVENTS_STREAM"), Some("pneumatic:logs"));
+        assert_eq!(get("EVENTS_STREAM_MAXLEN"), Some("5000"));
+        assert_eq!(get("EVENTS_SERVICE_NAME"), Some("file-service"));
+        assert_eq!(get("EVENTS_ENABLED"), None);
         assert!(filled.read.contains(&"DJANGO_SECRET_KEY"));
         assert!(filled.read.contains(&"POSTGRES_PASSWORD"));
+        assert!(filled.read.contains(&"LOGS_REDIS_URL"));
         assert!(
             !filled.read.contains(&"POSTGRES_PORT"),
             "a default is not read"
@@ -378,12 +406,29 @@ mod tests {
             ("CONFIG", "Production"),
             ("ALLOWED_ORIGINS", "https://a.example.com"),
             ("FRONTEND_URL", "https://a.example.com"),
+            ("EVENTS_REDIS_URL", "redis://events:6379/0"),
+            ("LOGS_REDIS_URL", "redis://logs:6379/0"),
+            ("EVENTS_STREAM", "audit"),
+            ("LOGS_STREAM_KEY", "pneumatic:logs"),
+            ("EVENTS_STREAM_MAXLEN", "10"),
+            ("LOGS_STREAM_MAXLEN", "5000"),
+            ("EVENTS_SERVICE_NAME", "stowage"),
+            ("LOGS_SERVICE_NAME", "file-service"),
+            ("EVENTS_ENABLED", "true"),
+            ("LOGS_BACKEND", "none"),
         ]);
 
         let filled = with_fallbacks(&env);
         let get = |name: &str| filled.vars.get(name).map(String::as_str);
 
         assert_eq!(get("AUTH_SECRET_KEY"), Some("stowage"));
+        assert_eq!(get("EVENTS_REDIS_URL"), Some("redis://events:6379/0"));
+        assert_eq!(get("EVENTS_STREAM"), Some("audit"));
+        assert_eq!(get("EVENTS_STREAM_MAXLEN"), Some("10"));
+        assert_eq!(get("EVENTS_SERVICE_NAME"), Some("stowage"));
+        assert_eq!(get("EVENTS_ENABLED"), Some("true"));
+        assert!(!filled.read.contains(&"LOGS_REDIS_URL"));
+        assert!(!filled.read.contains(&"LOGS_BACKEND"));
         assert_eq!(get("DATABASE_URL"), Some("sqlite://x.db"));
         assert_eq!(get("STORAGE_BACKEND"), Some("fs"));
         assert_eq!(get("S3_BUCKET_LAYOUT"), None);
@@ -407,6 +452,22 @@ mod tests {
         assert_eq!(get("S3_ENDPOINT"), Some("https://storage.googleapis.com"));
         assert_eq!(get("S3_ACCESS_KEY"), Some("hmac-key"));
         assert_eq!(get("S3_SECRET_KEY"), Some("hmac-secret"));
+    }
+
+    #[test]
+    fn logs_backend_none_turns_events_off() {
+        let env = map(&[
+            ("LOGS_BACKEND", "none"),
+            ("LOGS_REDIS_URL", "redis://logs:6379/0"),
+        ]);
+        let filled = with_fallbacks(&env);
+        let get = |name: &str| filled.vars.get(name).map(String::as_str);
+        assert_eq!(get("EVENTS_ENABLED"), Some("false"));
+        assert_eq!(filled.sources.get("EVENTS_ENABLED"), Some(&"LOGS_BACKEND"));
+        assert!(filled.read.contains(&"LOGS_BACKEND"));
+
+        let env = map(&[("LOGS_BACKEND", "redis")]);
+        assert_eq!(with_fallbacks(&env).vars.get("EVENTS_ENABLED"), None);
     }
 
     #[test]
