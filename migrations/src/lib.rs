@@ -6,6 +6,7 @@ use sea_orm_migration::sea_orm::{DatabaseConnection, DbBackend, TransactionTrait
 pub mod files;
 mod m20261123_000001_create_files;
 mod m20261201_000002_adopt_files;
+mod m20261203_000003_webhook_outbox;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_files::Migration),
             Box::new(m20261201_000002_adopt_files::Migration),
+            Box::new(m20261203_000003_webhook_outbox::Migration),
         ]
     }
 }

@@ -21,19 +21,19 @@ use stowage_presentation::AppState;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-pub use crate::wiring::blob_store;
+pub use crate::wiring::{blob_store, webhook_outbox};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The database could not be reached or migrated.
-    #[error("database: {0}")]
+    #[error("database")]
     Database(#[source] DbError),
     /// The blob store could not be prepared.
-    #[error("blob store: {0}")]
+    #[error("blob store")]
     Storage(#[source] std::io::Error),
     /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -42,14 +42,20 @@ pub enum StartupError {
         source: std::io::Error,
     },
     /// The generated secret could not be read or written.
-    #[error("secret key file: {0}")]
+    #[error("secret key file")]
     Secret(#[source] std::io::Error),
     /// `REDIS_URL` is not usable.
-    #[error("REDIS_URL: {0}")]
+    #[error("REDIS_URL")]
     Redis(#[source] RedisUrlError),
+    /// `EVENTS_REDIS_URL` (or `LOGS_REDIS_URL`) is not usable.
+    #[error("EVENTS_REDIS_URL")]
+    Events(#[source] RedisUrlError),
     /// The permission service client could not be built.
-    #[error("PERMISSION_CHECK_URL: {0}")]
+    #[error("PERMISSION_CHECK_URL")]
     Permission(#[source] PermissionClientError),
+    /// The webhook client could not be built.
+    #[error("WEBHOOK_URL")]
+    Webhooks(#[source] stowage_infrastructure::webhooks::WebhookClientError),
 }
 
 /// Opens the database of `config` and applies pending migrations.
@@ -145,6 +151,7 @@ pub struct Application {
     connections: serve::ConnectionLimits,
     generated_secret: bool,
     jwt: Hs256Jwt,
+    webhooks: Option<stowage_infrastructure::webhooks::WebhookWorker>,
 }
 
 impl Application {
@@ -160,6 +167,7 @@ impl Application {
         } else {
             wiring::connect_database(&config).await?
         };
+        let webhooks = wiring::webhook_worker(&config, &db)?;
         let adapters = wiring::Adapters::connect(&config, db, &secret).await?;
         let jwt = adapters.jwt.clone();
         let services = wiring::services(&config, adapters);
@@ -183,6 +191,7 @@ impl Application {
             connections: serve::fit_to_descriptor_limit(config.http.connections),
             generated_secret,
             jwt,
+            webhooks,
         })
     }
 
@@ -214,6 +223,7 @@ impl Application {
     /// Serves until `stop` completes, then drains as [`Application::run_until_stopped`] does.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) {
         let _trimmer = memory::spawn_trimmer(memory::TRIM_INTERVAL);
+        let webhooks = self.webhooks.map(|worker| worker.spawn());
         serve::serve(
             self.listener,
             self.router,
@@ -222,6 +232,9 @@ impl Application {
             self.connections,
         )
         .await;
+        if let Some(webhooks) = webhooks {
+            webhooks.stop(self.shutdown_grace).await;
+        }
     }
 }
 

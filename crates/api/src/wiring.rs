@@ -5,10 +5,11 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use stowage_application::ports::{
-    BlobStore, Clock, FileRepository, PermissionChecker, RateLimiter, TokenStore,
+    BlobStore, Clock, EventPublisher, FileRepository, NoEvents, PermissionChecker, RateLimiter,
+    TokenStore,
 };
 use stowage_application::use_cases::{
-    Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
+    Audit, Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
     GetFileInfo, ListFiles, ReadAccess, Reconcile, UploadFile, UploadPolicy,
 };
 use stowage_infrastructure::db::{self, DatabasePool};
@@ -23,6 +24,11 @@ use stowage_presentation::{HttpSettings, Services};
 
 use crate::StartupError;
 use crate::config::{Config, StorageConfig};
+
+mod webhooks;
+
+pub use webhooks::webhook_outbox;
+pub(crate) use webhooks::webhook_worker;
 
 /// Creates `DATA_DIR` when SQLite or the local disk keeps data there.
 pub(crate) fn prepare_data_dir(config: &Config) -> Result<(), StartupError> {
@@ -104,6 +110,7 @@ pub(crate) struct Adapters {
     tokens: Option<Arc<dyn TokenStore>>,
     permissions: Option<Arc<dyn PermissionChecker>>,
     rate_limiter: Option<Arc<dyn RateLimiter>>,
+    events: Arc<dyn EventPublisher>,
 }
 
 impl Adapters {
@@ -115,7 +122,7 @@ impl Adapters {
     ) -> Result<Adapters, StartupError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let repo = Arc::new(MeteredFileRepository::new(Arc::new(
-            SeaOrmFileRepository::new(db),
+            webhooks::file_repository(config, db),
         )));
         let blobs = blobs(config).await?;
         let secret_bytes: Arc<[u8]> = Arc::from(secret.expose_secret().as_bytes());
@@ -129,6 +136,7 @@ impl Adapters {
             tokens: token_store(config, redis.as_ref(), secret),
             permissions: permissions(config)?,
             rate_limiter: rate_limiter(config, redis),
+            events: event_publisher(config)?,
             clock,
             repo,
             blobs,
@@ -157,6 +165,22 @@ async fn blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
         blobs,
         config.limits.blob_cache,
     )))
+}
+
+/// The audit stream when `EVENTS_REDIS_URL` is set (nothing is dialled yet), else no events.
+pub(crate) fn event_publisher(config: &Config) -> Result<Arc<dyn EventPublisher>, StartupError> {
+    let Some(settings) = &config.events.stream else {
+        return Ok(Arc::new(NoEvents));
+    };
+    let publisher = stowage_infrastructure::RedisStreamPublisher::new(settings)
+        .map_err(StartupError::Events)?;
+    tracing::info!(
+        url = %settings.url,
+        stream = %settings.stream,
+        maxlen = settings.maxlen,
+        "audit events are added to a Redis stream"
+    );
+    Ok(Arc::new(publisher))
 }
 
 /// The shared Redis connection, when `REDIS_URL` is set (nothing is dialled yet).
@@ -223,8 +247,11 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
         tokens,
         permissions,
         rate_limiter,
+        events,
     } = adapters;
-    let access = ReadAccess::new(repo.clone(), permissions, config.limits.access_policy);
+    let audit = Audit::new(events, clock.clone());
+    let access = ReadAccess::new(repo.clone(), permissions, config.limits.access_policy)
+        .with_audit(audit.clone());
     let policies = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
     Services {
         authenticate: Authenticate::new(
@@ -237,11 +264,13 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
             clock.clone(),
             config.limits.max_upload_bytes,
             policies,
-        ),
-        download: DownloadFile::new(access.clone(), blobs.clone(), signer.clone(), clock.clone()),
+        )
+        .with_audit(audit.clone()),
+        download: DownloadFile::new(access.clone(), blobs.clone(), signer.clone(), clock.clone())
+            .with_audit(audit.clone()),
         info: GetFileInfo::new(access.clone()),
         list: ListFiles::new(repo.clone()),
-        delete: DeleteFile::new(repo.clone(), blobs.clone()),
+        delete: DeleteFile::new(repo.clone(), blobs.clone()).with_audit(audit),
         readiness: CheckReadiness::new(repo, blobs, tokens),
         signed_url: CreateSignedUrl::new(access, signer, clock),
         rate_limit: rate_limiter.map(|limiter| {

@@ -1,6 +1,7 @@
 //! The SQL repository: one SeaORM adapter for SQLite and Postgres.
 
 mod entity;
+mod outbox;
 mod repository;
 
 use std::time::Duration;
@@ -12,6 +13,9 @@ use stowage_application::BoxError;
 
 use crate::secret_url::{SecretUrl, redact_url};
 
+pub use outbox::{
+    ClaimedEvent, Failure, OutboxEntry, OutboxError, OutboxStore, WebhookOutbox, now_millis,
+};
 pub use repository::SeaOrmFileRepository;
 
 /// Why the database could not be opened, migrated or closed; passwords are never part of it.

@@ -4,11 +4,13 @@ pub mod auth;
 pub mod blob;
 pub mod clock;
 pub mod db;
+pub mod events;
 pub mod metered;
 pub mod permission;
 pub mod rate_limit;
 pub mod redis;
 pub mod secret_url;
+pub mod webhooks;
 
 pub use auth::jwt::{Hs256Jwt, JwtClaims};
 pub use auth::redis_tokens::{RedisTokenStore, TokenStoreSettings};
@@ -22,6 +24,7 @@ pub use blob::memory::{MemoryBlobStore, MemoryStoreFull};
 pub use blob::s3::{S3BlobStore, S3Layout, S3Settings};
 pub use clock::SystemClock;
 pub use db::{DatabasePool, DatabaseSettings, DbError, SeaOrmFileRepository};
+pub use events::{RedisStreamPublisher, RedisStreamSettings};
 pub use metered::{
     MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker, MeteredRateLimiter,
     MeteredTokenStore, MeteredTokenVerifier,

@@ -8,8 +8,9 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,
-    StatementBuilder, Value,
+    StatementBuilder, TransactionTrait, Value,
 };
+use stowage_application::events::FileEvent;
 use stowage_application::ports::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 use stowage_domain::{
     AccountId, ContentType, FileId, FileRecord, FileRecordParts, Filename, Sha256Digest, UserId,
@@ -20,6 +21,7 @@ use tokio::sync::OnceCell;
 
 use super::DatabasePool;
 use super::entity::file;
+use super::outbox::{self, WebhookOutbox};
 
 /// Stores file records in SQLite or Postgres, in Stowage's own `files` table or in the Pneumatic
 /// service's adopted one.
@@ -27,6 +29,7 @@ use super::entity::file;
 pub struct SeaOrmFileRepository {
     db: DatabaseConnection,
     id_column: Arc<OnceCell<IdColumn>>,
+    webhooks: Option<Arc<WebhookOutbox>>,
 }
 
 /// How `file_id` is stored: Stowage's own table has `uuid` (a 16-byte blob on SQLite), the
@@ -90,7 +93,58 @@ impl SeaOrmFileRepository {
         Self {
             db: pool.connection().clone(),
             id_column: Arc::new(OnceCell::new()),
+            webhooks: None,
         }
+    }
+
+    /// This repository keeping the events `outbox` selects for webhook delivery, each in the
+    /// transaction of the change it reports (without it, events are not kept).
+    #[must_use]
+    pub fn with_webhooks(mut self, outbox: WebhookOutbox) -> Self {
+        self.webhooks = Some(Arc::new(outbox));
+        self
+    }
+
+    /// The outbox settings when one of `events` goes to the outbox.
+    fn outbox_for(&self, events: &[FileEvent]) -> Option<&WebhookOutbox> {
+        self.webhooks
+            .as_deref()
+            .filter(|outbox| outbox.keeps_any(events))
+    }
+
+    /// Runs `statement` and writes the outbox rows of `events` in one transaction; with `one`, a
+    /// statement that changed no row is `NotFound` and writes nothing.
+    async fn with_events<S: StatementBuilder>(
+        &self,
+        statement: &S,
+        events: &[FileEvent],
+        one: bool,
+    ) -> Result<(), RepoError> {
+        let backend = self.db.get_database_backend();
+        let Some(outbox) = self.outbox_for(events) else {
+            let result = self
+                .db
+                .execute(backend.build(statement))
+                .await
+                .map_err(unavailable)?;
+            if one && result.rows_affected() == 0 {
+                return Err(RepoError::NotFound);
+            }
+            return Ok(());
+        };
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        let result = txn
+            .execute(backend.build(statement))
+            .await
+            .map_err(unavailable)?;
+        if one && result.rows_affected() == 0 {
+            txn.rollback().await.map_err(unavailable)?;
+            return Err(RepoError::NotFound);
+        }
+        outbox::write(&txn, outbox, events)
+            .await
+            .map_err(unavailable)?;
+        txn.commit().await.map_err(unavailable)
     }
 
     /// The type of `file_id`, looked up once (a failed look-up is tried again on the next call).
@@ -282,7 +336,7 @@ fn record_of(ids: IdColumn, row: &QueryResult) -> Result<FileRecord, RepoError> 
 
 #[async_trait]
 impl FileRepository for SeaOrmFileRepository {
-    async fn insert(&self, record: &FileRecord) -> Result<(), RepoError> {
+    async fn insert(&self, record: &FileRecord, events: &[FileEvent]) -> Result<(), RepoError> {
         let size = i64::try_from(record.size())
             .map_err(|_| RepoError::Unavailable("file size does not fit the size column".into()))?;
         let ids = self.id_column().await?;
@@ -313,11 +367,7 @@ impl FileRepository for SeaOrmFileRepository {
                 record.blob_key().to_string().into(),
             ])
             .map_err(|e| RepoError::Unavailable(Box::new(e)))?;
-        self.db
-            .execute(backend.build(&insert))
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.with_events(&insert, events, false).await
     }
 
     async fn get(&self, id: FileId) -> Result<FileRecord, RepoError> {
@@ -331,13 +381,22 @@ impl FileRepository for SeaOrmFileRepository {
             .ok_or(RepoError::NotFound)
     }
 
-    async fn delete(&self, id: FileId) -> Result<(), RepoError> {
+    async fn delete(&self, id: FileId, events: &[FileEvent]) -> Result<(), RepoError> {
         let ids = self.id_column().await?;
         let delete = Query::delete()
             .from_table(file::Entity)
             .and_where(Expr::col(file::Column::FileId).eq(ids.value(id)))
             .to_owned();
-        self.change_one(&delete).await
+        self.with_events(&delete, events, true).await
+    }
+
+    async fn record_events(&self, events: &[FileEvent]) -> Result<(), RepoError> {
+        let Some(outbox) = self.outbox_for(events) else {
+            return Ok(());
+        };
+        outbox::write(&self.db, outbox, events)
+            .await
+            .map_err(unavailable)
     }
 
     async fn list(
