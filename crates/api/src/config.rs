@@ -12,18 +12,24 @@ use std::path::PathBuf;
 use stowage_infrastructure::{DatabaseSettings, PermissionSettings, RedisSettings};
 
 mod backends;
+mod events;
 mod http;
 mod limits;
 mod pneumatic;
+mod sentry;
 mod service;
 mod storage;
 mod values;
+mod webhooks;
 
+pub use self::sentry::SentryConfig;
+pub use events::EventsConfig;
 pub use http::HttpConfig;
 pub use limits::{LimitsConfig, RateLimitConfig};
 pub use service::{AuthConfig, LogFormat, TelemetryConfig};
 pub use storage::StorageConfig;
 pub use values::parse_duration;
+pub use webhooks::WebhookConfig;
 
 use values::{Vars, invalid};
 
@@ -80,8 +86,14 @@ pub struct Config {
     pub permission: Option<PermissionSettings>,
     /// Rate limits.
     pub rate_limit: RateLimitConfig,
+    /// Audit events (`EVENTS_*`).
+    pub events: EventsConfig,
     /// Logging.
     pub telemetry: TelemetryConfig,
+    /// Error tracking, when `SENTRY_DSN` is set.
+    pub sentry: Option<SentryConfig>,
+    /// Webhooks, when `WEBHOOK_URL` is set.
+    pub webhooks: Option<WebhookConfig>,
     /// The Pneumatic variables read as fallbacks of unset Stowage ones (names only).
     pub pneumatic_names: Vec<&'static str>,
 }
@@ -133,7 +145,10 @@ impl Config {
             redis: backends::redis(vars)?,
             permission: backends::permission(vars)?,
             rate_limit: limits::rate_limits(vars)?,
+            events: events::events(vars)?,
             telemetry: service::telemetry(vars)?,
+            sentry: sentry::sentry(vars)?,
+            webhooks: webhooks::webhooks(vars)?,
             data_dir,
             pneumatic_names: Vec::new(),
         })

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use stowage_api::config::{Config, parse_duration};
-use stowage_api::{Application, digest_legacy_rows, gc, jwt, migrate, telemetry};
+use stowage_api::{Application, digest_legacy_rows, gc, jwt, migrate, telemetry, webhook_outbox};
 use stowage_application::use_cases::{DigestReport, LegacyRow};
 use stowage_domain::FileRecord;
 
@@ -43,6 +43,11 @@ enum Command {
     },
     /// Exit 0 when this host's service answers /health/live (for container health checks).
     Healthcheck,
+    /// The webhook outbox: events waiting for delivery, and the dead ones.
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
     /// Print an HS256 token signed with the configured secret, for trying the service out.
     Token {
         /// The user the token speaks for; leave out for an account-level token.
@@ -63,6 +68,21 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum EventsCommand {
+    /// Print the events waiting in the outbox, oldest first.
+    List {
+        /// Only the dead ones (out of attempts).
+        #[arg(long)]
+        dead: bool,
+        /// Print at most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Make every dead event pending again, due now with its attempts reset; prints how many.
+    RetryDead,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -73,10 +93,16 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(cli.command.unwrap_or(Command::Serve), config).await {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // Kept until `main` returns: dropping it sends the reports still queued.
+    let _error_tracking = match command {
+        Command::Token { .. } | Command::Healthcheck => telemetry::ErrorTracking::off(),
+        _ => telemetry::start_error_tracking(config.sentry.as_ref()),
+    };
+    match run(command, config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "stowage-api stopped");
+            tracing::error!(error = format!("{e:#}"), "stowage-api stopped");
             eprintln!("stowage-api: {e:#}");
             ExitCode::FAILURE
         }
@@ -144,6 +170,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             digest(&config, dry_run).await
         }
         Command::Healthcheck => healthcheck(&config).await,
+        Command::Events { command } => {
+            telemetry::init(&config.telemetry, std::io::stderr);
+            events(&config, command).await
+        }
         Command::Migrate => {
             telemetry::init(&config.telemetry, std::io::stderr);
             log_pneumatic_names(&config);
@@ -218,6 +248,45 @@ async fn digest(config: &Config, dry_run: bool) -> anyhow::Result<()> {
         report.missing.len(),
         report.mismatched.len()
     );
+    Ok(())
+}
+
+/// `stowage-api events`: one line per outbox row, or the count of dead rows made pending.
+async fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
+    let outbox = webhook_outbox(config).await?;
+    match command {
+        EventsCommand::List { dead, limit } => {
+            let entries = outbox.list(dead, limit).await?;
+            for e in &entries {
+                let next = time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(e.next_attempt_at) * 1_000_000,
+                )
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_default();
+                println!(
+                    "{} {} file {} attempts {} {} next {} error {}",
+                    e.event_id,
+                    e.event_type,
+                    e.file_id,
+                    e.attempts,
+                    e.state,
+                    next,
+                    e.last_error.as_deref().unwrap_or("-")
+                );
+            }
+            println!("{} events", entries.len());
+        }
+        EventsCommand::RetryDead => {
+            let retried = outbox
+                .retry_dead(stowage_infrastructure::db::now_millis())
+                .await?;
+            println!("{retried} dead events are pending again");
+        }
+    }
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! The tracing subscriber, built once at start-up.
+//! The tracing subscriber, built once at start-up, and error tracking fed by it.
 
 use std::fmt::{self, Write as _};
 use std::io::IsTerminal;
@@ -8,10 +8,20 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::field::RecordFields;
 use tracing_subscriber::fmt::format::{Compact, Format, Writer};
 use tracing_subscriber::fmt::{FormatFields, MakeWriter, SubscriberBuilder};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{LogFormat, TelemetryConfig};
 
-/// Installs the global subscriber writing to `sink`; `RUST_LOG` overrides `LOG_LEVEL`.
+mod error_tracking;
+mod scrub;
+
+pub use error_tracking::{ErrorTracking, scrub_event, start as start_error_tracking};
+pub use scrub::scrub;
+
+/// Installs the global subscriber writing to `sink`; `RUST_LOG` overrides `LOG_LEVEL`. When
+/// error tracking was started before, `error` events (server errors) also go to Sentry.
 pub fn init<W>(config: &TelemetryConfig, sink: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -28,14 +38,25 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(sink);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-        LogFormat::Pretty => text(builder, terminal).try_init(),
-    };
+    match format {
+        LogFormat::Json => install(
+            builder
+                .json()
+                .with_current_span(true)
+                .with_span_list(false)
+                .finish(),
+        ),
+        LogFormat::Pretty => install(text(builder, terminal).finish()),
+    }
+}
+
+/// Installs `subscriber`, with the error-tracking layer on top when tracking is on. The
+/// subscriber's filter (`LOG_LEVEL`) applies to that layer too.
+fn install<S>(subscriber: S)
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a> + Send + Sync + 'static,
+{
+    let _ = subscriber.with(error_tracking::layer()).try_init();
 }
 
 /// The human-readable format: one line per event, every field value escaped by [`EscapedFields`],
