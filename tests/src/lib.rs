@@ -7,11 +7,11 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod app;
+pub mod cloudinary;
 mod command;
 mod http;
 mod jwt;
 pub mod moto;
-pub mod cloudinary;
 pub mod nginx;
 mod process;
 mod proxy;

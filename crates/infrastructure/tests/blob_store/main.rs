@@ -153,11 +153,11 @@ macro_rules! blob_store_contract {
     };
 }
 
+mod cloudinary;
 /// Behaviours every [`BlobStore`] must have.
 mod contract;
-mod cloudinary;
 mod fs;
-mod s3;
-mod s3_wire;
 mod memory;
+mod s3;
 mod s3_moto;
+mod s3_wire;
