@@ -201,7 +201,13 @@ impl TestServer {
         let client = client();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(r) = client.get(self.url("/health/live")).send().await
+            // `Connection: close`: the server ends the probe's connection itself, so it does not
+            // linger and count against a test's per-client connection bound.
+            if let Ok(r) = client
+                .get(self.url("/health/live"))
+                .header("Connection", "close")
+                .send()
+                .await
                 && r.status().is_success()
             {
                 return;

@@ -146,9 +146,10 @@ impl FileRepository for MeteredFileRepository {
     }
 
     async fn record_events(&self, events: &[FileEvent]) -> Result<(), RepoError> {
-        let started = Instant::now();
         let result = self.inner.record_events(events).await;
-        timed("record_events", started);
+        if result.is_err() {
+            counter!("webhook_events_lost_total").increment(events.len() as u64);
+        }
         result
     }
 

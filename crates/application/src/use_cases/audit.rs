@@ -38,12 +38,15 @@ impl Audit {
     }
 
     /// Reports an event that changes no record (a download, a refused read): kept in the
-    /// outbox, then published. A failure to keep it is logged; the read goes on.
+    /// outbox and published at once, so the read waits for the slower of the two only. A
+    /// failure to keep it is logged (and counted by the repository's metrics); the read goes on.
     pub async fn report(&self, repo: &dyn FileRepository, event: FileEvent) {
-        if let Err(e) = repo.record_events(std::slice::from_ref(&event)).await {
+        let events = std::slice::from_ref(&event);
+        let (kept, ()) =
+            futures_util::join!(repo.record_events(events), self.publisher.publish(&event));
+        if let Err(e) = kept {
             tracing::warn!(error = %e, kind = event.kind.as_str(), "an event could not be kept for webhooks");
         }
-        self.publisher.publish(&event).await;
     }
 }
 
