@@ -3,7 +3,9 @@
 //!
 //! Only an addition: a new table and its indexes, each created only where missing, so a database
 //! the Pneumatic service made (and Stowage adopted) keeps every column it had. Times are Unix
-//! milliseconds, so that SQLite and Postgres compare them alike.
+//! milliseconds of the database's clock, so that SQLite and Postgres compare them alike and
+//! replicas whose clocks differ agree on them. `lease_token` names the claim that holds a row: only
+//! that claim may record the row's outcome.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
@@ -22,6 +24,7 @@ const POSTGRES_TABLE: &str = "CREATE TABLE IF NOT EXISTS webhook_outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     lease_until BIGINT NULL,
+    lease_token VARCHAR(36) NULL,
     last_error VARCHAR(300) NULL,
     created_at BIGINT NOT NULL
 )";
@@ -37,17 +40,17 @@ const SQLITE_TABLE: &str = "CREATE TABLE IF NOT EXISTS webhook_outbox (
     attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     lease_until BIGINT NULL,
+    lease_token TEXT NULL,
     last_error TEXT NULL,
     created_at BIGINT NOT NULL
 )";
 
-/// The claim looks for due pending rows in id order, and for an earlier pending row of the same
-/// file; both indexes hold pending rows only.
+/// The claim looks for due pending rows in id order, and for an earlier row of the same file,
+/// pending or dead (the only states a row has, so that index holds every row).
 const INDEXES: [&str; 2] = [
     "CREATE INDEX IF NOT EXISTS idx_webhook_outbox_due ON webhook_outbox (next_attempt_at, id) \
      WHERE state = 'pending'",
-    "CREATE INDEX IF NOT EXISTS idx_webhook_outbox_file ON webhook_outbox (file_id, id) \
-     WHERE state = 'pending'",
+    "CREATE INDEX IF NOT EXISTS idx_webhook_outbox_file ON webhook_outbox (file_id, id)",
 ];
 
 #[async_trait::async_trait]

@@ -19,6 +19,8 @@ use stowage_infrastructure::db::{self, DatabasePool, DbError};
 use stowage_infrastructure::{Hs256Jwt, PermissionClientError, RedisUrlError, SystemClock};
 use stowage_presentation::AppState;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 use crate::config::Config;
 pub use crate::wiring::{blob_store, webhook_outbox};
@@ -221,9 +223,12 @@ impl Application {
     }
 
     /// Serves until `stop` completes, then drains as [`Application::run_until_stopped`] does.
+    /// Requests in flight and the webhook worker's attempts share one grace period, counted from
+    /// the moment `stop` completes.
     pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) {
         let _trimmer = memory::spawn_trimmer(memory::TRIM_INTERVAL);
         let webhooks = self.webhooks.map(|worker| worker.spawn());
+        let (stop, deadline) = with_deadline(stop, self.shutdown_grace);
         serve::serve(
             self.listener,
             self.router,
@@ -233,8 +238,34 @@ impl Application {
         )
         .await;
         if let Some(webhooks) = webhooks {
-            webhooks.stop(self.shutdown_grace).await;
+            webhooks.stop(time_left(deadline).await).await;
         }
+    }
+}
+
+/// `stop`, which also sets the shutdown's deadline: `grace` after it completes.
+fn with_deadline(
+    stop: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> (
+    impl Future<Output = ()> + Send + 'static,
+    oneshot::Receiver<Option<Instant>>,
+) {
+    let (set, deadline) = oneshot::channel();
+    let stop = async move {
+        stop.await;
+        let _ = set.send(Instant::now().checked_add(grace));
+    };
+    (stop, deadline)
+}
+
+/// What is left before `deadline`: nothing once it has passed, or when the server ended without
+/// `stop` completing; no limit for a grace period too long to count.
+async fn time_left(deadline: oneshot::Receiver<Option<Instant>>) -> Duration {
+    match deadline.await {
+        Ok(Some(at)) => at.saturating_duration_since(Instant::now()),
+        Ok(None) => Duration::MAX,
+        Err(_) => Duration::ZERO,
     }
 }
 
@@ -263,5 +294,36 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_drain_and_the_worker_share_one_grace_period() {
+        let grace = Duration::from_millis(400);
+        let (stop, deadline) = with_deadline(async {}, grace);
+        let started = Instant::now();
+        stop.await;
+        // The HTTP drain takes a part of the grace period: the worker gets what is left.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let left = time_left(deadline).await;
+        assert!(left <= grace - Duration::from_millis(150), "{left:?}");
+        assert!(started.elapsed() + left <= grace + Duration::from_millis(5));
+
+        let (stop, deadline) = with_deadline(async {}, Duration::from_millis(10));
+        stop.await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(
+            time_left(deadline).await,
+            Duration::ZERO,
+            "a drain past the deadline"
+        );
+
+        let (stop, deadline) = with_deadline(std::future::pending(), grace);
+        drop(stop);
+        assert_eq!(time_left(deadline).await, Duration::ZERO, "never stopped");
     }
 }

@@ -80,6 +80,7 @@ enum EventsCommand {
         limit: u32,
     },
     /// Make every dead event pending again, due now with its attempts reset; prints how many.
+    /// The later events of their files, held back while they were dead, follow them in order.
     RetryDead,
 }
 
@@ -281,9 +282,7 @@ async fn events(config: &Config, command: EventsCommand) -> anyhow::Result<()> {
             println!("{} events", entries.len());
         }
         EventsCommand::RetryDead => {
-            let retried = outbox
-                .retry_dead(stowage_infrastructure::db::now_millis())
-                .await?;
+            let retried = outbox.retry_dead().await?;
             println!("{retried} dead events are pending again");
         }
     }

@@ -87,13 +87,11 @@ impl WebhookWorker {
 
     /// How long a claim holds an event: longer than a `POST` may take, so that no two workers
     /// send one event at once, and short enough that a crashed worker's events come back soon.
-    fn lease_ms(&self) -> i64 {
-        let lease = self
-            .settings
+    fn lease(&self) -> Duration {
+        self.settings
             .timeout
             .saturating_mul(2)
-            .saturating_add(Duration::from_secs(5));
-        i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
+            .saturating_add(Duration::from_secs(5))
     }
 
     /// Runs the worker on its own task until [`WorkerHandle::stop`].
@@ -140,7 +138,7 @@ impl WebhookWorker {
     pub async fn deliver_due(&self) -> Result<usize, OutboxError> {
         let claimed = self
             .store
-            .claim(self.settings.batch.max(1), now_millis(), self.lease_ms())
+            .claim(self.settings.batch.max(1), self.lease())
             .await?;
         let count = claimed.len();
         join_all(claimed.iter().map(|event| self.deliver(event))).await;
@@ -153,7 +151,11 @@ impl WebhookWorker {
             Outcome::Delivered => {
                 metrics::counter!("webhook_deliveries_total", "result" => "ok").increment(1);
                 tracing::debug!(event_id = %event.event_id, event_type = %event.event_type, "webhook delivered");
-                self.store.delivered(event.id).await
+                self.store.delivered(event).await.map(|removed| {
+                    if !removed {
+                        lease_lost(event);
+                    }
+                })
             }
             Outcome::Failed(error) => self.failed(event, error).await,
         };
@@ -170,11 +172,13 @@ impl WebhookWorker {
         let failure = Failure {
             attempts,
             dead,
-            next_attempt_at: now_millis()
-                .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
+            retry_in: wait,
             error,
         };
-        self.store.failed(event, &failure).await?;
+        if !self.store.failed(event, &failure).await? {
+            lease_lost(event);
+            return Ok(());
+        }
         if dead {
             metrics::counter!("webhook_deliveries_total", "result" => "dead").increment(1);
             tracing::warn!(
@@ -232,6 +236,15 @@ impl WebhookWorker {
             Err(e) => tracing::debug!(error = %e, "the dead webhook count could not be read"),
         }
     }
+}
+
+/// The outcome of an attempt whose lease ran out and passed to another claim: that claim's
+/// outcome counts, so this one is neither recorded nor counted.
+fn lease_lost(event: &ClaimedEvent) {
+    tracing::debug!(
+        event_id = %event.event_id,
+        "a webhook attempt outlived its lease; the event's new claimer records the outcome"
+    );
 }
 
 /// What went wrong with a request, in words that never include the URL.

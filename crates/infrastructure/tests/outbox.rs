@@ -29,6 +29,7 @@ use time::OffsetDateTime;
 
 const POSTGRES_URL_VAR: &str = "STOWAGE_TEST_DATABASE_URL";
 const LEASE_MS: i64 = 30_000;
+const LEASE: Duration = Duration::from_millis(30_000);
 
 fn settings(url: &str) -> DatabaseSettings {
     DatabaseSettings {
@@ -131,6 +132,20 @@ impl TestDb {
         OutboxStore::new(&self.pool)
     }
 
+    /// Moves the outbox `ms` into the past, as if the database's clock had run on that long.
+    async fn advance(&self, ms: i64) {
+        let db = Database::connect(&self.url).await.unwrap();
+        db.execute(sea_orm::Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "UPDATE webhook_outbox SET next_attempt_at = next_attempt_at - $1, \
+                 lease_until = lease_until - $1",
+            [ms.into()],
+        ))
+        .await
+        .unwrap();
+        db.close().await.unwrap();
+    }
+
     /// Event ids in the outbox, in order.
     async fn ids(&self) -> Vec<String> {
         let rows = self.store().list(false, 1000).await.unwrap();
@@ -162,18 +177,24 @@ impl Drop for TestDb {
     }
 }
 
-fn failure(attempts: u32, dead: bool, next_attempt_at: i64) -> Failure {
+fn failure(attempts: u32, dead: bool, retry_in: Duration) -> Failure {
     Failure {
         attempts,
         dead,
-        next_attempt_at,
+        retry_in,
         error: "HTTP 500".to_owned(),
     }
 }
 
 /// Behaviours on either database.
 mod contract {
+    use stowage_infrastructure::db::ClaimedEvent;
+
     use super::*;
+
+    fn ids(claimed: &[ClaimedEvent]) -> Vec<String> {
+        claimed.iter().map(|c| c.event_id.clone()).collect()
+    }
 
     pub async fn insert_writes_the_record_and_its_events_together(db: TestDb) {
         let repo = db.repo(Some(all_kinds()));
@@ -203,7 +224,7 @@ mod contract {
         );
         assert_eq!(repo.get(first.id()).await.unwrap(), first);
         assert_eq!(db.ids().await, vec![upload.id.to_string()]);
-        let claimed = db.store().claim(10, now_millis(), LEASE_MS).await.unwrap();
+        let claimed = db.store().claim(10, LEASE).await.unwrap();
         let body: serde_json::Value = serde_json::from_str(&claimed[0].body).unwrap();
         assert_eq!(body["id"], upload.id.to_string());
         assert_eq!(body["type"], "file.upload");
@@ -266,7 +287,7 @@ mod contract {
         assert_eq!(db.ids().await, vec![upload.id.to_string()]);
     }
 
-    pub async fn claims_keep_each_files_order_and_skip_dead_rows(db: TestDb) {
+    pub async fn claims_keep_each_files_order_even_behind_dead_rows(db: TestDb) {
         let repo = db.repo(Some(all_kinds()));
         let (a, b) = (record(), record());
         let a1 = event(EventKind::Upload, &a);
@@ -277,67 +298,129 @@ mod contract {
             repo.record_events(std::slice::from_ref(e)).await.unwrap();
         }
         let store = db.store();
-        let now = now_millis();
-        let ids = |claimed: &[stowage_infrastructure::db::ClaimedEvent]| {
-            claimed
-                .iter()
-                .map(|c| c.event_id.clone())
-                .collect::<Vec<_>>()
-        };
 
-        let first = store.claim(10, now, LEASE_MS).await.unwrap();
+        let first = store.claim(10, LEASE).await.unwrap();
         assert_eq!(ids(&first), vec![a1.id.to_string(), b1.id.to_string()]);
         assert!(
-            store.claim(10, now, LEASE_MS).await.unwrap().is_empty(),
+            store.claim(10, LEASE).await.unwrap().is_empty(),
             "leased twice"
         );
 
         // a1 fails: a2 waits behind it even once a1's lease is gone.
-        store
-            .failed(&first[0], &failure(1, false, now + 1_000))
-            .await
-            .unwrap();
-        store.delivered(first[1].id).await.unwrap();
-        assert!(store.claim(10, now, LEASE_MS).await.unwrap().is_empty());
-        let retried = store.claim(10, now + 1_000, LEASE_MS).await.unwrap();
+        let retry_in = Duration::from_secs(1);
+        assert!(
+            store
+                .failed(&first[0], &failure(1, false, retry_in))
+                .await
+                .unwrap()
+        );
+        assert!(store.delivered(&first[1]).await.unwrap());
+        assert!(store.claim(10, LEASE).await.unwrap().is_empty());
+        db.advance(1_000).await;
+        let retried = store.claim(10, LEASE).await.unwrap();
         assert_eq!(ids(&retried), vec![a1.id.to_string()]);
         assert_eq!(retried[0].attempts, 1);
 
-        // a1 dies: a2 is due, and a crashed claimer's lease runs out.
-        store
-            .failed(&retried[0], &failure(2, true, now))
-            .await
-            .unwrap();
-        assert_eq!(store.dead_count().await.unwrap(), 1);
-        let next = store.claim(1, now + 1_000, LEASE_MS).await.unwrap();
-        assert_eq!(ids(&next), vec![a2.id.to_string()]);
-        let again = store
-            .claim(1, now + 1_000 + LEASE_MS, LEASE_MS)
-            .await
-            .unwrap();
-        assert_eq!(
-            ids(&again),
-            vec![a2.id.to_string()],
-            "expired lease not reclaimed"
+        // a1 dies: a2 and a3 stay behind it however long it stays dead; other files go on.
+        assert!(
+            store
+                .failed(&retried[0], &failure(2, true, Duration::ZERO))
+                .await
+                .unwrap()
         );
-        // The first claimer's late outcome no longer counts.
-        store
-            .failed(&next[0], &failure(1, true, now))
-            .await
-            .unwrap();
         assert_eq!(store.dead_count().await.unwrap(), 1);
-        store.delivered(again[0].id).await.unwrap();
+        db.advance(10 * LEASE_MS).await;
+        assert!(
+            store.claim(10, LEASE).await.unwrap().is_empty(),
+            "an event went out after a dead one of its file"
+        );
+        let b2 = event(EventKind::Download, &b);
+        repo.record_events(std::slice::from_ref(&b2)).await.unwrap();
+        let other = store.claim(10, LEASE).await.unwrap();
+        assert_eq!(ids(&other), vec![b2.id.to_string()]);
+        assert!(store.delivered(&other[0]).await.unwrap());
 
         let dead = store.list(true, 10).await.unwrap();
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].event_id, a1.id.to_string());
         assert_eq!(dead[0].attempts, 2);
         assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 500"));
-        // a3 is claimable while a1 is dead; once a1 is retried it goes first again.
-        assert_eq!(store.retry_dead(now).await.unwrap(), 1);
-        let order = store.claim(10, now + 1, LEASE_MS).await.unwrap();
-        assert_eq!(ids(&order), vec![a1.id.to_string()]);
-        assert_eq!(order[0].attempts, 0);
+
+        // Revived, a1 goes first, then a2, then a3.
+        assert_eq!(store.retry_dead().await.unwrap(), 1);
+        let mut order = Vec::new();
+        loop {
+            let claimed = store.claim(10, LEASE).await.unwrap();
+            let [one] = claimed.as_slice() else {
+                assert!(claimed.is_empty(), "{claimed:?}");
+                break;
+            };
+            assert_eq!(one.attempts, 0);
+            assert!(store.delivered(one).await.unwrap());
+            order.push(one.event_id.clone());
+        }
+        assert_eq!(
+            order,
+            vec![a1.id.to_string(), a2.id.to_string(), a3.id.to_string()]
+        );
+    }
+
+    pub async fn a_claim_taken_over_records_no_outcome(db: TestDb) {
+        let file = record();
+        let upload = event(EventKind::Upload, &file);
+        db.repo(Some(all_kinds()))
+            .record_events(std::slice::from_ref(&upload))
+            .await
+            .unwrap();
+        let store = db.store();
+
+        let late = store.claim(1, LEASE).await.unwrap();
+        assert_eq!(ids(&late), vec![upload.id.to_string()]);
+        let expected = now_millis() + LEASE_MS;
+        assert!(
+            (late[0].lease_until - expected).abs() < 60_000,
+            "the lease is not in Unix milliseconds: {} vs {expected}",
+            late[0].lease_until
+        );
+        // The first claimer stalls past its lease; another claims the row.
+        db.advance(LEASE_MS).await;
+        let current = store.claim(1, LEASE).await.unwrap();
+        assert_eq!(ids(&current), vec![upload.id.to_string()]);
+        assert_ne!(current[0].lease_token, late[0].lease_token);
+
+        assert!(
+            !store
+                .failed(&late[0], &failure(1, true, Duration::ZERO))
+                .await
+                .unwrap(),
+            "a lost lease recorded a failure"
+        );
+        assert!(
+            !store.delivered(&late[0]).await.unwrap(),
+            "a lost lease deleted the row"
+        );
+        let rows = store.list(false, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].state.as_str(), rows[0].attempts), ("pending", 0));
+        assert!(
+            store.claim(1, LEASE).await.unwrap().is_empty(),
+            "lease lost"
+        );
+
+        assert!(
+            store
+                .failed(&current[0], &failure(1, false, Duration::ZERO))
+                .await
+                .unwrap()
+        );
+        let again = store.claim(1, LEASE).await.unwrap();
+        assert_eq!(again[0].attempts, 1);
+        assert!(
+            !store.delivered(&current[0]).await.unwrap(),
+            "a recorded outcome ends the claim"
+        );
+        assert!(store.delivered(&again[0]).await.unwrap());
+        assert!(db.ids().await.is_empty());
     }
 
     pub async fn the_worker_posts_signed_events_and_deletes_what_was_taken(db: TestDb) {
@@ -396,7 +479,8 @@ macro_rules! outbox_suite {
             insert_writes_the_record_and_its_events_together,
             delete_keeps_its_event_and_a_missing_record_none,
             only_the_chosen_kinds_are_kept_and_none_when_off,
-            claims_keep_each_files_order_and_skip_dead_rows,
+            claims_keep_each_files_order_even_behind_dead_rows,
+            a_claim_taken_over_records_no_outcome,
             the_worker_posts_signed_events_and_deletes_what_was_taken,
         ]);
     };
@@ -441,7 +525,7 @@ mod postgres {
             let store = OutboxStore::new(&pool);
             let mut got = Vec::new();
             loop {
-                let claimed = store.claim(7, now_millis(), LEASE_MS).await.unwrap();
+                let claimed = store.claim(7, LEASE).await.unwrap();
                 if claimed.is_empty() {
                     return got;
                 }

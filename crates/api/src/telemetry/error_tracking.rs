@@ -1,5 +1,5 @@
-//! Error tracking with Sentry: server errors (the `error` level) and panics, scrubbed of
-//! credentials before they leave the process. Off, with no client at all, unless `SENTRY_DSN` is
+//! Error tracking with Sentry: server errors (the `error` level) and panics, and performance
+//! traces when sampled, scrubbed of credentials before they leave the process. Off, with no client at all, unless `SENTRY_DSN` is
 //! set.
 
 use std::borrow::Cow;
@@ -14,6 +14,10 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::scrub::{FILTERED, is_secret_name, scrub};
 use crate::config::SentryConfig;
+
+mod transactions;
+
+use transactions::ScrubbingTransportFactory;
 
 /// The Sentry client while error tracking is on. Keep it for as long as the process runs:
 /// dropping it sends what is still queued (waiting up to two seconds).
@@ -70,6 +74,7 @@ pub fn start(config: Option<&SentryConfig>) -> ErrorTracking {
         in_app_include: vec!["stowage"],
         before_send: Some(Arc::new(|event| Some(scrub_event(event)))),
         before_breadcrumb: Some(Arc::new(|_| None)),
+        transport: Some(Arc::new(ScrubbingTransportFactory)),
         ..ClientOptions::default()
     };
     ErrorTracking(Some(::sentry::init(options)))

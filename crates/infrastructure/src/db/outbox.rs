@@ -2,10 +2,15 @@
 //! delivered and deleted by the webhook workers of every replica.
 //!
 //! A row is due when it is pending, its next attempt has come, no lease holds it, and no earlier
-//! pending row of the same file exists: so each file's events go out in order, and a dead row
-//! (out of attempts) stops blocking the ones after it. Times are Unix milliseconds.
+//! row of the same file is left, pending or dead: so each file's events go out in order, and a
+//! dead row (out of attempts) holds the later ones of its file back until an operator revives it.
+//!
+//! Times are Unix milliseconds read from the database's clock, never a replica's, so that leases
+//! and backoff mean the same to every replica. Each claim leases its rows under a fresh token, and
+//! only the holder of the current token may record an outcome.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement};
 use stowage_application::events::{EventKind, FileEvent};
@@ -35,9 +40,23 @@ impl WebhookOutbox {
 #[error("webhook outbox: {0}")]
 pub struct OutboxError(#[source] DbErr);
 
-/// Now, in Unix milliseconds.
+/// Now on this host, in Unix milliseconds (the outbox itself goes by the database's clock).
 pub fn now_millis() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// The database's current time in Unix milliseconds, as an SQL expression.
+fn db_now(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
+        _ => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+    }
+}
+
+/// Milliseconds of `d`, capped far below the point where adding them to now would overflow.
+fn millis(d: Duration) -> i64 {
+    const MAX: i64 = i64::MAX / 4;
+    i64::try_from(d.as_millis()).map_or(MAX, |ms| ms.min(MAX))
 }
 
 /// The JSON a receiver gets for `event`, built when the event is written so that a later change
@@ -58,19 +77,22 @@ pub(super) async fn write<C: ConnectionTrait>(
     outbox: &WebhookOutbox,
     events: &[FileEvent],
 ) -> Result<(), DbErr> {
-    let now = now_millis();
+    let backend = db.get_database_backend();
+    let now = db_now(backend);
+    let sql = format!(
+        "INSERT INTO webhook_outbox \
+         (event_id, file_id, event_type, body, state, attempts, next_attempt_at, created_at) \
+         VALUES ($1, $2, $3, $4, 'pending', 0, {now}, {now})"
+    );
     for event in events.iter().filter(|e| outbox.kinds.contains(&e.kind)) {
         db.execute(Statement::from_sql_and_values(
-            db.get_database_backend(),
-            "INSERT INTO webhook_outbox \
-             (event_id, file_id, event_type, body, state, attempts, next_attempt_at, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5)",
+            backend,
+            &sql,
             [
                 event.id.to_string().into(),
                 event.file_id.to_string().into(),
                 event.kind.as_str().into(),
                 body(event, &outbox.service).into(),
-                now.into(),
             ],
         ))
         .await?;
@@ -78,7 +100,8 @@ pub(super) async fn write<C: ConnectionTrait>(
     Ok(())
 }
 
-/// An event a worker claimed: its lease is the worker's until `lease_until`.
+/// An event a worker claimed: its lease is the worker's until `lease_until`, unless another claim
+/// took the row over after that (then `lease_token` no longer matches).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClaimedEvent {
     /// The row (its order).
@@ -93,8 +116,10 @@ pub struct ClaimedEvent {
     pub body: String,
     /// Failed attempts so far.
     pub attempts: u32,
-    /// When the lease ends (Unix milliseconds).
+    /// When the lease ends (Unix milliseconds, the database's clock).
     pub lease_until: i64,
+    /// The claim's token: an outcome is recorded only while the row still carries it.
+    pub lease_token: String,
 }
 
 /// A row as `stowage-api events list` shows it.
@@ -125,8 +150,8 @@ pub struct Failure {
     pub attempts: u32,
     /// True when no attempt is left: the row becomes dead.
     pub dead: bool,
-    /// When to try again (Unix milliseconds).
-    pub next_attempt_at: i64,
+    /// How long after now (the database's) to try again.
+    pub retry_in: Duration,
     /// Why, short (never a secret or the URL).
     pub error: String,
 }
@@ -152,83 +177,99 @@ impl OutboxStore {
         Statement::from_sql_and_values(self.db.get_database_backend(), sql, values)
     }
 
-    /// Leases at most `limit` due rows until `now + lease_ms`, oldest first: on Postgres rows
-    /// another replica is claiming are skipped, and a row stays leased to one claimer.
+    /// Leases at most `limit` due rows for `lease` under a fresh token, oldest first: on
+    /// Postgres rows another replica is claiming are skipped, and a row stays leased to one
+    /// claimer.
     ///
     /// # Errors
     /// [`OutboxError`] when the database fails.
     pub async fn claim(
         &self,
         limit: u32,
-        now: i64,
-        lease_ms: i64,
+        lease: Duration,
     ) -> Result<Vec<ClaimedEvent>, OutboxError> {
-        let lock = match self.db.get_database_backend() {
+        let backend = self.db.get_database_backend();
+        let lock = match backend {
             DbBackend::Postgres => "FOR UPDATE SKIP LOCKED",
             _ => "",
         };
-        let lease_until = now.saturating_add(lease_ms);
+        let now = db_now(backend);
         let sql = format!(
-            "UPDATE webhook_outbox SET lease_until = $1 WHERE id IN (\
+            "UPDATE webhook_outbox SET lease_until = {now} + $1, lease_token = $2 WHERE id IN (\
                SELECT o.id FROM webhook_outbox o \
-               WHERE o.state = 'pending' AND o.next_attempt_at <= $2 \
-               AND (o.lease_until IS NULL OR o.lease_until <= $2) \
+               WHERE o.state = 'pending' AND o.next_attempt_at <= {now} \
+               AND (o.lease_until IS NULL OR o.lease_until <= {now}) \
                AND NOT EXISTS (SELECT 1 FROM webhook_outbox e \
-                 WHERE e.file_id = o.file_id AND e.state = 'pending' AND e.id < o.id) \
+                 WHERE e.file_id = o.file_id AND e.state IN ('pending', 'dead') AND e.id < o.id) \
                ORDER BY o.id LIMIT $3 {lock}) \
-             RETURNING id, event_id, file_id, event_type, body, attempts"
+             RETURNING id, event_id, file_id, event_type, body, attempts, lease_until, lease_token"
         );
+        let token = uuid::Uuid::new_v4().to_string();
         let rows = self
             .db
             .query_all(self.statement(
                 &sql,
-                vec![lease_until.into(), now.into(), i64::from(limit).into()],
+                vec![millis(lease).into(), token.into(), i64::from(limit).into()],
             ))
             .await
             .map_err(OutboxError)?;
         let mut claimed = rows
             .iter()
-            .map(|row| claimed_of(row, lease_until))
+            .map(claimed_of)
             .collect::<Result<Vec<_>, _>>()
             .map_err(OutboxError)?;
         claimed.sort_by_key(|c| c.id);
         Ok(claimed)
     }
 
-    /// Removes a delivered row.
+    /// Removes a delivered row, unless its lease passed to another claimer meanwhile (then
+    /// that claimer's outcome counts); whether it was removed.
     ///
     /// # Errors
     /// [`OutboxError`] when the database fails.
-    pub async fn delivered(&self, id: i64) -> Result<(), OutboxError> {
+    pub async fn delivered(&self, event: &ClaimedEvent) -> Result<bool, OutboxError> {
         self.db
-            .execute(self.statement("DELETE FROM webhook_outbox WHERE id = $1", vec![id.into()]))
+            .execute(self.statement(
+                "DELETE FROM webhook_outbox WHERE id = $1 AND lease_token = $2",
+                vec![event.id.into(), event.lease_token.clone().into()],
+            ))
             .await
-            .map(|_| ())
+            .map(|r| r.rows_affected() > 0)
             .map_err(OutboxError)
     }
 
-    /// Records a failed attempt of `event`, unless its lease passed to another claimer meanwhile.
+    /// Records a failed attempt of `event`, unless its lease passed to another claimer meanwhile;
+    /// whether it was recorded.
     ///
     /// # Errors
     /// [`OutboxError`] when the database fails.
-    pub async fn failed(&self, event: &ClaimedEvent, failure: &Failure) -> Result<(), OutboxError> {
+    pub async fn failed(
+        &self,
+        event: &ClaimedEvent,
+        failure: &Failure,
+    ) -> Result<bool, OutboxError> {
         let error: String = failure.error.chars().take(MAX_ERROR_CHARS).collect();
         let state = if failure.dead { "dead" } else { "pending" };
+        let now = db_now(self.db.get_database_backend());
+        let sql = format!(
+            "UPDATE webhook_outbox SET attempts = $1, state = $2, next_attempt_at = {now} + $3, \
+             lease_until = NULL, lease_token = NULL, last_error = $4 \
+             WHERE id = $5 AND lease_token = $6"
+        );
         self.db
             .execute(self.statement(
-                "UPDATE webhook_outbox SET attempts = $1, state = $2, next_attempt_at = $3, \
-                 lease_until = NULL, last_error = $4 WHERE id = $5 AND lease_until = $6",
+                &sql,
                 vec![
                     i64::from(failure.attempts).into(),
                     state.into(),
-                    failure.next_attempt_at.into(),
+                    millis(failure.retry_in).into(),
                     error.into(),
                     event.id.into(),
-                    event.lease_until.into(),
+                    event.lease_token.clone().into(),
                 ],
             ))
             .await
-            .map(|_| ())
+            .map(|r| r.rows_affected() > 0)
             .map_err(OutboxError)
     }
 
@@ -277,17 +318,19 @@ impl OutboxStore {
             .map_err(OutboxError)
     }
 
-    /// Makes every dead row pending again, due at `now` with its attempts reset; how many.
+    /// Makes every dead row pending again, due now with its attempts reset, so that it goes out
+    /// before the later rows of its file it held back; how many.
     ///
     /// # Errors
     /// [`OutboxError`] when the database fails.
-    pub async fn retry_dead(&self, now: i64) -> Result<u64, OutboxError> {
+    pub async fn retry_dead(&self) -> Result<u64, OutboxError> {
+        let now = db_now(self.db.get_database_backend());
+        let sql = format!(
+            "UPDATE webhook_outbox SET state = 'pending', attempts = 0, next_attempt_at = {now}, \
+             lease_until = NULL, lease_token = NULL WHERE state = 'dead'"
+        );
         self.db
-            .execute(self.statement(
-                "UPDATE webhook_outbox SET state = 'pending', attempts = 0, \
-                 next_attempt_at = $1, lease_until = NULL WHERE state = 'dead'",
-                vec![now.into()],
-            ))
+            .execute(self.statement(&sql, vec![]))
             .await
             .map(|r| r.rows_affected())
             .map_err(OutboxError)
@@ -299,7 +342,7 @@ fn attempts_of(row: &QueryResult) -> Result<u32, DbErr> {
     Ok(u32::try_from(attempts).unwrap_or_default())
 }
 
-fn claimed_of(row: &QueryResult, lease_until: i64) -> Result<ClaimedEvent, DbErr> {
+fn claimed_of(row: &QueryResult) -> Result<ClaimedEvent, DbErr> {
     Ok(ClaimedEvent {
         id: row.try_get("", "id")?,
         event_id: row.try_get("", "event_id")?,
@@ -307,7 +350,8 @@ fn claimed_of(row: &QueryResult, lease_until: i64) -> Result<ClaimedEvent, DbErr
         event_type: row.try_get("", "event_type")?,
         body: row.try_get("", "body")?,
         attempts: attempts_of(row)?,
-        lease_until,
+        lease_until: row.try_get("", "lease_until")?,
+        lease_token: row.try_get("", "lease_token")?,
     })
 }
 
