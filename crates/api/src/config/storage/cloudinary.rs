@@ -3,6 +3,9 @@
 use percent_encoding::percent_decode_str;
 use secrecy::SecretString;
 use stowage_infrastructure::blob::cloudinary::MIN_CHUNK_SIZE;
+
+/// The largest chunk: 100 MB, as Cloudinary's own SDKs allow.
+const MAX_CHUNK_SIZE: usize = 100_000_000;
 use stowage_infrastructure::{CloudinarySettings, SignatureAlgorithm};
 
 use super::super::ConfigError;
@@ -26,10 +29,14 @@ pub(super) fn cloudinary(vars: Vars<'_>) -> Result<CloudinarySettings, ConfigErr
     let credentials =
         credentials(url).ok_or_else(|| invalid("CLOUDINARY_URL", URL_SHAPE.into()))?;
     let chunk_size: usize = vars.parse_or("CLOUDINARY_CHUNK_SIZE", "6000000")?;
-    if chunk_size < MIN_CHUNK_SIZE {
+    // Each upload holds one chunk in memory: the upper bound keeps that bounded too.
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
         return Err(invalid(
             "CLOUDINARY_CHUNK_SIZE",
-            format!("must be at least {MIN_CHUNK_SIZE}, Cloudinary's smallest chunk"),
+            format!(
+                "must be from {MIN_CHUNK_SIZE} (Cloudinary's smallest chunk) to {MAX_CHUNK_SIZE} \
+                 (one chunk per upload is held in memory)"
+            ),
         ));
     }
     let signature_algorithm = match vars.choice("CLOUDINARY_SIGNATURE_ALGORITHM").as_deref() {

@@ -197,6 +197,7 @@ fn invalid_cloudinary_settings_name_their_variable() {
         ("CLOUDINARY_API_URL", "ftp://api.example.com"),
         ("CLOUDINARY_DELIVERY_URL", "not a url"),
         ("CLOUDINARY_CHUNK_SIZE", "4999999"),
+        ("CLOUDINARY_CHUNK_SIZE", "100000001"),
         ("CLOUDINARY_SIGNATURE_ALGORITHM", "md5"),
         ("CLOUDINARY_CONNECT_TIMEOUT_MS", "soon"),
         ("CLOUDINARY_TIMEOUT_MS", "-5"),
