@@ -17,6 +17,9 @@ pub enum Error {
     /// No such file, or it was deleted.
     #[error("file not found")]
     NotFound,
+    /// The key belongs to a file the caller may not replace.
+    #[error("the key belongs to another file")]
+    KeyExists,
     /// The caller is known but may not do this.
     #[error("access to the file is denied")]
     AccessDenied,
@@ -80,6 +83,7 @@ impl From<RepoError> for Error {
     fn from(e: RepoError) -> Self {
         match e {
             RepoError::NotFound => Error::NotFound,
+            RepoError::KeyTaken => Error::KeyExists,
             RepoError::Unavailable(source) => Error::DatabaseUnavailable(source),
         }
     }

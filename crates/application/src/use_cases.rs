@@ -9,6 +9,7 @@ pub mod delete_file;
 pub mod digest_legacy;
 pub mod download_file;
 pub mod get_file_info;
+pub(crate) mod keys;
 pub mod list_files;
 pub mod read_access;
 pub mod reconcile;
@@ -18,7 +19,9 @@ pub use audit::Audit;
 pub use authenticate::{Authenticate, CredentialSource, PresentedCredential};
 pub use check_rate_limit::CheckRateLimit;
 pub use check_readiness::{CheckReadiness, ComponentStatus, Readiness};
-pub use create_signed_url::{CreateSignedUrl, MAX_SIGNED_URL_LIFETIME, SignedUrl, check_signature};
+pub use create_signed_url::{
+    CreateSignedUrl, MAX_SIGNED_URL_LIFETIME, MAX_SIGNED_URLS, SignedUrl, check_signature,
+};
 pub use delete_file::DeleteFile;
 pub use digest_legacy::{DigestLegacyRows, DigestReport, LegacyRow};
 pub use download_file::DownloadFile;

@@ -8,6 +8,7 @@ use crate::content_type::ContentType;
 use crate::digest::Sha256Digest;
 use crate::filename::Filename;
 use crate::ids::{AccountId, FileId, UserId};
+use crate::key::{FileKey, Metadata};
 
 /// The logical location of a file's bytes in the blob store.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -53,6 +54,8 @@ pub struct FileRecord {
     created_at: OffsetDateTime,
     account_id: AccountId,
     user_id: Option<UserId>,
+    key: Option<FileKey>,
+    metadata: Metadata,
 }
 
 /// Everything needed to build a [`FileRecord`].
@@ -98,7 +101,33 @@ impl FileRecord {
             created_at,
             account_id,
             user_id,
+            key: None,
+            metadata: Metadata::default(),
         }
+    }
+
+    /// This record, addressed by `key` in its account.
+    #[must_use]
+    pub fn with_key(mut self, key: Option<FileKey>) -> Self {
+        self.key = key;
+        self
+    }
+
+    /// This record, with `metadata` attached.
+    #[must_use]
+    pub fn with_metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// The key the file may be addressed by, if it has one.
+    pub fn key(&self) -> Option<&FileKey> {
+        self.key.as_ref()
+    }
+
+    /// The client's metadata (`{}` when none).
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
     }
 
     /// Returns the file's id.

@@ -8,6 +8,7 @@ pub mod digest;
 pub mod file;
 pub mod filename;
 pub mod ids;
+pub mod key;
 pub mod principal;
 pub mod range;
 
@@ -17,5 +18,6 @@ pub use digest::{InvalidDigest, Sha256Digest};
 pub use file::{BlobKey, FileRecord, FileRecordParts};
 pub use filename::Filename;
 pub use ids::{AccountId, FileId, InvalidFileId, UserId};
+pub use key::{FileKey, InvalidKey, MAX_KEY_BYTES, MAX_METADATA_BYTES, Metadata};
 pub use principal::{Credential, CredentialForm, Principal, PrincipalKind};
 pub use range::{ByteRange, InvalidRange, RangeOutcome, resolve_range};

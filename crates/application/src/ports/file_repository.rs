@@ -1,7 +1,7 @@
 //! Where file metadata lives.
 
 use async_trait::async_trait;
-use stowage_domain::{AccountId, FileId, FileRecord, Sha256Digest, UserId};
+use stowage_domain::{AccountId, FileId, FileKey, FileRecord, Sha256Digest, UserId};
 use time::OffsetDateTime;
 
 use crate::error::BoxError;
@@ -13,6 +13,9 @@ pub enum RepoError {
     /// No record with that id.
     #[error("record not found")]
     NotFound,
+    /// Another file of the account holds the key.
+    #[error("key already taken")]
+    KeyTaken,
     /// The database failed or timed out.
     #[error("database unavailable")]
     Unavailable(#[source] BoxError),
@@ -71,13 +74,46 @@ pub struct ListPage {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait FileRepository: Send + Sync {
-    /// Inserts a new record and, in the same transaction, the `events` that report it (the
-    /// repository keeps those it delivers as webhooks in its outbox, and ignores the others).
+    /// Inserts a new record (with its key and metadata) and, in the same transaction, the
+    /// `events` that report it (the repository keeps those it delivers as webhooks in its
+    /// outbox, and ignores the others).
     ///
     /// # Errors
-    /// [`RepoError::Unavailable`] when the database fails (neither the record nor an event is
-    /// then stored).
+    /// [`RepoError::KeyTaken`] when another file of the account holds the record's key (a
+    /// database constraint, so two inserts cannot both win); [`RepoError::Unavailable`] when the
+    /// database fails. Either way neither the record nor an event is stored.
     async fn insert(&self, record: &FileRecord, events: &[FileEvent]) -> Result<(), RepoError>;
+
+    /// Inserts `record`, which takes its key from the file `old`, in one transaction with
+    /// `events`: `old` loses the key and is marked replaced (so that `gc` removes it if its
+    /// deletion never happens), then `record` is inserted under the key.
+    ///
+    /// # Errors
+    /// [`RepoError::KeyTaken`] when `old` no longer holds the key (another upload replaced it
+    /// first); [`RepoError::Unavailable`] when the database fails. Either way nothing changes.
+    async fn insert_replacing(
+        &self,
+        record: &FileRecord,
+        old: FileId,
+        events: &[FileEvent],
+    ) -> Result<(), RepoError>;
+
+    /// Loads the record holding `key` in `account`.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when no file holds it; [`RepoError::Unavailable`] when the
+    /// database fails.
+    async fn get_by_key(&self, account: AccountId, key: &FileKey) -> Result<FileRecord, RepoError>;
+
+    /// Records marked replaced before `before`, at most `limit`, for `gc` to remove.
+    ///
+    /// # Errors
+    /// [`RepoError::Unavailable`] when the database fails.
+    async fn scan_replaced(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, RepoError>;
 
     /// Loads the record with `id`.
     ///
@@ -99,7 +135,8 @@ pub trait FileRepository: Send + Sync {
     /// [`RepoError::Unavailable`] when the database fails.
     async fn record_events(&self, events: &[FileEvent]) -> Result<(), RepoError>;
 
-    /// Lists `owner`'s records newest first (by `created_at`, then id), at most `limit`, after `cursor`.
+    /// Lists `owner`'s records newest first (by `created_at`, then id), at most `limit`, after
+    /// `cursor`; with a `prefix`, only those whose key starts with it (literally, case-sensitively).
     ///
     /// # Errors
     /// [`RepoError::Unavailable`] when the database fails.
@@ -108,6 +145,7 @@ pub trait FileRepository: Send + Sync {
         owner: Owner,
         limit: u32,
         cursor: Option<ListCursor>,
+        prefix: Option<String>,
     ) -> Result<ListPage, RepoError>;
 
     /// Checks that the database answers.

@@ -169,6 +169,8 @@ mod tests {
                 body: futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))]).boxed(),
                 len_hint: None,
                 request: facts(),
+                key: None,
+                metadata: stowage_domain::Metadata::default(),
             })
             .await
             .unwrap();

@@ -82,7 +82,39 @@ impl CreateSignedUrl {
             expires_at,
         })
     }
+
+    /// Signs each of `ids` (at most [`MAX_SIGNED_URLS`]) for `lifetime`, one result per id in
+    /// order: a file `principal` may not read, or that does not exist, gets its own error.
+    ///
+    /// # Errors
+    /// `Validation` for more than [`MAX_SIGNED_URLS`] ids or a lifetime out of range (then no id
+    /// is signed).
+    #[tracing::instrument(name = "create_signed_urls", skip_all, fields(count = ids.len()))]
+    pub async fn execute_many(
+        &self,
+        principal: &Principal,
+        ids: &[FileId],
+        lifetime: Duration,
+        request: &RequestFacts,
+    ) -> Result<Vec<Result<SignedUrl, Error>>, Error> {
+        if ids.len() > MAX_SIGNED_URLS {
+            return Err(Error::Validation(format!(
+                "file_ids holds at most {MAX_SIGNED_URLS} ids"
+            )));
+        }
+        let mut signed = Vec::with_capacity(ids.len());
+        for &id in ids {
+            match self.execute(principal, id, lifetime, request).await {
+                Err(e @ Error::Validation(_)) => return Err(e),
+                result => signed.push(result),
+            }
+        }
+        Ok(signed)
+    }
 }
+
+/// The most ids one `POST /files/signed-urls` signs.
+pub const MAX_SIGNED_URLS: usize = 100;
 
 /// Checks a signed URL's parameters: signature first, then expiry, before any database call.
 ///

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use stowage_domain::{FileId, Principal, may_delete};
+use stowage_domain::{FileId, FileKey, FileRecord, Principal, may_delete};
 
 use crate::error::Error;
 use crate::events::{Actor, EventKind, RequestFacts};
@@ -48,9 +48,34 @@ impl DeleteFile {
         request: &RequestFacts,
     ) -> Result<(), Error> {
         let record = self.repo.get(id).await?;
+        self.remove(principal, record, request).await
+    }
+
+    /// Deletes the file holding `key` in `principal`'s account, if `principal` uploaded it.
+    ///
+    /// # Errors
+    /// `NotFound`, `AccessDenied`, `DatabaseUnavailable`.
+    #[tracing::instrument(name = "delete_file_by_key", skip_all)]
+    pub async fn execute_by_key(
+        &self,
+        principal: &Principal,
+        key: &FileKey,
+        request: &RequestFacts,
+    ) -> Result<(), Error> {
+        let record = self.repo.get_by_key(principal.account_id(), key).await?;
+        self.remove(principal, record, request).await
+    }
+
+    async fn remove(
+        &self,
+        principal: &Principal,
+        record: FileRecord,
+        request: &RequestFacts,
+    ) -> Result<(), Error> {
         if !may_delete(principal, &record) {
             return Err(Error::AccessDenied);
         }
+        let id = record.id();
         let event = self
             .audit
             .as_ref()
@@ -71,7 +96,6 @@ mod tests {
     use super::*;
     use crate::ports::blob_store::MockBlobStore;
     use crate::use_cases::fixtures::{public, record, repo_returning, user};
-    use stowage_domain::FileRecord;
 
     /// Deletion of `rec`, expecting its record and its blob to be deleted `deletes` times.
     fn deleting(rec: FileRecord, deletes: usize) -> DeleteFile {

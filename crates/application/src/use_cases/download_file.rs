@@ -3,7 +3,7 @@
 use futures_util::StreamExt;
 use std::sync::Arc;
 
-use stowage_domain::{ByteRange, FileId, FileRecord, Principal, is_owner};
+use stowage_domain::{ByteRange, FileId, FileKey, FileRecord, Principal, is_owner};
 
 use crate::error::Error;
 use crate::events::{Actor, EventKind, RequestFacts};
@@ -58,6 +58,21 @@ impl DownloadFile {
         request: &RequestFacts,
     ) -> Result<FileRecord, Error> {
         self.access.authorize(principal, id, request).await
+    }
+
+    /// The record holding `key` in `principal`'s account if `principal` may read it; no byte is
+    /// fetched yet.
+    ///
+    /// # Errors
+    /// See [`ReadAccess::authorize_by_key`].
+    #[tracing::instrument(name = "authorize_download_by_key", skip_all)]
+    pub async fn authorize_by_key(
+        &self,
+        principal: &Principal,
+        key: &FileKey,
+        request: &RequestFacts,
+    ) -> Result<FileRecord, Error> {
+        self.access.authorize_by_key(principal, key, request).await
     }
 
     /// The record of `id` for a reader holding a signed URL; the signature and expiry are checked

@@ -1,6 +1,6 @@
 //! File metadata for a reader.
 
-use stowage_domain::{FileId, FileRecord, Principal};
+use stowage_domain::{FileId, FileKey, FileRecord, Principal};
 
 use crate::error::Error;
 use crate::events::RequestFacts;
@@ -30,5 +30,19 @@ impl GetFileInfo {
         request: &RequestFacts,
     ) -> Result<FileRecord, Error> {
         self.access.authorize(principal, id, request).await
+    }
+
+    /// The record holding `key` in `principal`'s account, if `principal` may read it.
+    ///
+    /// # Errors
+    /// See [`ReadAccess::authorize_by_key`].
+    #[tracing::instrument(name = "get_file_info_by_key", skip_all)]
+    pub async fn execute_by_key(
+        &self,
+        principal: &Principal,
+        key: &FileKey,
+        request: &RequestFacts,
+    ) -> Result<FileRecord, Error> {
+        self.access.authorize_by_key(principal, key, request).await
     }
 }

@@ -19,7 +19,8 @@ impl ListFiles {
         Self { repo }
     }
 
-    /// At most `limit` of `principal`'s files after `cursor`: by user, or the account's null-user files.
+    /// At most `limit` of `principal`'s files after `cursor`: by user, or the account's null-user
+    /// files; with a `prefix`, only those whose key starts with it.
     ///
     /// # Errors
     /// `DatabaseUnavailable`.
@@ -29,12 +30,16 @@ impl ListFiles {
         principal: &Principal,
         limit: u32,
         cursor: Option<ListCursor>,
+        prefix: Option<&str>,
     ) -> Result<ListPage, Error> {
         let owner = match principal.user_id() {
             Some(user) => Owner::User(user, principal.account_id()),
             None => Owner::Account(principal.account_id()),
         };
-        Ok(self.repo.list(owner, limit, cursor).await?)
+        Ok(self
+            .repo
+            .list(owner, limit, cursor, prefix.map(str::to_owned))
+            .await?)
     }
 }
 
@@ -54,25 +59,31 @@ mod tests {
                 eq(Owner::User(UserId::new(1), AccountId::new(5))),
                 eq(10),
                 eq(None),
+                eq(None),
             )
             .times(1)
-            .returning(|_, _, _| {
+            .returning(|_, _, _, _| {
                 Ok(ListPage {
                     items: vec![],
                     next: None,
                 })
             });
         repo.expect_list()
-            .with(eq(Owner::Account(AccountId::new(5))), eq(10), eq(None))
+            .with(
+                eq(Owner::Account(AccountId::new(5))),
+                eq(10),
+                eq(None),
+                eq(None),
+            )
             .times(1)
-            .returning(|_, _, _| {
+            .returning(|_, _, _, _| {
                 Ok(ListPage {
                     items: vec![],
                     next: None,
                 })
             });
         let list = ListFiles::new(Arc::new(repo));
-        list.execute(&user(1, 5), 10, None).await.unwrap();
-        list.execute(&public(5), 10, None).await.unwrap();
+        list.execute(&user(1, 5), 10, None, None).await.unwrap();
+        list.execute(&public(5), 10, None, None).await.unwrap();
     }
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use stowage_domain::{
-    AccessPolicy, FileId, FileRecord, Principal, ReadDecision, ReadFallback, decide_read,
+    AccessPolicy, FileId, FileKey, FileRecord, Principal, ReadDecision, ReadFallback, decide_read,
 };
 
 use crate::error::Error;
@@ -90,6 +90,32 @@ impl ReadAccess {
             }
             Err(e) => return Err(e.into()),
         };
+        self.decide(principal, record, request).await
+    }
+
+    /// The record holding `key` in `principal`'s account, if `principal` may read it (the same
+    /// rule as by id).
+    ///
+    /// # Errors
+    /// `AccessDenied`, `NotFound`, `DatabaseUnavailable`, `PermissionServiceUnavailable`.
+    pub async fn authorize_by_key(
+        &self,
+        principal: &Principal,
+        key: &FileKey,
+        request: &RequestFacts,
+    ) -> Result<FileRecord, Error> {
+        let record = self.repo.get_by_key(principal.account_id(), key).await?;
+        self.decide(principal, record, request).await
+    }
+
+    /// The read rule applied to a loaded `record`.
+    async fn decide(
+        &self,
+        principal: &Principal,
+        record: FileRecord,
+        request: &RequestFacts,
+    ) -> Result<FileRecord, Error> {
+        let id = record.id();
         let fallback = match self.permissions {
             Some(_) => ReadFallback::PermissionService,
             None => ReadFallback::Policy(self.policy),

@@ -27,7 +27,9 @@ pub struct ReconcileReport {
     pub young: u64,
     /// Records of non-empty files whose blob is missing (reported, never changed).
     pub missing_blobs: Vec<FileId>,
-    /// Orphan blobs and leftovers removed.
+    /// Files a keyed upload replaced whose deletion never happened, older than the grace period.
+    pub replaced_files: Vec<FileId>,
+    /// Orphan blobs, leftovers and replaced files removed.
     pub removed: u64,
 }
 
@@ -115,7 +117,39 @@ impl Reconcile {
                 report.removed += 1;
             }
         }
+        self.remove_replaced(cutoff, dry_run, &mut report).await?;
         Ok(report)
+    }
+
+    /// Files a keyed upload replaced but whose deletion never happened (a crash between the two):
+    /// removed, record then blob, once older than the grace period (one page of them in a dry run).
+    async fn remove_replaced(
+        &self,
+        cutoff: time::OffsetDateTime,
+        dry_run: bool,
+        report: &mut ReconcileReport,
+    ) -> Result<(), Error> {
+        loop {
+            let page = self.repo.scan_replaced(cutoff, SCAN_PAGE).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for record in &page {
+                report.replaced_files.push(record.id());
+                if dry_run {
+                    continue;
+                }
+                match self.repo.delete(record.id(), &[]).await {
+                    Ok(()) | Err(RepoError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                self.blobs.delete(&record.blob_key()).await?;
+                report.removed += 1;
+            }
+            if dry_run {
+                return Ok(());
+            }
+        }
     }
 }
 
@@ -148,6 +182,7 @@ mod tests {
             .with(eq(None), eq(SCAN_PAGE))
             .returning(move |_, _| Ok(records.clone()));
         repo.expect_scan().returning(|_, _| Ok(vec![]));
+        repo.expect_scan_replaced().returning(|_, _| Ok(vec![]));
         repo.expect_get()
             .with(eq(old_orphan.file_id()))
             .returning(|_| Err(RepoError::NotFound));
@@ -218,6 +253,7 @@ mod tests {
             .with(eq(None), eq(SCAN_PAGE))
             .returning(move |_, _| Ok(records.clone()));
         repo.expect_scan().returning(|_, _| Ok(vec![]));
+        repo.expect_scan_replaced().returning(|_, _| Ok(vec![]));
         let mut blobs = MockBlobStore::new();
         blobs
             .expect_list()
@@ -238,6 +274,7 @@ mod tests {
         let orphan = BlobKey::new(AccountId::new(1), FileId::new_random());
         let mut repo = MockFileRepository::new();
         repo.expect_scan().returning(|_, _| Ok(vec![]));
+        repo.expect_scan_replaced().returning(|_, _| Ok(vec![]));
         let mut blobs = MockBlobStore::new();
         blobs.expect_list().returning(move || {
             let items = vec![Ok(ListedBlob::Blob {

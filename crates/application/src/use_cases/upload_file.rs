@@ -4,7 +4,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use stowage_domain::{
-    BlobKey, ContentType, FileId, FileRecord, FileRecordParts, Filename, Principal, SNIFF_LEN,
+    BlobKey, ContentType, FileId, FileKey, FileRecord, FileRecordParts, Filename, Metadata,
+    Principal, SNIFF_LEN,
 };
 
 use crate::error::Error;
@@ -13,6 +14,7 @@ use crate::ports::{BlobStore, Clock, FileRepository};
 use crate::stream::{ByteStream, limit_stream, peek_prefix};
 use crate::use_cases::Audit;
 use crate::use_cases::audit::events_of;
+use crate::use_cases::keys::{keep, key_holder};
 use time::OffsetDateTime;
 
 /// A named restriction on what an upload may be (`POST /files?policy=avatar`).
@@ -50,6 +52,11 @@ pub struct UploadRequest {
     pub len_hint: Option<u64>,
     /// The client behind the upload, for the events that report it.
     pub request: RequestFacts,
+    /// The key to store the file under in its account (replacing the file that holds it, for a
+    /// caller who may delete that one).
+    pub key: Option<FileKey>,
+    /// The client's metadata.
+    pub metadata: Metadata,
 }
 
 /// Streams an upload into the blob store and records it; leaves nothing behind on any failure.
@@ -96,7 +103,8 @@ impl UploadFile {
     /// Stores the upload and returns its record.
     ///
     /// # Errors
-    /// `Validation` (unknown policy, broken body), `TooLarge`, `UnsupportedMediaType`, `ClientAborted`,
+    /// `Validation` (unknown policy, broken body), `KeyExists` (the key belongs to a file the
+    /// caller may not delete), `TooLarge`, `UnsupportedMediaType`, `ClientAborted`,
     /// `StorageUnavailable`, `DatabaseUnavailable` (the blob is then deleted again).
     #[tracing::instrument(name = "upload_file", skip_all, fields(file_id = tracing::field::Empty, size = tracing::field::Empty))]
     pub async fn execute(&self, request: UploadRequest) -> Result<FileRecord, Error> {
@@ -107,6 +115,11 @@ impl UploadFile {
                     .get(name)
                     .ok_or_else(|| Error::Validation(format!("unknown upload policy '{name}'")))?,
             ),
+        };
+        // Refused before any byte is stored when the key is visibly someone else's.
+        let holder = match &request.key {
+            Some(key) => key_holder(self.repo.as_ref(), &request.principal, key).await?,
+            None => None,
         };
         let limit = policy.map_or(self.max_bytes, |p| p.max_bytes.min(self.max_bytes));
         // A hint over the limit would only start a write that the limit is bound to cut off.
@@ -140,7 +153,9 @@ impl UploadFile {
             created_at,
             account_id: request.principal.account_id(),
             user_id: request.principal.user_id(),
-        });
+        })
+        .with_key(request.key.clone())
+        .with_metadata(request.metadata.clone());
         // The blob is removed only when the insert certainly failed. If this future is dropped
         // while the insert is in flight (the client went away), the insert may still commit, so
         // the blob stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a
@@ -149,16 +164,57 @@ impl UploadFile {
             let actor = Actor::of(&request.principal);
             audit.event(EventKind::Upload, actor, &record, &request.request)
         });
-        if let Err(e) = self.repo.insert(&record, events_of(event.as_ref())).await {
-            if let Err(delete_error) = self.blobs.delete(&key).await {
-                tracing::warn!(error = %delete_error, "blob of a failed insert could not be deleted; gc will");
+        let replaced = match keep(
+            self.repo.as_ref(),
+            &request.principal,
+            &record,
+            holder,
+            events_of(event.as_ref()),
+        )
+        .await
+        {
+            Ok(replaced) => replaced,
+            Err(e) => {
+                if let Err(delete_error) = self.blobs.delete(&key).await {
+                    tracing::warn!(error = %delete_error, "blob of a failed insert could not be deleted; gc will");
+                }
+                return Err(e);
             }
-            return Err(e.into());
-        }
+        };
         if let (Some(audit), Some(event)) = (&self.audit, &event) {
             audit.publish(event).await;
         }
+        if let Some(old) = replaced {
+            self.remove_replaced(&request.principal, &old, &request.request)
+                .await;
+        }
         Ok(record)
+    }
+
+    /// Deletes the file a keyed upload replaced; a failure leaves it marked replaced, for `gc`.
+    async fn remove_replaced(
+        &self,
+        principal: &Principal,
+        old: &FileRecord,
+        request: &RequestFacts,
+    ) {
+        let event = self
+            .audit
+            .as_ref()
+            .map(|audit| audit.event(EventKind::Delete, Actor::of(principal), old, request));
+        match self.repo.delete(old.id(), events_of(event.as_ref())).await {
+            Ok(()) => {
+                if let (Some(audit), Some(event)) = (&self.audit, &event) {
+                    audit.publish(event).await;
+                }
+                if let Err(e) = self.blobs.delete(&old.blob_key()).await {
+                    tracing::warn!(error = %e, "blob of a replaced file could not be removed; gc will");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a replaced file could not be deleted; gc will");
+            }
+        }
     }
 }
 
@@ -202,6 +258,8 @@ mod tests {
             body: body(data),
             len_hint: Some(data.len() as u64),
             request: RequestFacts::default(),
+            key: None,
+            metadata: Metadata::default(),
         }
     }
 

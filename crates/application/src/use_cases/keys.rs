@@ -1,0 +1,227 @@
+//! Keys: who holds one, and storing a record under one when another file may hold it.
+
+use stowage_domain::{FileKey, FileRecord, Principal, may_delete};
+
+use crate::error::Error;
+use crate::events::FileEvent;
+use crate::ports::{FileRepository, RepoError};
+
+/// Attempts at storing a keyed record while other uploads keep taking the key.
+const KEEP_ATTEMPTS: usize = 5;
+
+/// The file holding `key` in `principal`'s account, which `principal` may replace; `None` when
+/// no file holds it.
+///
+/// # Errors
+/// `KeyExists` when the holder is a file `principal` may not delete; `DatabaseUnavailable`.
+pub(crate) async fn key_holder(
+    repo: &dyn FileRepository,
+    principal: &Principal,
+    key: &FileKey,
+) -> Result<Option<FileRecord>, Error> {
+    match repo.get_by_key(principal.account_id(), key).await {
+        Ok(holder) if may_delete(principal, &holder) => Ok(Some(holder)),
+        Ok(_) => Err(Error::KeyExists),
+        Err(RepoError::NotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stores `record` with `events`: under its key, replacing `holder` when there is one. When
+/// another upload takes the key in between, the new holder is looked up and the store tried
+/// again, so two uploads of one key end with one file under it. Returns the replaced file, to
+/// be deleted by the caller.
+///
+/// # Errors
+/// `KeyExists` when the key ends up with a file `principal` may not delete (or keeps moving);
+/// `DatabaseUnavailable`.
+pub(crate) async fn keep(
+    repo: &dyn FileRepository,
+    principal: &Principal,
+    record: &FileRecord,
+    mut holder: Option<FileRecord>,
+    events: &[FileEvent],
+) -> Result<Option<FileRecord>, Error> {
+    for _ in 0..KEEP_ATTEMPTS {
+        let stored = match &holder {
+            None => repo.insert(record, events).await,
+            Some(old) => repo.insert_replacing(record, old.id(), events).await,
+        };
+        match (stored, record.key()) {
+            (Ok(()), _) => return Ok(holder),
+            (Err(RepoError::KeyTaken), Some(key)) => {
+                holder = key_holder(repo, principal, key).await?;
+            }
+            (Err(e), _) => return Err(e.into()),
+        }
+    }
+    Err(Error::KeyExists)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+
+    use bytes::Bytes;
+    use futures_util::StreamExt;
+    use mockall::predicate::eq;
+    use stowage_domain::{FileId, Metadata};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::events::RequestFacts;
+    use crate::ports::blob_store::MockBlobStore;
+    use crate::ports::clock::MockClock;
+    use crate::ports::file_repository::MockFileRepository;
+    use crate::stream::StoredBlob;
+    use crate::use_cases::fixtures::{record, user};
+    use crate::use_cases::{UploadFile, UploadRequest};
+
+    fn key() -> FileKey {
+        FileKey::parse("avatars/7").unwrap()
+    }
+
+    fn upload(repo: MockFileRepository, blobs: MockBlobStore) -> UploadFile {
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| OffsetDateTime::UNIX_EPOCH);
+        UploadFile::new(
+            Arc::new(repo),
+            Arc::new(blobs),
+            Arc::new(clock),
+            100,
+            HashMap::new(),
+        )
+    }
+
+    fn keyed_request() -> UploadRequest {
+        UploadRequest {
+            principal: user(1, 2),
+            filename: Some("a.png".into()),
+            declared_type: None,
+            policy: None,
+            body: futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))]).boxed(),
+            len_hint: None,
+            request: RequestFacts::default(),
+            key: Some(key()),
+            metadata: Metadata::parse(r#"{"size":"small"}"#).unwrap(),
+        }
+    }
+
+    fn storing_blobs(deleted: &Arc<Mutex<Vec<FileId>>>) -> MockBlobStore {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().returning(|_, _, _| {
+            Ok(StoredBlob {
+                size: 3,
+                sha256: stowage_domain::Sha256Digest::from_bytes([1; 32]),
+            })
+        });
+        let deleted = Arc::clone(deleted);
+        blobs.expect_delete().returning(move |key| {
+            deleted.lock().unwrap().push(key.file_id());
+            Ok(())
+        });
+        blobs
+    }
+
+    #[tokio::test]
+    async fn a_key_held_by_someone_else_is_refused_before_any_byte_is_stored() {
+        let mut repo = MockFileRepository::new();
+        repo.expect_get_by_key()
+            .returning(|_, _| Ok(record(Some(9), 2)));
+        repo.expect_insert().times(0);
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().times(0);
+
+        let refused = upload(repo, blobs).execute(keyed_request()).await;
+
+        assert!(matches!(refused, Err(Error::KeyExists)), "{refused:?}");
+    }
+
+    #[tokio::test]
+    async fn the_callers_own_file_under_the_key_is_replaced_then_deleted() {
+        let old = record(Some(1), 2);
+        let old_id = old.id();
+        let mut repo = MockFileRepository::new();
+        repo.expect_get_by_key()
+            .returning(move |_, _| Ok(old.clone()));
+        repo.expect_insert_replacing()
+            .withf(move |new, replaced, _| *replaced == old_id && new.key() == Some(&key()))
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        repo.expect_delete()
+            .with(eq(old_id), mockall::predicate::always())
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let deleted = Arc::new(Mutex::new(Vec::new()));
+
+        let stored = upload(repo, storing_blobs(&deleted))
+            .execute(keyed_request())
+            .await
+            .unwrap();
+
+        assert_eq!(stored.key(), Some(&key()));
+        assert_eq!(stored.metadata().as_str(), r#"{"size":"small"}"#);
+        assert_eq!(
+            *deleted.lock().unwrap(),
+            vec![old_id],
+            "the old blob goes too"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_taken_during_the_upload_is_replaced_when_the_new_holder_is_the_callers() {
+        let winner = record(Some(1), 2);
+        let winner_id = winner.id();
+        let mut repo = MockFileRepository::new();
+        let mut lookups = 0;
+        repo.expect_get_by_key().returning(move |_, _| {
+            lookups += 1;
+            if lookups == 1 {
+                Err(RepoError::NotFound)
+            } else {
+                Ok(winner.clone())
+            }
+        });
+        repo.expect_insert()
+            .times(1)
+            .returning(|_, _| Err(RepoError::KeyTaken));
+        repo.expect_insert_replacing()
+            .withf(move |_, replaced, _| *replaced == winner_id)
+            .times(1)
+            .returning(|_, _, _| Ok(()));
+        repo.expect_delete().times(1).returning(|_, _| Ok(()));
+        let deleted = Arc::new(Mutex::new(Vec::new()));
+
+        upload(repo, storing_blobs(&deleted))
+            .execute(keyed_request())
+            .await
+            .unwrap();
+
+        assert_eq!(*deleted.lock().unwrap(), vec![winner_id]);
+    }
+
+    #[tokio::test]
+    async fn a_key_taken_by_someone_else_during_the_upload_leaves_nothing() {
+        let mut repo = MockFileRepository::new();
+        let mut lookups = 0;
+        repo.expect_get_by_key().returning(move |_, _| {
+            lookups += 1;
+            if lookups == 1 {
+                Err(RepoError::NotFound)
+            } else {
+                Ok(record(Some(9), 2))
+            }
+        });
+        repo.expect_insert()
+            .returning(|_, _| Err(RepoError::KeyTaken));
+        let deleted = Arc::new(Mutex::new(Vec::new()));
+
+        let refused = upload(repo, storing_blobs(&deleted))
+            .execute(keyed_request())
+            .await;
+
+        assert!(matches!(refused, Err(Error::KeyExists)), "{refused:?}");
+        assert_eq!(deleted.lock().unwrap().len(), 1, "the new blob is deleted");
+    }
+}
