@@ -27,6 +27,10 @@ pub(crate) const INDEXES: [(&str, Files); 3] = [
     ("idx_files_created_at", Files::CreatedAt),
 ];
 
+/// The unique index on `(account_id, key)`: the repository recognises a taken key by its name in
+/// Postgres's error.
+pub const KEY_INDEX: &str = "idx_files_account_key";
+
 /// `created_at`'s default on SQLite: now, in the fixed-width text the repository writes
 /// (`2025-11-23T12:00:00.123000Z`), so that text comparison still orders by time.
 pub(crate) const SQLITE_NOW: &str = "(strftime('%Y-%m-%dT%H:%M:%f', 'now') || '000Z')";

@@ -348,9 +348,9 @@ async fn migrations_run_once_when_replicas_start_together() {
         .await
         .unwrap()
         .unwrap();
-    // Every migration (the table, its adoption, the webhook outbox), each applied once.
-    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 3);
-    assert_eq!(row.try_get::<i64>("", "versions").unwrap(), 3);
+    // Every migration (the table, its adoption, the webhook outbox, file keys), each applied once.
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 4);
+    assert_eq!(row.try_get::<i64>("", "versions").unwrap(), 4);
     drop(db);
     let _ = admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

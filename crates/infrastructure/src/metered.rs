@@ -15,7 +15,10 @@ use stowage_application::ports::{
     TokenVerifier,
 };
 use stowage_application::stream::{ByteStream, StoredBlob};
-use stowage_domain::{BlobKey, ByteRange, FileId, FileRecord, Principal, Sha256Digest};
+use stowage_domain::{
+    AccountId, BlobKey, ByteRange, FileId, FileKey, FileRecord, Principal, Sha256Digest,
+};
+use time::OffsetDateTime;
 
 fn blob_status<T>(result: &Result<T, BlobError>) -> &'static str {
     match result {
@@ -131,6 +134,36 @@ impl FileRepository for MeteredFileRepository {
         result
     }
 
+    async fn insert_replacing(
+        &self,
+        record: &FileRecord,
+        old: FileId,
+        events: &[FileEvent],
+    ) -> Result<(), RepoError> {
+        let started = Instant::now();
+        let result = self.inner.insert_replacing(record, old, events).await;
+        timed("insert_replacing", started);
+        result
+    }
+
+    async fn get_by_key(&self, account: AccountId, key: &FileKey) -> Result<FileRecord, RepoError> {
+        let started = Instant::now();
+        let result = self.inner.get_by_key(account, key).await;
+        timed("get_by_key", started);
+        result
+    }
+
+    async fn scan_replaced(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, RepoError> {
+        let started = Instant::now();
+        let result = self.inner.scan_replaced(before, limit).await;
+        timed("scan_replaced", started);
+        result
+    }
+
     async fn get(&self, id: FileId) -> Result<FileRecord, RepoError> {
         let started = Instant::now();
         let result = self.inner.get(id).await;
@@ -158,9 +191,10 @@ impl FileRepository for MeteredFileRepository {
         owner: Owner,
         limit: u32,
         cursor: Option<ListCursor>,
+        prefix: Option<String>,
     ) -> Result<ListPage, RepoError> {
         let started = Instant::now();
-        let result = self.inner.list(owner, limit, cursor).await;
+        let result = self.inner.list(owner, limit, cursor, prefix).await;
         timed("list", started);
         result
     }

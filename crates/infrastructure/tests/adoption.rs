@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use sea_orm::sea_query::Alias;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
-use stowage_application::ports::{FileRepository, Owner};
+use stowage_application::ports::{FileRepository, Owner, RepoError};
 use stowage_domain::{
-    AccountId, ContentType, FileId, FileRecord, FileRecordParts, Filename, Sha256Digest, UserId,
+    AccountId, ContentType, FileId, FileKey, FileRecord, FileRecordParts, Filename, Metadata,
+    Sha256Digest, UserId,
 };
 use stowage_infrastructure::SeaOrmFileRepository;
 use stowage_infrastructure::db::{DatabasePool, DatabaseSettings, connect, migrate};
@@ -162,6 +163,43 @@ fn new_record(account: i64, user: Option<i64>) -> FileRecord {
     })
 }
 
+/// Keys and metadata on an adopted table, whose older rows have none: a key is unique in the
+/// account, moves with a replacement, and lists by prefix among unkeyed rows.
+async fn keyed_rows_work(repo: &SeaOrmFileRepository, account: AccountId, user: UserId) {
+    let key = FileKey::parse("reports/2024.pdf").unwrap();
+    let keyed = |key: &FileKey| {
+        new_record(account.get(), Some(user.get()))
+            .with_key(Some(key.clone()))
+            .with_metadata(Metadata::parse(r#"{"year":2024}"#).unwrap())
+    };
+    let first = keyed(&key);
+    repo.insert(&first, &[]).await.unwrap();
+    assert_eq!(repo.get(first.id()).await.unwrap(), first);
+    let taken = repo.insert(&keyed(&key), &[]).await;
+    assert!(matches!(taken, Err(RepoError::KeyTaken)), "{taken:?}");
+    let second = keyed(&key);
+    repo.insert_replacing(&second, first.id(), &[])
+        .await
+        .unwrap();
+    assert_eq!(repo.get_by_key(account, &key).await.unwrap(), second);
+    let later = OffsetDateTime::now_utc() + std::time::Duration::from_secs(1);
+    let replaced = repo.scan_replaced(later, 10).await.unwrap();
+    assert_eq!(
+        replaced.iter().map(FileRecord::id).collect::<Vec<_>>(),
+        [first.id()]
+    );
+    let page = repo
+        .list(
+            Owner::User(user, account),
+            10,
+            None,
+            Some("reports/".to_owned()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.items, [second]);
+}
+
 #[tokio::test]
 #[ignore = "needs Postgres: make test-integration"]
 async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
@@ -187,10 +225,8 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
         .collect();
     assert_eq!(
         added,
-        [
-            ("sha256".to_owned(), "YES".to_owned()),
-            ("storage_key".to_owned(), "YES".to_owned())
-        ]
+        ["sha256", "storage_key", "key", "metadata", "replaced_at"]
+            .map(|c| (c.to_owned(), "YES".to_owned()))
     );
     assert_eq!(
         text_rows(&raw, PG_SEVEN).await,
@@ -213,11 +249,13 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
         names,
         [
             "files_pkey",
+            "idx_files_account_key",
             "idx_files_created_at",
+            "idx_files_replaced_at",
             "ix_files_account_id",
             "ix_files_user_id"
         ],
-        "only the missing index is added"
+        "only the missing index and the key indexes are added"
     );
 
     // What the Pneumatic backend's data migration does, after the adoption: seven columns.
@@ -250,7 +288,12 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
     assert_eq!(late.content_type().as_str(), "image/png");
 
     let user_files = repo
-        .list(Owner::User(UserId::new(7), AccountId::new(3)), 1, None)
+        .list(
+            Owner::User(UserId::new(7), AccountId::new(3)),
+            1,
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(user_files.items.len(), 1);
@@ -259,12 +302,13 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
             Owner::User(UserId::new(7), AccountId::new(3)),
             10,
             user_files.next,
+            None,
         )
         .await
         .unwrap();
     assert_eq!(rest.items.len(), 2);
     let account_files = repo
-        .list(Owner::Account(AccountId::new(3)), 10, None)
+        .list(Owner::Account(AccountId::new(3)), 10, None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -298,6 +342,7 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
     assert_eq!(next.len(), 2);
     assert_eq!(repo.count_without_digest().await.unwrap(), 3);
     assert_eq!(repo.scan(None, 100).await.unwrap().len(), 4);
+    keyed_rows_work(&repo, AccountId::new(3), UserId::new(7)).await;
 
     pool.close().await.unwrap();
     raw.close().await.unwrap();
@@ -360,14 +405,26 @@ async fn existing_stowage_database_is_adopted(url: String) {
     };
     let raw = Database::connect(raw_url).await.unwrap();
     first_shape(&raw).await;
-    raw.close().await.unwrap();
-    let before = connect(&settings(url.clone())).await.unwrap();
+    // A row as Stowage wrote it then: the nine columns of the first shape.
     let kept = new_record(1, Some(2));
-    SeaOrmFileRepository::new(before.clone())
-        .insert(&kept, &[])
-        .await
-        .unwrap();
-    before.close().await.unwrap();
+    raw.execute(Statement::from_sql_and_values(
+        raw.get_database_backend(),
+        "INSERT INTO files (file_id, size, content_type, filename, user_id, account_id, \
+         created_at, sha256, storage_key) VALUES ($1, 42, $2, $3, $4, $5, $6, $7, $8)",
+        [
+            kept.id().as_uuid().into(),
+            kept.content_type().as_str().into(),
+            kept.filename().as_str().into(),
+            2_i64.into(),
+            1_i64.into(),
+            kept.created_at().into(),
+            kept.sha256().map(Sha256Digest::to_hex).into(),
+            kept.blob_key().to_string().into(),
+        ],
+    ))
+    .await
+    .unwrap();
+    raw.close().await.unwrap();
 
     let pool = migrate_twice(&url).await;
     let repo = SeaOrmFileRepository::new(pool.clone());
@@ -388,7 +445,12 @@ async fn existing_stowage_database_is_adopted(url: String) {
     assert_eq!(repo.get(legacy.id()).await.unwrap(), legacy);
     assert_eq!(repo.count_without_digest().await.unwrap(), 1);
     let page = repo
-        .list(Owner::User(UserId::new(2), AccountId::new(1)), 10, None)
+        .list(
+            Owner::User(UserId::new(2), AccountId::new(1)),
+            10,
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(page.items.len(), 2);
@@ -414,11 +476,18 @@ async fn an_existing_sqlite_database_is_rebuilt_with_its_rows() {
     raw.close().await.unwrap();
     let pool = migrate_twice(&url).await;
     let page = SeaOrmFileRepository::new(pool.clone())
-        .list(Owner::User(UserId::new(2), AccountId::new(1)), 10, None)
+        .list(
+            Owner::User(UserId::new(2), AccountId::new(1)),
+            10,
+            None,
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(page.items.len(), 3);
     assert!(page.items[0].created_at() > page.items[1].created_at());
+    let repo = SeaOrmFileRepository::new(pool.clone());
+    keyed_rows_work(&repo, AccountId::new(1), UserId::new(2)).await;
     pool.close().await.unwrap();
 }
 
@@ -458,7 +527,17 @@ async fn a_fresh_postgres_database_gets_the_adopted_shape() {
         .filter(|c| c[2].as_deref() == Some("YES"))
         .map(|c| c[0].clone().unwrap())
         .collect();
-    assert_eq!(nullable, ["user_id", "sha256", "storage_key"]);
+    assert_eq!(
+        nullable,
+        [
+            "user_id",
+            "sha256",
+            "storage_key",
+            "key",
+            "metadata",
+            "replaced_at"
+        ]
+    );
     raw.execute_unprepared(
         "INSERT INTO files (file_id, size, content_type, filename, user_id, account_id) \
          VALUES ('0d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6', 3, 'image/png', 'late.png', 7, 3)",

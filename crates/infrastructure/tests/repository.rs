@@ -80,7 +80,7 @@ async fn walk(repo: &dyn FileRepository, owner: Owner, limit: u32) -> Vec<Vec<Fi
     let mut pages = Vec::new();
     let mut cursor = None;
     loop {
-        let page = repo.list(owner, limit, cursor).await.unwrap();
+        let page = repo.list(owner, limit, cursor, None).await.unwrap();
         assert!(page.items.len() <= limit as usize, "page over the limit");
         pages.push(page.items);
         match page.next {
@@ -220,7 +220,12 @@ mod contract {
         insert_all(repo, &others).await;
 
         let page = repo
-            .list(Owner::User(UserId::new(10), AccountId::new(1)), 50, None)
+            .list(
+                Owner::User(UserId::new(10), AccountId::new(1)),
+                50,
+                None,
+                None,
+            )
             .await
             .unwrap();
 
@@ -244,7 +249,7 @@ mod contract {
         insert_all(repo, &others).await;
 
         let page = repo
-            .list(Owner::Account(AccountId::new(1)), 50, None)
+            .list(Owner::Account(AccountId::new(1)), 50, None, None)
             .await
             .unwrap();
 
@@ -258,11 +263,16 @@ mod contract {
             .unwrap();
 
         let by_user = repo
-            .list(Owner::User(UserId::new(3), AccountId::new(1)), 10, None)
+            .list(
+                Owner::User(UserId::new(3), AccountId::new(1)),
+                10,
+                None,
+                None,
+            )
             .await
             .unwrap();
         let by_account = repo
-            .list(Owner::Account(AccountId::new(1)), 10, None)
+            .list(Owner::Account(AccountId::new(1)), 10, None, None)
             .await
             .unwrap();
 
@@ -298,7 +308,7 @@ mod contract {
         insert_all(repo, &records).await;
 
         let page = repo
-            .list(Owner::Account(AccountId::new(1)), 2, None)
+            .list(Owner::Account(AccountId::new(1)), 2, None, None)
             .await
             .unwrap();
 
@@ -337,7 +347,12 @@ mod contract {
         insert_all(repo, &records).await;
 
         let whole = repo
-            .list(Owner::User(UserId::new(10), AccountId::new(1)), 50, None)
+            .list(
+                Owner::User(UserId::new(10), AccountId::new(1)),
+                50,
+                None,
+                None,
+            )
             .await
             .unwrap();
         let paged = walk(repo, Owner::User(UserId::new(10), AccountId::new(1)), 1)
@@ -364,7 +379,12 @@ mod contract {
         let get = repo.get(record.id()).await;
         let delete = repo.delete(record.id(), &[]).await;
         let list = repo
-            .list(Owner::User(UserId::new(2), AccountId::new(1)), 10, None)
+            .list(
+                Owner::User(UserId::new(2), AccountId::new(1)),
+                10,
+                None,
+                None,
+            )
             .await;
 
         assert_unavailable("health", health);

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{
-    Alias, BinOper, Cond, Expr, Func, IntoColumnRef, Order, Query, SelectStatement, SimpleExpr,
+    Alias, BinOper, Cond, Expr, Func, InsertStatement, IntoColumnRef, Order, Query,
+    SelectStatement, SimpleExpr,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,
@@ -13,7 +14,8 @@ use sea_orm::{
 use stowage_application::events::FileEvent;
 use stowage_application::ports::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 use stowage_domain::{
-    AccountId, ContentType, FileId, FileRecord, FileRecordParts, Filename, Sha256Digest, UserId,
+    AccountId, ContentType, FileId, FileKey, FileRecord, FileRecordParts, Filename, Metadata,
+    Sha256Digest, UserId,
 };
 use time::OffsetDateTime;
 use time::macros::format_description;
@@ -22,6 +24,8 @@ use tokio::sync::OnceCell;
 use super::DatabasePool;
 use super::entity::file;
 use super::outbox::{self, WebhookOutbox};
+
+mod keys;
 
 /// Stores file records in SQLite or Postgres, in Stowage's own `files` table or in the Pneumatic
 /// service's adopted one.
@@ -213,6 +217,45 @@ impl SeaOrmFileRepository {
         Ok(())
     }
 
+    /// The `INSERT` of `record`, key and metadata included.
+    async fn insert_statement(&self, record: &FileRecord) -> Result<InsertStatement, RepoError> {
+        let size = i64::try_from(record.size())
+            .map_err(|_| RepoError::Unavailable("file size does not fit the size column".into()))?;
+        let ids = self.id_column().await?;
+        let backend = self.db.get_database_backend();
+        let mut insert = Query::insert();
+        insert
+            .into_table(file::Entity)
+            .columns([
+                file::Column::FileId,
+                file::Column::Size,
+                file::Column::ContentType,
+                file::Column::Filename,
+                file::Column::UserId,
+                file::Column::AccountId,
+                file::Column::CreatedAt,
+                file::Column::Sha256,
+                file::Column::StorageKey,
+                file::Column::Key,
+                file::Column::Metadata,
+            ])
+            .values([
+                ids.value(record.id()).into(),
+                size.into(),
+                record.content_type().as_str().into(),
+                record.filename().as_str().into(),
+                record.user_id().map(UserId::get).into(),
+                record.account_id().get().into(),
+                Expr::val(timestamp(backend, record.created_at())).into(),
+                record.sha256().map(Sha256Digest::to_hex).into(),
+                record.blob_key().to_string().into(),
+                record.key().map(|k| k.as_str().to_owned()).into(),
+                record.metadata().as_str().into(),
+            ])
+            .map_err(|e| RepoError::Unavailable(Box::new(e)))?;
+        Ok(insert)
+    }
+
     /// `SELECT` of every column a record needs, from `files`. The integer columns are read as
     /// `BIGINT`: the Pneumatic table has `integer` ones.
     fn select() -> SelectStatement {
@@ -226,6 +269,8 @@ impl SeaOrmFileRepository {
                 file::Column::Filename,
                 file::Column::CreatedAt,
                 file::Column::Sha256,
+                file::Column::Key,
+                file::Column::Metadata,
             ])
             .expr_as(bigint(file::Column::Size), Alias::new("size"))
             .expr_as(bigint(file::Column::UserId), Alias::new("user_id"))
@@ -322,6 +367,8 @@ fn record_of(ids: IdColumn, row: &QueryResult) -> Result<FileRecord, RepoError> 
     let user_id: Option<i64> = row.try_get("", "user_id").map_err(unavailable)?;
     let account_id: i64 = row.try_get("", "account_id").map_err(unavailable)?;
     let created_at: OffsetDateTime = row.try_get("", "created_at").map_err(unavailable)?;
+    let key: Option<String> = row.try_get("", "key").map_err(unavailable)?;
+    let metadata: Option<String> = row.try_get("", "metadata").map_err(unavailable)?;
     Ok(FileRecord::new(FileRecordParts {
         id,
         filename: Filename::sanitize(&get_str("filename")?),
@@ -331,43 +378,37 @@ fn record_of(ids: IdColumn, row: &QueryResult) -> Result<FileRecord, RepoError> 
         created_at,
         account_id: AccountId::new(account_id),
         user_id: user_id.map(UserId::new),
-    }))
+    })
+    .with_key(key.map(FileKey::from_stored))
+    .with_metadata(metadata.map(Metadata::from_stored).unwrap_or_default()))
 }
 
 #[async_trait]
 impl FileRepository for SeaOrmFileRepository {
     async fn insert(&self, record: &FileRecord, events: &[FileEvent]) -> Result<(), RepoError> {
-        let size = i64::try_from(record.size())
-            .map_err(|_| RepoError::Unavailable("file size does not fit the size column".into()))?;
-        let ids = self.id_column().await?;
-        let backend = self.db.get_database_backend();
-        let mut insert = Query::insert();
-        insert
-            .into_table(file::Entity)
-            .columns([
-                file::Column::FileId,
-                file::Column::Size,
-                file::Column::ContentType,
-                file::Column::Filename,
-                file::Column::UserId,
-                file::Column::AccountId,
-                file::Column::CreatedAt,
-                file::Column::Sha256,
-                file::Column::StorageKey,
-            ])
-            .values([
-                ids.value(record.id()).into(),
-                size.into(),
-                record.content_type().as_str().into(),
-                record.filename().as_str().into(),
-                record.user_id().map(UserId::get).into(),
-                record.account_id().get().into(),
-                Expr::val(timestamp(backend, record.created_at())).into(),
-                record.sha256().map(Sha256Digest::to_hex).into(),
-                record.blob_key().to_string().into(),
-            ])
-            .map_err(|e| RepoError::Unavailable(Box::new(e)))?;
-        self.with_events(&insert, events, false).await
+        let insert = self.insert_statement(record).await?;
+        self.insert_keyed(None, &insert, events).await
+    }
+
+    async fn insert_replacing(
+        &self,
+        record: &FileRecord,
+        old: FileId,
+        events: &[FileEvent],
+    ) -> Result<(), RepoError> {
+        self.replace(record, old, events).await
+    }
+
+    async fn get_by_key(&self, account: AccountId, key: &FileKey) -> Result<FileRecord, RepoError> {
+        self.by_key(account, key).await
+    }
+
+    async fn scan_replaced(
+        &self,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<FileRecord>, RepoError> {
+        self.replaced_before(before, limit).await
     }
 
     async fn get(&self, id: FileId) -> Result<FileRecord, RepoError> {
@@ -404,9 +445,20 @@ impl FileRepository for SeaOrmFileRepository {
         owner: Owner,
         limit: u32,
         cursor: Option<ListCursor>,
+        prefix: Option<String>,
     ) -> Result<ListPage, RepoError> {
         let ids = self.id_column().await?;
         let mut query = Self::select();
+        if let Some(prefix) = prefix.as_deref() {
+            let backend = self.db.get_database_backend();
+            let Some(starts_with) = keys::key_starts_with(backend, prefix) else {
+                return Ok(ListPage {
+                    items: Vec::new(),
+                    next: None,
+                });
+            };
+            query.cond_where(starts_with);
+        }
         match owner {
             Owner::User(user, account) => query
                 .and_where(Expr::col(file::Column::UserId).eq(user.get()))

@@ -26,6 +26,12 @@ pub struct Model {
     pub sha256: Option<String>,
     /// Logical blob key, `{account_id}/{file_id}`; null means the layout's default key.
     pub storage_key: Option<String>,
+    /// The path the file may be addressed by, unique in its account; null for a file without one.
+    pub key: Option<String>,
+    /// The client's JSON object, compact; null reads as `{}`.
+    pub metadata: Option<String>,
+    /// When an upload took the file's key; `gc` removes the file some time after.
+    pub replaced_at: Option<TimeDateTimeWithTimeZone>,
 }
 
 /// `files` has no relations.
