@@ -8,6 +8,12 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+mod keys;
+
+pub use keys::{
+    SignedUrlItem, SignedUrlItemError, SignedUrlsRequest, SignedUrlsResponse, check_prefix,
+};
+
 /// `FileInfo`: what the API says about a file.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 #[schema(as = FileInfo)]
@@ -30,6 +36,15 @@ pub struct FileInfoResponse {
     pub account_id: i64,
     /// Uploading user, null for account-level uploads.
     pub user_id: Option<i64>,
+    /// The file's key in its account, null when it has none.
+    #[schema(
+        max_length = 512,
+        pattern = "^(?:[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.\\.[^/\\u0000-\\u001F\\u007F-\\u009F]+)(?:/(?:[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.\\.[^/\\u0000-\\u001F\\u007F-\\u009F]+))*$"
+    )]
+    pub key: Option<String>,
+    /// The client's metadata, a JSON object (`{}` when none was given).
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 impl FileInfoResponse {
@@ -50,6 +65,9 @@ impl FileInfoResponse {
             created_at,
             account_id: record.account_id().get(),
             user_id: record.user_id().map(|u| u.get()),
+            key: record.key().map(|k| k.as_str().to_owned()),
+            // Stored as a checked JSON object; anything else would be a damaged row, shown empty.
+            metadata: serde_json::from_str(record.metadata().as_str()).unwrap_or_default(),
         }
     }
 }
@@ -92,6 +110,11 @@ pub struct ListQuery {
     #[serde(default, deserialize_with = "list_cursor")]
     #[param(value_type = Option<String>, pattern = "^$|^(2[dD])?(3[0-9]){1,17}3[aA](3[0-9]|6[1-6]){8}2[dD](3[0-9]|6[1-6]){4}2[dD]34(3[0-9]|6[1-6]){3}2[dD](38|39|6[12])(3[0-9]|6[1-6]){3}2[dD](3[0-9]|6[1-6]){12}$")]
     pub cursor: Option<ListCursor>,
+    /// Only files whose key starts with this text (1 to 512 bytes), compared literally and
+    /// case-sensitively; files without a key never match.
+    #[param(min_length = 1, max_length = 512)]
+    #[validate(custom(function = "check_prefix"))]
+    pub prefix: Option<String>,
 }
 
 fn page_size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
@@ -146,6 +169,17 @@ pub struct UploadQuery {
     /// An upload policy to apply; a name that is not one is `400`.
     #[param(inline)]
     pub policy: Option<UploadPolicyName>,
+    /// The file's key in the account (1 to 512 bytes of UTF-8, `/`-separated segments, none
+    /// empty, `.` or `..`, no control character). A key another file holds replaces that file
+    /// when the caller may delete it, else `409 KEY_EXISTS`. Not with a `key` form field.
+    #[param(
+        max_length = 512,
+        pattern = "^(?:[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.\\.[^/\\u0000-\\u001F\\u007F-\\u009F]+)(?:/(?:[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.\\.[^/\\u0000-\\u001F\\u007F-\\u009F]+))*$"
+    )]
+    pub key: Option<String>,
+    /// A JSON object of at most 8 KiB kept with the file. Not with a `metadata` form field.
+    #[param(value_type = Option<Object>)]
+    pub metadata: Option<String>,
 }
 
 /// How a download is presented: saved (`attachment`) or shown (`inline`, for images, audio,
@@ -186,6 +220,15 @@ pub struct DownloadQuery {
     pub signature: Option<String>,
 }
 
+/// `GET /files/by-key/{key}` query (a key is read with a credential only, never a signed URL).
+#[derive(Clone, Debug, Default, Deserialize, IntoParams, Validate)]
+#[into_params(parameter_in = Query)]
+pub struct KeyDownloadQuery {
+    /// `attachment` (default) or `inline`.
+    #[param(inline)]
+    pub disposition: Option<Disposition>,
+}
+
 /// `POST /files/{id}/signed-url` body; an empty body means every default.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema, Validate)]
 #[serde(deny_unknown_fields)]
@@ -204,7 +247,9 @@ pub struct SignedUrlRequest {
 
 /// Any JSON number without a fraction, as JSON Schema's `integer` reads it (`60` and `60.0`
 /// alike); one past the range of `i64` saturates, for the range check to refuse.
-fn whole_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+pub(crate) fn whole_seconds<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
     let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
         return Ok(None);
     };
@@ -261,7 +306,9 @@ pub struct ComponentsResponse {
 #[allow(dead_code)]
 pub struct FileBytes(Vec<u8>);
 
-/// `POST /files` body: `multipart/form-data` with the file in the part named `file`.
+/// `POST /files` body: `multipart/form-data` with the file in the part named `file`. Text parts
+/// `key` and `metadata` (each at most 8 KiB) before it set the file's key and metadata, as the
+/// query parameters of the same names do (not both); parts after the file are ignored.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct UploadForm {

@@ -110,6 +110,12 @@ impl IntoResponse for ApiError {
                     "File not found",
                     None,
                 ),
+                Error::KeyExists => (
+                    StatusCode::CONFLICT,
+                    "KEY_EXISTS",
+                    "The key belongs to a file you may not replace",
+                    None,
+                ),
                 Error::AccessDenied => (
                     StatusCode::FORBIDDEN,
                     "FILE_ACCESS_DENIED",
@@ -287,6 +293,7 @@ mod tests {
                 503,
                 "STORAGE_UNAVAILABLE",
             ),
+            (Error::KeyExists, 409, "KEY_EXISTS"),
             (
                 Error::StorageFull("memory store of 100 bytes".into()),
                 503,

@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
 use serde::de::DeserializeOwned;
 use stowage_application::use_cases::{CredentialSource, PresentedCredential};
-use stowage_domain::{FileId, Principal};
+use stowage_domain::{FileId, FileKey, Principal};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -29,6 +29,24 @@ impl<S: Send + Sync> FromRequestParts<S> for FileIdPath {
             FileId::parse(&raw).map_err(|_| ApiError::App(stowage_application::Error::NotFound))?;
         tracing::Span::current().record("file_id", tracing::field::display(id));
         Ok(FileIdPath(id))
+    }
+}
+
+/// The `{*key}` path tail, percent-decoded (`%2F` and `/` alike); one that is not UTF-8 or not a
+/// valid key is `404 FILE_NOT_FOUND`, as a malformed id is.
+#[derive(Clone, Debug)]
+pub struct FileKeyPath(pub FileKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for FileKeyPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::App(stowage_application::Error::NotFound))?;
+        let key = FileKey::parse(&raw)
+            .map_err(|_| ApiError::App(stowage_application::Error::NotFound))?;
+        Ok(FileKeyPath(key))
     }
 }
 

@@ -28,13 +28,16 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` are built from this list.
 fn api_routes() -> OpenApiRouter<AppState> {
-    use routes::{docs, files, health, metrics};
+    use routes::{docs, files, health, keys, metrics};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(files::upload_file, files::list_files))
         .routes(routes!(files::upload_file_alias))
         .routes(routes!(files::download_file, files::delete_file))
         .routes(routes!(files::file_info))
         .routes(routes!(files::create_signed_url))
+        .routes(routes!(keys::download_by_key, keys::delete_by_key))
+        .routes(routes!(keys::file_info_by_key))
+        .routes(routes!(keys::create_signed_urls))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::metrics))

@@ -24,6 +24,9 @@ const SIGNED_URL_OPERATIONS: [&str; 1] = ["download_file"];
 /// Operations whose JSON body may be left out (an empty body means every default).
 const OPTIONAL_BODY_OPERATIONS: [&str; 1] = ["create_signed_url"];
 
+/// The upload operations, whose `metadata` query parameter is a JSON object.
+const UPLOAD_OPERATIONS: [&str; 2] = ["upload_file", "upload_file_alias"];
+
 /// The names a part of an upload form may have: any text without control characters (a
 /// multipart header cannot carry them; such a body is malformed, `400`).
 const FORM_FIELD_NAME: &str = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F]*$";
@@ -32,6 +35,7 @@ const FORM_FIELD_NAME: &str = "^[^\\u0000-\\u0008\\u000A-\\u001F\\u007F]*$";
 /// every file route (`/files` and below) takes the credentials, and a download also a signed
 /// URL; health, metrics and documentation take none. Optional bodies are marked so.
 pub fn complete(doc: &mut Document) {
+    wildcards_as_parameters(doc);
     if let Some(RefOr::T(Schema::Object(form))) = doc
         .components
         .as_mut()
@@ -61,12 +65,44 @@ pub fn complete(doc: &mut Document) {
                 }
                 operation.security = Some(security);
             }
+            if UPLOAD_OPERATIONS.contains(&id.as_str()) {
+                metadata_as_json(operation);
+            }
             if OPTIONAL_BODY_OPERATIONS.contains(&id.as_str())
                 && let Some(body) = operation.request_body.as_mut()
             {
                 body.required = Some(Required::False);
             }
         }
+    }
+}
+
+/// `/files/by-key/{*key}` (the router's wildcard) as OpenAPI writes a parameter: `{key}`.
+fn wildcards_as_parameters(doc: &mut Document) {
+    let paths = std::mem::take(&mut doc.paths.paths);
+    doc.paths.paths = paths
+        .into_iter()
+        .map(|(path, item)| (path.replace("{*", "{"), item))
+        .collect();
+}
+
+/// The `metadata` query parameter is JSON text: described by `content` (a JSON object) rather
+/// than a schema, so that clients serialise it as JSON.
+fn metadata_as_json(operation: &mut Operation) {
+    let Some(parameters) = operation.parameters.as_mut() else {
+        return;
+    };
+    for parameter in parameters.iter_mut().filter(|p| p.name == "metadata") {
+        parameter.schema = None;
+        parameter.style = None;
+        parameter.explode = None;
+        parameter
+            .extensions
+            .get_or_insert_with(Default::default)
+            .insert(
+                "content".to_owned(),
+                serde_json::json!({"application/json": {"schema": {"type": "object"}}}),
+            );
     }
 }
 
@@ -158,6 +194,61 @@ impl Modify for SecuritySchemes {
                 "signature",
                 "With `expires`: a URL made by POST /files/{file_id}/signed-url, for GET and HEAD of that file",
             ))),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    fn doc() -> Value {
+        serde_json::from_str(&crate::openapi().to_json().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn key_routes_are_documented_with_their_parameter() {
+        let doc = doc();
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(
+            paths.keys().all(|p| !p.contains("{*")),
+            "{:?}",
+            paths.keys()
+        );
+        let by_key = &paths["/files/by-key/{key}"];
+        for method in ["get", "head", "delete"] {
+            let operation = &by_key[method];
+            assert_eq!(operation["parameters"][0]["name"], "key", "{method}");
+            assert!(
+                operation["security"].as_array().unwrap().len() == 6,
+                "{method}"
+            );
+        }
+        assert!(paths["/files/info/by-key/{key}"]["get"].is_object());
+        assert!(paths["/files/signed-urls"]["post"]["requestBody"]["required"] == true);
+    }
+
+    #[test]
+    fn upload_metadata_is_a_json_object_parameter() {
+        let doc = doc();
+        for path in ["/files", "/files/upload"] {
+            let parameters = doc["paths"][path]["post"]["parameters"].as_array().unwrap();
+            let metadata = parameters.iter().find(|p| p["name"] == "metadata").unwrap();
+            assert!(metadata.get("schema").is_none(), "{metadata}");
+            assert_eq!(
+                metadata["content"]["application/json"]["schema"]["type"],
+                "object"
+            );
+            let key = parameters.iter().find(|p| p["name"] == "key").unwrap();
+            assert_eq!(key["schema"]["maxLength"], 512);
+        }
+        let info = &doc["components"]["schemas"]["FileInfo"];
+        assert_eq!(info["properties"]["metadata"]["type"], "object");
+        assert!(
+            info["required"]
+                .as_array()
+                .unwrap()
+                .contains(&"metadata".into())
         );
     }
 }

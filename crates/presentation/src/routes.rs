@@ -3,6 +3,7 @@
 pub mod docs;
 pub mod files;
 pub mod health;
+pub mod keys;
 pub mod metrics;
 
 use crate::error::ApiError;

@@ -26,7 +26,14 @@ pub struct FilePart {
     pub body: ByteStream,
     /// The part's length, when the request's `Content-Length` and framing announce it.
     pub len_hint: Option<u64>,
+    /// The text of a `key` part before the file, unchecked.
+    pub key: Option<String>,
+    /// The text of a `metadata` part before the file, unchecked.
+    pub metadata: Option<String>,
 }
+
+/// Longest `key` or `metadata` part read before the file.
+pub const MAX_TEXT_FIELD: usize = 8 * 1024;
 
 /// Refuses a request whose declared length already exceeds the limit, before its body is read.
 ///
@@ -43,11 +50,13 @@ pub fn check_content_length(headers: &HeaderMap, max_bytes: u64) -> Result<(), A
     }
 }
 
-/// Finds the part named `file` in a multipart `body`, skipping (and discarding) any other part.
+/// Finds the part named `file` in a multipart `body`, keeping the text of `key` and `metadata`
+/// parts before it and skipping (and discarding) any other part.
 ///
 /// # Errors
-/// `400 VALIDATION_ERROR` when the body is not multipart, has no `file` part, or has a preamble
-/// or part header block longer than `part_header_max` bytes; `413` when it is too large.
+/// `400 VALIDATION_ERROR` when the body is not multipart, has no `file` part, has a preamble
+/// or part header block longer than `part_header_max` bytes, or a `key` or `metadata` part that
+/// is repeated, not UTF-8 or over [`MAX_TEXT_FIELD`] bytes; `413` when it is too large.
 pub async fn file_part(
     headers: &HeaderMap,
     body: Body,
@@ -69,6 +78,7 @@ pub async fn file_part(
     let starts = raw.part_starts();
     let mut multipart = Multipart::with_constraints(raw, boundary.clone(), constraints);
     let mut index = 0;
+    let (mut key, mut metadata) = (None, None);
     loop {
         let field = multipart
             .next_field()
@@ -94,9 +104,25 @@ pub async fn file_part(
                 content_type,
                 body,
                 len_hint,
+                key,
+                metadata,
             });
         }
         index += 1;
+        let kept = match field.name() {
+            Some("key") => Some(("key", &mut key)),
+            Some("metadata") => Some(("metadata", &mut metadata)),
+            _ => None,
+        };
+        if let Some((name, slot)) = kept {
+            if slot.is_some() {
+                return Err(ApiError::validation(format!(
+                    "the form has more than one '{name}' part"
+                )));
+            }
+            *slot = Some(text_field(&mut field, name, max_bytes).await?);
+            continue;
+        }
         while field
             .chunk()
             .await
@@ -104,6 +130,29 @@ pub async fn file_part(
             .is_some()
         {}
     }
+}
+
+/// A text part of at most [`MAX_TEXT_FIELD`] bytes of UTF-8.
+async fn text_field(
+    field: &mut Field<'static>,
+    name: &str,
+    max_bytes: u64,
+) -> Result<String, ApiError> {
+    let mut text = Vec::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|e| ApiError::App(body_error(e, max_bytes).into()))?
+    {
+        if text.len() + chunk.len() > MAX_TEXT_FIELD {
+            return Err(ApiError::validation(format!(
+                "the '{name}' part must be at most 8 KiB"
+            )));
+        }
+        text.extend_from_slice(&chunk);
+    }
+    String::from_utf8(text)
+        .map_err(|_| ApiError::validation(format!("the '{name}' part must be UTF-8 text")))
 }
 
 /// The `file` part's bytes; the stream ends only once the rest of the form has been read (and
@@ -277,6 +326,39 @@ mod tests {
         let raw = form("", &[("note", &long_field)], &file, "");
         let (hint, data) = parse(raw, 4096, true).await;
         assert_eq!((hint, data.len()), (Some(1000), 1000));
+    }
+
+    async fn fields_of(before: &[(&str, &str)]) -> Result<(Option<String>, Option<String>), u16> {
+        let raw = form("", before, b"data", "");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_str(&format!("multipart/form-data; boundary={BOUNDARY}")).unwrap(),
+        );
+        match file_part(&headers, Body::from(raw), 1 << 20, DEFAULT_PART_HEADER_MAX).await {
+            Ok(part) => Ok((part.key, part.metadata)),
+            Err(e) => Err(axum::response::IntoResponse::into_response(e)
+                .status()
+                .as_u16()),
+        }
+    }
+
+    #[tokio::test]
+    async fn key_and_metadata_parts_before_the_file_are_kept_as_text() {
+        let got = fields_of(&[("key", "a/b"), ("note", "x"), ("metadata", "{}")]).await;
+        assert_eq!(got, Ok((Some("a/b".to_owned()), Some("{}".to_owned()))));
+        assert_eq!(fields_of(&[("note", "x")]).await, Ok((None, None)));
+        let longest = "k".repeat(MAX_TEXT_FIELD);
+        assert_eq!(
+            fields_of(&[("key", &longest)]).await,
+            Ok((Some(longest.clone()), None))
+        );
+        let over = "k".repeat(MAX_TEXT_FIELD + 1);
+        assert_eq!(fields_of(&[("key", &over)]).await, Err(400));
+        assert_eq!(
+            fields_of(&[("metadata", "{}"), ("metadata", "{}")]).await,
+            Err(400)
+        );
     }
 
     #[tokio::test]

@@ -312,6 +312,8 @@ pub fn assert_file_info(server: &TestServer, info: &Value, expected: &Expected<'
             "created_at",
             "file_id",
             "filename",
+            "key",
+            "metadata",
             "public_url",
             "sha256",
             "size",
@@ -330,6 +332,8 @@ pub fn assert_file_info(server: &TestServer, info: &Value, expected: &Expected<'
         "{info}"
     );
     assert_eq!(info["filename"], expected.filename, "{info}");
+    assert_eq!(info["key"], serde_json::Value::Null, "{info}");
+    assert_eq!(info["metadata"], serde_json::json!({}), "{info}");
     assert_eq!(info["content_type"], expected.content_type, "{info}");
     assert_eq!(info["size"], expected.data.len() as u64, "{info}");
     assert_eq!(info["sha256"], sha256_hex(expected.data), "{info}");

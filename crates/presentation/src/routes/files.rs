@@ -27,6 +27,8 @@ use crate::transfer::guarded_download;
 use crate::upload::{check_content_length, file_part};
 use crate::validated::Validated;
 
+use super::keys::Labels;
+
 const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
 
 /// What both upload routes answer, for the OpenAPI document (never built: the handlers answer
@@ -41,12 +43,18 @@ pub enum UploadResponses {
     /// A client mistake in the request.
     #[response(
         status = 400,
-        description = "Not multipart, no `file` part, a malformed body, an unknown policy"
+        description = "Not multipart, no `file` part, a malformed body, an unknown policy, a `key` or `metadata` that breaks its rule or is given twice"
     )]
     Invalid(ErrorBody<'static>),
     /// No credential.
     #[response(status = 401, description = "No valid credential")]
     Unauthorized(ErrorBody<'static>),
+    /// The key is held by a file the caller may not replace.
+    #[response(
+        status = 409,
+        description = "`KEY_EXISTS`: another file holds the key and the caller may not delete it"
+    )]
+    KeyTaken(ErrorBody<'static>),
     /// A stalled body.
     #[response(
         status = 408,
@@ -93,11 +101,13 @@ pub async fn upload_file(
     request: Request,
 ) -> Result<Response, ApiError> {
     let max_bytes = state.services().upload.max_bytes();
+    let from_query = Labels::parse(query.key.as_deref(), query.metadata.as_deref())?;
     check_content_length(request.headers(), max_bytes)?;
     let _slot = state.upload_slots().acquire(&client)?;
     let (parts, body) = request.into_parts();
     let part_header_max = state.settings().limits.part_header_max;
     let part = file_part(&parts.headers, body, max_bytes, part_header_max).await?;
+    let labels = from_query.with_form(part.key.as_deref(), part.metadata.as_deref())?;
     let record = state
         .services()
         .upload
@@ -108,6 +118,8 @@ pub async fn upload_file(
             policy: query.policy.map(|p| p.as_str().to_owned()),
             body: part.body,
             len_hint: part.len_hint,
+            key: labels.key,
+            metadata: labels.metadata.unwrap_or_default(),
             request: facts,
         })
         .await?;
@@ -129,7 +141,7 @@ pub async fn upload_file(
     params(ListQuery),
     responses(
         (status = 200, description = "One page, newest first", body = ListResponse),
-        (status = 400, description = "`limit` or `cursor` not valid, or another query parameter", body = ErrorBody),
+        (status = 400, description = "`limit`, `cursor` or `prefix` not valid, or another query parameter", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
@@ -148,6 +160,7 @@ pub async fn list_files(
             &principal,
             query.limit.unwrap_or(DEFAULT_PAGE),
             query.cursor,
+            query.prefix.as_deref(),
         )
         .await?;
     let files_url = &state.settings().files_url;
@@ -283,18 +296,21 @@ pub async fn download_file(
         client: &client,
         reader: principal.as_ref(),
         facts: &facts,
+        cache_control: CACHE_CONTROL,
     };
     serve(&download, &record, &method, &headers, inline).await
 }
 
 /// What serving one download needs beside the record and the request.
-struct Download<'a> {
-    use_case: &'a stowage_application::use_cases::DownloadFile,
-    state: &'a AppState,
-    client: &'a str,
+pub(super) struct Download<'a> {
+    pub(super) use_case: &'a stowage_application::use_cases::DownloadFile,
+    pub(super) state: &'a AppState,
+    pub(super) client: &'a str,
     /// Who reads: `None` for the holder of a signed URL.
-    reader: Option<&'a Principal>,
-    facts: &'a RequestFacts,
+    pub(super) reader: Option<&'a Principal>,
+    pub(super) facts: &'a RequestFacts,
+    /// The `Cache-Control` of the answer.
+    pub(super) cache_control: &'static str,
 }
 
 /// `POST /files/{id}/signed-url`: a URL that grants GET/HEAD of the file until it expires.
@@ -334,22 +350,28 @@ pub async fn create_signed_url(
         .signed_url
         .execute(&principal, id, lifetime, &facts)
         .await?;
+    let (url, expires_at) = signed_url_of(&state.settings().files_url, id, &signed)?;
+    Ok(Json(SignedUrlResponse { url, expires_at }))
+}
+
+/// The URL of a signed grant for `id` and its expiry in RFC 3339.
+pub(super) fn signed_url_of(
+    files_url: &str,
+    id: stowage_domain::FileId,
+    signed: &stowage_application::use_cases::SignedUrl,
+) -> Result<(String, String), ApiError> {
     let expires_at = signed
         .expires_at
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
-    Ok(Json(SignedUrlResponse {
-        url: format!(
-            "{}/{id}?expires={}&signature={}",
-            state.settings().files_url,
-            signed.expires,
-            signed.signature
-        ),
-        expires_at,
-    }))
+    let url = format!(
+        "{files_url}/{id}?expires={}&signature={}",
+        signed.expires, signed.signature
+    );
+    Ok((url, expires_at))
 }
 
-async fn serve(
+pub(super) async fn serve(
     download: &Download<'_>,
     record: &FileRecord,
     method: &Method,
@@ -372,7 +394,7 @@ async fn serve(
 
     let mut response = Response::builder()
         .header(header::ETAG, &etag)
-        .header(header::CACHE_CONTROL, CACHE_CONTROL)
+        .header(header::CACHE_CONTROL, download.cache_control)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     if let Some(date) = &last_modified {
         response = response.header(header::LAST_MODIFIED, date);
