@@ -150,16 +150,21 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             for id in &report.missing_blobs {
                 println!("record without blob {id}");
             }
+            for id in &report.replaced_files {
+                println!("replaced file {id}");
+            }
             println!(
-                "records {}, blobs {}, orphan blobs {}, unfinished uploads {}, younger than the grace period {}, records without blob {}; {verb} {}",
+                "records {}, blobs {}, orphan blobs {}, unfinished uploads {}, younger than the grace period {}, records without blob {}, replaced files {}; {verb} {}",
                 report.records,
                 report.blobs,
                 report.orphan_blobs.len(),
                 report.strays.len(),
                 report.young,
                 report.missing_blobs.len(),
+                report.replaced_files.len(),
                 if dry_run {
-                    (report.orphan_blobs.len() + report.strays.len()) as u64
+                    (report.orphan_blobs.len() + report.strays.len() + report.replaced_files.len())
+                        as u64
                 } else {
                     report.removed
                 }
