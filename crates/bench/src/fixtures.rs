@@ -72,27 +72,32 @@ pub struct Auth {
 impl Auth {
     /// Stores a fresh opaque token for user 1 in Redis at `redis_url`, as Django's cache would.
     pub async fn store(redis_url: &str) -> Result<Self> {
-        let secret = format!("bench-{}", uuid::Uuid::new_v4().simple());
-        let prefix = format!(":1:bench{}:", uuid::Uuid::new_v4().simple());
+        let mut auth = Self {
+            secret: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+            prefix: format!(":1:bench{}:", uuid::Uuid::new_v4().simple()),
+            token: String::new(),
+        };
+        auth.token = auth.grant(redis_url, 1, 1).await?;
+        Ok(auth)
+    }
+
+    /// Stores a fresh opaque token for `user` of `account` under the run's secret and prefix.
+    pub async fn grant(&self, redis_url: &str, user: i64, account: i64) -> Result<String> {
         let token = format!("opaque{}", uuid::Uuid::new_v4().simple());
         let mut key = [0u8; 32];
-        pbkdf2::pbkdf2_hmac::<Sha256>(token.as_bytes(), secret.as_bytes(), 1, &mut key);
+        pbkdf2::pbkdf2_hmac::<Sha256>(token.as_bytes(), self.secret.as_bytes(), 1, &mut key);
         let redis = redis::Client::open(redis_url)?;
         let mut con = redis
             .get_multiplexed_async_connection()
             .await
             .context("Redis")?;
         let _: () = redis::cmd("SET")
-            .arg(format!("{prefix}{}", hex::encode(key)))
-            .arg(r#"{"user_id": 1, "account_id": 1}"#)
+            .arg(format!("{}{}", self.prefix, hex::encode(key)))
+            .arg(format!(r#"{{"user_id": {user}, "account_id": {account}}}"#))
             .arg("EX")
             .arg(3600)
             .query_async(&mut con)
             .await?;
-        Ok(Self {
-            secret,
-            prefix,
-            token,
-        })
+        Ok(token)
     }
 }

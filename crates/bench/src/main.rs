@@ -3,11 +3,13 @@
 //! Starts s3s-fs, a release `stowage-api` on Postgres + Redis + that S3 server, then measures
 //! large and concurrent transfers, authenticated small downloads (opaque Django token: Redis,
 //! database and access check on every request), a ranged read, and the server's memory while
-//! 4 × 1 GiB cross it. Prints a table and writes `target/bench/results.json`. Not a test: no
+//! 4 × 1 GiB cross it, and last `GET /files` pages of an account of 1 000 000 files, with and
+//! without a key prefix (seeded straight into the database). Prints a table and writes `target/bench/results.json`. Not a test: no
 //! thresholds, it is how we know. `BENCH_QUICK=1` shortens every phase for a smoke run.
 
 mod client;
 mod fixtures;
+mod listing;
 mod phases;
 mod processes;
 mod procstats;
@@ -44,6 +46,7 @@ async fn main() -> Result<()> {
     let s3 = direct_s3(&endpoint).await?;
     let database = Scratch::create(&settings.postgres).await?;
     let auth = Auth::store(&settings.redis).await?;
+    let database_url = format!("{}/{}", settings.postgres, database.name);
 
     let port = free_port()?;
     let pid = start_stowage(
@@ -53,7 +56,7 @@ async fn main() -> Result<()> {
             port,
             data_dir: work.join("data"),
             auth_secret: &auth.secret,
-            database_url: format!("{}/{}", settings.postgres, database.name),
+            database_url: database_url.clone(),
             redis_url: &settings.redis,
             redis_prefix: &auth.prefix,
             s3_endpoint: &endpoint,
@@ -68,7 +71,7 @@ async fn main() -> Result<()> {
                 .tcp_nodelay(true)
                 .build()?,
             base: format!("http://127.0.0.1:{port}"),
-            token: auth.token,
+            token: auth.token.clone(),
             s3,
             block: block(),
         }),
@@ -109,6 +112,13 @@ async fn main() -> Result<()> {
     if settings.runs("huge") {
         results.insert("concurrent_4_huge".into(), run.huge().await?);
         memory.push(memory_now(pid, "huge"));
+    }
+    if settings.runs("listing") {
+        let token = auth
+            .grant(&settings.redis, listing::USER, listing::ACCOUNT)
+            .await?;
+        results.insert("listing".into(), run.listing(&database_url, &token).await?);
+        memory.push(memory_now(pid, "listing"));
     }
 
     results.insert("memory_after_each_phase".into(), Value::Array(memory));

@@ -135,6 +135,7 @@ pub fn print_table(r: &Value) {
             single(label, &f(&h[key]));
         }
     }
+    listing_rows(&r["listing"]);
     single(
         "peak RSS over the whole run, MiB",
         &f(&r["peak_rss_whole_run_mib"]),
@@ -154,4 +155,35 @@ pub fn print_table(r: &Value) {
             );
         }
     }
+}
+
+/// The listing phase's rows: p50 / p99 of the first and the deep page of each listing.
+fn listing_rows(l: &Value) {
+    let Some(cases) = l["cases"].as_array() else {
+        return;
+    };
+    println!(
+        "{:<44} {:>12} {:>12}",
+        format!(
+            "GET /files?limit={}, {} files: p50 / p99 ms",
+            l["limit"], l["files"]
+        ),
+        "page 1",
+        format!("page {}", l["deep_page"])
+    );
+    let figures = |p: &Value| {
+        if p.is_null() {
+            "-".to_owned()
+        } else {
+            format!("{} / {}", f(&p["p50_ms"]), f(&p["p99_ms"]))
+        }
+    };
+    for case in cases {
+        beside(
+            &format!("  {}", case["label"].as_str().unwrap_or_default()),
+            &figures(&case["first_page"]),
+            &figures(&case["deep_page"]),
+        );
+    }
+    single("  seeding the files, s", &f(&l["seed_seconds"]));
 }

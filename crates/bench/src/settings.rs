@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 /// The phases in the order they run.
-pub const PHASES: [&str; 5] = ["large", "concurrent", "small", "range", "huge"];
+pub const PHASES: [&str; 6] = ["large", "concurrent", "small", "range", "huge", "listing"];
 
 /// The run's environment: `BENCH_QUICK`, `BENCH_PHASES`, the fixtures' URLs and the binaries.
 pub struct Settings {

@@ -20,7 +20,8 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+/// The value at fraction `p` of `sorted` (nearest rank), in milliseconds; 0 for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
