@@ -58,6 +58,13 @@ curl -fsS -o /dev/null -H "Authorization: Bearer $token" \
 cat >"$data_dir/schemathesis.toml" <<'TOML'
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "415", "416", "429", "5xx"]
+
+# `key` and `prefix` are bounded in bytes of UTF-8 (512), which JSON Schema cannot express: the
+# document says `maxLength: 512` characters, so 512 multi-byte characters are schema-valid and
+# still a 400 here.
+[[operations]]
+include-operation-id = ["upload_file", "upload_file_alias", "list_files"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "415", "416", "429", "5xx"]
 TOML
 
 status=0
