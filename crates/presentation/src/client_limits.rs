@@ -174,6 +174,12 @@ impl FromRequestParts<AppState> for Requester {
     }
 }
 
+/// The requester as the per-client bounds and rate limits see it: its address ([`Requester`]
+/// always sets it).
+pub fn requester_address(facts: &RequestFacts) -> &str {
+    facts.ip.as_deref().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

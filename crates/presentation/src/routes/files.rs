@@ -13,7 +13,7 @@ use stowage_application::events::RequestFacts;
 use stowage_application::use_cases::UploadRequest;
 use stowage_domain::{ByteRange, FileRecord, Principal, RangeOutcome, resolve_range};
 
-use crate::client_limits::{ClientAddress, Requester};
+use crate::client_limits::{Requester, requester_address};
 use crate::dto::FileBytes;
 use crate::dto::{
     DEFAULT_PAGE, DEFAULT_SIGNED_URL_SECONDS, Disposition, DownloadQuery, FileInfoResponse,
@@ -94,7 +94,6 @@ pub enum UploadResponses {
 )]
 pub async fn upload_file(
     State(state): State<AppState>,
-    ClientAddress(client): ClientAddress,
     Requester(facts): Requester,
     Authenticated(principal): Authenticated,
     Validated(Query(query)): Validated<Query<UploadQuery>>,
@@ -103,7 +102,7 @@ pub async fn upload_file(
     let max_bytes = state.services().upload.max_bytes();
     let from_query = Labels::parse(query.key.as_deref(), query.metadata.as_deref())?;
     check_content_length(request.headers(), max_bytes)?;
-    let _slot = state.upload_slots().acquire(&client)?;
+    let _slot = state.upload_slots().acquire(requester_address(&facts))?;
     let (parts, body) = request.into_parts();
     let part_header_max = state.settings().limits.part_header_max;
     let part = file_part(&parts.headers, body, max_bytes, part_header_max).await?;
@@ -288,12 +287,9 @@ pub async fn download_file(
             None,
         ),
     };
-    // The client as the per-client bounds see it (the requester's address).
-    let client = facts.ip.clone().unwrap_or_default();
     let download = Download {
         use_case: download,
         state: &state,
-        client: &client,
         reader: principal.as_ref(),
         facts: &facts,
         cache_control: CACHE_CONTROL,
@@ -305,7 +301,6 @@ pub async fn download_file(
 pub(super) struct Download<'a> {
     pub(super) use_case: &'a stowage_application::use_cases::DownloadFile,
     pub(super) state: &'a AppState,
-    pub(super) client: &'a str,
     /// Who reads: `None` for the holder of a signed URL.
     pub(super) reader: Option<&'a Principal>,
     pub(super) facts: &'a RequestFacts,
@@ -445,7 +440,10 @@ pub(super) async fn serve(
         download.use_case.check(record).await?;
         return build(response, Body::empty());
     }
-    let slot = download.state.download_slots().acquire(download.client)?;
+    let slot = download
+        .state
+        .download_slots()
+        .acquire(requester_address(download.facts))?;
     let blob = download
         .use_case
         .open(record, range, download.reader, download.facts)
@@ -475,11 +473,10 @@ fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response,
 )]
 pub async fn upload_file_alias(
     state: State<AppState>,
-    client: ClientAddress,
     requester: Requester,
     principal: Authenticated,
     query: Validated<Query<UploadQuery>>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    upload_file(state, client, requester, principal, query, request).await
+    upload_file(state, requester, principal, query, request).await
 }

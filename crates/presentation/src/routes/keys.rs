@@ -118,11 +118,9 @@ pub async fn download_by_key(
     let inline = query.disposition == Some(Disposition::Inline);
     let use_case = &state.services().download;
     let record = use_case.authorize_by_key(&principal, &key, &facts).await?;
-    let client = facts.ip.clone().unwrap_or_default();
     let download = Download {
         use_case,
         state: &state,
-        client: &client,
         reader: Some(&principal),
         facts: &facts,
         cache_control: BY_KEY_CACHE_CONTROL,
