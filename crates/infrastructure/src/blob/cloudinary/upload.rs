@@ -173,23 +173,21 @@ impl CloudinaryBlobStore {
                 }
             };
             guard.armed = false;
-            {
-                let stored = digest.finish();
-                let bytes = answer.get("bytes").and_then(serde_json::Value::as_u64);
-                if bytes != Some(stored.size) {
-                    self.destroy_quietly(kind, &public_id).await;
-                    return Err(CloudinaryError::Unexpected {
-                        operation: "upload",
-                        detail: format!(
-                            "the resource holds {bytes:?} bytes, {} were sent",
-                            stored.size
-                        ),
-                    }
-                    .into());
+            let stored = digest.finish();
+            let bytes = answer.get("bytes").and_then(serde_json::Value::as_u64);
+            if bytes != Some(stored.size) {
+                self.destroy_quietly(kind, &public_id).await;
+                return Err(CloudinaryError::Unexpected {
+                    operation: "upload",
+                    detail: format!(
+                        "the resource holds {bytes:?} bytes, {} were sent",
+                        stored.size
+                    ),
                 }
-                self.remember(key, kind);
-                return Ok(stored);
+                .into());
             }
+            self.remember(key, kind);
+            return Ok(stored);
         }
     }
 
