@@ -8,6 +8,7 @@ mod m20261123_000001_create_files;
 mod m20261201_000002_adopt_files;
 mod m20261203_000003_webhook_outbox;
 mod m20261203_000004_file_keys;
+mod m20261203_000005_owner_listing_index;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000002_adopt_files::Migration),
             Box::new(m20261203_000003_webhook_outbox::Migration),
             Box::new(m20261203_000004_file_keys::Migration),
+            Box::new(m20261203_000005_owner_listing_index::Migration),
         ]
     }
 }

@@ -247,8 +247,7 @@ async fn seed(db: &DatabaseConnection, files: u64) -> Result<()> {
 async fn explain(db: &DatabaseConnection, prefix: &str, cursor: Option<&str>) -> Result<Value> {
     let after = match cursor.and_then(decode_cursor) {
         Some((micros, id)) => format!(
-            " AND (created_at < to_timestamp({micros}::numeric / 1000000) \
-             OR (created_at = to_timestamp({micros}::numeric / 1000000) AND file_id < '{id}'))"
+            " AND (created_at, file_id) < (to_timestamp({micros}::numeric / 1000000), '{id}')"
         ),
         None => String::new(),
     };

@@ -251,11 +251,12 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
             "files_pkey",
             "idx_files_account_key",
             "idx_files_created_at",
+            "idx_files_owner_created",
             "idx_files_replaced_at",
             "ix_files_account_id",
             "ix_files_user_id"
         ],
-        "only the missing index and the key indexes are added"
+        "only the missing index, the key indexes and the listing index are added"
     );
 
     // What the Pneumatic backend's data migration does, after the adoption: seven columns.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{
-    Alias, BinOper, Cond, Expr, Func, InsertStatement, IntoColumnRef, Order, Query,
+    Alias, BinOper, Expr, Func, InsertStatement, IntoColumnRef, Order, Query,
     SelectStatement, SimpleExpr,
 };
 use sea_orm::{
@@ -279,17 +279,46 @@ impl SeaOrmFileRepository {
     }
 
     async fn fetch(&self, query: &SelectStatement) -> Result<Vec<FileRecord>, RepoError> {
+        self.fetch_on(&self.db, query).await
+    }
+
+    /// The records `query` selects, read on `db` (the pool, or a transaction).
+    async fn fetch_on(
+        &self,
+        db: &impl ConnectionTrait,
+        query: &SelectStatement,
+    ) -> Result<Vec<FileRecord>, RepoError> {
         let ids = self.id_column().await?;
-        let backend = self.db.get_database_backend();
+        let backend = db.get_database_backend();
         let mut query = query.clone();
         ids.only_servable(&mut query);
-        self.db
-            .query_all(backend.build(&query))
+        db.query_all(backend.build(&query))
             .await
             .map_err(unavailable)?
             .iter()
             .map(|row| record_of(ids, row))
             .collect()
+    }
+
+    /// [`Self::fetch`], with Postgres planning the statement for its values every time. A prefix
+    /// listing's best plan depends on how many keys the prefix matches (the key index for a rare
+    /// prefix, the time order for a common one); the generic plan Postgres may settle on for a
+    /// statement run often would be fast for one and read hundreds of thousands of rows for the
+    /// other.
+    async fn fetch_planned_for_values(
+        &self,
+        query: &SelectStatement,
+    ) -> Result<Vec<FileRecord>, RepoError> {
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            return self.fetch(query).await;
+        }
+        let txn = self.db.begin().await.map_err(unavailable)?;
+        txn.execute_unprepared("SET LOCAL plan_cache_mode = force_custom_plan")
+            .await
+            .map_err(unavailable)?;
+        let records = self.fetch_on(&txn, query).await?;
+        txn.commit().await.map_err(unavailable)?;
+        Ok(records)
     }
 
     async fn scan_where(
@@ -468,21 +497,30 @@ impl FileRepository for SeaOrmFileRepository {
                 .and_where(Expr::col(file::Column::UserId).is_null()),
         };
         if let Some(cursor) = cursor {
+            // One row comparison rather than `a < x OR (a = x AND b < y)`: the database reads it
+            // as a bound on the `(created_at, file_id)` order, so a deep page starts where the
+            // cursor points instead of re-reading every newer row.
             let at = timestamp(self.db.get_database_backend(), cursor.created_at);
-            let created_at = || Expr::col(file::Column::CreatedAt.into_column_ref());
-            query.cond_where(
-                Cond::any().add(created_at().lt(at.clone())).add(
-                    Cond::all()
-                        .add(created_at().eq(at))
-                        .add(Expr::col(file::Column::FileId).lt(ids.value(cursor.file_id))),
-                ),
+            query.and_where(
+                Expr::tuple([
+                    Expr::col(file::Column::CreatedAt.into_column_ref()).into(),
+                    Expr::col(file::Column::FileId).into(),
+                ])
+                .lt(Expr::tuple([
+                    Expr::val(at).into(),
+                    Expr::val(ids.value(cursor.file_id)).into(),
+                ])),
             );
         }
         query
             .order_by(file::Column::CreatedAt, Order::Desc)
             .order_by(file::Column::FileId, Order::Desc)
             .limit(u64::from(limit) + 1);
-        let mut items = self.fetch(&query).await?;
+        let mut items = if prefix.is_some() {
+            self.fetch_planned_for_values(&query).await?
+        } else {
+            self.fetch(&query).await?
+        };
         let more = items.len() > limit as usize;
         items.truncate(limit as usize);
         let next = match items.last() {
