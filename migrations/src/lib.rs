@@ -9,6 +9,8 @@ mod m20261201_000002_adopt_files;
 mod m20261203_000003_webhook_outbox;
 mod m20261203_000004_file_keys;
 mod m20261203_000005_owner_listing_index;
+mod m20261203_000006_upload_grants;
+mod m20261203_000007_direct_uploads;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -22,6 +24,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000003_webhook_outbox::Migration),
             Box::new(m20261203_000004_file_keys::Migration),
             Box::new(m20261203_000005_owner_listing_index::Migration),
+            Box::new(m20261203_000006_upload_grants::Migration),
+            Box::new(m20261203_000007_direct_uploads::Migration),
         ]
     }
 }

@@ -348,9 +348,10 @@ async fn migrations_run_once_when_replicas_start_together() {
         .await
         .unwrap()
         .unwrap();
-    // Every migration (the table, its adoption, the webhook outbox, file keys), each applied once.
-    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 4);
-    assert_eq!(row.try_get::<i64>("", "versions").unwrap(), 4);
+    // Every migration (the table, its adoption, the webhook outbox, file keys, the owner listing
+    // index, upload grants, direct uploads), each applied once.
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 7);
+    assert_eq!(row.try_get::<i64>("", "versions").unwrap(), 7);
     drop(db);
     let _ = admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

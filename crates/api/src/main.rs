@@ -153,6 +153,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             for id in &report.replaced_files {
                 println!("replaced file {id}");
             }
+            if report.expired_upload_grants > 0 {
+                println!(
+                    "records of expired upload URLs: {verb} {}",
+                    report.expired_upload_grants
+                );
+            }
+            for id in &report.expired_uploads {
+                println!("expired direct upload {id}");
+            }
             println!(
                 "records {}, blobs {}, orphan blobs {}, unfinished uploads {}, younger than the grace period {}, records without blob {}, replaced files {}; {verb} {}",
                 report.records,
@@ -163,8 +172,10 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 report.missing_blobs.len(),
                 report.replaced_files.len(),
                 if dry_run {
-                    (report.orphan_blobs.len() + report.strays.len() + report.replaced_files.len())
-                        as u64
+                    (report.orphan_blobs.len()
+                        + report.strays.len()
+                        + report.replaced_files.len()
+                        + report.expired_uploads.len()) as u64
                 } else {
                     report.removed
                 }

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use stowage_application::ports::{
-    BlobStore, Clock, EventPublisher, FileRepository, NoEvents, PermissionChecker, RateLimiter,
-    TokenStore,
+    BlobStore, Clock, DirectUploadRepository, DirectUploadStore, EventPublisher, FileRepository,
+    NoEvents, PermissionChecker, RateLimiter, TokenStore,
 };
 use stowage_application::use_cases::{
     Audit, Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
     GetFileInfo, ListFiles, ReadAccess, Reconcile, UploadFile, UploadPolicy,
 };
+use stowage_application::use_cases::{CompleteDirectUpload, DirectUploadPorts, StartDirectUpload};
+use stowage_application::use_cases::{CreateUploadUrl, UploadWithUrl};
 use stowage_infrastructure::db::{self, DatabasePool};
 use stowage_infrastructure::{
     CachedBlobStore, CloudinaryBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt,
@@ -20,6 +22,8 @@ use stowage_infrastructure::{
     MeteredTokenVerifier, RedisConnection, RedisRateLimiter, RedisTokenStore, S3BlobStore,
     SeaOrmFileRepository, SystemClock, TokenStoreSettings,
 };
+use stowage_infrastructure::{HmacUploadUrlSigner, SeaOrmUploadGrantStore};
+use stowage_infrastructure::{S3DirectUploads, SeaOrmDirectUploadRepository};
 use stowage_presentation::{HttpSettings, Services};
 
 use crate::StartupError;
@@ -50,9 +54,29 @@ pub(crate) async fn connect_database(config: &Config) -> Result<DatabasePool, St
 /// The reconciliation of `stowage-api gc`, over the database and the blob store (unmetered).
 pub(crate) async fn reconcile(config: &Config) -> Result<Reconcile, StartupError> {
     let db = connect_database(config).await?;
+    let direct = direct_uploads(config, &db);
+    let grants = Arc::new(SeaOrmUploadGrantStore::new(&db));
     let repo: Arc<dyn FileRepository> = Arc::new(SeaOrmFileRepository::new(db));
     let blobs = blob_store(config).await?;
-    Ok(Reconcile::new(repo, blobs, Arc::new(SystemClock)))
+    let reconcile = Reconcile::new(repo, blobs, Arc::new(SystemClock)).with_upload_grants(grants);
+    Ok(match direct {
+        Some((uploads, store)) => reconcile.with_direct_uploads(uploads, store),
+        None => reconcile,
+    })
+}
+
+/// Direct uploads' state and presigner: S3 only (other backends answer `501`).
+fn direct_uploads(
+    config: &Config,
+    db: &DatabasePool,
+) -> Option<(Arc<dyn DirectUploadRepository>, Arc<dyn DirectUploadStore>)> {
+    let StorageConfig::S3(s3) = &config.storage else {
+        return None;
+    };
+    Some((
+        Arc::new(SeaOrmDirectUploadRepository::new(db)),
+        Arc::new(S3DirectUploads::new(S3BlobStore::new(s3))),
+    ))
 }
 
 /// The blob store `config` selects, for a command that runs beside the service (`gc`,
@@ -111,6 +135,9 @@ pub(crate) struct Adapters {
     permissions: Option<Arc<dyn PermissionChecker>>,
     rate_limiter: Option<Arc<dyn RateLimiter>>,
     events: Arc<dyn EventPublisher>,
+    /// Upload URLs: their signer (the download signer's secret) and their single use.
+    upload_urls: (Arc<HmacUploadUrlSigner>, Arc<SeaOrmUploadGrantStore>),
+    direct: Option<(Arc<dyn DirectUploadRepository>, Arc<dyn DirectUploadStore>)>,
 }
 
 impl Adapters {
@@ -121,6 +148,8 @@ impl Adapters {
         secret: &SecretString,
     ) -> Result<Adapters, StartupError> {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let grants = Arc::new(SeaOrmUploadGrantStore::new(&db));
+        let direct = direct_uploads(config, &db);
         let repo = Arc::new(MeteredFileRepository::new(Arc::new(
             webhooks::file_repository(config, db),
         )));
@@ -131,12 +160,18 @@ impl Adapters {
             Some(own) => HmacUrlSigner::new(own.expose_secret().as_bytes()),
             None => HmacUrlSigner::new(&secret_bytes),
         };
+        let upload_signer = match &config.auth.signed_url_secret {
+            Some(own) => HmacUploadUrlSigner::new(own.expose_secret().as_bytes()),
+            None => HmacUploadUrlSigner::new(&secret_bytes),
+        };
         let redis = redis(config)?;
         Ok(Adapters {
             tokens: token_store(config, redis.as_ref(), secret),
             permissions: permissions(config)?,
             rate_limiter: rate_limiter(config, redis),
             events: event_publisher(config)?,
+            upload_urls: (Arc::new(upload_signer), grants),
+            direct,
             clock,
             repo,
             blobs,
@@ -248,12 +283,47 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
         permissions,
         rate_limiter,
         events,
+        direct,
+        upload_urls: (upload_signer, grants),
     } = adapters;
     let audit = Audit::new(events, clock.clone());
     let access = ReadAccess::new(repo.clone(), permissions, config.limits.access_policy)
         .with_audit(audit.clone());
     let policies = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
+    let direct = direct.map(|(uploads, store)| DirectUploadPorts {
+        files: repo.clone(),
+        blobs: blobs.clone(),
+        store,
+        uploads,
+        clock: clock.clone(),
+    });
+    let max_bytes = config.limits.max_upload_bytes;
     Services {
+        start_direct: direct
+            .clone()
+            .map(|ports| StartDirectUpload::new(ports, max_bytes, policies.clone())),
+        complete_direct: direct.map(|ports| {
+            CompleteDirectUpload::new(ports, max_bytes, policies.clone()).with_audit(audit.clone())
+        }),
+        create_upload_url: CreateUploadUrl::new(
+            upload_signer.clone(),
+            clock.clone(),
+            policies.keys().cloned().collect(),
+            config.limits.max_upload_bytes,
+        ),
+        upload_with_url: UploadWithUrl::new(
+            UploadFile::new(
+                repo.clone(),
+                blobs.clone(),
+                clock.clone(),
+                config.limits.max_upload_bytes,
+                policies.clone(),
+            )
+            .with_audit(audit.clone()),
+            upload_signer,
+            grants,
+            clock.clone(),
+        ),
         authenticate: Authenticate::new(
             Arc::new(MeteredTokenVerifier::new(Arc::new(jwt))),
             tokens.clone(),

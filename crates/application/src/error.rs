@@ -6,6 +6,7 @@ use crate::ports::blob_store::BlobError;
 use crate::ports::file_repository::RepoError;
 use crate::ports::permission_checker::PermissionError;
 use crate::ports::token_store::TokenStoreError;
+use crate::ports::upload_grant_store::GrantStoreError;
 use crate::stream::BodyError;
 
 /// A boxed error from a backend, kept as the source of an [`Error`].
@@ -74,6 +75,18 @@ pub enum Error {
     /// The permission service failed, timed out or answered something unexpected.
     #[error("the permission service is unavailable")]
     PermissionServiceUnavailable(#[source] BoxError),
+    /// The configured storage backend cannot do this (direct uploads off S3).
+    #[error("{0}")]
+    NotSupported(String),
+    /// A direct upload's stored object is missing or not what was announced; the text says how.
+    #[error("{0}")]
+    DirectUploadInvalid(String),
+    /// No such direct upload, or it belongs to someone else.
+    #[error("upload not found")]
+    UploadNotFound,
+    /// The direct upload was completed already (or is being completed).
+    #[error("the upload was already completed")]
+    UploadCompleted,
     /// A bug.
     #[error("internal error")]
     Internal(#[source] BoxError),
@@ -116,6 +129,14 @@ impl From<PermissionError> for Error {
     fn from(e: PermissionError) -> Self {
         match e {
             PermissionError::Unavailable(source) => Error::PermissionServiceUnavailable(source),
+        }
+    }
+}
+
+impl From<GrantStoreError> for Error {
+    fn from(e: GrantStoreError) -> Self {
+        match e {
+            GrantStoreError::Unavailable(source) => Error::DatabaseUnavailable(source),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod check_readiness;
 pub mod create_signed_url;
 pub mod delete_file;
 pub mod digest_legacy;
+pub mod direct_uploads;
 pub mod download_file;
 pub mod get_file_info;
 pub(crate) mod keys;
@@ -14,6 +15,7 @@ pub mod list_files;
 pub mod read_access;
 pub mod reconcile;
 pub mod upload_file;
+pub mod upload_urls;
 
 pub use audit::Audit;
 pub use authenticate::{Authenticate, CredentialSource, PresentedCredential};
@@ -24,12 +26,20 @@ pub use create_signed_url::{
 };
 pub use delete_file::DeleteFile;
 pub use digest_legacy::{DigestLegacyRows, DigestReport, LegacyRow};
+pub use direct_uploads::{
+    CompleteDirectUpload, DirectTarget, DirectTicket, DirectUploadPorts, StartDirectRequest,
+    StartDirectUpload,
+};
 pub use download_file::DownloadFile;
 pub use get_file_info::GetFileInfo;
 pub use list_files::ListFiles;
 pub use read_access::ReadAccess;
 pub use reconcile::{Reconcile, ReconcileReport};
 pub use upload_file::{UploadFile, UploadPolicy, UploadRequest};
+pub use upload_urls::{
+    CLAIM_LEASE, CreateUploadUrl, IssuedUploadUrl, MAX_UPLOAD_URL_LIFETIME, UploadUrlOptions,
+    UploadWithUrl, UrlUpload,
+};
 
 #[cfg(test)]
 pub(crate) mod fixtures {

@@ -8,6 +8,7 @@
 //! thresholds, it is how we know. `BENCH_QUICK=1` shortens every phase for a smoke run.
 
 mod client;
+mod direct;
 mod fixtures;
 mod listing;
 mod phases;
@@ -121,6 +122,10 @@ async fn main() -> Result<()> {
         memory.push(memory_now(pid, "listing"));
     }
 
+    if settings.runs("direct") {
+        results.insert("direct_upload_256mib".into(), run.direct().await?);
+        memory.push(memory_now(pid, "direct"));
+    }
     results.insert("memory_after_each_phase".into(), Value::Array(memory));
     results.insert(
         "peak_rss_whole_run_mib".into(),

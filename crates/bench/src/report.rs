@@ -136,6 +136,15 @@ pub fn print_table(r: &Value) {
         }
     }
     listing_rows(&r["listing"]);
+    let d = &r["direct_upload_256mib"];
+    if !d.is_null() {
+        compared(
+            "256 MiB direct upload vs PutObject, MiB/s",
+            &f(&d["direct_upload_mib_s"]),
+            &f(&d["put_object_mib_s"]),
+            &f(&d["ratio"]),
+        );
+    }
     single(
         "peak RSS over the whole run, MiB",
         &f(&r["peak_rss_whole_run_mib"]),

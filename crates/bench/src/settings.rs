@@ -6,7 +6,15 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 /// The phases in the order they run.
-pub const PHASES: [&str; 6] = ["large", "concurrent", "small", "range", "huge", "listing"];
+pub const PHASES: [&str; 7] = [
+    "large",
+    "concurrent",
+    "small",
+    "range",
+    "huge",
+    "listing",
+    "direct",
+];
 
 /// The run's environment: `BENCH_QUICK`, `BENCH_PHASES`, the fixtures' URLs and the binaries.
 pub struct Settings {

@@ -1,8 +1,10 @@
 //! The SQL repository: one SeaORM adapter for SQLite and Postgres.
 
+mod direct_uploads;
 mod entity;
 mod outbox;
 mod repository;
+mod upload_grants;
 
 use std::time::Duration;
 
@@ -13,10 +15,21 @@ use stowage_application::BoxError;
 
 use crate::secret_url::{SecretUrl, redact_url};
 
+pub use direct_uploads::SeaOrmDirectUploadRepository;
 pub use outbox::{
     ClaimedEvent, Failure, OutboxEntry, OutboxError, OutboxStore, WebhookOutbox, now_millis,
 };
 pub use repository::SeaOrmFileRepository;
+pub use upload_grants::SeaOrmUploadGrantStore;
+
+/// The database's current time in Unix milliseconds, as an SQL expression: leases and claims go
+/// by it, never by one replica's clock.
+pub(crate) fn db_now(backend: sea_orm::DbBackend) -> &'static str {
+    match backend {
+        sea_orm::DbBackend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
+        _ => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+    }
+}
 
 /// Why the database could not be opened, migrated or closed; passwords are never part of it.
 #[derive(Debug, thiserror::Error)]

@@ -10,6 +10,7 @@ pub mod permission;
 pub mod rate_limit;
 pub mod redis;
 pub mod secret_url;
+pub mod upload_url;
 pub mod webhooks;
 
 pub use auth::jwt::{Hs256Jwt, JwtClaims};
@@ -21,9 +22,12 @@ pub use blob::cloudinary::{
 };
 pub use blob::fs::FsBlobStore;
 pub use blob::memory::{MemoryBlobStore, MemoryStoreFull};
-pub use blob::s3::{S3BlobStore, S3Layout, S3Settings};
+pub use blob::s3::{S3BlobStore, S3DirectUploads, S3Layout, S3Settings};
 pub use clock::SystemClock;
-pub use db::{DatabasePool, DatabaseSettings, DbError, SeaOrmFileRepository};
+pub use db::{
+    DatabasePool, DatabaseSettings, DbError, SeaOrmDirectUploadRepository, SeaOrmFileRepository,
+    SeaOrmUploadGrantStore,
+};
 pub use events::{RedisStreamPublisher, RedisStreamSettings};
 pub use metered::{
     MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker, MeteredRateLimiter,
@@ -34,3 +38,4 @@ pub use rate_limit::memory::InMemoryRateLimiter;
 pub use rate_limit::redis::RedisRateLimiter;
 pub use redis::{RedisCallError, RedisConnection, RedisSettings, RedisUrlError};
 pub use secret_url::SecretUrl;
+pub use upload_url::HmacUploadUrlSigner;

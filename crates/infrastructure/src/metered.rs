@@ -57,10 +57,10 @@ impl BlobStore for MeteredBlobStore {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        len_hint: Option<u64>,
+        length: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
         let started = Instant::now();
-        let result = self.inner.put(key, body, len_hint).await;
+        let result = self.inner.put(key, body, length).await;
         self.record("put", started, &result);
         result
     }

@@ -8,10 +8,19 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+mod direct;
 mod keys;
+mod upload_urls;
 
+pub use direct::{
+    CompleteDirectUploadRequest, CompletedPartRequest, DEFAULT_DIRECT_UPLOAD_SECONDS, DirectPart,
+    DirectUploadRequest, DirectUploadResponse,
+};
 pub use keys::{
     SignedUrlItem, SignedUrlItemError, SignedUrlsRequest, SignedUrlsResponse, check_prefix,
+};
+pub use upload_urls::{
+    DEFAULT_UPLOAD_URL_SECONDS, RawFileBody, UploadUrlRequest, UploadUrlResponse, UploadVisibility,
 };
 
 /// `FileInfo`: what the API says about a file.

@@ -206,6 +206,30 @@ impl IntoResponse for ApiError {
                     "Permissions cannot be checked right now",
                     None,
                 ),
+                Error::NotSupported(_) => (
+                    StatusCode::NOT_IMPLEMENTED,
+                    "NOT_SUPPORTED",
+                    "The configured storage backend does not support this",
+                    None,
+                ),
+                Error::DirectUploadInvalid(reason) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "DIRECT_UPLOAD_INVALID",
+                    "The uploaded object is not what was announced",
+                    Some(reason.clone()),
+                ),
+                Error::UploadNotFound => (
+                    StatusCode::NOT_FOUND,
+                    "UPLOAD_NOT_FOUND",
+                    "Upload not found",
+                    None,
+                ),
+                Error::UploadCompleted => (
+                    StatusCode::CONFLICT,
+                    "UPLOAD_COMPLETED",
+                    "The upload was already completed",
+                    None,
+                ),
                 Error::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "INTERNAL_ERROR",
@@ -314,6 +338,14 @@ mod tests {
                 503,
                 "PERMISSION_SERVICE_UNAVAILABLE",
             ),
+            (Error::NotSupported("x".into()), 501, "NOT_SUPPORTED"),
+            (
+                Error::DirectUploadInvalid("x".into()),
+                422,
+                "DIRECT_UPLOAD_INVALID",
+            ),
+            (Error::UploadNotFound, 404, "UPLOAD_NOT_FOUND"),
+            (Error::UploadCompleted, 409, "UPLOAD_COMPLETED"),
             (Error::Internal("bug".into()), 500, "INTERNAL_ERROR"),
         ];
         for (error, status, code) in cases {

@@ -28,7 +28,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` are built from this list.
 fn api_routes() -> OpenApiRouter<AppState> {
-    use routes::{docs, files, health, keys, metrics};
+    use routes::{direct, docs, files, health, keys, metrics, upload_urls};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(files::upload_file, files::list_files))
         .routes(routes!(files::upload_file_alias))
@@ -38,6 +38,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::download_by_key, keys::delete_by_key))
         .routes(routes!(keys::file_info_by_key))
         .routes(routes!(keys::create_signed_urls))
+        .routes(routes!(upload_urls::create_upload_url))
+        .routes(routes!(direct::start_direct_upload))
+        .routes(routes!(direct::complete_direct_upload))
+        .routes(routes!(
+            upload_urls::upload_with_url,
+            upload_urls::upload_with_url_raw
+        ))
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(metrics::metrics))

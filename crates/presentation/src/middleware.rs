@@ -323,8 +323,13 @@ pub async fn rate_limit(
     if path != "/files" && !path.starts_with("/files/") {
         return next.run(request).await;
     }
-    let class = if request.method() == Method::POST && (path == "/files" || path == "/files/upload")
-    {
+    let method = request.method();
+    // Asking for an upload URL (`POST /files/upload-url`) is classed with signed-URL creation,
+    // as a download; only the upload made on it counts as one.
+    let upload = (method == Method::POST && (path == "/files" || path == "/files/upload"))
+        || ((method == Method::POST || method == Method::PUT)
+            && path.starts_with("/files/upload-url/"));
+    let class = if upload {
         stowage_application::ports::RateClass::Upload
     } else {
         stowage_application::ports::RateClass::Download
@@ -378,6 +383,7 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 Method::GET,
                 Method::HEAD,
                 Method::POST,
+                Method::PUT,
                 Method::DELETE,
                 Method::OPTIONS,
             ])
@@ -389,6 +395,8 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::CONTENT_TYPE,
                 header::IF_NONE_MATCH,
                 header::IF_RANGE,
+                // A raw upload on an upload URL names its file with it.
+                header::CONTENT_DISPOSITION,
                 header::HeaderName::from_static("x-request-id"),
             ])
             .expose_headers([

@@ -22,7 +22,14 @@ const CREDENTIALS: [&str; 6] = [
 const SIGNED_URL_OPERATIONS: [&str; 1] = ["download_file"];
 
 /// Operations whose JSON body may be left out (an empty body means every default).
-const OPTIONAL_BODY_OPERATIONS: [&str; 1] = ["create_signed_url"];
+const OPTIONAL_BODY_OPERATIONS: [&str; 3] = [
+    "create_signed_url",
+    "create_upload_url",
+    "complete_direct_upload",
+];
+
+/// File routes the URL itself authorises: they take no credential.
+const UPLOAD_URL_OPERATIONS: [&str; 2] = ["upload_with_url", "upload_with_url_raw"];
 
 /// The upload operations, whose `metadata` query parameter is a JSON object.
 const UPLOAD_OPERATIONS: [&str; 2] = ["upload_file", "upload_file_alias"];
@@ -52,7 +59,7 @@ pub fn complete(doc: &mut Document) {
         let file_route = path == "/files" || path.starts_with("/files/");
         for operation in operations(item) {
             let id = operation.operation_id.clone().unwrap_or_default();
-            if file_route {
+            if file_route && !UPLOAD_URL_OPERATIONS.contains(&id.as_str()) {
                 let mut security: Vec<SecurityRequirement> = CREDENTIALS
                     .iter()
                     .map(|name| SecurityRequirement::new::<_, [&str; 0], &str>(*name, []))

@@ -1,10 +1,12 @@
 //! Route handlers.
 
+pub mod direct;
 pub mod docs;
 pub mod files;
 pub mod health;
 pub mod keys;
 pub mod metrics;
+pub mod upload_urls;
 
 use crate::error::ApiError;
 

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use crate::client_limits::{ClientSlots, RequestLimits};
 
 use stowage_application::use_cases::{
-    Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
-    GetFileInfo, ListFiles, UploadFile,
+    Authenticate, CheckRateLimit, CheckReadiness, CompleteDirectUpload, CreateSignedUrl,
+    CreateUploadUrl, DeleteFile, DownloadFile, GetFileInfo, ListFiles, StartDirectUpload,
+    UploadFile, UploadWithUrl,
 };
 
 /// The use cases, wired by the composition root.
@@ -27,6 +28,14 @@ pub struct Services {
     pub readiness: CheckReadiness,
     /// `POST /files/{id}/signed-url`.
     pub signed_url: CreateSignedUrl,
+    /// `POST /files/upload-url`.
+    pub create_upload_url: CreateUploadUrl,
+    /// `POST`/`PUT /files/upload-url/{token}`.
+    pub upload_with_url: UploadWithUrl,
+    /// `POST /files/direct`; `None` off S3 (`501`).
+    pub start_direct: Option<StartDirectUpload>,
+    /// `POST /files/direct/{upload_id}/complete`; `None` off S3 (`501`).
+    pub complete_direct: Option<CompleteDirectUpload>,
     /// Per-client limits; `None` when rate limiting is off.
     pub rate_limit: Option<CheckRateLimit>,
 }

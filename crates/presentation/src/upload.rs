@@ -25,7 +25,7 @@ pub struct FilePart {
     /// The bytes.
     pub body: ByteStream,
     /// The part's length, when the request's `Content-Length` and framing announce it.
-    pub len_hint: Option<u64>,
+    pub length: Option<u64>,
     /// The text of a `key` part before the file, unchecked.
     pub key: Option<String>,
     /// The text of a `metadata` part before the file, unchecked.
@@ -91,7 +91,7 @@ pub async fn file_part(
         };
         if field.name() == Some("file") {
             // The file's length if the form ends with it: the rest less the closing delimiter.
-            let len_hint = content_length
+            let length = content_length
                 .zip(starts.get(index))
                 .and_then(|(total, start)| total.checked_sub(start + closing_len(&boundary)));
             let filename = field.file_name().map(str::to_owned);
@@ -103,7 +103,7 @@ pub async fn file_part(
                 filename,
                 content_type,
                 body,
-                len_hint,
+                length,
                 key,
                 metadata,
             });
@@ -262,7 +262,7 @@ mod tests {
             .await
             .unwrap();
         let data: Vec<Bytes> = part.body.try_collect().await.unwrap();
-        (part.len_hint, data.concat())
+        (part.length, data.concat())
     }
 
     #[tokio::test]

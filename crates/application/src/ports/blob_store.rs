@@ -73,9 +73,9 @@ pub trait BlobStore: Send + Sync {
     /// and `head` then answer [`BlobError::NotFound`]): nobody asks a store for an empty file's
     /// bytes.
     ///
-    /// `len_hint` is the body's length as the request framing announces it. A store may use it to
-    /// send the body in one streamed request; when the hint turns out wrong, the store corrects
-    /// the blob before returning.
+    /// `length` is the body's length as the request announces it. A store may use it to send the
+    /// body in one streamed request; when the body turns out of another length (a form with a
+    /// part after its file), the store corrects the blob before returning.
     ///
     /// # Errors
     /// [`BlobError::Body`] when `body` yields an error; [`BlobError::Unavailable`] when the store
@@ -84,7 +84,7 @@ pub trait BlobStore: Send + Sync {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        len_hint: Option<u64>,
+        length: Option<u64>,
     ) -> Result<StoredBlob, BlobError>;
 
     /// Opens the blob under `key`, whole or the inclusive `range` of it (already resolved against its size).

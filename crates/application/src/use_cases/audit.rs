@@ -167,7 +167,7 @@ mod tests {
                 declared_type: None,
                 policy: None,
                 body: futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))]).boxed(),
-                len_hint: None,
+                length: None,
                 request: facts(),
                 key: None,
                 metadata: stowage_domain::Metadata::default(),

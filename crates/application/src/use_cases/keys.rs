@@ -3,8 +3,10 @@
 use stowage_domain::{FileKey, FileRecord, Principal, may_delete};
 
 use crate::error::Error;
-use crate::events::FileEvent;
-use crate::ports::{FileRepository, RepoError};
+use crate::events::{Actor, EventKind, FileEvent, RequestFacts};
+use crate::ports::{BlobStore, FileRepository, RepoError};
+use crate::use_cases::Audit;
+use crate::use_cases::audit::events_of;
 
 /// Attempts at storing a keyed record while other uploads keep taking the key.
 const KEEP_ATTEMPTS: usize = 5;
@@ -58,6 +60,46 @@ pub(crate) async fn keep(
     Err(Error::KeyExists)
 }
 
+/// Deletes `old`, the file a keyed upload replaced, reporting it through `audit`; a failure
+/// leaves it marked replaced, for `gc`.
+pub(crate) async fn remove_replaced(
+    repo: &dyn FileRepository,
+    blobs: &dyn BlobStore,
+    audit: Option<&Audit>,
+    principal: &Principal,
+    old: &FileRecord,
+    request: &RequestFacts,
+) {
+    if let Err(e) = delete_file(repo, blobs, audit, principal, old, request).await {
+        tracing::warn!(error = %e, "a replaced file could not be deleted; gc will");
+    }
+}
+
+/// Deletes `file` as `principal`, the way `DELETE /files/{id}` does: its record with a delete
+/// event reported through `audit`, then its blob (a blob left behind is for `gc`).
+///
+/// # Errors
+/// The repository's, when the record could not be deleted (the file is then kept).
+pub(crate) async fn delete_file(
+    repo: &dyn FileRepository,
+    blobs: &dyn BlobStore,
+    audit: Option<&Audit>,
+    principal: &Principal,
+    file: &FileRecord,
+    request: &RequestFacts,
+) -> Result<(), RepoError> {
+    let event =
+        audit.map(|audit| audit.event(EventKind::Delete, Actor::of(principal), file, request));
+    repo.delete(file.id(), events_of(event.as_ref())).await?;
+    if let (Some(audit), Some(event)) = (audit, &event) {
+        audit.publish(event).await;
+    }
+    if let Err(e) = blobs.delete(&file.blob_key()).await {
+        tracing::warn!(error = %e, "blob of a deleted file could not be removed; gc will");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -101,7 +143,7 @@ mod tests {
             declared_type: None,
             policy: None,
             body: futures_util::stream::iter([Ok(Bytes::from_static(b"abc"))]).boxed(),
-            len_hint: None,
+            length: None,
             request: RequestFacts::default(),
             key: Some(key()),
             metadata: Metadata::parse(r#"{"size":"small"}"#).unwrap(),

@@ -8,7 +8,10 @@ use futures_util::StreamExt;
 use stowage_domain::{BlobKey, FileId};
 
 use crate::error::Error;
-use crate::ports::{BlobStore, Clock, FileRepository, ListedBlob, RepoError};
+use crate::ports::{
+    BlobStore, Clock, DirectUploadRepository, DirectUploadStore, FileRepository, ListedBlob,
+    RepoError,
+};
 
 const SCAN_PAGE: u32 = 1_000;
 
@@ -29,8 +32,12 @@ pub struct ReconcileReport {
     pub missing_blobs: Vec<FileId>,
     /// Files a keyed upload replaced whose deletion never happened, older than the grace period.
     pub replaced_files: Vec<FileId>,
-    /// Orphan blobs, leftovers and replaced files removed.
+    /// Direct uploads never completed that expired (their objects and multipart uploads go).
+    pub expired_uploads: Vec<FileId>,
+    /// Orphan blobs, leftovers, replaced files and expired direct uploads removed.
     pub removed: u64,
+    /// Records of upload URLs expired before the grace period (removed unless a dry run).
+    pub expired_upload_grants: u64,
 }
 
 /// Finds orphans in both directions and removes orphan blobs.
@@ -38,6 +45,16 @@ pub struct Reconcile {
     repo: Arc<dyn FileRepository>,
     blobs: Arc<dyn BlobStore>,
     clock: Arc<dyn Clock>,
+    direct: Option<(Arc<dyn DirectUploadRepository>, Arc<dyn DirectUploadStore>)>,
+    grants: Option<Arc<dyn crate::ports::UploadGrantStore>>,
+}
+
+/// What pending direct uploads hold in the store, which no record accounts for yet.
+#[derive(Default)]
+struct Pending {
+    files: HashSet<FileId>,
+    ended: HashSet<FileId>,
+    strays: HashSet<String>,
 }
 
 impl Reconcile {
@@ -47,7 +64,31 @@ impl Reconcile {
         blobs: Arc<dyn BlobStore>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { repo, blobs, clock }
+        Self {
+            repo,
+            blobs,
+            clock,
+            direct: None,
+            grants: None,
+        }
+    }
+
+    /// This reconciliation, also ending expired direct uploads and sparing pending ones.
+    #[must_use]
+    pub fn with_direct_uploads(
+        mut self,
+        uploads: Arc<dyn DirectUploadRepository>,
+        store: Arc<dyn DirectUploadStore>,
+    ) -> Self {
+        self.direct = Some((uploads, store));
+        self
+    }
+
+    /// This reconciliation, also removing the records of expired upload URLs.
+    #[must_use]
+    pub fn with_upload_grants(mut self, grants: Arc<dyn crate::ports::UploadGrantStore>) -> Self {
+        self.grants = Some(grants);
+        self
     }
 
     /// Compares every record with every blob. Records are read first, so a blob written after
@@ -69,6 +110,7 @@ impl Reconcile {
         report.records = records.len() as u64;
         let known: HashSet<FileId> = records.iter().map(|(id, _, _)| *id).collect();
 
+        let pending = self.direct_uploads(dry_run, &mut report).await?;
         let cutoff = self.clock.now() - grace;
         let mut present: HashSet<BlobKey> = HashSet::new();
         let mut listing = self.blobs.list().await?;
@@ -80,6 +122,13 @@ impl Reconcile {
                     if known.contains(&key.file_id()) {
                         continue;
                     }
+                    if pending.ended.contains(&key.file_id()) {
+                        continue;
+                    }
+                    if pending.files.contains(&key.file_id()) {
+                        report.young += 1;
+                        continue;
+                    }
                     if modified > cutoff {
                         report.young += 1;
                     } else {
@@ -87,7 +136,7 @@ impl Reconcile {
                     }
                 }
                 ListedBlob::Stray { id, modified } => {
-                    if modified > cutoff {
+                    if modified > cutoff || pending.strays.contains(&id) {
                         report.young += 1;
                     } else {
                         report.strays.push(id);
@@ -118,7 +167,68 @@ impl Reconcile {
             }
         }
         self.remove_replaced(cutoff, dry_run, &mut report).await?;
+        if let Some(grants) = &self.grants {
+            // The grace period covers replicas whose clocks lag: one may still accept the URL.
+            report.expired_upload_grants = grants.remove_expired(cutoff, dry_run).await?;
+        }
         Ok(report)
+    }
+
+    /// Ends the direct uploads that expired uncompleted (row, then multipart upload or staging
+    /// object, and object), settles those whose file was recorded, and forgets completed ones
+    /// past their expiry; returns what the pending ones hold.
+    async fn direct_uploads(
+        &self,
+        dry_run: bool,
+        report: &mut ReconcileReport,
+    ) -> Result<Pending, Error> {
+        let mut pending = Pending::default();
+        let Some((uploads, store)) = &self.direct else {
+            return Ok(pending);
+        };
+        let now = self.clock.now();
+        for upload in uploads.unfinished(u32::MAX).await? {
+            let key = BlobKey::new(upload.account_id, upload.file_id);
+            let expired = upload.expires_at < now;
+            // A completion that recorded the file but never marked the upload (it failed or
+            // died in between) leaves a file whose object must stay: the upload is settled.
+            if expired {
+                match self.repo.get(upload.file_id).await {
+                    Ok(_) => {
+                        if !dry_run {
+                            uploads.mark_completed(upload.id, None).await?;
+                        }
+                        continue;
+                    }
+                    Err(RepoError::NotFound) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if expired && dry_run {
+                report.expired_uploads.push(upload.file_id);
+                continue;
+            }
+            if !expired || !uploads.delete_abandoned(upload.id, now).await? {
+                pending.files.insert(upload.file_id);
+                match &upload.multipart {
+                    Some(multipart) => pending.strays.insert(store.stray_id(&key, multipart)),
+                    None => pending.strays.insert(store.staged_id(&key, upload.id)),
+                };
+                continue;
+            }
+            match &upload.multipart {
+                Some(multipart) => store.abort_multipart(&key, multipart).await?,
+                None => store.discard_staged(&key, upload.id).await?,
+            }
+            self.blobs.delete(&key).await?;
+            report.expired_uploads.push(upload.file_id);
+            pending.ended.insert(upload.file_id);
+            report.removed += 1;
+        }
+        if !dry_run {
+            uploads.purge_completed(now).await?;
+        }
+        Ok(pending)
     }
 
     /// Files a keyed upload replaced but whose deletion never happened (a crash between the two):
@@ -292,6 +402,179 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(report.orphan_blobs, vec![orphan]);
+        assert_eq!(report.removed, 0);
+    }
+
+    fn direct_upload(expires_at: i64) -> crate::ports::DirectUpload {
+        crate::ports::DirectUpload {
+            id: crate::ports::DirectUploadId::new_random(),
+            file_id: FileId::new_random(),
+            account_id: AccountId::new(1),
+            user_id: None,
+            principal_kind: stowage_domain::PrincipalKind::Public,
+            filename: stowage_domain::Filename::sanitize("a"),
+            declared_type: "text/plain".into(),
+            size: 1,
+            sha256: None,
+            policy: None,
+            key: None,
+            multipart: Some(format!("mp-{expires_at}")),
+            expires_at: at(expires_at),
+        }
+    }
+
+    #[tokio::test]
+    async fn reconcile_ends_expired_direct_uploads_and_spares_pending_ones() {
+        use crate::ports::direct_upload_repository::MockDirectUploadRepository;
+        use crate::ports::direct_uploads::MockDirectUploadStore;
+        let (expired, live) = (direct_upload(500), direct_upload(2_000));
+        let (expired_key, live_key) = (
+            BlobKey::new(AccountId::new(1), expired.file_id),
+            BlobKey::new(AccountId::new(1), live.file_id),
+        );
+        let mut uploads = MockDirectUploadRepository::new();
+        let rows = vec![expired.clone(), live.clone()];
+        uploads
+            .expect_unfinished()
+            .returning(move |_| Ok(rows.clone()));
+        let expired_id = expired.id;
+        uploads
+            .expect_delete_abandoned()
+            .withf(move |id, _| *id == expired_id)
+            .times(1)
+            .returning(|_, _| Ok(true));
+        uploads.expect_purge_completed().returning(|_| Ok(0));
+        let mut store = MockDirectUploadStore::new();
+        store
+            .expect_abort_multipart()
+            .withf(|_, id| id == "mp-500")
+            .times(1)
+            .returning(|_, _| Ok(()));
+        store
+            .expect_stray_id()
+            .returning(|_, id| format!("stray {id}"));
+        let mut repo = MockFileRepository::new();
+        repo.expect_scan().returning(|_, _| Ok(vec![]));
+        repo.expect_scan_replaced().returning(|_, _| Ok(vec![]));
+        repo.expect_get()
+            .with(eq(expired.file_id))
+            .returning(|_| Err(RepoError::NotFound));
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_list().returning(move || {
+            let items = vec![
+                Ok(ListedBlob::Blob {
+                    key: live_key,
+                    size: 1,
+                    modified: at(0),
+                }),
+                Ok(ListedBlob::Stray {
+                    id: "stray mp-2000".into(),
+                    modified: at(0),
+                }),
+            ];
+            Ok(Box::pin(futures_util::stream::iter(items)))
+        });
+        blobs
+            .expect_delete()
+            .with(eq(expired_key))
+            .times(1)
+            .returning(|_| Ok(()));
+        blobs.expect_remove_stray().never();
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| at(1_000));
+
+        let report = Reconcile::new(Arc::new(repo), Arc::new(blobs), Arc::new(clock))
+            .with_direct_uploads(Arc::new(uploads), Arc::new(store))
+            .execute(Duration::from_secs(0), false)
+            .await
+            .unwrap();
+
+        assert_eq!(report.expired_uploads, vec![expired.file_id]);
+        assert!(report.orphan_blobs.is_empty(), "{report:?}");
+        assert!(report.strays.is_empty(), "{report:?}");
+        assert_eq!(report.young, 2);
+        assert_eq!(report.removed, 1);
+    }
+
+    #[tokio::test]
+    async fn an_expired_upload_whose_file_was_recorded_is_settled_not_deleted() {
+        use crate::ports::direct_upload_repository::MockDirectUploadRepository;
+        use crate::ports::direct_uploads::MockDirectUploadStore;
+        // Recorded by a completion that could not mark it; and a pending single `PUT`.
+        let file = record(None, 1);
+        let (recorded, pending) = (
+            crate::ports::DirectUpload {
+                file_id: file.id(),
+                multipart: None,
+                ..direct_upload(500)
+            },
+            crate::ports::DirectUpload {
+                multipart: None,
+                ..direct_upload(2_000)
+            },
+        );
+        let mut uploads = MockDirectUploadRepository::new();
+        let rows = vec![recorded.clone(), pending.clone()];
+        uploads
+            .expect_unfinished()
+            .returning(move |_| Ok(rows.clone()));
+        let recorded_id = recorded.id;
+        uploads
+            .expect_mark_completed()
+            .withf(move |id, token| *id == recorded_id && token.is_none())
+            .times(1)
+            .returning(|_, _| Ok(()));
+        uploads.expect_delete_abandoned().never();
+        uploads.expect_purge_completed().returning(|_| Ok(0));
+        let mut store = MockDirectUploadStore::new();
+        store.expect_discard_staged().never();
+        store
+            .expect_staged_id()
+            .returning(|_, id| format!("staged {id}"));
+        let staged = format!("staged {}", pending.id);
+        let mut repo = MockFileRepository::new();
+        let scanned = file.clone();
+        repo.expect_scan().returning(move |after, _| {
+            Ok(if after.is_none() {
+                vec![scanned.clone()]
+            } else {
+                vec![]
+            })
+        });
+        repo.expect_scan_replaced().returning(|_, _| Ok(vec![]));
+        repo.expect_get()
+            .with(eq(recorded.file_id))
+            .returning(move |_| Ok(file.clone()));
+        let recorded_key = BlobKey::new(AccountId::new(1), recorded.file_id);
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_list().returning(move || {
+            let items = vec![
+                Ok(ListedBlob::Blob {
+                    key: recorded_key,
+                    size: 1,
+                    modified: at(0),
+                }),
+                Ok(ListedBlob::Stray {
+                    id: staged.clone(),
+                    modified: at(0),
+                }),
+            ];
+            Ok(Box::pin(futures_util::stream::iter(items)))
+        });
+        blobs.expect_delete().never();
+        blobs.expect_remove_stray().never();
+        let mut clock = MockClock::new();
+        clock.expect_now().returning(|| at(1_000));
+
+        let report = Reconcile::new(Arc::new(repo), Arc::new(blobs), Arc::new(clock))
+            .with_direct_uploads(Arc::new(uploads), Arc::new(store))
+            .execute(Duration::from_secs(0), false)
+            .await
+            .unwrap();
+
+        assert!(report.expired_uploads.is_empty(), "{report:?}");
+        assert!(report.orphan_blobs.is_empty(), "{report:?}");
+        assert!(report.strays.is_empty(), "{report:?}");
         assert_eq!(report.removed, 0);
     }
 }

@@ -14,7 +14,7 @@ use crate::ports::{BlobStore, Clock, FileRepository};
 use crate::stream::{ByteStream, limit_stream, peek_prefix};
 use crate::use_cases::Audit;
 use crate::use_cases::audit::events_of;
-use crate::use_cases::keys::{keep, key_holder};
+use crate::use_cases::keys::{delete_file, keep, key_holder, remove_replaced};
 use time::OffsetDateTime;
 
 /// A named restriction on what an upload may be (`POST /files?policy=avatar`).
@@ -36,6 +36,25 @@ impl UploadPolicy {
     }
 }
 
+impl UploadPolicy {
+    /// Checks a file's first bytes against the allowed types.
+    ///
+    /// # Errors
+    /// `UnsupportedMediaType` when its magic bytes are not of an allowed type.
+    pub(crate) fn check(&self, prefix: &[u8]) -> Result<(), Error> {
+        let sniffed = ContentType::sniff(prefix);
+        let allowed: Vec<&str> = self.allowed_types.iter().map(String::as_str).collect();
+        if sniffed.is_some_and(|t| t.matches_any(&allowed)) {
+            Ok(())
+        } else {
+            Err(Error::UnsupportedMediaType(format!(
+                "this upload accepts only {}",
+                self.allowed_types.join(", ")
+            )))
+        }
+    }
+}
+
 /// One upload as the presentation layer hands it over.
 pub struct UploadRequest {
     /// Who uploads.
@@ -48,8 +67,9 @@ pub struct UploadRequest {
     pub policy: Option<String>,
     /// The file's bytes.
     pub body: ByteStream,
-    /// The file's length as the request framing announces it, when it does.
-    pub len_hint: Option<u64>,
+    /// The file's length as the request announces it, when it does: a raw body's
+    /// `Content-Length`, or what a form's `Content-Length` leaves for its file part.
+    pub length: Option<u64>,
     /// The client behind the upload, for the events that report it.
     pub request: RequestFacts,
     /// The key to store the file under in its account (replacing the file that holds it, for a
@@ -122,25 +142,18 @@ impl UploadFile {
             None => None,
         };
         let limit = policy.map_or(self.max_bytes, |p| p.max_bytes.min(self.max_bytes));
-        // A hint over the limit would only start a write that the limit is bound to cut off.
-        let len_hint = request.len_hint.filter(|&len| len <= limit);
+        // A length over the limit would only start a write that the limit is bound to cut off.
+        let length = request.length.filter(|&len| len <= limit);
         let (prefix, body) = peek_prefix(limit_stream(request.body, limit), SNIFF_LEN).await?;
         let content_type = ContentType::resolve(request.declared_type.as_deref(), &prefix);
         if let Some(policy) = policy {
-            let sniffed = ContentType::sniff(&prefix);
-            let allowed: Vec<&str> = policy.allowed_types.iter().map(String::as_str).collect();
-            if !sniffed.is_some_and(|t| t.matches_any(&allowed)) {
-                return Err(Error::UnsupportedMediaType(format!(
-                    "this upload accepts only {}",
-                    policy.allowed_types.join(", ")
-                )));
-            }
+            policy.check(&prefix)?;
         }
 
         let id = FileId::new_random();
         tracing::Span::current().record("file_id", tracing::field::display(id));
         let key = BlobKey::new(request.principal.account_id(), id);
-        let stored = self.blobs.put(&key, body, len_hint).await?;
+        let stored = self.blobs.put(&key, body, length).await?;
         tracing::Span::current().record("size", stored.size);
 
         let created_at = creation_time(self.clock.now());
@@ -198,29 +211,44 @@ impl UploadFile {
         old: &FileRecord,
         request: &RequestFacts,
     ) {
-        let event = self
-            .audit
-            .as_ref()
-            .map(|audit| audit.event(EventKind::Delete, Actor::of(principal), old, request));
-        match self.repo.delete(old.id(), events_of(event.as_ref())).await {
-            Ok(()) => {
-                if let (Some(audit), Some(event)) = (&self.audit, &event) {
-                    audit.publish(event).await;
-                }
-                if let Err(e) = self.blobs.delete(&old.blob_key()).await {
-                    tracing::warn!(error = %e, "blob of a replaced file could not be removed; gc will");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "a replaced file could not be deleted; gc will");
-            }
-        }
+        remove_replaced(
+            self.repo.as_ref(),
+            self.blobs.as_ref(),
+            self.audit.as_ref(),
+            principal,
+            old,
+            request,
+        )
+        .await;
+    }
+
+    /// Deletes `record`, a file this use case just stored for `principal`, as a delete would
+    /// (for an upload that turns out not to be allowed to keep it).
+    ///
+    /// # Errors
+    /// `DatabaseUnavailable` when the record could not be deleted: the file is then kept.
+    pub(crate) async fn discard(
+        &self,
+        principal: &Principal,
+        record: &FileRecord,
+        request: &RequestFacts,
+    ) -> Result<(), Error> {
+        delete_file(
+            self.repo.as_ref(),
+            self.blobs.as_ref(),
+            self.audit.as_ref(),
+            principal,
+            record,
+            request,
+        )
+        .await
+        .map_err(Error::from)
     }
 }
 
 /// `now` at the microsecond precision every supported database keeps, so the record returned
 /// to the client is exactly the one read back later.
-fn creation_time(now: OffsetDateTime) -> OffsetDateTime {
+pub(crate) fn creation_time(now: OffsetDateTime) -> OffsetDateTime {
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000)
         .unwrap_or(now)
 }
@@ -256,7 +284,7 @@ mod tests {
             declared_type: Some("text/html".into()),
             policy: policy.map(str::to_owned),
             body: body(data),
-            len_hint: Some(data.len() as u64),
+            length: Some(data.len() as u64),
             request: RequestFacts::default(),
             key: None,
             metadata: Metadata::default(),
@@ -287,7 +315,7 @@ mod tests {
         blobs
             .expect_put()
             .times(1)
-            .withf(|_, _, len_hint| *len_hint == Some(5))
+            .withf(|_, _, length| *length == Some(5))
             .returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().times(1).returning(|_, _| Ok(()));
@@ -306,18 +334,18 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn upload_drops_a_length_hint_over_the_limit() {
+    async fn upload_drops_a_length_over_the_limit() {
         let mut blobs = MockBlobStore::new();
         blobs
             .expect_put()
             .times(1)
-            .withf(|_, _, len_hint| len_hint.is_none())
+            .withf(|_, _, length| length.is_none())
             .returning(|_, _, _| Ok(stored()));
         let mut repo = MockFileRepository::new();
         repo.expect_insert().returning(|_, _| Ok(()));
         let upload = use_case(repo, blobs);
         let mut over = request(user(1, 2), b"hello", None);
-        over.len_hint = Some(101);
+        over.length = Some(101);
 
         upload.execute(over).await.unwrap();
     }

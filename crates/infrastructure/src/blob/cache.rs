@@ -107,9 +107,9 @@ impl BlobStore for CachedBlobStore {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        len_hint: Option<u64>,
+        length: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
-        self.inner.put(key, body, len_hint).await
+        self.inner.put(key, body, length).await
     }
 
     async fn head(&self, key: &BlobKey) -> Result<u64, BlobError> {

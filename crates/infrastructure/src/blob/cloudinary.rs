@@ -156,7 +156,7 @@ impl BlobStore for CloudinaryBlobStore {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        _len_hint: Option<u64>,
+        _length: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
         self.upload(key, body).await
     }

@@ -144,7 +144,7 @@ impl BlobStore for FsBlobStore {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        _len_hint: Option<u64>,
+        _length: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
         let target = self.path_of(key);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();

@@ -136,7 +136,7 @@ impl BlobStore for MemoryBlobStore {
         &self,
         key: &BlobKey,
         mut body: ByteStream,
-        _len_hint: Option<u64>,
+        _length: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
         let mut reservation = Reservation {
             shared: &self.shared,

@@ -14,6 +14,7 @@ mod error;
 mod feed;
 mod listing;
 mod multipart;
+mod presign;
 mod settings;
 mod streamed;
 
@@ -39,6 +40,7 @@ use stowage_domain::{BlobKey, ByteRange};
 pub use buckets::S3Layout;
 pub use error::S3Failure;
 pub use multipart::MIN_PART_SIZE;
+pub use presign::S3DirectUploads;
 pub use settings::S3Settings;
 pub use streamed::STREAMED_PUT_MIN;
 
@@ -129,7 +131,7 @@ impl BlobStore for S3BlobStore {
         &self,
         key: &BlobKey,
         body: ByteStream,
-        len_hint: Option<u64>,
+        length: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
         let (bucket, object) = self.location(key);
         if matches!(self.layout, S3Layout::PerAccount { .. }) {
@@ -139,7 +141,7 @@ impl BlobStore for S3BlobStore {
             .stream_uploads
             .load(std::sync::atomic::Ordering::Relaxed);
         if let Some(len) =
-            len_hint.filter(|len| streaming && (STREAMED_PUT_MIN..=MAX_SINGLE_PUT).contains(len))
+            length.filter(|len| streaming && (STREAMED_PUT_MIN..=MAX_SINGLE_PUT).contains(len))
         {
             return self.put_streamed(&bucket, &object, body, len).await;
         }

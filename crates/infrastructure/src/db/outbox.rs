@@ -16,7 +16,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult
 use stowage_application::events::{EventKind, FileEvent};
 use time::OffsetDateTime;
 
-use super::DatabasePool;
+use super::{DatabasePool, db_now};
 use crate::events::envelope::{envelope, timestamp};
 
 /// Which events the repository keeps for webhooks, and how their envelope names the service.
@@ -43,14 +43,6 @@ pub struct OutboxError(#[source] DbErr);
 /// Now on this host, in Unix milliseconds (the outbox itself goes by the database's clock).
 pub fn now_millis() -> i64 {
     i64::try_from(OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// The database's current time in Unix milliseconds, as an SQL expression.
-fn db_now(backend: DbBackend) -> &'static str {
-    match backend {
-        DbBackend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
-        _ => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
-    }
 }
 
 /// Milliseconds of `d`, capped far below the point where adding them to now would overflow.

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sea_orm::sea_query::{
-    Alias, BinOper, Expr, Func, InsertStatement, IntoColumnRef, Order, Query,
-    SelectStatement, SimpleExpr,
+    Alias, BinOper, Expr, Func, InsertStatement, IntoColumnRef, Order, Query, SelectStatement,
+    SimpleExpr,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, Statement,

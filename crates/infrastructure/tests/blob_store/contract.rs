@@ -136,24 +136,24 @@ pub async fn delete_of_a_missing_key_succeeds(store: &dyn BlobStore, _: &Invento
     assert!(deleted.is_ok(), "{deleted:?}");
 }
 
-/// Puts `written` (announced as `len_hint`) followed by `error`; the put must fail with that
+/// Puts `written` (announced as `length`) followed by `error`; the put must fail with that
 /// error and leave nothing.
 async fn assert_failed_body_leaves_nothing(
     store: &dyn BlobStore,
     inventory: &Inventory,
-    (written, len_hint): (&Bytes, Option<u64>),
+    (written, length): (&Bytes, Option<u64>),
     error: BodyError,
     expected: fn(&BodyError) -> bool,
 ) {
     let key = new_key();
     let body = body_failing_after(uneven_chunks(written), error);
 
-    let put = store.put(&key, body, len_hint).await;
+    let put = store.put(&key, body, length).await;
 
     match put {
         Err(BlobError::Body(ref e)) if expected(e) => {}
         other => panic!(
-            "{} bytes announced as {len_hint:?}: expected the body's own error, got {other:?}",
+            "{} bytes announced as {length:?}: expected the body's own error, got {other:?}",
             written.len()
         ),
     }

@@ -116,14 +116,26 @@ pub async fn upload_file(
             declared_type: part.content_type,
             policy: query.policy.map(|p| p.as_str().to_owned()),
             body: part.body,
-            len_hint: part.len_hint,
+            length: part.length,
             key: labels.key,
             metadata: labels.metadata.unwrap_or_default(),
             request: facts,
         })
         .await?;
+    created(&state, &record)
+}
+
+/// `201` with the new file's `FileInfo` and its `Location`, as every upload answers; counts its
+/// bytes.
+pub(crate) fn created(state: &AppState, record: &FileRecord) -> Result<Response, ApiError> {
     metrics::counter!("stowage_upload_bytes_total").increment(record.size());
-    let info = FileInfoResponse::from_record(&record, &state.settings().files_url);
+    file_created(state, record)
+}
+
+/// `201` with the new file's `FileInfo` and its `Location`, for a file whose bytes did not pass
+/// through this service (a direct upload).
+pub(crate) fn file_created(state: &AppState, record: &FileRecord) -> Result<Response, ApiError> {
+    let info = FileInfoResponse::from_record(record, &state.settings().files_url);
     let location = HeaderValue::from_str(&info.public_url)
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
     Ok((

@@ -1,13 +1,14 @@
-//! Listing for reconciliation: the blobs in the store's buckets and its unfinished multipart
-//! uploads, which are strays to abort.
+//! Listing for reconciliation: the blobs in the store's buckets, and as strays its unfinished
+//! multipart uploads (to abort) and direct uploads' staging objects (to delete).
 
 use futures_util::StreamExt;
 use stowage_application::ports::{BlobError, BlobListing, ListedBlob};
 use stowage_domain::{AccountId, BlobKey, FileId};
 use time::OffsetDateTime;
 
-use super::error::{error_code, unavailable};
+use super::error::{error_code, is_not_found, unavailable};
 use super::multipart::abort_upload;
+use super::presign::STAGING_PREFIX;
 use super::{S3BlobStore, S3Layout};
 
 fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
@@ -61,6 +62,14 @@ impl S3BlobStore {
             let page = page.map_err(|e| unavailable("ListObjectsV2", &e))?;
             for object in page.contents() {
                 let Some(name) = object.key() else { continue };
+                // A direct upload's staging object: a leftover once its upload is over.
+                if name.starts_with(STAGING_PREFIX) {
+                    items.push(ListedBlob::Stray {
+                        id: format!("{bucket}\t{name}"),
+                        modified: to_time(object.last_modified()),
+                    });
+                    continue;
+                }
                 let parsed = match account {
                     Some(account) => FileId::parse(name).ok().map(|id| BlobKey::new(account, id)),
                     None => name.split_once('/').and_then(|(a, f)| {
@@ -118,8 +127,27 @@ impl S3BlobStore {
         }
     }
 
-    /// Aborts an unfinished multipart upload that [`Self::list_blobs`] listed as a stray.
+    /// Aborts an unfinished multipart upload, or deletes a staging object, that
+    /// [`Self::list_blobs`] listed as a stray.
     pub(super) async fn remove_stray_upload(&self, id: &str) -> Result<(), BlobError> {
+        if let Some((bucket, name)) = id.split_once('\t')
+            && !name.contains('\t')
+            && name.starts_with(STAGING_PREFIX)
+            && self.owns_bucket(bucket)
+        {
+            return match self
+                .client
+                .delete_object()
+                .bucket(bucket)
+                .key(name)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) if is_not_found(&e) => Ok(()),
+                Err(e) => Err(unavailable("DeleteObject", &e)),
+            };
+        }
         let mut parts = id.splitn(3, '\t');
         let (Some(bucket), Some(key), Some(upload_id)) = (parts.next(), parts.next(), parts.next())
         else {

@@ -1,0 +1,91 @@
+//! Bodies of the upload URL routes.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use super::{UploadPolicyName, whole_seconds};
+
+/// Default lifetime of an upload URL, in seconds.
+pub const DEFAULT_UPLOAD_URL_SECONDS: u64 = 3600;
+
+/// Who may read an uploaded file, as upload URLs and direct uploads take it. Only `private`
+/// exists until public files land.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(try_from = "String", rename_all = "lowercase")]
+pub enum UploadVisibility {
+    /// The access rules of any upload.
+    Private,
+}
+
+impl TryFrom<String> for UploadVisibility {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        match value.as_str() {
+            "private" => Ok(UploadVisibility::Private),
+            _ => Err(format!(
+                "visibility '{value}' is not supported: only private files exist"
+            )),
+        }
+    }
+}
+
+/// `POST /files/upload-url` body; an empty body means every default.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct UploadUrlRequest {
+    /// Lifetime in seconds, 1 to 86400 (default 3600 when left out or null).
+    #[serde(default, deserialize_with = "whole_seconds")]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 86400)]
+    #[validate(range(
+        min = 1,
+        max = 86400,
+        message = "expires_in must be from 1 to 86400 seconds"
+    ))]
+    pub expires_in: Option<i64>,
+    /// An upload policy the upload must satisfy; a name that is not one is `400`.
+    #[schema(inline)]
+    pub policy: Option<UploadPolicyName>,
+    /// The key the file is stored under (1 to 512 bytes of UTF-8, `/`-separated segments, none
+    /// empty, `.` or `..`, no control character), replacing the file holding it as an upload
+    /// would. A form `key` on the upload must then be this one; without it, none is taken.
+    #[schema(
+        max_length = 512,
+        pattern = "^(?:[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.\\.[^/\\u0000-\\u001F\\u007F-\\u009F]+)(?:/(?:[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.\\.[^/\\u0000-\\u001F\\u007F-\\u009F]+))*$"
+    )]
+    pub key: Option<String>,
+    /// `private` (the default); public files are not supported yet.
+    #[schema(inline)]
+    pub visibility: Option<UploadVisibility>,
+    /// The largest file accepted in bytes, 1 to `MAX_UPLOAD_BYTES` (a policy's limit, when
+    /// lower, still applies).
+    #[schema(minimum = 1)]
+    #[validate(range(min = 1, message = "max_bytes must be at least 1"))]
+    pub max_bytes: Option<u64>,
+}
+
+/// `POST /files/upload-url` answer.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct UploadUrlResponse {
+    /// Absolute URL (`{FILES_URL}/upload-url/{token}`) taking one multipart `POST` or raw `PUT`
+    /// until `expires_at`, with no credential.
+    pub url: String,
+    /// Expiry, RFC 3339 UTC.
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for UploadUrlResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadUrlResponse")
+            .field("url", &"[REDACTED]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A raw upload's body: the file's bytes, under the `Content-Type` the client declares.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+#[allow(dead_code)]
+pub struct RawFileBody(Vec<u8>);
