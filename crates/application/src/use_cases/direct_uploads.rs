@@ -231,5 +231,4 @@ mod complete;
 pub use complete::CompleteDirectUpload;
 
 #[cfg(test)]
-#[path = "direct_uploads/tests.rs"]
 mod tests;
