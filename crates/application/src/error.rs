@@ -87,6 +87,21 @@ pub enum Error {
     /// The direct upload was completed already (or is being completed).
     #[error("the upload was already completed")]
     UploadCompleted,
+    /// Another request is writing the same resumable upload.
+    #[error("another request is writing this upload")]
+    UploadLocked,
+    /// A resumable upload's bytes were sent for another offset than it stands at.
+    #[error("the upload is at offset {offset}")]
+    UploadOffsetMismatch {
+        /// The offset the upload stands at.
+        offset: u64,
+    },
+    /// A resumable upload went untouched past its expiry.
+    #[error("the upload has expired")]
+    UploadExpired,
+    /// The bytes of a request do not match the checksum it announced; they were not kept.
+    #[error("the bytes do not match the checksum announced")]
+    ChecksumMismatch,
     /// A bug.
     #[error("internal error")]
     Internal(#[source] BoxError),

@@ -3,6 +3,7 @@
 //! Nothing here knows HTTP, SQL or a cloud SDK: adapters in `stowage-infrastructure` implement the
 //! ports, and `stowage-presentation` drives the use cases.
 
+pub mod checksum;
 pub mod error;
 pub mod events;
 pub mod ports;

@@ -8,6 +8,8 @@ pub mod event_publisher;
 pub mod file_repository;
 pub mod permission_checker;
 pub mod rate_limiter;
+pub mod resumable_repository;
+pub mod resumable_store;
 pub mod token_store;
 pub mod token_verifier;
 pub mod upload_grant_store;
@@ -24,6 +26,11 @@ pub use event_publisher::{EventPublisher, NoEvents};
 pub use file_repository::{FileRepository, ListCursor, ListPage, Owner, RepoError};
 pub use permission_checker::{PermissionChecker, PermissionError, PermissionVerdict};
 pub use rate_limiter::{RateClass, RateDecision, RateLimit, RateLimiter};
+pub use resumable_repository::{
+    Concat, ResumableId, ResumableLock, ResumableProgress, ResumableRepository, ResumableStage,
+    ResumableUpload,
+};
+pub use resumable_store::{Appended, ConcatPart, ResumableStore, StoreProgress};
 pub use token_store::{TokenStore, TokenStoreError};
 pub use token_verifier::{InvalidToken, TokenClaims, TokenKind, TokenVerifier};
 pub use upload_grant_store::{ClaimToken, GrantStoreError, UploadGrantStore};

@@ -14,6 +14,7 @@ pub(crate) mod keys;
 pub mod list_files;
 pub mod read_access;
 pub mod reconcile;
+pub mod resumable;
 pub mod upload_file;
 pub mod upload_urls;
 
@@ -35,6 +36,10 @@ pub use get_file_info::GetFileInfo;
 pub use list_files::ListFiles;
 pub use read_access::ReadAccess;
 pub use reconcile::{Reconcile, ReconcileReport};
+pub use resumable::{
+    AppendBody, AppendResumable, CreateResumable, RESUMABLE_LEASE, ResumablePorts,
+    ResumableSettings, ResumableStatus, ResumableUploads, UploadMetadata,
+};
 pub use upload_file::{UploadFile, UploadPolicy, UploadRequest};
 pub use upload_urls::{
     CLAIM_LEASE, CreateUploadUrl, IssuedUploadUrl, MAX_UPLOAD_URL_LIFETIME, UploadUrlOptions,

@@ -15,6 +15,7 @@ use crate::ports::{
 };
 use crate::use_cases::UploadPolicy;
 use crate::use_cases::keys::key_holder;
+pub(crate) use crate::use_cases::upload_file::policy_of;
 
 /// How long one completion holds its upload; a holder that died frees it after this.
 const COMPLETION_LEASE: Duration = Duration::from_secs(300);
@@ -212,19 +213,6 @@ impl StartDirectUpload {
 /// signed in, so this is when it stops working.
 fn whole_second(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
-}
-
-fn policy_of<'a>(
-    policies: &'a HashMap<String, UploadPolicy>,
-    name: Option<&str>,
-) -> Result<Option<&'a UploadPolicy>, Error> {
-    match name {
-        None => Ok(None),
-        Some(name) => policies
-            .get(name)
-            .map(Some)
-            .ok_or_else(|| Error::Validation(format!("unknown upload policy '{name}'"))),
-    }
 }
 
 mod complete;

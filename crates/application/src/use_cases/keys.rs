@@ -60,6 +60,36 @@ pub(crate) async fn keep(
     Err(Error::KeyExists)
 }
 
+/// Records `record`, whose blob is stored, as `principal`'s new file: under its key when it has
+/// one (replacing the file holding it, when `principal` may), with its upload event reported
+/// through `audit`; the replaced file is then deleted.
+///
+/// # Errors
+/// `KeyExists`, `DatabaseUnavailable`: nothing was recorded (the blob is the caller's to remove).
+pub(crate) async fn record_upload(
+    repo: &dyn FileRepository,
+    blobs: &dyn BlobStore,
+    audit: Option<&Audit>,
+    principal: &Principal,
+    record: &FileRecord,
+    request: &RequestFacts,
+) -> Result<(), Error> {
+    let holder = match record.key() {
+        Some(key) => key_holder(repo, principal, key).await?,
+        None => None,
+    };
+    let event =
+        audit.map(|audit| audit.event(EventKind::Upload, Actor::of(principal), record, request));
+    let replaced = keep(repo, principal, record, holder, events_of(event.as_ref())).await?;
+    if let (Some(audit), Some(event)) = (audit, &event) {
+        audit.publish(event).await;
+    }
+    if let Some(old) = replaced {
+        remove_replaced(repo, blobs, audit, principal, &old, request).await;
+    }
+    Ok(())
+}
+
 /// Deletes `old`, the file a keyed upload replaced, reporting it through `audit`; a failure
 /// leaves it marked replaced, for `gc`.
 pub(crate) async fn remove_replaced(

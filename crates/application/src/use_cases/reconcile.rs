@@ -10,8 +10,10 @@ use stowage_domain::{BlobKey, FileId};
 use crate::error::Error;
 use crate::ports::{
     BlobStore, Clock, DirectUploadRepository, DirectUploadStore, FileRepository, ListedBlob,
-    RepoError,
+    RepoError, ResumableRepository, ResumableStore,
 };
+
+mod resumable;
 
 const SCAN_PAGE: u32 = 1_000;
 
@@ -34,7 +36,9 @@ pub struct ReconcileReport {
     pub replaced_files: Vec<FileId>,
     /// Direct uploads never completed that expired (their objects and multipart uploads go).
     pub expired_uploads: Vec<FileId>,
-    /// Orphan blobs, leftovers, replaced files and expired direct uploads removed.
+    /// Resumable uploads that expired (their unfinished bytes and state go).
+    pub expired_resumable_uploads: Vec<FileId>,
+    /// Orphan blobs, leftovers, replaced files and expired uploads removed.
     pub removed: u64,
     /// Records of upload URLs expired before the grace period (removed unless a dry run).
     pub expired_upload_grants: u64,
@@ -47,9 +51,10 @@ pub struct Reconcile {
     clock: Arc<dyn Clock>,
     direct: Option<(Arc<dyn DirectUploadRepository>, Arc<dyn DirectUploadStore>)>,
     grants: Option<Arc<dyn crate::ports::UploadGrantStore>>,
+    resumable: Option<(Arc<dyn ResumableRepository>, Arc<dyn ResumableStore>)>,
 }
 
-/// What pending direct uploads hold in the store, which no record accounts for yet.
+/// What pending direct and resumable uploads hold in the store, which no record accounts for yet.
 #[derive(Default)]
 struct Pending {
     files: HashSet<FileId>,
@@ -70,7 +75,19 @@ impl Reconcile {
             clock,
             direct: None,
             grants: None,
+            resumable: None,
         }
+    }
+
+    /// This reconciliation, also ending expired resumable uploads and sparing live ones.
+    #[must_use]
+    pub fn with_resumable_uploads(
+        mut self,
+        uploads: Arc<dyn ResumableRepository>,
+        store: Arc<dyn ResumableStore>,
+    ) -> Self {
+        self.resumable = Some((uploads, store));
+        self
     }
 
     /// This reconciliation, also ending expired direct uploads and sparing pending ones.
@@ -110,7 +127,9 @@ impl Reconcile {
         report.records = records.len() as u64;
         let known: HashSet<FileId> = records.iter().map(|(id, _, _)| *id).collect();
 
-        let pending = self.direct_uploads(dry_run, &mut report).await?;
+        let mut pending = self.direct_uploads(dry_run, &mut report).await?;
+        self.resumable_uploads(dry_run, &mut report, &mut pending)
+            .await?;
         let cutoff = self.clock.now() - grace;
         let mut present: HashSet<BlobKey> = HashSet::new();
         let mut listing = self.blobs.list().await?;

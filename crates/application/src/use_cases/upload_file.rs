@@ -55,6 +55,23 @@ impl UploadPolicy {
     }
 }
 
+/// The policy named `name` among `policies`; `None` for no name.
+///
+/// # Errors
+/// `Validation` for a name no policy has.
+pub(crate) fn policy_of<'a>(
+    policies: &'a HashMap<String, UploadPolicy>,
+    name: Option<&str>,
+) -> Result<Option<&'a UploadPolicy>, Error> {
+    match name {
+        None => Ok(None),
+        Some(name) => policies
+            .get(name)
+            .map(Some)
+            .ok_or_else(|| Error::Validation(format!("unknown upload policy '{name}'"))),
+    }
+}
+
 /// One upload as the presentation layer hands it over.
 pub struct UploadRequest {
     /// Who uploads.

@@ -11,14 +11,13 @@ use stowage_domain::{
 
 use super::{COMPLETION_LEASE, DirectUploadPorts, policy_of};
 use crate::error::Error;
-use crate::events::{Actor, EventKind, RequestFacts};
+use crate::events::RequestFacts;
 use crate::ports::{
     BlobError, Claim, ClaimToken, DirectUpload, DirectUploadError, DirectUploadId, RepoError,
     UploadedPart,
 };
 use crate::stream::BlobDigester;
-use crate::use_cases::audit::events_of;
-use crate::use_cases::keys::{keep, key_holder, remove_replaced};
+use crate::use_cases::keys::record_upload;
 use crate::use_cases::upload_file::creation_time;
 use crate::use_cases::{Audit, UploadPolicy};
 
@@ -212,16 +211,17 @@ impl CompleteDirectUpload {
             user_id: upload.user_id,
         })
         .with_key(upload.key.clone());
-        let holder = match &upload.key {
-            Some(key) => key_holder(self.ports.files.as_ref(), principal, key).await?,
-            None => None,
-        };
-        let event = self
-            .audit
-            .as_ref()
-            .map(|audit| audit.event(EventKind::Upload, Actor::of(principal), &record, request));
         let files = self.ports.files.as_ref();
-        let replaced = keep(files, principal, &record, holder, events_of(event.as_ref())).await?;
+        let blobs = self.ports.blobs.as_ref();
+        record_upload(
+            files,
+            blobs,
+            self.audit.as_ref(),
+            principal,
+            &record,
+            request,
+        )
+        .await?;
         if let Err(e) = self
             .ports
             .uploads
@@ -235,13 +235,6 @@ impl CompleteDirectUpload {
             && let Err(e) = self.ports.store.discard_staged(&blob, upload.id).await
         {
             tracing::warn!(error = %e, "staging object of a completed direct upload left behind; gc will remove it");
-        }
-        if let (Some(audit), Some(event)) = (&self.audit, &event) {
-            audit.publish(event).await;
-        }
-        if let Some(old) = replaced {
-            let blobs = self.ports.blobs.as_ref();
-            remove_replaced(files, blobs, self.audit.as_ref(), principal, &old, request).await;
         }
         Ok(record)
     }
