@@ -3,5 +3,6 @@
 pub mod cache;
 pub mod cloudinary;
 pub mod fs;
+pub mod fs_resumable;
 pub mod memory;
 pub mod s3;

@@ -4,6 +4,8 @@ mod direct_uploads;
 mod entity;
 mod outbox;
 mod repository;
+mod resumable_uploads;
+mod sql;
 mod upload_grants;
 
 use std::time::Duration;
@@ -20,6 +22,7 @@ pub use outbox::{
     ClaimedEvent, Failure, OutboxEntry, OutboxError, OutboxStore, WebhookOutbox, now_millis,
 };
 pub use repository::SeaOrmFileRepository;
+pub use resumable_uploads::SeaOrmResumableRepository;
 pub use upload_grants::SeaOrmUploadGrantStore;
 
 /// The database's current time in Unix milliseconds, as an SQL expression: leases and claims go

@@ -21,12 +21,13 @@ pub use blob::cloudinary::{
     CloudinaryBlobStore, CloudinaryError, CloudinarySettings, SignatureAlgorithm,
 };
 pub use blob::fs::FsBlobStore;
+pub use blob::fs_resumable::FsResumableStore;
 pub use blob::memory::{MemoryBlobStore, MemoryStoreFull};
-pub use blob::s3::{S3BlobStore, S3DirectUploads, S3Layout, S3Settings};
+pub use blob::s3::{S3BlobStore, S3DirectUploads, S3Layout, S3ResumableStore, S3Settings};
 pub use clock::SystemClock;
 pub use db::{
     DatabasePool, DatabaseSettings, DbError, SeaOrmDirectUploadRepository, SeaOrmFileRepository,
-    SeaOrmUploadGrantStore,
+    SeaOrmResumableRepository, SeaOrmUploadGrantStore,
 };
 pub use events::{RedisStreamPublisher, RedisStreamSettings};
 pub use metered::{

@@ -15,6 +15,8 @@ use stowage_application::stream::{BlobDigester, ByteStream, StoredBlob};
 use stowage_domain::{BlobKey, ByteRange};
 use time::OffsetDateTime;
 
+mod resumable;
+
 /// Largest chunk a download yields, so a large blob does not leave as one giant chunk.
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -41,7 +43,10 @@ struct Shared {
 #[derive(Debug, Default)]
 struct State {
     blobs: HashMap<BlobKey, Stored>,
-    /// Bytes of every stored blob plus every reservation of an upload in flight.
+    /// Bytes of resumable uploads not finished yet, under the key of the blob each will become.
+    pending: HashMap<BlobKey, BytesMut>,
+    /// Bytes of every stored blob, every pending resumable upload and every reservation of an
+    /// upload in flight.
     used: u64,
 }
 

@@ -15,6 +15,7 @@ mod feed;
 mod listing;
 mod multipart;
 mod presign;
+mod resumable;
 mod settings;
 mod streamed;
 
@@ -41,6 +42,7 @@ pub use buckets::S3Layout;
 pub use error::S3Failure;
 pub use multipart::MIN_PART_SIZE;
 pub use presign::S3DirectUploads;
+pub use resumable::{ResumableFailure, S3ResumableStore};
 pub use settings::S3Settings;
 pub use streamed::STREAMED_PUT_MIN;
 

@@ -12,9 +12,10 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement
 use stowage_application::ports::{
     Claim, ClaimToken, DirectUpload, DirectUploadId, DirectUploadRepository, RepoError,
 };
-use stowage_domain::{AccountId, FileId, FileKey, Filename, PrincipalKind, Sha256Digest, UserId};
+use stowage_domain::{AccountId, FileId, FileKey, Filename, Sha256Digest, UserId};
 use time::OffsetDateTime;
 
+use super::sql::{from_unix_millis, kind_name, lease_millis, parse_kind, token_text, unix_millis};
 use super::{DatabasePool, db_now};
 
 /// The direct uploads, in the service's database.
@@ -76,42 +77,14 @@ fn corrupt(what: &str) -> RepoError {
     RepoError::Unavailable(format!("direct_uploads row with an invalid {what}").into())
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-/// Milliseconds of `d`, capped far below the point where adding them to now would overflow.
-fn lease_millis(d: Duration) -> i64 {
-    const MAX: i64 = i64::MAX / 4;
-    i64::try_from(d.as_millis()).map_or(MAX, |ms| ms.min(MAX))
-}
-
-fn token_text(token: ClaimToken) -> String {
-    token.as_uuid().hyphenated().to_string()
-}
-
-fn kind_name(kind: PrincipalKind) -> &'static str {
-    match kind {
-        PrincipalKind::User => "user",
-        PrincipalKind::Guest => "guest",
-        PrincipalKind::Public => "public",
-    }
-}
-
 fn parse(r: &QueryResult) -> Result<(DirectUpload, Row), RepoError> {
     let get_str = |c: &str| r.try_get::<String>("", c).map_err(unavailable);
     let get_opt = |c: &str| r.try_get::<Option<String>>("", c).map_err(unavailable);
     let get_i64 = |c: &str| r.try_get::<i64>("", c).map_err(unavailable);
     let get_opt_i64 = |c: &str| r.try_get::<Option<i64>>("", c).map_err(unavailable);
-    let principal_kind = match get_str("principal_kind")?.as_str() {
-        "user" => PrincipalKind::User,
-        "guest" => PrincipalKind::Guest,
-        "public" => PrincipalKind::Public,
-        _ => return Err(corrupt("principal kind")),
-    };
-    let expires_at =
-        OffsetDateTime::from_unix_timestamp_nanos(i128::from(get_i64("expires_at")?) * 1_000_000)
-            .map_err(|_| corrupt("expiry"))?;
+    let principal_kind =
+        parse_kind(&get_str("principal_kind")?).ok_or_else(|| corrupt("principal kind"))?;
+    let expires_at = from_unix_millis(get_i64("expires_at")?).ok_or_else(|| corrupt("expiry"))?;
     let upload = DirectUpload {
         id: DirectUploadId::parse(&get_str("upload_id")?).ok_or_else(|| corrupt("id"))?,
         file_id: FileId::parse(&get_str("file_id")?).map_err(|_| corrupt("file id"))?,
@@ -157,7 +130,7 @@ impl DirectUploadRepository for SeaOrmDirectUploadRepository {
             upload.policy.clone().into(),
             upload.key.as_ref().map(|k| k.as_str().to_owned()).into(),
             upload.multipart.clone().into(),
-            millis(upload.expires_at).into(),
+            unix_millis(upload.expires_at).into(),
         ];
         self.execute(
             "INSERT INTO direct_uploads (upload_id, file_id, account_id, user_id, principal_kind, \
@@ -278,7 +251,7 @@ impl DirectUploadRepository for SeaOrmDirectUploadRepository {
                 "DELETE FROM direct_uploads WHERE upload_id = $1 AND completed_at IS NULL \
                  AND expires_at < $2 AND (claimed_until IS NULL OR claimed_until < {db_now})"
             ),
-            vec![id.to_string().into(), millis(now).into()],
+            vec![id.to_string().into(), unix_millis(now).into()],
         )
         .await
         .map(|n| n > 0)
@@ -287,7 +260,7 @@ impl DirectUploadRepository for SeaOrmDirectUploadRepository {
     async fn purge_completed(&self, now: OffsetDateTime) -> Result<u64, RepoError> {
         self.execute(
             "DELETE FROM direct_uploads WHERE completed_at IS NOT NULL AND expires_at < $1",
-            vec![millis(now).into()],
+            vec![unix_millis(now).into()],
         )
         .await
     }

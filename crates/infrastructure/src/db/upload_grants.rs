@@ -17,6 +17,7 @@ use stowage_application::ports::{ClaimToken, GrantStoreError, UploadGrantId, Upl
 use stowage_domain::FileId;
 use time::OffsetDateTime;
 
+use super::sql::{lease_millis, renew_while_held, unix_millis};
 use super::{DatabasePool, db_now};
 
 /// The upload URLs taken, in the service's database.
@@ -49,16 +50,6 @@ fn unavailable(e: DbErr) -> GrantStoreError {
     GrantStoreError::Unavailable(Box::new(e))
 }
 
-/// Milliseconds of `d`, capped far below the point where adding them to now would overflow.
-fn millis(d: Duration) -> i64 {
-    const MAX: i64 = i64::MAX / 4;
-    i64::try_from(d.as_millis()).map_or(MAX, |ms| ms.min(MAX))
-}
-
-fn unix_millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
 const RENEW: &str = "UPDATE upload_grants SET claimed_until = {now} + $1 \
                      WHERE grant_id = $2 AND claim_token = $3 AND state = 'claimed'";
 const RELEASE: &str =
@@ -84,7 +75,7 @@ impl UploadGrantStore for SeaOrmUploadGrantStore {
         let values = vec![
             grant.to_string().into(),
             token.as_uuid().to_string().into(),
-            millis(lease).into(),
+            lease_millis(lease).into(),
             unix_millis(expires_at).into(),
         ];
         self.execute(&sql, values)
@@ -99,32 +90,23 @@ impl UploadGrantStore for SeaOrmUploadGrantStore {
         token: ClaimToken,
         lease: Duration,
     ) -> BoxFuture<'static, ()> {
-        let store = self.clone();
         let release = ReleaseOnDrop {
             store: Some(self.clone()),
             grant,
             token,
         };
+        let renew = self.statement(
+            &RENEW.replace("{now}", db_now(self.db.get_database_backend())),
+            vec![
+                lease_millis(lease).into(),
+                grant.to_string().into(),
+                token.as_uuid().to_string().into(),
+            ],
+        );
+        let db = self.db.clone();
         async move {
             let _release = release;
-            let every = lease / 3;
-            let sql = RENEW.replace("{now}", db_now(store.db.get_database_backend()));
-            loop {
-                tokio::time::sleep(every).await;
-                let values = vec![
-                    millis(lease).into(),
-                    grant.to_string().into(),
-                    token.as_uuid().to_string().into(),
-                ];
-                match store.execute(&sql, values).await {
-                    Ok(0) => return,
-                    Ok(_) => {}
-                    // The claim stands until its lease lapses: the next renewal may still make it.
-                    Err(e) => {
-                        tracing::warn!(error = %e, "an upload URL's claim could not be renewed")
-                    }
-                }
-            }
+            renew_while_held(db, renew, lease, "upload URL claim").await;
         }
         .boxed()
     }
