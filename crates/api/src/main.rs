@@ -162,6 +162,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             for id in &report.expired_uploads {
                 println!("expired direct upload {id}");
             }
+            for id in &report.expired_resumable_uploads {
+                println!("expired resumable upload {id}");
+            }
             println!(
                 "records {}, blobs {}, orphan blobs {}, unfinished uploads {}, younger than the grace period {}, records without blob {}, replaced files {}; {verb} {}",
                 report.records,
@@ -175,7 +178,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     (report.orphan_blobs.len()
                         + report.strays.len()
                         + report.replaced_files.len()
-                        + report.expired_uploads.len()) as u64
+                        + report.expired_uploads.len()
+                        + report.expired_resumable_uploads.len()) as u64
                 } else {
                     report.removed
                 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 use stowage_application::ports::{
     BlobStore, Clock, DirectUploadRepository, DirectUploadStore, EventPublisher, FileRepository,
-    NoEvents, PermissionChecker, RateLimiter, TokenStore,
+    NoEvents, PermissionChecker, RateLimiter, ResumableRepository, ResumableStore, TokenStore,
 };
 use stowage_application::use_cases::{
     Audit, Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
@@ -14,6 +14,7 @@ use stowage_application::use_cases::{
 };
 use stowage_application::use_cases::{CompleteDirectUpload, DirectUploadPorts, StartDirectUpload};
 use stowage_application::use_cases::{CreateUploadUrl, UploadWithUrl};
+use stowage_application::use_cases::{ResumablePorts, ResumableSettings, ResumableUploads};
 use stowage_infrastructure::db::{self, DatabasePool};
 use stowage_infrastructure::{
     CachedBlobStore, CloudinaryBlobStore, FsBlobStore, HmacUrlSigner, Hs256Jwt,
@@ -22,6 +23,7 @@ use stowage_infrastructure::{
     MeteredTokenVerifier, RedisConnection, RedisRateLimiter, RedisTokenStore, S3BlobStore,
     SeaOrmFileRepository, SystemClock, TokenStoreSettings,
 };
+use stowage_infrastructure::{FsResumableStore, S3ResumableStore, SeaOrmResumableRepository};
 use stowage_infrastructure::{HmacUploadUrlSigner, SeaOrmUploadGrantStore};
 use stowage_infrastructure::{S3DirectUploads, SeaOrmDirectUploadRepository};
 use stowage_presentation::{HttpSettings, Services};
@@ -56,13 +58,18 @@ pub(crate) async fn reconcile(config: &Config) -> Result<Reconcile, StartupError
     let db = connect_database(config).await?;
     let direct = direct_uploads(config, &db);
     let grants = Arc::new(SeaOrmUploadGrantStore::new(&db));
+    let resumable: Arc<dyn ResumableRepository> = Arc::new(SeaOrmResumableRepository::new(&db));
     let repo: Arc<dyn FileRepository> = Arc::new(SeaOrmFileRepository::new(db));
-    let blobs = blob_store(config).await?;
-    let reconcile = Reconcile::new(repo, blobs, Arc::new(SystemClock)).with_upload_grants(grants);
-    Ok(match direct {
-        Some((uploads, store)) => reconcile.with_direct_uploads(uploads, store),
-        None => reconcile,
-    })
+    let (blobs, resumable_store) = stores_beside_the_service(config).await?;
+    let mut reconcile =
+        Reconcile::new(repo, blobs, Arc::new(SystemClock)).with_upload_grants(grants);
+    if let Some((uploads, store)) = direct {
+        reconcile = reconcile.with_direct_uploads(uploads, store);
+    }
+    if let Some(store) = resumable_store {
+        reconcile = reconcile.with_resumable_uploads(resumable, store);
+    }
+    Ok(reconcile)
 }
 
 /// Direct uploads' state and presigner: S3 only (other backends answer `501`).
@@ -86,6 +93,13 @@ fn direct_uploads(
 /// [`StartupError::Storage`] when the store cannot be prepared, or when it is the memory store:
 /// that one lives inside the serving process, and another process would find it empty.
 pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+    Ok(stores_beside_the_service(config).await?.0)
+}
+
+/// [`blob_store`] and its resumable side.
+async fn stores_beside_the_service(
+    config: &Config,
+) -> Result<(Arc<dyn BlobStore>, Option<Arc<dyn ResumableStore>>), StartupError> {
     if matches!(config.storage, StorageConfig::Memory { .. }) {
         return Err(StartupError::Storage(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
@@ -93,32 +107,43 @@ pub async fn blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupEr
              no other process can read them",
         )));
     }
-    open_blob_store(config).await
+    open_stores(config).await
 }
 
-/// The blob store `config` selects, for the serving process.
-async fn open_blob_store(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+/// The blob store `config` selects and, where it can keep unfinished uploads, its resumable
+/// side (over the same bytes: one memory store serves both).
+async fn open_stores(
+    config: &Config,
+) -> Result<(Arc<dyn BlobStore>, Option<Arc<dyn ResumableStore>>), StartupError> {
     match &config.storage {
-        StorageConfig::Fs { root } => Ok(Arc::new(
-            FsBlobStore::new(root).map_err(StartupError::Storage)?,
+        StorageConfig::Fs { root } => Ok((
+            Arc::new(FsBlobStore::new(root).map_err(StartupError::Storage)?),
+            Some(Arc::new(
+                FsResumableStore::new(root).map_err(StartupError::Storage)?,
+            )),
         )),
         StorageConfig::S3(s3) => {
             let store = S3BlobStore::new(s3);
             if let Err(e) = store.prepare().await {
                 tracing::warn!(error = %e, "the S3 bucket could not be checked or created; readiness will say so");
             }
-            Ok(Arc::new(store))
+            let resumable = Arc::new(S3ResumableStore::new(store.clone()));
+            Ok((Arc::new(store), Some(resumable)))
         }
         StorageConfig::Memory { capacity_bytes } => {
             tracing::warn!(
                 capacity_bytes,
                 "blobs are kept in process memory and lost when the service stops (STORAGE_BACKEND=memory)"
             );
-            Ok(Arc::new(MemoryBlobStore::new(*capacity_bytes)))
+            let store = Arc::new(MemoryBlobStore::new(*capacity_bytes));
+            Ok((store.clone(), Some(store)))
         }
-        StorageConfig::Cloudinary(settings) => Ok(Arc::new(
-            CloudinaryBlobStore::new(settings)
-                .map_err(|e| StartupError::Storage(std::io::Error::other(e)))?,
+        StorageConfig::Cloudinary(settings) => Ok((
+            Arc::new(
+                CloudinaryBlobStore::new(settings)
+                    .map_err(|e| StartupError::Storage(std::io::Error::other(e)))?,
+            ),
+            None,
         )),
     }
 }
@@ -138,6 +163,8 @@ pub(crate) struct Adapters {
     /// Upload URLs: their signer (the download signer's secret) and their single use.
     upload_urls: (Arc<HmacUploadUrlSigner>, Arc<SeaOrmUploadGrantStore>),
     direct: Option<(Arc<dyn DirectUploadRepository>, Arc<dyn DirectUploadStore>)>,
+    /// Resumable uploads' state and unfinished bytes, where the store can keep them.
+    resumable: Option<(Arc<dyn ResumableRepository>, Arc<dyn ResumableStore>)>,
 }
 
 impl Adapters {
@@ -150,10 +177,16 @@ impl Adapters {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let grants = Arc::new(SeaOrmUploadGrantStore::new(&db));
         let direct = direct_uploads(config, &db);
+        let db_for_resumable = db.clone();
         let repo = Arc::new(MeteredFileRepository::new(Arc::new(
             webhooks::file_repository(config, db),
         )));
-        let blobs = blobs(config).await?;
+        let (blobs, resumable) = blobs(config).await?;
+        let resumable = resumable.map(|store| {
+            let uploads: Arc<dyn ResumableRepository> =
+                Arc::new(SeaOrmResumableRepository::new(&db_for_resumable));
+            (uploads, store)
+        });
         let secret_bytes: Arc<[u8]> = Arc::from(secret.expose_secret().as_bytes());
         let jwt = Hs256Jwt::new(&secret_bytes, clock.clone());
         let signer = match &config.auth.signed_url_secret {
@@ -172,6 +205,7 @@ impl Adapters {
             events: event_publisher(config)?,
             upload_urls: (Arc::new(upload_signer), grants),
             direct,
+            resumable,
             clock,
             repo,
             blobs,
@@ -181,25 +215,24 @@ impl Adapters {
     }
 }
 
-/// The configured blob store, metered, behind the in-memory cache when one is configured.
-async fn blobs(config: &Config) -> Result<Arc<dyn BlobStore>, StartupError> {
+/// The configured blob store, metered, behind the in-memory cache when one is configured; and
+/// its resumable side, when it has one.
+async fn blobs(
+    config: &Config,
+) -> Result<(Arc<dyn BlobStore>, Option<Arc<dyn ResumableStore>>), StartupError> {
     let backend = match config.storage {
         StorageConfig::Fs { .. } => "fs",
         StorageConfig::S3(_) => "s3",
         StorageConfig::Memory { .. } => "memory",
         StorageConfig::Cloudinary(_) => "cloudinary",
     };
-    let blobs: Arc<dyn BlobStore> = Arc::new(MeteredBlobStore::new(
-        open_blob_store(config).await?,
-        backend,
-    ));
+    let (store, resumable) = open_stores(config).await?;
+    let blobs: Arc<dyn BlobStore> = Arc::new(MeteredBlobStore::new(store, backend));
     if config.limits.blob_cache.capacity_bytes == 0 {
-        return Ok(blobs);
+        return Ok((blobs, resumable));
     }
-    Ok(Arc::new(CachedBlobStore::new(
-        blobs,
-        config.limits.blob_cache,
-    )))
+    let cached = Arc::new(CachedBlobStore::new(blobs, config.limits.blob_cache));
+    Ok((cached, resumable))
 }
 
 /// The audit stream when `EVENTS_REDIS_URL` is set (nothing is dialled yet), else no events.
@@ -284,6 +317,7 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
         rate_limiter,
         events,
         direct,
+        resumable,
         upload_urls: (upload_signer, grants),
     } = adapters;
     let audit = Audit::new(events, clock.clone());
@@ -298,7 +332,23 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
         clock: clock.clone(),
     });
     let max_bytes = config.limits.max_upload_bytes;
+    let resumable = resumable.map(|(uploads, store)| {
+        let ports = ResumablePorts {
+            files: repo.clone(),
+            blobs: blobs.clone(),
+            store,
+            uploads,
+            clock: clock.clone(),
+        };
+        let settings = ResumableSettings {
+            max_bytes,
+            expiry: config.limits.tus_expiry,
+            policies: policies.clone(),
+        };
+        ResumableUploads::new(ports, settings).with_audit(audit.clone())
+    });
     Services {
+        resumable,
         start_direct: direct
             .clone()
             .map(|ports| StartDirectUpload::new(ports, max_bytes, policies.clone())),

@@ -10,6 +10,7 @@ use validator::Validate;
 
 mod direct;
 mod keys;
+mod tus;
 mod upload_urls;
 
 pub use direct::{
@@ -19,6 +20,7 @@ pub use direct::{
 pub use keys::{
     SignedUrlItem, SignedUrlItemError, SignedUrlsRequest, SignedUrlsResponse, check_prefix,
 };
+pub use tus::TusVersion;
 pub use upload_urls::{
     DEFAULT_UPLOAD_URL_SECONDS, RawFileBody, UploadUrlRequest, UploadUrlResponse, UploadVisibility,
 };

@@ -15,6 +15,8 @@ pub enum ApiError {
     RouteNotFound,
     /// The path exists, the method does not.
     MethodNotAllowed,
+    /// A tus request without `Tus-Resumable: 1.0.0`.
+    TusVersionUnsupported,
 }
 
 impl From<Error> for ApiError {
@@ -101,6 +103,12 @@ impl IntoResponse for ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
                 "Method not allowed on this route",
+                None,
+            ),
+            ApiError::TusVersionUnsupported => (
+                StatusCode::PRECONDITION_FAILED,
+                "TUS_VERSION_UNSUPPORTED",
+                "This server speaks tus 1.0.0: send Tus-Resumable: 1.0.0",
                 None,
             ),
             ApiError::App(e) => match e {
@@ -230,6 +238,31 @@ impl IntoResponse for ApiError {
                     "The upload was already completed",
                     None,
                 ),
+                Error::UploadLocked => (
+                    StatusCode::CONFLICT,
+                    "UPLOAD_LOCKED",
+                    "Another request is writing this upload",
+                    None,
+                ),
+                Error::UploadOffsetMismatch { offset } => (
+                    StatusCode::CONFLICT,
+                    "UPLOAD_OFFSET_MISMATCH",
+                    "Upload-Offset differs from the upload's offset",
+                    Some(format!("the upload is at offset {offset}")),
+                ),
+                Error::UploadExpired => (
+                    StatusCode::GONE,
+                    "UPLOAD_EXPIRED",
+                    "The upload has expired",
+                    None,
+                ),
+                Error::ChecksumMismatch => (
+                    // tus's checksum extension answers 460, which has no name in HTTP.
+                    StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                    "CHECKSUM_MISMATCH",
+                    "The bytes do not match Upload-Checksum; they were not kept",
+                    None,
+                ),
                 Error::Internal(_) => (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "INTERNAL_ERROR",
@@ -242,6 +275,7 @@ impl IntoResponse for ApiError {
             ApiError::App(e) => chain_of(e),
             ApiError::RouteNotFound => "no such route".to_owned(),
             ApiError::MethodNotAllowed => "method not allowed".to_owned(),
+            ApiError::TusVersionUnsupported => "unsupported tus version".to_owned(),
         };
         let mut response = error_response(status, code, message, reason);
         let headers = response.headers_mut();
@@ -346,6 +380,14 @@ mod tests {
             ),
             (Error::UploadNotFound, 404, "UPLOAD_NOT_FOUND"),
             (Error::UploadCompleted, 409, "UPLOAD_COMPLETED"),
+            (Error::UploadLocked, 409, "UPLOAD_LOCKED"),
+            (
+                Error::UploadOffsetMismatch { offset: 5 },
+                409,
+                "UPLOAD_OFFSET_MISMATCH",
+            ),
+            (Error::UploadExpired, 410, "UPLOAD_EXPIRED"),
+            (Error::ChecksumMismatch, 460, "CHECKSUM_MISMATCH"),
             (Error::Internal("bug".into()), 500, "INTERNAL_ERROR"),
         ];
         for (error, status, code) in cases {

@@ -28,7 +28,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` are built from this list.
 fn api_routes() -> OpenApiRouter<AppState> {
-    use routes::{direct, docs, files, health, keys, metrics, upload_urls};
+    use routes::{direct, docs, files, health, keys, metrics, tus, upload_urls};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(files::upload_file, files::list_files))
         .routes(routes!(files::upload_file_alias))
@@ -41,6 +41,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(upload_urls::create_upload_url))
         .routes(routes!(direct::start_direct_upload))
         .routes(routes!(direct::complete_direct_upload))
+        .routes(routes!(tus::tus_options, tus::tus_create))
+        .routes(routes!(
+            tus::tus_status,
+            tus::tus_append,
+            tus::tus_terminate,
+            tus::tus_upload_options
+        ))
         .routes(routes!(
             upload_urls::upload_with_url,
             upload_urls::upload_with_url_raw

@@ -326,7 +326,10 @@ pub async fn rate_limit(
     let method = request.method();
     // Asking for an upload URL (`POST /files/upload-url`) is classed with signed-URL creation,
     // as a download; only the upload made on it counts as one.
-    let upload = (method == Method::POST && (path == "/files" || path == "/files/upload"))
+    // A resumable upload counts once, at its creation; its PATCHes are classed as downloads,
+    // or a file sent in many chunks would use up the upload budget by itself.
+    let upload = (method == Method::POST
+        && (path == "/files" || path == "/files/upload" || path == "/files/tus"))
         || ((method == Method::POST || method == Method::PUT)
             && path.starts_with("/files/upload-url/"));
     let class = if upload {
@@ -386,6 +389,7 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 Method::PUT,
                 Method::DELETE,
                 Method::OPTIONS,
+                Method::PATCH,
             ])
             .allow_headers([
                 header::AUTHORIZATION,
@@ -398,6 +402,14 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 // A raw upload on an upload URL names its file with it.
                 header::CONTENT_DISPOSITION,
                 header::HeaderName::from_static("x-request-id"),
+                // tus requests.
+                header::HeaderName::from_static("tus-resumable"),
+                header::HeaderName::from_static("upload-length"),
+                header::HeaderName::from_static("upload-defer-length"),
+                header::HeaderName::from_static("upload-offset"),
+                header::HeaderName::from_static("upload-metadata"),
+                header::HeaderName::from_static("upload-concat"),
+                header::HeaderName::from_static("upload-checksum"),
             ])
             .expose_headers([
                 header::CONTENT_DISPOSITION,
@@ -407,6 +419,20 @@ pub fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
                 header::CONTENT_LENGTH,
                 header::ACCEPT_RANGES,
                 header::HeaderName::from_static("x-request-id"),
+                // tus answers.
+                header::HeaderName::from_static("tus-resumable"),
+                header::HeaderName::from_static("tus-version"),
+                header::HeaderName::from_static("tus-extension"),
+                header::HeaderName::from_static("tus-max-size"),
+                header::HeaderName::from_static("tus-checksum-algorithm"),
+                header::HeaderName::from_static("upload-offset"),
+                header::HeaderName::from_static("upload-length"),
+                header::HeaderName::from_static("upload-defer-length"),
+                header::HeaderName::from_static("upload-metadata"),
+                header::HeaderName::from_static("upload-concat"),
+                header::HeaderName::from_static("upload-expires"),
+                header::HeaderName::from_static("stowage-file-id"),
+                header::HeaderName::from_static("stowage-file-url"),
             ])
             .max_age(std::time::Duration::from_secs(600)),
     )

@@ -28,8 +28,14 @@ const OPTIONAL_BODY_OPERATIONS: [&str; 3] = [
     "complete_direct_upload",
 ];
 
-/// File routes the URL itself authorises: they take no credential.
-const UPLOAD_URL_OPERATIONS: [&str; 2] = ["upload_with_url", "upload_with_url_raw"];
+/// File routes that take no credential: the URL itself authorises an upload URL's, and tus's
+/// `OPTIONS` tells anyone what the server speaks.
+const UNCREDENTIALED_OPERATIONS: [&str; 4] = [
+    "upload_with_url",
+    "upload_with_url_raw",
+    "tus_options",
+    "tus_upload_options",
+];
 
 /// The upload operations, whose `metadata` query parameter is a JSON object.
 const UPLOAD_OPERATIONS: [&str; 2] = ["upload_file", "upload_file_alias"];
@@ -59,7 +65,7 @@ pub fn complete(doc: &mut Document) {
         let file_route = path == "/files" || path.starts_with("/files/");
         for operation in operations(item) {
             let id = operation.operation_id.clone().unwrap_or_default();
-            if file_route && !UPLOAD_URL_OPERATIONS.contains(&id.as_str()) {
+            if file_route && !UNCREDENTIALED_OPERATIONS.contains(&id.as_str()) {
                 let mut security: Vec<SecurityRequirement> = CREDENTIALS
                     .iter()
                     .map(|name| SecurityRequirement::new::<_, [&str; 0], &str>(*name, []))
@@ -137,10 +143,16 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     ),
     tags(
         (name = "files", description = "Upload, download, info, list, delete, signed URLs"),
+        (name = "tus", description = "Resumable uploads, tus 1.0.0"),
         (name = "health", description = "Liveness and readiness"),
         (name = "operations", description = "Metrics and this documentation"),
     ),
-    components(schemas(crate::error::ErrorBody, crate::error::Details)),
+    components(schemas(
+        crate::error::ErrorBody,
+        crate::error::Details,
+        crate::dto::TusVersion,
+        crate::dto::RawFileBody
+    )),
     modifiers(&SecuritySchemes)
 )]
 pub struct ApiDoc;

@@ -6,6 +6,7 @@ pub mod files;
 pub mod health;
 pub mod keys;
 pub mod metrics;
+pub mod tus;
 pub mod upload_urls;
 
 use crate::error::ApiError;

@@ -6,8 +6,8 @@ use crate::client_limits::{ClientSlots, RequestLimits};
 
 use stowage_application::use_cases::{
     Authenticate, CheckRateLimit, CheckReadiness, CompleteDirectUpload, CreateSignedUrl,
-    CreateUploadUrl, DeleteFile, DownloadFile, GetFileInfo, ListFiles, StartDirectUpload,
-    UploadFile, UploadWithUrl,
+    CreateUploadUrl, DeleteFile, DownloadFile, GetFileInfo, ListFiles, ResumableUploads,
+    StartDirectUpload, UploadFile, UploadWithUrl,
 };
 
 /// The use cases, wired by the composition root.
@@ -36,6 +36,8 @@ pub struct Services {
     pub start_direct: Option<StartDirectUpload>,
     /// `POST /files/direct/{upload_id}/complete`; `None` off S3 (`501`).
     pub complete_direct: Option<CompleteDirectUpload>,
+    /// `/files/tus`; `None` where the storage backend cannot keep unfinished uploads (`501`).
+    pub resumable: Option<ResumableUploads>,
     /// Per-client limits; `None` when rate limiting is off.
     pub rate_limit: Option<CheckRateLimit>,
 }

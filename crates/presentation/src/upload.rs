@@ -214,6 +214,35 @@ fn body_error(e: multer::Error, max_bytes: u64) -> BodyError {
     }
 }
 
+/// The raw body's exact length: its `Content-Length`, unless it is sent in chunks.
+pub(crate) fn stated_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return Ok(None);
+    }
+    headers
+        .get(header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::validation("Content-Length must be a whole number"))
+        })
+        .transpose()
+}
+
+/// The request body as the upload's byte stream, never buffered whole.
+pub(crate) fn raw_body(body: axum::body::Body) -> ByteStream {
+    body.into_data_stream()
+        .map_err(|e| {
+            if crate::transfer::is_body_idle(&e) {
+                BodyError::TimedOut
+            } else {
+                BodyError::ClientAborted(Box::new(e))
+            }
+        })
+        .boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,8 @@ pub struct LimitsConfig {
     /// `BLOB_CACHE_BYTES` (memory for small hot blobs; 0 turns the cache off) and
     /// `BLOB_CACHE_MAX_ITEM_BYTES` (largest blob cached).
     pub blob_cache: BlobCacheSettings,
+    /// `TUS_EXPIRY`: how long a resumable upload lives untouched.
+    pub tus_expiry: Duration,
 }
 
 /// Rate limit settings.
@@ -51,9 +53,15 @@ pub(super) fn limits(vars: Vars<'_>) -> Result<LimitsConfig, ConfigError> {
             "must be greater than 0".to_owned(),
         ));
     }
+    let tus_expiry = parse_duration(vars.get("TUS_EXPIRY").unwrap_or("24h"))
+        .map_err(|e| invalid("TUS_EXPIRY", e))?;
+    if tus_expiry.is_zero() {
+        return Err(invalid("TUS_EXPIRY", "must be longer than 0s".to_owned()));
+    }
     Ok(LimitsConfig {
         max_upload_bytes,
         access_policy,
+        tus_expiry,
         blob_cache: BlobCacheSettings {
             capacity_bytes: vars.parse_or("BLOB_CACHE_BYTES", "33554432")?,
             max_item_bytes: vars.parse_or("BLOB_CACHE_MAX_ITEM_BYTES", "262144")?,

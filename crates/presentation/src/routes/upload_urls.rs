@@ -4,12 +4,11 @@
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::Response;
-use futures_util::{StreamExt, TryStreamExt};
+use stowage_application::Error;
 use stowage_application::ports::UploadGrant;
 use stowage_application::use_cases::{UploadUrlOptions, UrlUpload};
-use stowage_application::{BodyError, ByteStream, Error};
 use stowage_domain::PrincipalKind;
 
 use super::files::created;
@@ -21,7 +20,7 @@ use crate::dto::{
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
 use crate::state::AppState;
-use crate::upload::{check_content_length, file_part};
+use crate::upload::{check_content_length, file_part, raw_body, stated_length};
 use crate::validated::Validated;
 
 mod disposition;
@@ -232,33 +231,4 @@ fn granted(
         },
     );
     Ok(grant)
-}
-
-/// The raw body's exact length: its `Content-Length`, unless it is sent in chunks.
-fn stated_length(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        return Ok(None);
-    }
-    headers
-        .get(header::CONTENT_LENGTH)
-        .map(|v| {
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::validation("Content-Length must be a whole number"))
-        })
-        .transpose()
-}
-
-/// The request body as the upload's byte stream, never buffered whole.
-fn raw_body(body: axum::body::Body) -> ByteStream {
-    body.into_data_stream()
-        .map_err(|e| {
-            if crate::transfer::is_body_idle(&e) {
-                BodyError::TimedOut
-            } else {
-                BodyError::ClientAborted(Box::new(e))
-            }
-        })
-        .boxed()
 }
