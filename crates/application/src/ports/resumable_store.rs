@@ -66,6 +66,13 @@ pub trait ResumableStore: Send + Sync {
         body: ByteStream,
     ) -> Result<Appended, BlobError>;
 
+    /// Where an append of `length` bytes after the `offset` bytes `progress` holds may end
+    /// durably short of its body's end, in bytes of the body from its start (the ends of the parts
+    /// it will stream). An interrupted append reports one of these, or every byte it read, as
+    /// `written`, so that the caller can take the digest of the bytes kept exactly there. Empty
+    /// when the store keeps whatever arrived.
+    fn checkpoints(&self, progress: &StoreProgress, offset: u64, length: Option<u64>) -> Vec<u64>;
+
     /// Drops what `committed` no longer needs of `previous` (a tail it replaced), once the
     /// caller committed it; a failure leaves leftovers for `gc`, never lost bytes.
     async fn release(&self, key: &BlobKey, previous: &StoreProgress, committed: &StoreProgress);

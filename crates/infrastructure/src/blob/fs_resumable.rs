@@ -162,6 +162,11 @@ impl ResumableStore for FsResumableStore {
         })
     }
 
+    /// Every byte that arrived is kept.
+    fn checkpoints(&self, _: &StoreProgress, _: u64, _: Option<u64>) -> Vec<u64> {
+        Vec::new()
+    }
+
     async fn release(&self, _key: &BlobKey, _previous: &StoreProgress, _committed: &StoreProgress) {
         // Every append rewrites the one file in place: no replaced tail outlives its commit.
     }

@@ -24,11 +24,49 @@ use crate::use_cases::upload_file::policy_of;
 use stowage_domain::Principal;
 
 /// What the bytes of one request told on their way to the store.
+#[derive(Default)]
 struct Taken {
     digest: ResumableDigest,
     checksum: Option<ChecksumVerifier>,
     head: Vec<u8>,
     seen: u64,
+    /// Where the store may stop short (ascending, in bytes of the body), not reached yet.
+    checkpoints: std::collections::VecDeque<u64>,
+    /// The digest state at each checkpoint passed.
+    snapshots: Vec<(u64, Vec<u8>)>,
+}
+
+impl Taken {
+    fn feed(&mut self, bytes: &[u8]) {
+        let mut rest = bytes;
+        // The digest is saved exactly where the store may end short, so that an interrupted
+        // append can be committed up to the part it kept.
+        while let Some(&at) = self.checkpoints.front() {
+            let Some(before) = at
+                .checked_sub(self.seen)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n <= rest.len())
+            else {
+                break;
+            };
+            self.digest.update(&rest[..before]);
+            self.seen += before as u64;
+            rest = &rest[before..];
+            self.snapshots.push((at, self.digest.save()));
+            self.checkpoints.pop_front();
+        }
+        self.digest.update(rest);
+        self.seen += rest.len() as u64;
+    }
+
+    /// The digest after the first `written` bytes of the body, when it can be known.
+    fn digest_at(&self, written: u64) -> Option<ResumableDigest> {
+        if written == self.seen {
+            return Some(self.digest.clone());
+        }
+        let (_, state) = self.snapshots.iter().find(|(at, _)| *at == written)?;
+        ResumableDigest::restore(state).ok()
+    }
 }
 
 /// Wraps `body` so that every byte it yields is fed to `taken`.
@@ -36,14 +74,13 @@ fn tap(body: ByteStream, taken: Arc<Mutex<Taken>>) -> ByteStream {
     body.map(move |chunk| {
         if let Ok(bytes) = &chunk {
             let mut taken = taken.lock().unwrap_or_else(PoisonError::into_inner);
-            taken.digest.update(bytes);
             if let Some(checksum) = &mut taken.checksum {
                 checksum.update(bytes);
             }
             let room = SNIFF_LEN.saturating_sub(taken.head.len());
             let end = room.min(bytes.len());
             taken.head.extend_from_slice(&bytes[..end]);
-            taken.seen += bytes.len() as u64;
+            taken.feed(bytes);
         }
         chunk
     })
@@ -171,16 +208,18 @@ impl ResumableUploads {
         length: Option<u64>,
         room: u64,
     ) -> Result<(Option<ResumableProgress>, Option<BlobError>), Error> {
+        let key = BlobKey::new(upload.account_id, upload.file_id);
+        let store = self.ports.store.as_ref();
+        let checkpoints = store.checkpoints(&upload.store, upload.offset, body.length);
         let taken = Arc::new(Mutex::new(Taken {
             digest: ResumableDigest::restore(&upload.digest)
                 .map_err(|e| Error::Internal(Box::new(e)))?,
             checksum: body.checksum.as_ref().map(ChecksumVerifier::new),
             head: upload.head.clone(),
-            seen: 0,
+            checkpoints: checkpoints.into(),
+            ..Taken::default()
         }));
         let bytes = tap(limit_stream(body.bytes, room), taken.clone());
-        let key = BlobKey::new(upload.account_id, upload.file_id);
-        let store = self.ports.store.as_ref();
         let append = store.append(
             &key,
             &upload.store,
@@ -196,33 +235,30 @@ impl ResumableUploads {
             Either::Left((appended, _)) => appended?,
             Either::Right(((), _)) => return Err(Error::UploadLocked),
         };
-        let taken = {
-            let mut guard = taken.lock().unwrap_or_else(PoisonError::into_inner);
-            Taken {
-                digest: std::mem::take(&mut guard.digest),
-                checksum: guard.checksum.take(),
-                head: std::mem::take(&mut guard.head),
-                seen: guard.seen,
-            }
-        };
-        // Bytes that reached the hashes but not the store cannot be taken back out of the digest.
-        let whole = appended.written == taken.seen;
-        let checked = match taken.checksum {
+        let mut taken = std::mem::take(&mut *taken.lock().unwrap_or_else(PoisonError::into_inner));
+        // A checksum covers the whole body: a part of it cannot be checked.
+        let checked = match taken.checksum.take() {
             None => true,
             Some(checksum) => appended.interrupted.is_none() && checksum.matches(),
         };
-        if !whole || !checked {
+        // Bytes that reached the digest but not the store cannot be taken back out of it,
+        // except where it was saved.
+        let digest = taken.digest_at(appended.written);
+        let (Some(digest), true) = (digest, checked) else {
             let interrupted = appended.interrupted.or_else(|| {
-                (!whole)
-                    .then(|| BlobError::Unavailable("bytes lost on the way to the store".into()))
+                checked.then(|| BlobError::Unavailable("bytes lost on the way to the store".into()))
             });
             return Ok((None, interrupted));
-        }
+        };
+        let kept = upload.offset + appended.written;
+        taken
+            .head
+            .truncate(usize::try_from(kept).unwrap_or(usize::MAX));
         let progress = ResumableProgress {
             length,
-            offset: upload.offset + appended.written,
+            offset: kept,
             store: appended.progress,
-            digest: taken.digest.save(),
+            digest: digest.save(),
             head: taken.head,
             stage: ResumableStage::Open,
             expires_at: self.expiry(),
@@ -297,5 +333,29 @@ impl ResumableUploads {
         let result = self.append_locked(append, *upload, token).await;
         self.unlock(id, token).await;
         result
+    }
+}
+
+#[cfg(test)]
+mod taken_tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_is_known_at_every_checkpoint_and_at_the_end() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let mut taken = Taken {
+            checkpoints: vec![100, 4_096, 4_097, 9_999].into(),
+            ..Taken::default()
+        };
+        for chunk in data.chunks(1_000) {
+            taken.feed(chunk);
+        }
+        for at in [100usize, 4_096, 4_097, 9_999, 10_000] {
+            let mut expected = ResumableDigest::new();
+            expected.update(&data[..at]);
+            let digest = taken.digest_at(at as u64).expect("a checkpoint");
+            assert_eq!(digest.finish(), expected.finish(), "at {at}");
+        }
+        assert!(taken.digest_at(5_000).is_none());
     }
 }

@@ -81,6 +81,7 @@ impl Mocks {
             Ok(())
         });
         let mut store = MockResumableStore::new();
+        store.expect_checkpoints().returning(|_, _, _| Vec::new());
         let s = shared.clone();
         store
             .expect_release()

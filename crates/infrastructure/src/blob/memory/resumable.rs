@@ -135,6 +135,11 @@ impl ResumableStore for MemoryBlobStore {
         })
     }
 
+    /// Every byte that arrived is kept.
+    fn checkpoints(&self, _: &StoreProgress, _: u64, _: Option<u64>) -> Vec<u64> {
+        Vec::new()
+    }
+
     async fn release(&self, _key: &BlobKey, _previous: &StoreProgress, _committed: &StoreProgress) {
         // Every append rewrites the one buffer in place: no replaced tail outlives its commit.
     }

@@ -321,6 +321,12 @@ impl ResumableStore for S3ResumableStore {
             .await
     }
 
+    fn checkpoints(&self, progress: &StoreProgress, _offset: u64, length: Option<u64>) -> Vec<u64> {
+        Progress::parse(progress)
+            .map(|progress| self.body_checkpoints(&progress, length))
+            .unwrap_or_default()
+    }
+
     async fn release(&self, key: &BlobKey, previous: &StoreProgress, committed: &StoreProgress) {
         let (Ok(previous), Ok(committed)) = (Progress::parse(previous), Progress::parse(committed))
         else {

@@ -68,14 +68,9 @@ impl S3ResumableStore {
             })));
         }
         let upload = self.upload(key, &progress);
-        let streaming = self
-            .store
-            .stream_uploads
-            .load(std::sync::atomic::Ordering::Relaxed);
         match length {
             Some(0) => appended(&progress, offset, None),
-            // Fewer bytes than a part end up in one buffer (the tail or the last part) anyway.
-            Some(len) if streaming && progress.tail_size() + len >= MIN_PART_SIZE as u64 => {
+            Some(len) if self.streams(&progress, len) => {
                 self.append_streamed(&upload, progress, offset, len, body)
                     .await
             }
@@ -84,6 +79,38 @@ impl S3ResumableStore {
                     .await
             }
         }
+    }
+
+    /// Whether `len` bytes after `progress` are streamed into parts of known length. Fewer bytes
+    /// than a part end up in one buffer (the tail or the last part) anyway.
+    fn streams(&self, progress: &Progress, len: u64) -> bool {
+        let streaming = self
+            .store
+            .stream_uploads
+            .load(std::sync::atomic::Ordering::Relaxed);
+        streaming && progress.tail_size() + len >= MIN_PART_SIZE as u64
+    }
+
+    /// The parts a streamed append of `len` bytes after `progress` sends.
+    fn streamed_parts(&self, progress: &Progress, len: u64) -> Vec<u64> {
+        let target = STREAMED_PARTS_PER_PART * self.store.part_size as u64;
+        progress::plan_parts(progress.tail_size() + len, target)
+    }
+
+    /// Where a streamed append may stop short: the end of each part, in bytes of the body (the
+    /// first part begins with the tail's bytes). A buffered one keeps whatever arrived.
+    pub(super) fn body_checkpoints(&self, progress: &Progress, length: Option<u64>) -> Vec<u64> {
+        let Some(len) = length.filter(|&len| len > 0 && self.streams(progress, len)) else {
+            return Vec::new();
+        };
+        let tail = progress.tail_size();
+        self.streamed_parts(progress, len)
+            .iter()
+            .scan(0u64, |end, size| {
+                *end += size;
+                Some(end.saturating_sub(tail))
+            })
+            .collect()
     }
 
     /// Streams the tail and `len` bytes of `body` into parts, each sent as it arrives.
@@ -95,8 +122,7 @@ impl S3ResumableStore {
         len: u64,
         body: ByteStream,
     ) -> Result<Appended, BlobError> {
-        let target = STREAMED_PARTS_PER_PART * self.store.part_size as u64;
-        let sizes = progress::plan_parts(progress.tail_size() + len, target);
+        let sizes = self.streamed_parts(&progress, len);
         let first = progress.next_number();
         let count = i32::try_from(sizes.len()).unwrap_or(i32::MAX);
         if first.saturating_add(count) - 1 > progress::MAX_PART_NUMBER {
