@@ -13,13 +13,13 @@ TEST_RUN := $(CARGO) nextest run --no-fail-fast --workspace
 TEST_BUILD := $(CARGO) nextest run --workspace --no-run
 IGNORED_ONLY := --run-ignored only
 BLACK_BOX := -E 'package(stowage-tests)'
-HTTP_SUITES := -E 'package(stowage-tests) & (binary(http) | binary(credentials) | binary(keys) | binary(upload_urls))'
+HTTP_SUITES := -E 'package(stowage-tests) & (binary(http) | binary(credentials) | binary(keys) | binary(upload_urls) | binary(tus))'
 else
 TEST_RUN := $(CARGO) test --no-fail-fast --workspace
 TEST_BUILD := $(CARGO) test --workspace --no-run
 IGNORED_ONLY := -- --ignored
-BLACK_BOX := --test http --test credentials --test storage --test pneumatic --test keys --test upload_urls
-HTTP_SUITES := --test http --test credentials --test keys --test upload_urls
+BLACK_BOX := --test http --test credentials --test storage --test pneumatic --test keys --test upload_urls --test tus
+HTTP_SUITES := --test http --test credentials --test keys --test upload_urls --test tus
 endif
 
 .PHONY: help run build release test test-integration s3s-fs moto check-deploy bench lint fmt check ci clean schemathesis
