@@ -191,7 +191,8 @@ pub trait ResumableRepository: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ResumableUpload>, RepoError>;
 
-    /// Every upload not expired at `now`, whatever its stage, at most `limit`, so that `gc`
+    /// Every upload not expired at `now` or locked by a live lock, whatever its stage, at most
+    /// `limit`, so that `gc`
     /// spares what they hold in the store (a completed partial upload's blob has no file record).
     ///
     /// # Errors

@@ -192,15 +192,55 @@ impl ResumableUploads {
         let upload = self.owned(principal, id).await?;
         if upload.stage == ResumableStage::Open && upload.length == Some(upload.offset) {
             let token = ClaimToken::new_random();
-            if let ResumableLock::Locked(upload) = self.lock(id, token).await? {
-                let result = self
-                    .complete_locked(principal, *upload, token, request)
-                    .await;
-                self.unlock(id, token).await;
-                return result;
-            }
+            // Every byte is in but the file may not be: while another request completes the
+            // upload, the client must ask again rather than take it for done.
+            let ResumableLock::Locked(upload) = self.lock(id, token).await? else {
+                return Err(Error::UploadLocked);
+            };
+            let result = self
+                .held(
+                    id,
+                    token,
+                    self.complete_locked(principal, *upload, token, request),
+                )
+                .await;
+            self.unlock(id, token).await;
+            return result;
         }
-        Ok(ResumableStatus::of(&upload, None))
+        self.described(&upload).await
+    }
+
+    /// `upload` as an answer describes it: with its file once it is one, so that a client that
+    /// lost the completing answer still learns the file.
+    async fn described(&self, upload: &ResumableUpload) -> Result<ResumableStatus, Error> {
+        let is_file =
+            upload.stage == ResumableStage::Completed && upload.concat != Some(Concat::Partial);
+        let file = if is_file {
+            match self.ports.files.get(upload.file_id).await {
+                Ok(file) => Some(file),
+                Err(RepoError::NotFound) => None,
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            None
+        };
+        Ok(ResumableStatus::of(upload, file))
+    }
+
+    /// Runs `work` while the lock `token` holds on `id` is renewed; a lock lost meanwhile stops
+    /// it (`UploadLocked`).
+    async fn held<T>(
+        &self,
+        id: ResumableId,
+        token: ClaimToken,
+        work: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let work = std::pin::pin!(work);
+        let hold = self.ports.uploads.hold(id, token, RESUMABLE_LEASE);
+        match futures_util::future::select(work, hold).await {
+            futures_util::future::Either::Left((result, _)) => result,
+            futures_util::future::Either::Right(((), _)) => Err(Error::UploadLocked),
+        }
     }
 
     /// Ends the upload `id` and drops its bytes (tus termination). A completed upload's file
@@ -279,6 +319,8 @@ impl ResumableUploads {
     async fn discard(&self, upload: &ResumableUpload) {
         let key = BlobKey::new(upload.account_id, upload.file_id);
         match (upload.stage, &upload.concat) {
+            // A final concatenation holds nothing unfinished in the store.
+            (ResumableStage::Open, Some(Concat::Final(_))) => {}
             (ResumableStage::Open, _) => {
                 if let Err(e) = self.ports.store.abort(&key, &upload.store).await {
                     tracing::warn!(error = %e, "bytes of an ended resumable upload left behind; gc will remove them");

@@ -338,10 +338,12 @@ impl ResumableRepository for SeaOrmResumableRepository {
         now: OffsetDateTime,
         limit: u32,
     ) -> Result<Vec<ResumableUpload>, RepoError> {
+        let db_now = self.now();
+        // A locked upload is live whatever its expiry: a request is writing it right now.
         self.query_all(
             &format!(
                 "SELECT {COLUMNS} FROM resumable_uploads WHERE expires_at >= $1 \
-                 ORDER BY expires_at LIMIT $2"
+                 OR locked_until >= {db_now} ORDER BY expires_at LIMIT $2"
             ),
             vec![unix_millis(now).into(), i64::from(limit).into()],
         )

@@ -51,7 +51,8 @@ pub(crate) fn parse_kind(name: &str) -> Option<PrincipalKind> {
 
 /// Runs `renew` (an `UPDATE` extending a lease held under a token) every third of `lease`,
 /// so that it never lapses while its holder lives; ends once `renew` changes no row, that is
-/// once the lease is lost.
+/// once the lease is lost, or once renewals have failed for so long that the lease may have
+/// lapsed (another holder may have taken it).
 pub(crate) async fn renew_while_held(
     db: DatabaseConnection,
     renew: Statement,
@@ -59,13 +60,19 @@ pub(crate) async fn renew_while_held(
     what: &'static str,
 ) {
     let every = lease / 3;
+    let mut renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
         match db.execute(renew.clone()).await {
             Ok(r) if r.rows_affected() == 0 => return,
-            Ok(_) => {}
+            Ok(_) => renewed = tokio::time::Instant::now(),
             // The lease stands until it lapses: the next renewal may still make it.
-            Err(e) => tracing::warn!(error = %e, lease = what, "a lease could not be renewed"),
+            Err(e) => {
+                tracing::warn!(error = %e, lease = what, "a lease could not be renewed");
+                if renewed.elapsed() + every >= lease {
+                    return;
+                }
+            }
         }
     }
 }

@@ -28,10 +28,22 @@ use crate::upload::{raw_body, stated_length};
 /// Every answer of a tus route, errors included, with `Tus-Resumable`.
 fn tus(result: Result<Response, ApiError>) -> Response {
     let mut response = result.unwrap_or_else(IntoResponse::into_response);
+    let headers = response.headers_mut();
+    headers.insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
+    // tus: a 412 names the versions the server speaks.
+    if response.status() == StatusCode::PRECONDITION_FAILED {
+        response
+            .headers_mut()
+            .insert("tus-version", HeaderValue::from_static(TUS_VERSION));
+    }
     response
-        .headers_mut()
-        .insert(TUS_RESUMABLE, HeaderValue::from_static(TUS_VERSION));
-    response
+}
+
+/// Counts the bytes of a file a request completed, as every upload does.
+fn count_file(status: &stowage_application::use_cases::ResumableStatus) {
+    if let Some(file) = &status.file {
+        metrics::counter!("stowage_upload_bytes_total").increment(file.size());
+    }
 }
 
 fn service(state: &AppState) -> Result<&ResumableUploads, Error> {
@@ -148,7 +160,7 @@ async fn create(
     } else {
         None
     };
-    let _slot = match body {
+    let slot = match body {
         Some(_) => Some(state.upload_slots().acquire(requester_address(&facts))?),
         None => None,
     };
@@ -162,9 +174,14 @@ async fn create(
     };
     // The work goes on when the client is gone: a body cut off still commits what arrived.
     let task_state = state.clone();
-    let status = tokio::spawn(async move { service(&task_state)?.create(create).await })
-        .await
-        .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))??;
+    let status = tokio::spawn(async move {
+        // The client's slot is held until the work is done, not until the client leaves.
+        let _slot = slot;
+        service(&task_state)?.create(create).await
+    })
+    .await
+    .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))??;
+    count_file(&status);
     let mut response = describe(&state, &status, StatusCode::CREATED)?;
     let location = format!("{}/tus/{}", state.settings().files_url, status.id);
     response.headers_mut().insert(
@@ -262,7 +279,7 @@ async fn append(
     let offset = required_number(&parts.headers, "upload-offset")?;
     let length = optional_number(&parts.headers, "upload-length")?;
     let body = bytes_of(&parts.headers, body)?;
-    let _slot = state.upload_slots().acquire(requester_address(&facts))?;
+    let slot = state.upload_slots().acquire(requester_address(&facts))?;
     let append = AppendResumable {
         principal,
         id,
@@ -273,9 +290,14 @@ async fn append(
     };
     // The work goes on when the client is gone: a body cut off still commits what arrived.
     let task_state = state.clone();
-    let status = tokio::spawn(async move { service(&task_state)?.append(append).await })
-        .await
-        .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))??;
+    let status = tokio::spawn(async move {
+        // The client's slot is held until the work is done, not until the client leaves.
+        let _slot = slot;
+        service(&task_state)?.append(append).await
+    })
+    .await
+    .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))??;
+    count_file(&status);
     describe(&state, &status, StatusCode::NO_CONTENT)
 }
 

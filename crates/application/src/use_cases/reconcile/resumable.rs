@@ -4,7 +4,7 @@ use stowage_domain::BlobKey;
 
 use super::{Pending, Reconcile, ReconcileReport};
 use crate::error::Error;
-use crate::ports::{Concat, RepoError, ResumableStage};
+use crate::ports::{Concat, RepoError, ResumableStage, ResumableStore, ResumableUpload};
 
 /// Uploads handled per call of the repository.
 const PAGE: u32 = 1_000;
@@ -36,40 +36,63 @@ impl Reconcile {
             if expired.is_empty() {
                 return Ok(());
             }
+            let mut ended = 0;
             for upload in &expired {
                 report.expired_resumable_uploads.push(upload.file_id);
                 if dry_run {
                     continue;
                 }
-                let key = BlobKey::new(upload.account_id, upload.file_id);
-                // A completion that recorded the file and died before it marked the upload left
-                // an ordinary file: only the state goes.
-                let recorded = match self.repo.get(upload.file_id).await {
-                    Ok(_) => true,
-                    Err(RepoError::NotFound) => false,
-                    Err(e) => return Err(e.into()),
-                };
-                if !recorded {
-                    match (upload.stage, &upload.concat) {
-                        (ResumableStage::Open, _) => {
-                            store.abort(&key, &upload.store).await?;
-                            // Bytes finished by a completion that died before its record.
-                            self.blobs.delete(&key).await?;
+                // One upload that cannot be ended now must not stop the rest of the run.
+                match self.end_resumable(upload, store.as_ref()).await {
+                    Ok(recorded) => {
+                        if !recorded {
+                            pending.ended.insert(upload.file_id);
                         }
-                        (ResumableStage::Completed, Some(Concat::Partial)) => {
-                            self.blobs.delete(&key).await?;
-                        }
-                        (ResumableStage::Completed, _) => {}
+                        uploads.delete(upload.id).await?;
+                        report.removed += 1;
+                        ended += 1;
                     }
-                    pending.ended.insert(upload.file_id);
+                    Err(e) => {
+                        tracing::warn!(error = %e, upload = %upload.id, "an expired resumable upload could not be ended; the next gc will try again");
+                    }
                 }
-                uploads.delete(upload.id).await?;
-                report.removed += 1;
             }
-            if dry_run || expired.len() < PAGE as usize {
+            // A page of uploads that all failed would come back forever.
+            if dry_run || expired.len() < PAGE as usize || ended == 0 {
                 return Ok(());
             }
         }
+    }
+}
+
+impl Reconcile {
+    /// Drops what an expired upload holds in the store; says whether its file was recorded (a
+    /// completion that died before it marked the upload left an ordinary file, which stays).
+    async fn end_resumable(
+        &self,
+        upload: &ResumableUpload,
+        store: &dyn ResumableStore,
+    ) -> Result<bool, Error> {
+        let key = BlobKey::new(upload.account_id, upload.file_id);
+        match self.repo.get(upload.file_id).await {
+            Ok(_) => return Ok(true),
+            Err(RepoError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        match (upload.stage, &upload.concat) {
+            // A final concatenation holds nothing unfinished, at most its joined blob.
+            (ResumableStage::Open, Some(Concat::Final(_))) => self.blobs.delete(&key).await?,
+            (ResumableStage::Open, _) => {
+                store.abort(&key, &upload.store).await?;
+                // Bytes finished by a completion that died before its record.
+                self.blobs.delete(&key).await?;
+            }
+            (ResumableStage::Completed, Some(Concat::Partial)) => {
+                self.blobs.delete(&key).await?;
+            }
+            (ResumableStage::Completed, _) => {}
+        }
+        Ok(false)
     }
 }
 

@@ -132,7 +132,7 @@ impl ResumableUploads {
         if upload.stage == ResumableStage::Completed {
             // Every byte is in: only an empty request fits.
             return match request.body.length {
-                Some(0) => Ok(ResumableStatus::of(&upload, None)),
+                Some(0) => self.described(&upload).await,
                 _ => Err(Error::TooLarge {
                     limit: upload.offset,
                 }),
@@ -190,9 +190,10 @@ impl ResumableUploads {
         };
         let upload = self.commit(&upload, token, &progress).await?;
         if upload.length == Some(upload.offset) {
-            return self
-                .complete_locked(&request.principal, upload, token, &request.request)
-                .await;
+            let id = upload.id;
+            let complete =
+                self.complete_locked(&request.principal, upload, token, &request.request);
+            return self.held(id, token, complete).await;
         }
         Ok(ResumableStatus::of(&upload, None))
     }

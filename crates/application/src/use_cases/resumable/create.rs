@@ -172,9 +172,26 @@ impl ResumableUploads {
         let ResumableLock::Locked(upload) = self.lock(upload.id, token).await? else {
             return Err(Error::UploadLocked);
         };
-        let result = self
-            .assemble(principal, &upload, metadata, &parts, token, request)
-            .await;
+        // The partials are held too: a DELETE or another final upload must not take their
+        // bytes away while they are joined.
+        let mut held = Vec::with_capacity(parts.len());
+        for part in &parts {
+            match self.lock(part.id, token).await {
+                Ok(ResumableLock::Locked(_)) => held.push(part.id),
+                Ok(ResumableLock::Busy) | Err(_) => {
+                    for id in held {
+                        self.unlock(id, token).await;
+                    }
+                    self.unlock(upload.id, token).await;
+                    if let Err(e) = self.ports.uploads.delete(upload.id).await {
+                        tracing::warn!(error = %e, "a failed final upload stays until it expires");
+                    }
+                    return Err(Error::UploadLocked);
+                }
+            }
+        }
+        let assemble = self.assemble(principal, &upload, metadata, &parts, token, request);
+        let result = self.held(upload.id, token, assemble).await;
         match &result {
             Ok(_) => {
                 self.unlock(upload.id, token).await;
@@ -183,6 +200,9 @@ impl ResumableUploads {
                 }
             }
             Err(_) => {
+                for id in held {
+                    self.unlock(id, token).await;
+                }
                 if let Err(e) = self.ports.uploads.delete(upload.id).await {
                     tracing::warn!(error = %e, "a failed final upload stays until it expires");
                 }

@@ -165,6 +165,7 @@ impl Mocks {
             row.map(|u| ResumableLock::Locked(u.into()))
                 .ok_or(RepoError::NotFound)
         });
+        self.holding_the_lock();
     }
 
     /// Progress is stored while the lock holds (`held`), and recorded.

@@ -358,6 +358,10 @@ impl ResumableStore for S3ResumableStore {
     }
 
     async fn abort(&self, key: &BlobKey, progress: &StoreProgress) -> Result<(), BlobError> {
+        // No progress: nothing was ever begun in the store (a final concatenation's state).
+        if progress.0.is_empty() {
+            return Ok(());
+        }
         let progress = Progress::parse(progress)?;
         let upload = self.upload(key, &progress);
         self.abort_multipart(&upload).await?;

@@ -204,7 +204,6 @@ pub fn describe(
         HeaderValue::from_str(&expires).map_err(internal)?,
     );
     if let Some(file) = &status.file {
-        metrics::counter!("stowage_upload_bytes_total").increment(file.size());
         let info = FileInfoResponse::from_record(file, files_url);
         headers.insert(
             "stowage-file-id",

@@ -218,6 +218,13 @@ async fn a_completed_upload_takes_only_an_empty_request() {
     mocks.table(std::slice::from_ref(&upload));
     mocks.lockable();
     mocks.store.expect_append().never();
+    let file = crate::use_cases::fixtures::record(None, 1);
+    let answered = file.clone();
+    mocks
+        .files
+        .expect_get()
+        .with(mockall::predicate::eq(upload.file_id))
+        .returning(move |_| Ok(answered.clone()));
     let shared = mocks.seen();
     let resumable = mocks.resumable();
 
@@ -225,6 +232,8 @@ async fn a_completed_upload_takes_only_an_empty_request() {
         .append(patch(&upload, AppendBody::empty()))
         .await
         .unwrap();
+    // A client that lost the completing answer still learns the file.
+    assert_eq!(status.file, Some(file));
     let err = resumable
         .append(patch(&upload, body(&[b"d"])))
         .await
