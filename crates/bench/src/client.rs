@@ -105,6 +105,7 @@ async fn file_id(response: reqwest::Response) -> Result<String> {
 }
 
 /// Clients of Stowage and of the S3 server behind it, and the bytes they send.
+#[derive(Clone)]
 pub struct Bench {
     pub http: reqwest::Client,
     pub base: String,

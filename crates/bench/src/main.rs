@@ -4,8 +4,10 @@
 //! large and concurrent transfers, authenticated small downloads (opaque Django token: Redis,
 //! database and access check on every request), a ranged read, and the server's memory while
 //! 4 × 1 GiB cross it, and last `GET /files` pages of an account of 1 000 000 files, with and
-//! without a key prefix (seeded straight into the database). Prints a table and writes `target/bench/results.json`. Not a test: no
-//! thresholds, it is how we know. `BENCH_QUICK=1` shortens every phase for a smoke run.
+//! without a key prefix (seeded straight into the database), a direct upload, and a tus upload
+//! in 8 MiB `PATCH`es beside a plain one, with the memory of 8 at once. Prints a table and
+//! writes `target/bench/results.json`. Not a test: no thresholds, it is how we know.
+//! `BENCH_QUICK=1` shortens every phase for a smoke run.
 
 mod client;
 mod direct;
@@ -17,6 +19,7 @@ mod procstats;
 mod report;
 mod settings;
 mod stats;
+mod tus;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -61,6 +64,7 @@ async fn main() -> Result<()> {
             redis_url: &settings.redis,
             redis_prefix: &auth.prefix,
             s3_endpoint: &endpoint,
+            backend: "s3",
         },
     )?;
 
@@ -125,6 +129,37 @@ async fn main() -> Result<()> {
     if settings.runs("direct") {
         results.insert("direct_upload_256mib".into(), run.direct().await?);
         memory.push(memory_now(pid, "direct"));
+    }
+    if settings.runs("tus") {
+        results.insert("tus_upload".into(), run.tus().await?);
+        memory.push(memory_now(pid, "tus"));
+        // The same on local disk, where finishing an upload is a rename rather than the S3
+        // server assembling its parts: a second Stowage on the same database.
+        let fs_port = free_port()?;
+        let fs_pid = start_stowage(
+            &mut children,
+            Stowage {
+                bin: &settings.stowage_bin,
+                port: fs_port,
+                data_dir: work.join("data-fs"),
+                auth_secret: &auth.secret,
+                database_url: database_url.clone(),
+                redis_url: &settings.redis,
+                redis_prefix: &auth.prefix,
+                s3_endpoint: &endpoint,
+                backend: "fs",
+            },
+        )?;
+        let on_disk = Run {
+            settings: &settings,
+            bench: Arc::new(Bench {
+                base: format!("http://127.0.0.1:{fs_port}"),
+                ..run.bench.as_ref().clone()
+            }),
+            pid: fs_pid,
+            s3_pid,
+        };
+        results.insert("tus_upload_fs".into(), on_disk.tus().await?);
     }
     results.insert("memory_after_each_phase".into(), Value::Array(memory));
     results.insert(

@@ -204,7 +204,7 @@ impl Run<'_> {
 
     /// Runs `transfer`, which moves `bytes`, while sampling the server's memory; what it
     /// returns, its rate and the server's peak resident memory in KiB.
-    async fn sampled<F: Future<Output = Result<T>>, T>(
+    pub(crate) async fn sampled<F: Future<Output = Result<T>>, T>(
         &self,
         bytes: usize,
         transfer: F,

@@ -83,6 +83,8 @@ pub struct Stowage<'a> {
     pub redis_url: &'a str,
     pub redis_prefix: &'a str,
     pub s3_endpoint: &'a str,
+    /// `STORAGE_BACKEND`: `s3` (on `s3_endpoint`) or `fs` (under `data_dir`).
+    pub backend: &'a str,
 }
 
 /// Starts `stowage-api` with only the environment `stowage` sets and waits until it listens;
@@ -97,7 +99,7 @@ pub fn start_stowage(children: &mut Guard, stowage: Stowage<'_>) -> Result<u32> 
         .env("DATABASE_MAX_CONNECTIONS", "32")
         .env("REDIS_URL", stowage.redis_url)
         .env("REDIS_KEY_PREFIX", stowage.redis_prefix)
-        .env("STORAGE_BACKEND", "s3")
+        .env("STORAGE_BACKEND", stowage.backend)
         .env("S3_ENDPOINT", stowage.s3_endpoint)
         .env("S3_ACCESS_KEY", S3_ACCESS_KEY)
         .env("S3_SECRET_KEY", S3_SECRET_KEY)

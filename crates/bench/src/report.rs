@@ -145,6 +145,8 @@ pub fn print_table(r: &Value) {
             &f(&d["ratio"]),
         );
     }
+    tus_rows(&r["tus_upload"], "S3");
+    tus_rows(&r["tus_upload_fs"], "disk");
     single(
         "peak RSS over the whole run, MiB",
         &f(&r["peak_rss_whole_run_mib"]),
@@ -195,4 +197,52 @@ fn listing_rows(l: &Value) {
         );
     }
     single("  seeding the files, s", &f(&l["seed_seconds"]));
+}
+
+/// The tus phase's rows: the rate beside a plain upload, where a `PATCH`'s time goes, and the
+/// memory of concurrent uploads.
+fn tus_rows(t: &Value, store: &str) {
+    if t.is_null() {
+        return;
+    }
+    let size = format!(
+        "{} MiB tus ({} MiB PATCHes) on {store}",
+        t["mib"], t["chunk_mib"]
+    );
+    compared(
+        &format!("{size} vs POST /files, MiB/s"),
+        &f(&t["tus_mib_s"]),
+        &f(&t["post_mib_s"]),
+        &f(&t["ratio"]),
+    );
+    let p50_max = |p: &Value| format!("{} / {}", f(&p["p50_ms"]), f(&p["max_ms"]));
+    for (key, label) in [
+        ("create_ms", "tus POST (creation)"),
+        ("patch_ms", "tus PATCH, all but the last"),
+        ("patch_after_body_ms", "tus PATCH, last byte sent to answer"),
+        ("last_patch_ms", "tus last PATCH (completes the file)"),
+    ] {
+        single(&format!("{label}: p50 / max ms"), &p50_max(&t[key]));
+    }
+    let cpu = |way: &str| f(&t["cpu"][way]["stowage_ns_per_byte"]);
+    beside(
+        "CPU ns/B stowage, tus / POST /files",
+        &cpu("tus"),
+        &cpu("post"),
+    );
+    let c = &t["concurrent"];
+    let many = format!(
+        "{} x {} MiB tus at once on {store}",
+        c["uploads"], c["mib_each"]
+    );
+    single(
+        &format!("{many}, aggregate MiB/s"),
+        &f(&c["aggregate_mib_s"]),
+    );
+    single(&format!("{many}: RSS idle, MiB"), &f(&c["rss_idle_mib"]));
+    single(&format!("{many}: peak RSS, MiB"), &f(&c["peak_rss_mib"]));
+    single(
+        &format!("{many}: peak above idle, MiB"),
+        &f(&c["peak_above_idle_mib"]),
+    );
 }

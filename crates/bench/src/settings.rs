@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 /// The phases in the order they run.
-pub const PHASES: [&str; 7] = [
+pub const PHASES: [&str; 8] = [
     "large",
     "concurrent",
     "small",
@@ -14,6 +14,7 @@ pub const PHASES: [&str; 7] = [
     "huge",
     "listing",
     "direct",
+    "tus",
 ];
 
 /// The run's environment: `BENCH_QUICK`, `BENCH_PHASES`, the fixtures' URLs and the binaries.

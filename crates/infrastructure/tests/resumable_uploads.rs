@@ -353,7 +353,10 @@ async fn expired_and_live_uploads_are_told_apart(repo: SeaOrmResumableRepository
         repo.live(now, 10).await.unwrap(),
         [expired_locked.clone(), live.clone(), later]
     );
-    assert_eq!(repo.live(now, 1).await.unwrap(), [expired_locked.clone()]);
+    assert_eq!(
+        repo.live(now, 1).await.unwrap(),
+        std::slice::from_ref(&expired_locked)
+    );
     // Once its lock is given up, gc may have it.
     repo.unlock(expired_locked.id, token).await.unwrap();
     assert_eq!(repo.expired(now, 10).await.unwrap().len(), 3);

@@ -44,6 +44,9 @@ async fn an_untouched_upload_expires_and_gc_removes_it_and_its_bytes() {
     );
 
     assert_eq!(head(&url, &auth).await, (404, None), "gc report: {report}");
+    // On S3 a ListMultipartUploads would be the direct proof that gc aborted the upload, but
+    // s3s-fs answers it NotImplemented; its data directory keeps every multipart upload's record
+    // (`.upload-{id}.json`) and parts (`.upload_id-{id}.part-{n}`), which `leftovers` lists.
     assert_eq!(
         leftovers(&server),
         kept_blobs,

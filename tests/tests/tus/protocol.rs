@@ -209,3 +209,102 @@ async fn an_avatar_upload_of_no_image_is_refused_and_gone() {
     assert_eq!(server.row_count().await, 0);
     assert_eq!(leftovers(&server), Vec::<std::path::PathBuf>::new());
 }
+
+/// The headers a browser's tus client must read from an answer.
+const EXPOSED: [&str; 7] = [
+    "location",
+    "upload-offset",
+    "upload-length",
+    "tus-resumable",
+    "upload-expires",
+    "stowage-file-id",
+    "stowage-file-url",
+];
+
+/// Asserts that `response` lets `origin` (with credentials) read every header of [`EXPOSED`].
+fn assert_exposed(response: &reqwest::Response, origin: &str, what: &str) {
+    assert_eq!(
+        header(response, "access-control-allow-origin").as_deref(),
+        Some(origin),
+        "{what}"
+    );
+    assert_eq!(
+        header(response, "access-control-allow-credentials").as_deref(),
+        Some("true"),
+        "{what}"
+    );
+    let exposed = header(response, "access-control-expose-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in EXPOSED {
+        assert!(
+            exposed.split(',').any(|e| e.trim() == name),
+            "{what}: {name} in {exposed}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_browser_of_an_allowed_origin_may_send_tus_requests_and_read_their_answers() {
+    const ORIGIN: &str = "https://app.example";
+    let server = server(&[("ALLOWED_ORIGINS", ORIGIN)]).await;
+    let auth = server.bearer(Some(1), 1);
+    let data = b"bytes a browser sends".to_vec();
+    let url = create(&server, &auth, data.len(), "").await;
+
+    let preflight = client()
+        .request(Method::OPTIONS, &url)
+        .header("Origin", ORIGIN)
+        .header("Access-Control-Request-Method", "PATCH")
+        .header(
+            "Access-Control-Request-Headers",
+            "tus-resumable,upload-offset,upload-checksum,content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(
+        header(&preflight, "access-control-allow-origin").as_deref(),
+        Some(ORIGIN)
+    );
+    let methods = header(&preflight, "access-control-allow-methods").unwrap_or_default();
+    assert!(methods.split(',').any(|m| m.trim() == "PATCH"), "{methods}");
+    let allowed = header(&preflight, "access-control-allow-headers")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    for name in [
+        "tus-resumable",
+        "upload-offset",
+        "upload-checksum",
+        "content-type",
+    ] {
+        assert!(
+            allowed.split(',').any(|h| h.trim() == name),
+            "{name} in {allowed}"
+        );
+    }
+
+    let created = tus(Method::POST, &server.url("/files/tus"), &auth)
+        .header("Origin", ORIGIN)
+        .header("Upload-Length", "10")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    assert_exposed(&created, ORIGIN, "POST");
+
+    let completed = tus(Method::PATCH, &url, &auth)
+        .header("Origin", ORIGIN)
+        .header("Content-Type", OCTETS)
+        .header("Upload-Offset", "0")
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(completed.status(), 204);
+    assert_exposed(&completed, ORIGIN, "PATCH");
+    assert!(header(&completed, "stowage-file-url").is_some());
+    let id = header(&completed, "stowage-file-id").expect("Stowage-File-Id");
+    assert_file(&server, &auth, &id, &data).await;
+}

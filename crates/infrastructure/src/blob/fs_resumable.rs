@@ -154,7 +154,8 @@ impl ResumableStore for FsResumableStore {
         let (written, interrupted) = copy_body(&mut writer, body).await?;
         // What was received is kept even when the body broke off: the client resumes after it.
         writer.flush().await.map_err(unavailable)?;
-        writer.get_mut().sync_all().await.map_err(unavailable)?;
+        // The data and the length that reads it back; the rest of the inode can wait.
+        writer.get_mut().sync_data().await.map_err(unavailable)?;
         Ok(Appended {
             progress: StoreProgress::default(),
             written,
