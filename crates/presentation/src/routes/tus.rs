@@ -11,14 +11,14 @@ use axum::response::{IntoResponse, Response};
 use stowage_application::Error;
 use stowage_application::ports::ResumableId;
 use stowage_application::use_cases::{
-    AppendBody, AppendResumable, CreateResumable, ResumableUploads,
+    AppendBody, AppendResumable, CreateResumable, ResumableStatus, ResumableUploads,
 };
 
 use self::headers::{
     OFFSET_OCTET_STREAM, TUS_RESUMABLE, TUS_VERSION, concat_of, creation_length, describe,
     optional_number, required_number, upload_checksum,
 };
-use crate::client_limits::{Requester, requester_address};
+use crate::client_limits::{Requester, Slot, requester_address};
 use crate::dto::{RawFileBody, TusVersion};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::Authenticated;
@@ -39,11 +39,29 @@ fn tus(result: Result<Response, ApiError>) -> Response {
     response
 }
 
-/// Counts the bytes of a file a request completed, as every upload does.
-fn count_file(status: &stowage_application::use_cases::ResumableStatus) {
+/// Runs the future `work` makes on a task of its own, which goes on when the client is gone: a
+/// body cut off still commits what arrived, and the client's upload `slot` is held until the
+/// work is done. Counts the bytes of a file it completed, as every upload does.
+async fn detached<F, Fut>(
+    state: &AppState,
+    slot: Option<Slot>,
+    work: F,
+) -> Result<ResumableStatus, ApiError>
+where
+    F: FnOnce(AppState) -> Fut,
+    Fut: std::future::Future<Output = Result<ResumableStatus, Error>> + Send + 'static,
+{
+    let task = work(state.clone());
+    let status = tokio::spawn(async move {
+        let _slot = slot;
+        task.await
+    })
+    .await
+    .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))??;
     if let Some(file) = &status.file {
         metrics::counter!("stowage_upload_bytes_total").increment(file.size());
     }
+    Ok(status)
 }
 
 fn service(state: &AppState) -> Result<&ResumableUploads, Error> {
@@ -172,16 +190,10 @@ async fn create(
         body,
         request: facts,
     };
-    // The work goes on when the client is gone: a body cut off still commits what arrived.
-    let task_state = state.clone();
-    let status = tokio::spawn(async move {
-        // The client's slot is held until the work is done, not until the client leaves.
-        let _slot = slot;
-        service(&task_state)?.create(create).await
+    let status = detached(&state, slot, |state| async move {
+        service(&state)?.create(create).await
     })
-    .await
-    .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))??;
-    count_file(&status);
+    .await?;
     let mut response = describe(&state, &status, StatusCode::CREATED)?;
     let location = format!("{}/tus/{}", state.settings().files_url, status.id);
     response.headers_mut().insert(
@@ -288,16 +300,10 @@ async fn append(
         body,
         request: facts,
     };
-    // The work goes on when the client is gone: a body cut off still commits what arrived.
-    let task_state = state.clone();
-    let status = tokio::spawn(async move {
-        // The client's slot is held until the work is done, not until the client leaves.
-        let _slot = slot;
-        service(&task_state)?.append(append).await
+    let status = detached(&state, Some(slot), |state| async move {
+        service(&state)?.append(append).await
     })
-    .await
-    .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))??;
-    count_file(&status);
+    .await?;
     describe(&state, &status, StatusCode::NO_CONTENT)
 }
 
