@@ -12,6 +12,7 @@ mod m20261203_000005_owner_listing_index;
 mod m20261203_000006_upload_grants;
 mod m20261203_000007_direct_uploads;
 mod m20261204_000008_resumable_uploads;
+mod m20261204_000009_visibility;
 
 /// Every migration, in order.
 pub struct Migrator;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_upload_grants::Migration),
             Box::new(m20261203_000007_direct_uploads::Migration),
             Box::new(m20261204_000008_resumable_uploads::Migration),
+            Box::new(m20261204_000009_visibility::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ mod app;
 pub mod cloudinary;
 mod command;
 mod http;
+pub mod images;
 mod jwt;
 pub mod moto;
 pub mod nginx;

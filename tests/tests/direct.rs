@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use stowage_tests::{TEST_BUCKET, TestServer, client, file_id, json_with_status, pattern, send};
 
-const PNG: &[u8] =
-    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+const PNG: &[u8] = &stowage_tests::images::PNG;
 
 async fn s3_server() -> TestServer {
     TestServer::spawn_with(&[("STORAGE_BACKEND", "s3")]).await
@@ -247,6 +246,31 @@ async fn the_avatar_policy_refuses_text_and_deletes_it_and_accepts_a_png() {
     let info = json_with_status(complete(&server, &auth, &ticket, json!({})).await, 201).await;
     assert_eq!(info["content_type"], "image/png");
     assert_eq!(info["key"], "avatars/1");
+
+    // Its metadata is stripped from the object the client sent; the record describes the result.
+    let source = stowage_tests::images::jpeg_with_metadata();
+    let mut body = ticket_body("me.jpg", "image/jpeg", &source);
+    body["policy"] = json!("avatar");
+    body["sha256"] = json!(hex_sha256(&source));
+    let ticket = start(&server, &auth, body).await;
+    assert!(put(&ticket, &source).await.status().is_success());
+    let info = json_with_status(complete(&server, &auth, &ticket, json!({})).await, 201).await;
+    let stored = download(&server, &auth, &file_id(&info)).await;
+    for secret in stowage_tests::images::JPEG_SECRETS {
+        assert!(!stored.windows(secret.len()).any(|w| w == secret));
+    }
+    assert_eq!(info["size"], stored.len());
+    assert_eq!(info["sha256"], hex_sha256(&stored));
+    // A bomb is refused from its header, and nothing of it is kept.
+    let before = objects(&server);
+    let bomb = stowage_tests::images::png_bomb();
+    let mut body = ticket_body("bomb.png", "image/png", &bomb);
+    body["policy"] = json!("avatar");
+    let ticket = start(&server, &auth, body).await;
+    assert!(put(&ticket, &bomb).await.status().is_success());
+    let refused = code_of(complete(&server, &auth, &ticket, json!({})).await).await;
+    assert_eq!(refused, (422, "IMAGE_TOO_LARGE".to_owned()));
+    assert_eq!(objects(&server), before);
 }
 
 #[tokio::test]
@@ -260,7 +284,7 @@ async fn a_start_checks_size_visibility_and_key() {
     let response = post_json(&server, &auth, "/files/direct", &big).await;
     assert_eq!(code_of(response).await, (413, "FILE_TOO_LARGE".to_owned()));
     for (field, value) in [
-        ("visibility", json!("public")),
+        ("visibility", json!("shared")),
         ("key", json!("a//b")),
         ("sha256", json!("zz")),
     ] {
@@ -276,6 +300,21 @@ async fn a_start_checks_size_visibility_and_key() {
     let mut private = ticket_body("a.txt", "text/plain", b"x");
     private["visibility"] = json!("private");
     start(&server, &auth, private).await;
+    // A public direct upload makes a public file, served without a credential.
+    let mut public = ticket_body("a.txt", "text/plain", b"x");
+    public["visibility"] = json!("public");
+    let ticket = start(&server, &auth, public).await;
+    assert!(put(&ticket, b"x").await.status().is_success());
+    let info = json_with_status(complete(&server, &auth, &ticket, json!({})).await, 201).await;
+    assert_eq!(info["visibility"], "public");
+    let anonymous = send(
+        &server,
+        Method::GET,
+        &format!("/files/{}", file_id(&info)),
+        &[],
+    )
+    .await;
+    assert_eq!(anonymous.status(), 200);
 }
 
 #[tokio::test]

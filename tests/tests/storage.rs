@@ -349,9 +349,9 @@ async fn migrations_run_once_when_replicas_start_together() {
         .unwrap()
         .unwrap();
     // Every migration (the table, its adoption, the webhook outbox, file keys, the owner listing
-    // index, upload grants, direct uploads, resumable uploads), each applied once.
-    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 8);
-    assert_eq!(row.try_get::<i64>("", "versions").unwrap(), 8);
+    // index, upload grants, direct uploads, resumable uploads, visibility), each applied once.
+    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 9);
+    assert_eq!(row.try_get::<i64>("", "versions").unwrap(), 9);
     drop(db);
     let _ = admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -10,15 +10,13 @@ use sea_orm::{ConnectionTrait, Database, Statement};
 use serde_json::{Value, json};
 use stowage_tests::{
     TestServer, client, expect_error, file_id, json_with_status, multipart_body, run_subcommand,
-    send_as,
+    send, send_as,
 };
 
 #[path = "upload_urls/browser.rs"]
 mod browser;
 
-/// A PNG's first bytes: enough for the type rules to know it.
-const PNG: &[u8] =
-    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+const PNG: &[u8] = &stowage_tests::images::PNG;
 
 /// Asks for an upload URL as `auth` with `body`; returns the answer's JSON, asserting 200.
 async fn ask(server: &TestServer, auth: &str, body: Value) -> Value {
@@ -202,24 +200,24 @@ async fn a_raw_put_names_and_types_the_file_from_its_headers() {
 async fn an_upload_the_rules_refuse_leaves_the_url_usable() {
     let server = TestServer::spawn().await;
     let auth = server.bearer(Some(1), 1);
-    let url = url_of(&ask(&server, &auth, json!({"policy": "avatar", "max_bytes": 64})).await);
+    let url = url_of(&ask(&server, &auth, json!({"policy": "avatar", "max_bytes": 80})).await);
 
     let text = put_raw(&url, "image/png", b"not an image".to_vec()).await;
     expect_error(text, 415, "UNSUPPORTED_MEDIA_TYPE").await;
-    let over = put_raw(&url, "image/png", vec![0; 65]).await;
+    let over = put_raw(&url, "image/png", vec![0; 81]).await;
     expect_error(over, 413, "FILE_TOO_LARGE").await;
     let chunked = client()
         .put(&url)
         .header("Content-Type", "image/png")
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            [PNG.to_vec(), vec![0; 64]].map(Ok::<_, std::io::Error>),
+            [PNG.to_vec(), vec![0; 80]].map(Ok::<_, std::io::Error>),
         )))
         .send()
         .await
         .unwrap();
     expect_error(chunked, 413, "FILE_TOO_LARGE").await;
     // A form announces its file's length too.
-    let form = post_form(&url, &[], &[0; 65]).await;
+    let form = post_form(&url, &[], &[0; 81]).await;
     expect_error(form, 413, "FILE_TOO_LARGE").await;
     assert_eq!(server.row_count().await, 0);
     assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
@@ -258,6 +256,35 @@ async fn a_signed_key_stores_the_file_under_it_and_no_other_key_is_taken() {
 }
 
 #[tokio::test]
+async fn a_public_upload_url_makes_a_public_file_and_a_form_cannot_change_its_visibility() {
+    let server = TestServer::spawn().await;
+    let auth = server.bearer(Some(1), 1);
+    let private_url = url_of(&ask(&server, &auth, json!({})).await);
+    let public_url = url_of(&ask(&server, &auth, json!({"visibility": "public"})).await);
+
+    let widened = post_form(&private_url, &[("visibility", "public")], b"x").await;
+    expect_error(widened, 400, "VALIDATION_ERROR").await;
+    let narrowed = post_form(&public_url, &[("visibility", "private")], b"x").await;
+    expect_error(narrowed, 400, "VALIDATION_ERROR").await;
+    assert_eq!(server.row_count().await, 0);
+
+    let response = post_form(&public_url, &[("visibility", "public")], b"open").await;
+    let info = json_with_status(response, 201).await;
+    assert_eq!(info["visibility"], "public");
+    let anonymous = send(
+        &server,
+        Method::GET,
+        &format!("/files/{}", file_id(&info)),
+        &[],
+    )
+    .await;
+    assert_eq!(anonymous.status(), 200);
+    assert_eq!(anonymous.bytes().await.unwrap().as_ref(), b"open");
+    let private = json_with_status(post_form(&private_url, &[], b"closed").await, 201).await;
+    assert_eq!(private["visibility"], "private");
+}
+
+#[tokio::test]
 async fn asking_checks_every_option() {
     let server = TestServer::spawn().await;
     let auth = server.bearer(Some(1), 1);
@@ -266,7 +293,7 @@ async fn asking_checks_every_option() {
         json!({"expires_in": 86401}),
         json!({"policy": "nope"}),
         json!({"key": "a//b"}),
-        json!({"visibility": "public"}),
+        json!({"visibility": "shared"}),
         json!({"max_bytes": 0}),
         json!({"max_bytes": 104_857_601u64}),
         json!({"other": 1}),
@@ -281,7 +308,10 @@ async fn asking_checks_every_option() {
             .unwrap();
         let error = expect_error(response, 400, "VALIDATION_ERROR").await;
         if body.get("visibility").is_some() {
-            assert!(error.to_string().contains("private"), "{error}");
+            assert!(
+                error.to_string().contains("'private' or 'public'"),
+                "{error}"
+            );
         }
     }
     ask(

@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use stowage_application::use_cases::UploadPolicy;
 use stowage_infrastructure::{DatabaseSettings, PermissionSettings, RedisSettings};
 
 mod backends;
@@ -16,6 +17,7 @@ mod events;
 mod http;
 mod limits;
 mod pneumatic;
+mod policies;
 mod sentry;
 mod service;
 mod storage;
@@ -80,6 +82,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Upload and access limits.
     pub limits: LimitsConfig,
+    /// `UPLOAD_POLICIES`, with the built-in `avatar`.
+    pub policies: HashMap<String, UploadPolicy>,
     /// Redis (Django tokens and shared rate limits), when `REDIS_URL` is set.
     pub redis: Option<RedisSettings>,
     /// The permission service, when `PERMISSION_CHECK_URL` is set.
@@ -134,6 +138,8 @@ impl Config {
             vars.require_in_production(name)?;
         }
         let data_dir = PathBuf::from(vars.get("DATA_DIR").unwrap_or("./data"));
+        let limits = limits::limits(vars)?;
+        let policies = policies::policies(vars, limits.max_upload_bytes)?;
         Ok(Config {
             app_env,
             http: http::http(vars)?,
@@ -141,7 +147,8 @@ impl Config {
             auto_migrate: vars.flag("AUTO_MIGRATE", true)?,
             storage: storage::storage(vars, &data_dir)?,
             auth: service::auth(vars)?,
-            limits: limits::limits(vars)?,
+            limits,
+            policies,
             redis: backends::redis(vars)?,
             permission: backends::permission(vars)?,
             rate_limit: limits::rate_limits(vars)?,

@@ -1,6 +1,5 @@
 //! Wiring: the configuration picks the adapters, the adapters become the use cases.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
@@ -10,7 +9,7 @@ use stowage_application::ports::{
 };
 use stowage_application::use_cases::{
     Audit, Authenticate, CheckRateLimit, CheckReadiness, CreateSignedUrl, DeleteFile, DownloadFile,
-    GetFileInfo, ListFiles, ReadAccess, Reconcile, UploadFile, UploadPolicy,
+    GetFileInfo, ListFiles, ReadAccess, Reconcile, SetVisibility, UploadFile,
 };
 use stowage_application::use_cases::{CompleteDirectUpload, DirectUploadPorts, StartDirectUpload};
 use stowage_application::use_cases::{CreateUploadUrl, UploadWithUrl};
@@ -323,7 +322,7 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
     let audit = Audit::new(events, clock.clone());
     let access = ReadAccess::new(repo.clone(), permissions, config.limits.access_policy)
         .with_audit(audit.clone());
-    let policies = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
+    let policies = config.policies.clone();
     let direct = direct.map(|(uploads, store)| DirectUploadPorts {
         files: repo.clone(),
         blobs: blobs.clone(),
@@ -391,6 +390,7 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
         info: GetFileInfo::new(access.clone()),
         list: ListFiles::new(repo.clone()),
         delete: DeleteFile::new(repo.clone(), blobs.clone()).with_audit(audit),
+        set_visibility: SetVisibility::new(repo.clone()),
         readiness: CheckReadiness::new(repo, blobs, tokens),
         signed_url: CreateSignedUrl::new(access, signer, clock),
         rate_limit: rate_limiter.map(|limiter| {

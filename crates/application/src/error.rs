@@ -42,6 +42,12 @@ pub enum Error {
     /// An upload policy refuses the file's type.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// An image over the pixel or byte limits of a policy or a variant; the text says which.
+    #[error("{0}")]
+    ImageTooLarge(String),
+    /// A file that should be an image and is not a well-formed one; the text says how.
+    #[error("{0}")]
+    UnsupportedImage(String),
     /// The requested range starts at or past the end of the file.
     #[error("range not satisfiable")]
     RangeNotSatisfiable {
@@ -124,6 +130,8 @@ impl From<BodyError> for Error {
             BodyError::ClientAborted(_) => Error::ClientAborted,
             BodyError::TimedOut => Error::RequestTimeout,
             BodyError::Malformed(reason) => Error::Validation(reason),
+            BodyError::ImageTooLarge(reason) => Error::ImageTooLarge(reason),
+            BodyError::UnsupportedImage(reason) => Error::UnsupportedImage(reason),
             BodyError::Backend(source) => Error::StorageUnavailable(source),
         }
     }

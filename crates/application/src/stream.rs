@@ -31,6 +31,12 @@ pub enum BodyError {
     /// The body is not what the route expects (e.g. broken multipart framing).
     #[error("{0}")]
     Malformed(String),
+    /// An image over the limits of the policy it is uploaded under.
+    #[error("{0}")]
+    ImageTooLarge(String),
+    /// Bytes of an image format that are not a well-formed image of it.
+    #[error("{0}")]
+    UnsupportedImage(String),
     /// The backend a download streams from failed mid-way.
     #[error("the storage backend failed mid-stream")]
     Backend(#[source] BoxError),

@@ -15,7 +15,9 @@ pub mod list_files;
 pub mod read_access;
 pub mod reconcile;
 pub mod resumable;
+pub mod set_visibility;
 pub mod upload_file;
+pub mod upload_policy;
 pub mod upload_urls;
 
 pub use audit::Audit;
@@ -40,7 +42,9 @@ pub use resumable::{
     AppendBody, AppendResumable, CreateResumable, RESUMABLE_LEASE, ResumablePorts,
     ResumableSettings, ResumableStatus, ResumableUploads, UploadMetadata,
 };
-pub use upload_file::{UploadFile, UploadPolicy, UploadRequest};
+pub use set_visibility::SetVisibility;
+pub use upload_file::{UploadFile, UploadRequest};
+pub use upload_policy::UploadPolicy;
 pub use upload_urls::{
     CLAIM_LEASE, CreateUploadUrl, IssuedUploadUrl, MAX_UPLOAD_URL_LIFETIME, UploadUrlOptions,
     UploadWithUrl, UrlUpload,

@@ -33,7 +33,8 @@ pub enum ReadDecision {
     Deny,
 }
 
-/// Decides whether `principal` may read `record` (GET, HEAD, info, signed URL).
+/// Decides whether `principal` may read `record` (GET, HEAD, info, signed URL). A public file
+/// is read by anyone, without asking the permission service.
 pub fn decide_read(
     principal: &Principal,
     record: &FileRecord,
@@ -41,7 +42,7 @@ pub fn decide_read(
 ) -> ReadDecision {
     let same_account = principal.account_id() == record.account_id();
     let account_level = principal.user_id().is_none() && record.user_id().is_none() && same_account;
-    if is_owner(principal, record) || account_level {
+    if is_owner(principal, record) || account_level || record.is_public() {
         return ReadDecision::Allow;
     }
     match fallback {
@@ -157,6 +158,19 @@ mod tests {
                 "principal {p_user:?}@{p_account}, record {r_user:?}@{r_account}, {fallback:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_public_file_is_read_by_anyone_and_deleted_only_by_its_owner() {
+        let public = record(Some(1), 10).with_visibility(crate::Visibility::Public);
+        for (user, account) in [(Some(2), 20), (None, 20), (Some(2), 10), (None, 10)] {
+            for fallback in [SERVICE, OWNER, ACCOUNT] {
+                let reader = principal(user, account);
+                assert_eq!(decide_read(&reader, &public, fallback), ReadDecision::Allow);
+                assert!(!may_delete(&reader, &public));
+            }
+        }
+        assert!(may_delete(&principal(Some(1), 10), &public));
     }
 
     #[test]

@@ -43,6 +43,42 @@ impl fmt::Display for BlobKey {
     }
 }
 
+/// Who may read a file without the access rules: nobody else (`Private`, the default) or anyone
+/// (`Public`, served without a credential and cached for a year).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    /// The access rules decide every read.
+    #[default]
+    Private,
+    /// Anyone may read the file, without a credential.
+    Public,
+}
+
+impl Visibility {
+    /// The contract's spelling: `private` or `public`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Visibility::Private => "private",
+            Visibility::Public => "public",
+        }
+    }
+
+    /// Parses the contract's spelling, exactly; `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "private" => Some(Visibility::Private),
+            "public" => Some(Visibility::Public),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Visibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The metadata of one stored file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FileRecord {
@@ -56,6 +92,7 @@ pub struct FileRecord {
     user_id: Option<UserId>,
     key: Option<FileKey>,
     metadata: Metadata,
+    visibility: Visibility,
 }
 
 /// Everything needed to build a [`FileRecord`].
@@ -103,7 +140,34 @@ impl FileRecord {
             user_id,
             key: None,
             metadata: Metadata::default(),
+            visibility: Visibility::Private,
         }
+    }
+
+    /// This record, for other bytes: `size` of them, with digest `sha256` (a policy rewrote the
+    /// stored blob, stripping its metadata).
+    #[must_use]
+    pub fn with_content(mut self, size: u64, sha256: Sha256Digest) -> Self {
+        self.size = size;
+        self.sha256 = Some(sha256);
+        self
+    }
+
+    /// This record, with `visibility`.
+    #[must_use]
+    pub fn with_visibility(mut self, visibility: Visibility) -> Self {
+        self.visibility = visibility;
+        self
+    }
+
+    /// Who may read the file without the access rules.
+    pub fn visibility(&self) -> Visibility {
+        self.visibility
+    }
+
+    /// Whether anyone may read the file, without a credential.
+    pub fn is_public(&self) -> bool {
+        self.visibility == Visibility::Public
     }
 
     /// This record, addressed by `key` in its account.
@@ -236,6 +300,19 @@ pub(crate) mod tests {
             assert_eq!(record.user_id(), given.user_id);
             assert_eq!(record.blob_key(), BlobKey::new(given.account_id, given.id));
         }
+    }
+
+    #[test]
+    fn visibility_reads_and_writes_the_contract_spelling() {
+        for v in [Visibility::Private, Visibility::Public] {
+            assert_eq!(Visibility::parse(v.as_str()), Some(v));
+        }
+        for bad in ["", "Public", "PRIVATE", "public ", "shared"] {
+            assert_eq!(Visibility::parse(bad), None, "{bad:?}");
+        }
+        let record = FileRecord::new(parts(1, None));
+        assert_eq!(record.visibility(), Visibility::Private);
+        assert!(record.with_visibility(Visibility::Public).is_public());
     }
 
     #[test]

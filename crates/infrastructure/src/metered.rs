@@ -16,7 +16,7 @@ use stowage_application::ports::{
 };
 use stowage_application::stream::{ByteStream, StoredBlob};
 use stowage_domain::{
-    AccountId, BlobKey, ByteRange, FileId, FileKey, FileRecord, Principal, Sha256Digest,
+    AccountId, BlobKey, ByteRange, FileId, FileKey, FileRecord, Principal, Sha256Digest, Visibility,
 };
 use time::OffsetDateTime;
 
@@ -235,6 +235,13 @@ impl FileRepository for MeteredFileRepository {
         let started = Instant::now();
         let result = self.inner.set_digest(id, sha256).await;
         timed("set_digest", started);
+        result
+    }
+
+    async fn set_visibility(&self, id: FileId, visibility: Visibility) -> Result<(), RepoError> {
+        let started = Instant::now();
+        let result = self.inner.set_visibility(id, visibility).await;
+        timed("set_visibility", started);
         result
     }
 }

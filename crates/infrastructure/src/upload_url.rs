@@ -1,7 +1,8 @@
 //! [`UploadUrlSigner`] with HMAC-SHA256: a token is `{base64url(grant)}.{hex(mac)}`.
 //!
 //! The grant is a compact JSON array (`[1, grant_id, kind, user_id, account_id, expires, policy,
-//! key, max_bytes]`, the leading 1 its version). The MAC covers the encoded text exactly as it
+//! key, max_bytes]`, the leading 1 its version, then `visibility` when the grant names one, so
+//! that a grant without it reads the same on a replica that predates it). The MAC covers the encoded text exactly as it
 //! appears in the URL, after a domain-separation prefix, so that no other encoding of the same
 //! grant verifies and no other signature made with the secret can pass for one.
 
@@ -11,7 +12,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use stowage_application::ports::{GrantPrincipal, UploadGrant, UploadGrantId, UploadUrlSigner};
-use stowage_domain::{AccountId, FileKey, PrincipalKind, UserId};
+use stowage_domain::{AccountId, FileKey, PrincipalKind, UserId, Visibility};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -86,7 +87,7 @@ fn kind_of(code: &str) -> Option<PrincipalKind> {
 
 fn encode(grant: &UploadGrant) -> String {
     let p = &grant.principal;
-    let array = json!([
+    let mut array = json!([
         VERSION,
         grant.id.to_string(),
         kind_code(p.kind),
@@ -97,6 +98,9 @@ fn encode(grant: &UploadGrant) -> String {
         grant.key.as_ref().map(FileKey::as_str),
         grant.max_bytes,
     ]);
+    if let (Some(visibility), Value::Array(fields)) = (grant.visibility, &mut array) {
+        fields.push(Value::from(visibility.as_str()));
+    }
     URL_SAFE_NO_PAD.encode(array.to_string())
 }
 
@@ -111,7 +115,13 @@ fn decode(payload: &str) -> Option<UploadGrant> {
     let Value::Array(fields) = serde_json::from_slice(&bytes).ok()? else {
         return None;
     };
-    let [version, id, kind, user, account, expires, policy, key, max] = fields.as_slice() else {
+    let (visibility, fields) = match fields.as_slice() {
+        [rest @ .., visibility] if rest.len() == 9 => {
+            (Some(Visibility::parse(visibility.as_str()?)?), rest)
+        }
+        all => (None, all),
+    };
+    let [version, id, kind, user, account, expires, policy, key, max] = fields else {
         return None;
     };
     if version.as_i64()? != VERSION {
@@ -141,6 +151,7 @@ fn decode(payload: &str) -> Option<UploadGrant> {
             Some(m) => Some(m.as_u64()?),
             None => None,
         },
+        visibility,
     })
 }
 
@@ -178,6 +189,7 @@ mod tests {
             policy: Some("avatar".into()),
             key: Some(FileKey::parse("avatars/ünï code").unwrap()),
             max_bytes: Some(1234),
+            visibility: Some(Visibility::Public),
         }
     }
 
@@ -193,6 +205,7 @@ mod tests {
             policy: None,
             key: None,
             max_bytes: None,
+            visibility: None,
             ..grant()
         };
         for g in [grant(), bare] {

@@ -45,6 +45,8 @@ fn upload() -> DirectUpload {
         sha256: None,
         policy: None,
         key: None,
+        // Read back as written: the column this upload's file takes its visibility from.
+        visibility: Some(stowage_domain::Visibility::Public),
         multipart: None,
         expires_at: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap()
             + Duration::from_secs(60),

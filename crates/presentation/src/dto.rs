@@ -3,10 +3,12 @@
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
 use stowage_application::ports::ListCursor;
-use stowage_domain::FileRecord;
+use stowage_domain::{FileRecord, Visibility};
 use time::format_description::well_known::Rfc3339;
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
+
+use crate::state::HttpSettings;
 
 mod direct;
 mod keys;
@@ -22,7 +24,7 @@ pub use keys::{
 };
 pub use tus::TusVersion;
 pub use upload_urls::{
-    DEFAULT_UPLOAD_URL_SECONDS, RawFileBody, UploadUrlRequest, UploadUrlResponse, UploadVisibility,
+    DEFAULT_UPLOAD_URL_SECONDS, RawFileBody, UploadUrlRequest, UploadUrlResponse,
 };
 
 /// `FileInfo`: what the API says about a file.
@@ -31,7 +33,8 @@ pub use upload_urls::{
 pub struct FileInfoResponse {
     /// Lower-case UUID v4.
     pub file_id: String,
-    /// `{FILES_URL}/{file_id}`.
+    /// `{FILES_URL}/{file_id}`, or `{PUBLIC_FILES_URL}/{file_id}` for a public file when that
+    /// is set.
     pub public_url: String,
     /// Sanitised name.
     pub filename: String,
@@ -56,11 +59,15 @@ pub struct FileInfoResponse {
     /// The client's metadata, a JSON object (`{}` when none was given).
     #[schema(value_type = Object)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// `private` (the access rules decide every read) or `public` (anyone reads it, without a
+    /// credential).
+    #[schema(inline)]
+    pub visibility: VisibilityName,
 }
 
 impl FileInfoResponse {
-    /// The response for `record`, with its URL under `files_url` (`FILES_URL`, no trailing slash).
-    pub fn from_record(record: &FileRecord, files_url: &str) -> Self {
+    /// The response for `record`, with its URL as `settings` place it.
+    pub fn from_record(record: &FileRecord, settings: &HttpSettings) -> Self {
         let created_at = record
             .created_at()
             .to_offset(time::UtcOffset::UTC)
@@ -68,7 +75,7 @@ impl FileInfoResponse {
             .unwrap_or_default();
         Self {
             file_id: record.id().to_string(),
-            public_url: format!("{files_url}/{}", record.id()),
+            public_url: settings.file_url(record),
             filename: record.filename().as_str().to_owned(),
             content_type: record.content_type().as_str().to_owned(),
             size: record.size(),
@@ -79,6 +86,7 @@ impl FileInfoResponse {
             key: record.key().map(|k| k.as_str().to_owned()),
             // Stored as a checked JSON object; anything else would be a damaged row, shown empty.
             metadata: serde_json::from_str(record.metadata().as_str()).unwrap_or_default(),
+            visibility: record.visibility().into(),
         }
     }
 }
@@ -145,41 +153,61 @@ fn list_cursor<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<List
         .ok_or_else(|| de::Error::custom("cursor is not valid"))
 }
 
-/// A built-in upload policy (`POST /files?policy=avatar`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
+/// Who may read a file: `private` (the access rules decide) or `public` (anyone).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(try_from = "String", rename_all = "lowercase")]
-pub enum UploadPolicyName {
-    /// JPEG, PNG or WebP by magic bytes, at most 5 MiB.
-    Avatar,
+pub enum VisibilityName {
+    /// The access rules decide every read.
+    Private,
+    /// Anyone reads the file, without a credential.
+    Public,
 }
 
-impl UploadPolicyName {
-    /// The name as the query string and the configuration spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UploadPolicyName::Avatar => "avatar",
-        }
-    }
-}
-
-impl TryFrom<String> for UploadPolicyName {
+impl TryFrom<String> for VisibilityName {
     type Error = String;
 
-    fn try_from(name: String) -> Result<Self, Self::Error> {
-        match name.as_str() {
-            "avatar" => Ok(UploadPolicyName::Avatar),
-            _ => Err(format!("unknown upload policy '{name}'")),
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Visibility::parse(&value)
+            .map(VisibilityName::from)
+            .ok_or_else(|| format!("visibility must be 'private' or 'public', not '{value}'"))
+    }
+}
+
+impl From<Visibility> for VisibilityName {
+    fn from(v: Visibility) -> Self {
+        match v {
+            Visibility::Private => VisibilityName::Private,
+            Visibility::Public => VisibilityName::Public,
         }
     }
+}
+
+impl From<VisibilityName> for Visibility {
+    fn from(v: VisibilityName) -> Self {
+        match v {
+            VisibilityName::Private => Visibility::Private,
+            VisibilityName::Public => Visibility::Public,
+        }
+    }
+}
+
+/// `PATCH /files/{file_id}` body: what to change (an empty object changes nothing).
+#[derive(Clone, Debug, Default, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+pub struct FilePatchRequest {
+    /// The file's new visibility.
+    #[schema(inline)]
+    pub visibility: Option<VisibilityName>,
 }
 
 /// `POST /files` query.
 #[derive(Clone, Debug, Default, Deserialize, IntoParams, Validate)]
 #[into_params(parameter_in = Query)]
 pub struct UploadQuery {
-    /// An upload policy to apply; a name that is not one is `400`.
-    #[param(inline)]
-    pub policy: Option<UploadPolicyName>,
+    /// An upload policy to apply (`avatar`, or one `UPLOAD_POLICIES` names); a name that is not
+    /// one is `400`.
+    #[param(max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    pub policy: Option<String>,
     /// The file's key in the account (1 to 512 bytes of UTF-8, `/`-separated segments, none
     /// empty, `.` or `..`, no control character). A key another file holds replaces that file
     /// when the caller may delete it, else `409 KEY_EXISTS`. Not with a `key` form field.
@@ -191,6 +219,24 @@ pub struct UploadQuery {
     /// A JSON object of at most 8 KiB kept with the file. Not with a `metadata` form field.
     #[param(value_type = Option<Object>)]
     pub metadata: Option<String>,
+    /// `private` or `public`; left out, the policy's (private without one). Not with a
+    /// `visibility` form field.
+    #[param(inline, value_type = Option<String>)]
+    pub visibility: Option<VisibilityName>,
+    /// A file of the caller's (lower-case UUID v4) deleted once this one is stored: `403` when
+    /// the caller may not delete it, `404` when there is none, and the upload is then not kept.
+    #[param(value_type = Option<String>, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")]
+    #[serde(default, deserialize_with = "file_id")]
+    pub replaces: Option<stowage_domain::FileId>,
+}
+
+fn file_id<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<stowage_domain::FileId>, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    stowage_domain::FileId::parse(&raw)
+        .map(Some)
+        .map_err(|_| de::Error::custom("replaces must be a file id (a lower-case UUID v4)"))
 }
 
 /// How a download is presented: saved (`attachment`) or shown (`inline`, for images, audio,

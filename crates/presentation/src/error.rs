@@ -172,6 +172,18 @@ impl IntoResponse for ApiError {
                     "This type of file is not accepted here",
                     Some(reason.clone()),
                 ),
+                Error::ImageTooLarge(reason) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "IMAGE_TOO_LARGE",
+                    "The image is over the limits",
+                    Some(reason.clone()),
+                ),
+                Error::UnsupportedImage(reason) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "UNSUPPORTED_IMAGE",
+                    "The file is not an image that can be read",
+                    Some(reason.clone()),
+                ),
                 Error::RangeNotSatisfiable { .. } => (
                     StatusCode::RANGE_NOT_SATISFIABLE,
                     "RANGE_NOT_SATISFIABLE",
@@ -333,6 +345,12 @@ mod tests {
                 Error::UnsupportedMediaType("x".into()),
                 415,
                 "UNSUPPORTED_MEDIA_TYPE",
+            ),
+            (Error::ImageTooLarge("x".into()), 422, "IMAGE_TOO_LARGE"),
+            (
+                Error::UnsupportedImage("x".into()),
+                422,
+                "UNSUPPORTED_IMAGE",
             ),
             (
                 Error::RangeNotSatisfiable { size: 5 },

@@ -94,7 +94,8 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
-/// Who reads a file: the holder of a signed URL, or an authenticated principal.
+/// Who reads a file: the holder of a signed URL, an authenticated principal, or someone without
+/// a valid credential, who may read public files only.
 #[derive(Clone)]
 pub enum Reader {
     /// `?expires=…&signature=…` (not yet verified).
@@ -106,6 +107,9 @@ pub enum Reader {
     },
     /// A caller authenticated by its credential.
     Principal(Principal),
+    /// A caller without a credential, or with one that did not authenticate (a stale cookie
+    /// must not keep a browser from a public image): public files only, else `401`.
+    Anonymous,
 }
 
 impl std::fmt::Debug for Reader {
@@ -117,6 +121,7 @@ impl std::fmt::Debug for Reader {
                 .field("signature", &"[REDACTED]")
                 .finish(),
             Reader::Principal(p) => f.debug_tuple("Principal").field(p).finish(),
+            Reader::Anonymous => f.write_str("Anonymous"),
         }
     }
 }
@@ -139,9 +144,18 @@ impl FromRequestParts<AppState> for Reader {
             }
         }
         match (expires, signature) {
-            (None, None) => Ok(Reader::Principal(
-                Authenticated::from_request_parts(parts, state).await?.0,
-            )),
+            (None, None) => match Authenticated::from_request_parts(parts, state).await {
+                Ok(Authenticated(principal)) => Ok(Reader::Principal(principal)),
+                Err(ApiError::App(stowage_application::Error::Unauthenticated)) => {
+                    // Without a credential, no id is told apart from another (401 for all, as
+                    // a private file would be), malformed ones included.
+                    FileIdPath::from_request_parts(parts, state)
+                        .await
+                        .map_err(|_| ApiError::App(stowage_application::Error::Unauthenticated))?;
+                    Ok(Reader::Anonymous)
+                }
+                Err(e) => Err(e),
+            },
             (Some(expires), Some(signature)) => {
                 // Without a credential to check first, the id's shape (404) comes before the
                 // signature (403), as the contract orders them.

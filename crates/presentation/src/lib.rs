@@ -32,7 +32,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(files::upload_file, files::list_files))
         .routes(routes!(files::upload_file_alias))
-        .routes(routes!(files::download_file, files::delete_file))
+        .routes(routes!(
+            files::download_file,
+            files::delete_file,
+            files::update_file
+        ))
         .routes(routes!(files::file_info))
         .routes(routes!(files::create_signed_url))
         .routes(routes!(keys::download_by_key, keys::delete_by_key))

@@ -7,7 +7,7 @@ use crate::client_limits::{ClientSlots, RequestLimits};
 use stowage_application::use_cases::{
     Authenticate, CheckRateLimit, CheckReadiness, CompleteDirectUpload, CreateSignedUrl,
     CreateUploadUrl, DeleteFile, DownloadFile, GetFileInfo, ListFiles, ResumableUploads,
-    StartDirectUpload, UploadFile, UploadWithUrl,
+    SetVisibility, StartDirectUpload, UploadFile, UploadWithUrl,
 };
 
 /// The use cases, wired by the composition root.
@@ -24,6 +24,8 @@ pub struct Services {
     pub list: ListFiles,
     /// `DELETE /files/{id}`.
     pub delete: DeleteFile,
+    /// `PATCH /files/{id}`.
+    pub set_visibility: SetVisibility,
     /// `GET /health/ready`.
     pub readiness: CheckReadiness,
     /// `POST /files/{id}/signed-url`.
@@ -50,6 +52,9 @@ pub struct HttpSettings {
     /// Where clients reach the file routes, without a trailing slash (`FILES_URL`, by default
     /// `{PUBLIC_URL}/files`): `public_url`, `Location` and signed URLs are built on it.
     pub files_url: String,
+    /// Where clients reach public files, without a trailing slash (`PUBLIC_FILES_URL`, a CDN in
+    /// front of Stowage); `None` serves them from `files_url` like every file.
+    pub public_files_url: Option<String>,
     /// Where browsers are sent on 401/403/404/5xx (`FRONTEND_URL`), without a trailing slash.
     pub frontend_url: Option<String>,
     /// Put the error chain into 5xx bodies (`DEBUG`).
@@ -62,6 +67,18 @@ pub struct HttpSettings {
     pub allowed_origins: Vec<String>,
     /// What one client may hold at once, and how long a transfer may stand still.
     pub limits: RequestLimits,
+}
+
+impl HttpSettings {
+    /// The URL a client reads `record` at: under `public_files_url` for a public file when it is
+    /// set, else under `files_url`.
+    pub fn file_url(&self, record: &stowage_domain::FileRecord) -> String {
+        let base = match &self.public_files_url {
+            Some(public) if record.is_public() => public,
+            _ => &self.files_url,
+        };
+        format!("{base}/{}", record.id())
+    }
 }
 
 /// Renders the metrics registry in the Prometheus text format.

@@ -30,9 +30,11 @@ pub struct FilePart {
     pub key: Option<String>,
     /// The text of a `metadata` part before the file, unchecked.
     pub metadata: Option<String>,
+    /// The text of a `visibility` part before the file, unchecked.
+    pub visibility: Option<String>,
 }
 
-/// Longest `key` or `metadata` part read before the file.
+/// Longest `key`, `metadata` or `visibility` part read before the file.
 pub const MAX_TEXT_FIELD: usize = 8 * 1024;
 
 /// Refuses a request whose declared length already exceeds the limit, before its body is read.
@@ -50,12 +52,12 @@ pub fn check_content_length(headers: &HeaderMap, max_bytes: u64) -> Result<(), A
     }
 }
 
-/// Finds the part named `file` in a multipart `body`, keeping the text of `key` and `metadata`
-/// parts before it and skipping (and discarding) any other part.
+/// Finds the part named `file` in a multipart `body`, keeping the text of `key`, `metadata` and
+/// `visibility` parts before it and skipping (and discarding) any other part.
 ///
 /// # Errors
 /// `400 VALIDATION_ERROR` when the body is not multipart, has no `file` part, has a preamble
-/// or part header block longer than `part_header_max` bytes, or a `key` or `metadata` part that
+/// or part header block longer than `part_header_max` bytes, or a kept text part that
 /// is repeated, not UTF-8 or over [`MAX_TEXT_FIELD`] bytes; `413` when it is too large.
 pub async fn file_part(
     headers: &HeaderMap,
@@ -78,7 +80,7 @@ pub async fn file_part(
     let starts = raw.part_starts();
     let mut multipart = Multipart::with_constraints(raw, boundary.clone(), constraints);
     let mut index = 0;
-    let (mut key, mut metadata) = (None, None);
+    let (mut key, mut metadata, mut visibility) = (None, None, None);
     loop {
         let field = multipart
             .next_field()
@@ -106,12 +108,14 @@ pub async fn file_part(
                 length,
                 key,
                 metadata,
+                visibility,
             });
         }
         index += 1;
         let kept = match field.name() {
             Some("key") => Some(("key", &mut key)),
             Some("metadata") => Some(("metadata", &mut metadata)),
+            Some("visibility") => Some(("visibility", &mut visibility)),
             _ => None,
         };
         if let Some((name, slot)) = kept {

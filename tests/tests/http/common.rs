@@ -15,14 +15,7 @@ use stowage_tests::{TestServer, now};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A valid 1×1 PNG (signature, IHDR, IDAT, IEND).
-pub const PNG: [u8; 68] = [
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
-    0x89, 0x00, 0x00, 0x00, 0x0b, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x60, 0x00, 0x02, 0x00,
-    0x00, 0x05, 0x00, 0x01, 0x7a, 0x5e, 0xab, 0x3f, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44,
-    0xae, 0x42, 0x60, 0x82,
-];
+pub use stowage_tests::images::PNG;
 
 /// A small but well-formed PDF.
 pub const PDF: &[u8] =
@@ -317,7 +310,8 @@ pub fn assert_file_info(server: &TestServer, info: &Value, expected: &Expected<'
             "public_url",
             "sha256",
             "size",
-            "user_id"
+            "user_id",
+            "visibility"
         ],
         "FileInfo fields: {info}"
     );
@@ -334,6 +328,7 @@ pub fn assert_file_info(server: &TestServer, info: &Value, expected: &Expected<'
     assert_eq!(info["filename"], expected.filename, "{info}");
     assert_eq!(info["key"], serde_json::Value::Null, "{info}");
     assert_eq!(info["metadata"], serde_json::json!({}), "{info}");
+    assert_eq!(info["visibility"], "private", "{info}");
     assert_eq!(info["content_type"], expected.content_type, "{info}");
     assert_eq!(info["size"], expected.data.len() as u64, "{info}");
     assert_eq!(info["sha256"], sha256_hex(expected.data), "{info}");

@@ -31,7 +31,7 @@ async fn errors_known_path_with_wrong_method_returns_405() {
 
     for (method, path) in [
         (Method::PUT, format!("/files/{id}")),
-        (Method::PATCH, format!("/files/{id}")),
+        (Method::PATCH, format!("/files/{id}/info")),
         (Method::POST, format!("/files/{id}/info")),
         (Method::DELETE, "/files".to_owned()),
         (Method::POST, "/health/live".to_owned()),

@@ -24,6 +24,7 @@ const CONTRACT_ROUTES: &[&str] = &[
     "POST /files/tus",
     "HEAD /files/tus/{upload_id}",
     "PATCH /files/tus/{upload_id}",
+    "PATCH /files/{file_id}",
     "DELETE /files/tus/{upload_id}",
     "GET /files/by-key/{key}",
     "HEAD /files/by-key/{key}",

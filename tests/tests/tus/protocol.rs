@@ -210,6 +210,42 @@ async fn an_avatar_upload_of_no_image_is_refused_and_gone() {
     assert_eq!(leftovers(&server), Vec::<std::path::PathBuf>::new());
 }
 
+#[tokio::test]
+async fn an_avatar_upload_is_stored_without_its_metadata_and_a_bomb_is_refused_at_the_end() {
+    use stowage_tests::images::{JPEG_SECRETS, JPEG_TAIL, jpeg_with_metadata, png_bomb};
+    let server = server(&[]).await;
+    let auth = server.bearer(Some(1), 1);
+    let source = jpeg_with_metadata();
+    let meta = metadata(&[("filename", "me.jpg"), ("policy", "avatar")]);
+    let url = create(&server, &auth, source.len(), &meta).await;
+
+    let done = patch(&url, &auth, 0, &source, &[]).await;
+    assert_eq!(done.status(), 204);
+    let id = header(&done, "stowage-file-id").expect("the file's id");
+
+    let stored = client()
+        .get(server.url(&format!("/files/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stored.status(), 200, "an avatar is public");
+    let stored = stored.bytes().await.unwrap();
+    for secret in JPEG_SECRETS {
+        assert!(!stored.windows(secret.len()).any(|w| w == secret));
+    }
+    assert!(stored.ends_with(&JPEG_TAIL));
+    assert_file(&server, &auth, &id, &stored).await;
+
+    let bomb = png_bomb();
+    let meta = metadata(&[("filename", "bomb.png"), ("policy", "avatar")]);
+    let url = create(&server, &auth, bomb.len(), &meta).await;
+    let refused = patch(&url, &auth, 0, &bomb, &[]).await;
+    expect_error(refused, 422, "IMAGE_TOO_LARGE").await;
+    assert_eq!(head(&url, &auth).await, (404, None));
+    assert_eq!(server.row_count().await, 1);
+    assert_eq!(leftovers(&server).len(), 1, "{:?}", leftovers(&server));
+}
+
 /// The headers a browser's tus client must read from an answer.
 const EXPOSED: [&str; 7] = [
     "location",

@@ -18,7 +18,7 @@ pub struct HttpConfig {
     pub shutdown_grace: Duration,
     /// `MAX_CONNECTIONS` and `MAX_CONNECTIONS_PER_CLIENT`.
     pub connections: ConnectionLimits,
-    /// The HTTP layer's settings: `PUBLIC_URL`, `FRONTEND_URL`, `DEBUG`, `HSTS_ENABLED`,
+    /// The HTTP layer's settings: `PUBLIC_URL`, `PUBLIC_FILES_URL`, `FRONTEND_URL`, `DEBUG`, `HSTS_ENABLED`,
     /// `TRUST_PROXY_HEADERS`, `ALLOWED_ORIGINS` and the request limits. Its `public_url` is empty
     /// when `PUBLIC_URL` is unset (see [`HttpConfig::public_url`]), and its `files_url` when
     /// `FILES_URL` is (it is then `{public_url}/files`).
@@ -43,6 +43,10 @@ pub(super) fn http(vars: Vars<'_>) -> Result<HttpConfig, ConfigError> {
         .get("FILES_URL")
         .map(|u| url_without_slash(u, "FILES_URL"))
         .transpose()?;
+    let public_files_url = vars
+        .get("PUBLIC_FILES_URL")
+        .map(|u| url_without_slash(u, "PUBLIC_FILES_URL"))
+        .transpose()?;
     let frontend_url = vars
         .get("FRONTEND_URL")
         .map(|u| url_without_slash(u, "FRONTEND_URL"))
@@ -66,6 +70,7 @@ pub(super) fn http(vars: Vars<'_>) -> Result<HttpConfig, ConfigError> {
         settings: HttpSettings {
             public_url: public_url.unwrap_or_default(),
             files_url: files_url.unwrap_or_default(),
+            public_files_url,
             frontend_url,
             debug: vars.flag("DEBUG", false)?,
             hsts: vars.flag("HSTS_ENABLED", false)?,

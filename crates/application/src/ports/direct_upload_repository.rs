@@ -4,7 +4,9 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use stowage_domain::{AccountId, FileId, FileKey, Filename, PrincipalKind, Sha256Digest, UserId};
+use stowage_domain::{
+    AccountId, FileId, FileKey, Filename, PrincipalKind, Sha256Digest, UserId, Visibility,
+};
 use time::OffsetDateTime;
 
 use crate::ports::{ClaimToken, RepoError};
@@ -57,6 +59,8 @@ pub struct DirectUpload {
     pub policy: Option<String>,
     /// The key the file is stored under at completion.
     pub key: Option<FileKey>,
+    /// Who may read the file; `None` leaves it to the policy.
+    pub visibility: Option<Visibility>,
     /// The store's id of its multipart upload, when it is one.
     pub multipart: Option<String>,
     /// When its URLs stop working; after this `gc` removes it.

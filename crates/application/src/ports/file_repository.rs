@@ -1,7 +1,7 @@
 //! Where file metadata lives.
 
 use async_trait::async_trait;
-use stowage_domain::{AccountId, FileId, FileKey, FileRecord, Sha256Digest, UserId};
+use stowage_domain::{AccountId, FileId, FileKey, FileRecord, Sha256Digest, UserId, Visibility};
 use time::OffsetDateTime;
 
 use crate::error::BoxError;
@@ -181,6 +181,12 @@ pub trait FileRepository: Send + Sync {
     /// # Errors
     /// [`RepoError::NotFound`] when there is no such record; [`RepoError::Unavailable`] when the database fails.
     async fn set_digest(&self, id: FileId, sha256: &Sha256Digest) -> Result<(), RepoError>;
+
+    /// Makes the record `id` private or public.
+    ///
+    /// # Errors
+    /// [`RepoError::NotFound`] when there is no such record; [`RepoError::Unavailable`] when the database fails.
+    async fn set_visibility(&self, id: FileId, visibility: Visibility) -> Result<(), RepoError>;
 }
 
 #[cfg(test)]

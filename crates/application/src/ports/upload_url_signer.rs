@@ -1,7 +1,7 @@
 //! Upload grants and their signed tokens: what an upload URL allows, carried in the URL itself.
 
 use stowage_domain::{
-    AccountId, Credential, CredentialForm, FileKey, Principal, PrincipalKind, UserId,
+    AccountId, Credential, CredentialForm, FileKey, Principal, PrincipalKind, UserId, Visibility,
 };
 use uuid::Uuid;
 
@@ -86,6 +86,8 @@ pub struct UploadGrant {
     pub key: Option<FileKey>,
     /// The largest file accepted, below the policy's and the global limit.
     pub max_bytes: Option<u64>,
+    /// Who may read the file; `None` leaves it to the policy.
+    pub visibility: Option<Visibility>,
 }
 
 /// Turns a grant into a URL-safe token and back, refusing any token it did not make.

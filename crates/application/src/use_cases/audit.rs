@@ -171,6 +171,8 @@ mod tests {
                 request: facts(),
                 key: None,
                 metadata: stowage_domain::Metadata::default(),
+                visibility: None,
+                replaces: None,
             })
             .await
             .unwrap();

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use stowage_domain::{BlobKey, FileId, FileKey, Filename, Principal, Sha256Digest};
+use stowage_domain::{BlobKey, FileId, FileKey, Filename, Principal, Sha256Digest, Visibility};
 use time::OffsetDateTime;
 
 use crate::error::Error;
@@ -15,7 +15,7 @@ use crate::ports::{
 };
 use crate::use_cases::UploadPolicy;
 use crate::use_cases::keys::key_holder;
-pub(crate) use crate::use_cases::upload_file::policy_of;
+pub(crate) use crate::use_cases::upload_policy::policy_of;
 
 /// How long one completion holds its upload; a holder that died frees it after this.
 const COMPLETION_LEASE: Duration = Duration::from_secs(300);
@@ -62,6 +62,8 @@ pub struct StartDirectRequest {
     pub policy: Option<String>,
     /// The key to store the file under.
     pub key: Option<FileKey>,
+    /// Who may read the file; `None` leaves it to the policy.
+    pub visibility: Option<Visibility>,
     /// Presigned multipart part URLs even when one `PUT` would do.
     pub multipart: bool,
 }
@@ -159,6 +161,7 @@ impl StartDirectUpload {
             sha256: request.sha256,
             policy: request.policy,
             key: request.key,
+            visibility: request.visibility,
             multipart: None,
             expires_at: whole_second(self.ports.clock.now()) + request.lifetime,
         };

@@ -97,6 +97,20 @@ impl DownloadFile {
         self.access.load(id).await
     }
 
+    /// The record of `id` for a reader without a credential: only a public file.
+    ///
+    /// # Errors
+    /// `Unauthenticated` for a private file and for one that does not exist alike, so that no
+    /// one learns without a credential which ids are taken; `DatabaseUnavailable`.
+    #[tracing::instrument(name = "authorize_anonymous_download", skip_all, fields(file_id = %id))]
+    pub async fn authorize_anonymous(&self, id: FileId) -> Result<FileRecord, Error> {
+        match self.access.load(id).await {
+            Ok(record) if record.is_public() => Ok(record),
+            Ok(_) | Err(Error::NotFound) => Err(Error::Unauthenticated),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Checks that the bytes of an authorised `record` are there, without reading them (`HEAD`).
     /// An empty file's bytes are never asked of the store, which need not keep empty blobs.
     ///
@@ -113,7 +127,7 @@ impl DownloadFile {
 
     /// Opens the bytes of an authorised `record`, whole or the resolved `range` (an empty file
     /// without asking the store). A download from the first byte is reported, as by `reader`
-    /// (`None` for the holder of a signed URL).
+    /// (`None` for the holder of a signed URL or a reader without a credential).
     ///
     /// # Errors
     /// `NotFound` when the blob is missing, `StorageUnavailable`.
@@ -176,6 +190,34 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, Error::NotFound));
+    }
+
+    #[tokio::test]
+    async fn without_a_credential_only_a_public_file_is_served() {
+        let private = crate::use_cases::fixtures::record(Some(1), 1);
+        let public = private
+            .clone()
+            .with_visibility(stowage_domain::Visibility::Public);
+        for (stored, served) in [(Ok(public), true), (Ok(private), false), (Err(()), false)] {
+            let mut repo = MockFileRepository::new();
+            repo.expect_get().returning(move |_| match &stored {
+                Ok(record) => Ok(record.clone()),
+                Err(()) => Err(RepoError::NotFound),
+            });
+            let download = DownloadFile::new(
+                ReadAccess::new(Arc::new(repo), None, AccessPolicy::Owner),
+                Arc::new(MockBlobStore::new()),
+                Arc::new(MockUrlSigner::new()),
+                Arc::new(MockClock::new()),
+            );
+
+            let got = download.authorize_anonymous(FileId::new_random()).await;
+
+            match got {
+                Ok(record) => assert!(served && record.is_public()),
+                Err(e) => assert!(!served && matches!(e, Error::Unauthenticated), "{e:?}"),
+            }
+        }
     }
 
     #[tokio::test]

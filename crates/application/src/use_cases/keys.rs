@@ -177,6 +177,8 @@ mod tests {
             request: RequestFacts::default(),
             key: Some(key()),
             metadata: Metadata::parse(r#"{"size":"small"}"#).unwrap(),
+            visibility: None,
+            replaces: None,
         }
     }
 

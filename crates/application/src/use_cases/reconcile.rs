@@ -437,6 +437,7 @@ mod tests {
             sha256: None,
             policy: None,
             key: None,
+            visibility: None,
             multipart: Some(format!("mp-{expires_at}")),
             expires_at: at(expires_at),
         }

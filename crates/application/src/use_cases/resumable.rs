@@ -350,6 +350,10 @@ fn created_by(upload: &ResumableUpload, principal: &Principal) -> bool {
 fn is_refusal(e: &Error) -> bool {
     matches!(
         e,
-        Error::TooLarge { .. } | Error::UnsupportedMediaType(_) | Error::KeyExists
+        Error::TooLarge { .. }
+            | Error::UnsupportedMediaType(_)
+            | Error::ImageTooLarge(_)
+            | Error::UnsupportedImage(_)
+            | Error::KeyExists
     )
 }

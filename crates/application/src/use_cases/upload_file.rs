@@ -5,72 +5,18 @@ use std::sync::Arc;
 
 use stowage_domain::{
     BlobKey, ContentType, FileId, FileKey, FileRecord, FileRecordParts, Filename, Metadata,
-    Principal, SNIFF_LEN,
+    Principal, SNIFF_LEN, Visibility, may_delete,
 };
 
 use crate::error::Error;
 use crate::events::{Actor, EventKind, RequestFacts};
-use crate::ports::{BlobStore, Clock, FileRepository};
+use crate::ports::{BlobStore, Clock, FileRepository, RepoError};
 use crate::stream::{ByteStream, limit_stream, peek_prefix};
 use crate::use_cases::Audit;
 use crate::use_cases::audit::events_of;
 use crate::use_cases::keys::{delete_file, keep, key_holder, remove_replaced};
+use crate::use_cases::upload_policy::{UploadPolicy, policy_of, visibility_of};
 use time::OffsetDateTime;
-
-/// A named restriction on what an upload may be (`POST /files?policy=avatar`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct UploadPolicy {
-    /// Types allowed, judged by the file's magic bytes (never by the declared type).
-    pub allowed_types: Vec<String>,
-    /// Largest size in bytes, below the global limit.
-    pub max_bytes: u64,
-}
-
-impl UploadPolicy {
-    /// The built-in `avatar` policy: JPEG, PNG or WebP by magic bytes, at most 5 MiB.
-    pub fn avatar() -> Self {
-        Self {
-            allowed_types: vec!["image/jpeg".into(), "image/png".into(), "image/webp".into()],
-            max_bytes: 5 * 1024 * 1024,
-        }
-    }
-}
-
-impl UploadPolicy {
-    /// Checks a file's first bytes against the allowed types.
-    ///
-    /// # Errors
-    /// `UnsupportedMediaType` when its magic bytes are not of an allowed type.
-    pub(crate) fn check(&self, prefix: &[u8]) -> Result<(), Error> {
-        let sniffed = ContentType::sniff(prefix);
-        let allowed: Vec<&str> = self.allowed_types.iter().map(String::as_str).collect();
-        if sniffed.is_some_and(|t| t.matches_any(&allowed)) {
-            Ok(())
-        } else {
-            Err(Error::UnsupportedMediaType(format!(
-                "this upload accepts only {}",
-                self.allowed_types.join(", ")
-            )))
-        }
-    }
-}
-
-/// The policy named `name` among `policies`; `None` for no name.
-///
-/// # Errors
-/// `Validation` for a name no policy has.
-pub(crate) fn policy_of<'a>(
-    policies: &'a HashMap<String, UploadPolicy>,
-    name: Option<&str>,
-) -> Result<Option<&'a UploadPolicy>, Error> {
-    match name {
-        None => Ok(None),
-        Some(name) => policies
-            .get(name)
-            .map(Some)
-            .ok_or_else(|| Error::Validation(format!("unknown upload policy '{name}'"))),
-    }
-}
 
 /// One upload as the presentation layer hands it over.
 pub struct UploadRequest {
@@ -94,6 +40,10 @@ pub struct UploadRequest {
     pub key: Option<FileKey>,
     /// The client's metadata.
     pub metadata: Metadata,
+    /// Who may read the file; `None` leaves it to the policy (private without one).
+    pub visibility: Option<Visibility>,
+    /// A file of the caller's to delete once this one is stored (`?replaces=`).
+    pub replaces: Option<FileId>,
 }
 
 /// Streams an upload into the blob store and records it; leaves nothing behind on any failure.
@@ -145,17 +95,15 @@ impl UploadFile {
     /// `StorageUnavailable`, `DatabaseUnavailable` (the blob is then deleted again).
     #[tracing::instrument(name = "upload_file", skip_all, fields(file_id = tracing::field::Empty, size = tracing::field::Empty))]
     pub async fn execute(&self, request: UploadRequest) -> Result<FileRecord, Error> {
-        let policy = match request.policy.as_deref() {
-            None => None,
-            Some(name) => Some(
-                self.policies
-                    .get(name)
-                    .ok_or_else(|| Error::Validation(format!("unknown upload policy '{name}'")))?,
-            ),
-        };
+        let policy = policy_of(&self.policies, request.policy.as_deref())?;
         // Refused before any byte is stored when the key is visibly someone else's.
         let holder = match &request.key {
             Some(key) => key_holder(self.repo.as_ref(), &request.principal, key).await?,
+            None => None,
+        };
+        // Refused before any byte is stored when the caller may not delete the file it replaces.
+        let replaces = match request.replaces {
+            Some(old) => Some(self.replaceable(&request.principal, old).await?),
             None => None,
         };
         let limit = policy.map_or(self.max_bytes, |p| p.max_bytes.min(self.max_bytes));
@@ -163,9 +111,15 @@ impl UploadFile {
         let length = request.length.filter(|&len| len <= limit);
         let (prefix, body) = peek_prefix(limit_stream(request.body, limit), SNIFF_LEN).await?;
         let content_type = ContentType::resolve(request.declared_type.as_deref(), &prefix);
-        if let Some(policy) = policy {
-            policy.check(&prefix)?;
-        }
+        let (body, length) = match policy {
+            Some(policy) => {
+                policy.check(&prefix)?;
+                // Stripped metadata changes the length; the store then learns it at the end.
+                let length = length.filter(|_| !policy.rewrites(&prefix));
+                (policy.apply(body, &prefix), length)
+            }
+            None => (body, length),
+        };
 
         let id = FileId::new_random();
         tracing::Span::current().record("file_id", tracing::field::display(id));
@@ -185,7 +139,8 @@ impl UploadFile {
             user_id: request.principal.user_id(),
         })
         .with_key(request.key.clone())
-        .with_metadata(request.metadata.clone());
+        .with_metadata(request.metadata.clone())
+        .with_visibility(visibility_of(request.visibility, policy));
         // The blob is removed only when the insert certainly failed. If this future is dropped
         // while the insert is in flight (the client went away), the insert may still commit, so
         // the blob stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a
@@ -218,7 +173,53 @@ impl UploadFile {
             self.remove_replaced(&request.principal, &old, &request.request)
                 .await;
         }
+        if let Some(old) = replaces {
+            self.delete_replaced(&request.principal, &old, &record, &request.request)
+                .await?;
+        }
         Ok(record)
+    }
+
+    /// The record of `old`, which an upload is to replace, if `principal` may delete it.
+    ///
+    /// # Errors
+    /// `NotFound`, `AccessDenied`, `DatabaseUnavailable`.
+    async fn replaceable(&self, principal: &Principal, old: FileId) -> Result<FileRecord, Error> {
+        let record = self.repo.get(old).await?;
+        if !may_delete(principal, &record) {
+            return Err(Error::AccessDenied);
+        }
+        Ok(record)
+    }
+
+    /// Deletes `old` now that `new` replaces it. When that fails, `new` is not kept either, so
+    /// that the client's retry finds both as they were.
+    async fn delete_replaced(
+        &self,
+        principal: &Principal,
+        old: &FileRecord,
+        new: &FileRecord,
+        request: &RequestFacts,
+    ) -> Result<(), Error> {
+        let deleted = delete_file(
+            self.repo.as_ref(),
+            self.blobs.as_ref(),
+            self.audit.as_ref(),
+            principal,
+            old,
+            request,
+        )
+        .await;
+        match deleted {
+            // Gone already: deleted meanwhile, or replaced under its key by this very upload.
+            Ok(()) | Err(RepoError::NotFound) => Ok(()),
+            Err(e) => {
+                if let Err(discard) = self.discard(principal, new, request).await {
+                    tracing::warn!(error = %discard, "an upload whose replaced file stayed could not be removed");
+                }
+                Err(e.into())
+            }
+        }
     }
 
     /// Deletes the file a keyed upload replaced; a failure leaves it marked replaced, for `gc`.
@@ -305,6 +306,8 @@ mod tests {
             request: RequestFacts::default(),
             key: None,
             metadata: Metadata::default(),
+            visibility: None,
+            replaces: None,
         }
     }
 

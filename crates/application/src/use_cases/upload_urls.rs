@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{Either, select};
-use stowage_domain::{FileKey, FileRecord, Metadata, Principal};
+use stowage_domain::{FileKey, FileRecord, Metadata, Principal, Visibility};
 use time::OffsetDateTime;
 
 use crate::error::Error;
@@ -37,6 +37,8 @@ pub struct UploadUrlOptions {
     pub key: Option<FileKey>,
     /// The largest file accepted, at most the global limit.
     pub max_bytes: Option<u64>,
+    /// Who may read the file; `None` leaves it to the policy.
+    pub visibility: Option<Visibility>,
 }
 
 /// An issued upload URL's token and expiry.
@@ -125,6 +127,7 @@ impl CreateUploadUrl {
             policy: options.policy,
             key: options.key,
             max_bytes: options.max_bytes,
+            visibility: options.visibility,
         };
         Ok(IssuedUploadUrl {
             token: self.signer.sign(&grant),
@@ -255,6 +258,8 @@ impl UploadWithUrl {
             request: upload.request,
             key,
             metadata: upload.metadata,
+            visibility: grant.visibility,
+            replaces: None,
         }));
         let record = match select(stored, &mut hold).await {
             Either::Left((Ok(record), _)) => record,

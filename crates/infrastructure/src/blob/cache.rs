@@ -109,7 +109,12 @@ impl BlobStore for CachedBlobStore {
         body: ByteStream,
         length: Option<u64>,
     ) -> Result<StoredBlob, BlobError> {
-        self.inner.put(key, body, length).await
+        // A put may replace the blob (an upload policy writes a stored image again without its
+        // metadata), which only this process can have read yet: its record is not stored.
+        self.evict(key);
+        let stored = self.inner.put(key, body, length).await;
+        self.evict(key);
+        stored
     }
 
     async fn head(&self, key: &BlobKey) -> Result<u64, BlobError> {
@@ -242,6 +247,27 @@ mod tests {
             cache.get(&small, None).await,
             Err(BlobError::NotFound)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_put_over_a_cached_blob_is_what_the_next_read_serves() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(FsBlobStore::new(dir.path()).unwrap());
+        let cache = CachedBlobStore::new(
+            fs,
+            BlobCacheSettings {
+                capacity_bytes: 1024,
+                max_item_bytes: 64,
+            },
+        );
+        let key = BlobKey::new(AccountId::new(1), FileId::new_random());
+        cache.put(&key, body(b"with metadata"), None).await.unwrap();
+        read(cache.get(&key, None).await.unwrap()).await;
+        assert!(cache.lookup(&key).is_some());
+
+        cache.put(&key, body(b"stripped"), None).await.unwrap();
+
+        assert_eq!(read(cache.get(&key, None).await.unwrap()).await, b"stripped");
     }
 
     #[test]

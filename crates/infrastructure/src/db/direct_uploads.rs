@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, QueryResult, Statement
 use stowage_application::ports::{
     Claim, ClaimToken, DirectUpload, DirectUploadId, DirectUploadRepository, RepoError,
 };
-use stowage_domain::{AccountId, FileId, FileKey, Filename, Sha256Digest, UserId};
+use stowage_domain::{AccountId, FileId, FileKey, Filename, Sha256Digest, UserId, Visibility};
 use time::OffsetDateTime;
 
 use super::sql::{from_unix_millis, kind_name, lease_millis, parse_kind, token_text, unix_millis};
@@ -61,7 +61,7 @@ impl SeaOrmDirectUploadRepository {
 
 const COLUMNS: &str = "upload_id, file_id, account_id, user_id, principal_kind, filename, \
     content_type, size, sha256, policy, file_key, multipart_id, expires_at, claimed_until, \
-    completed_at, claim_token";
+    completed_at, claim_token, visibility";
 
 /// The state of a row, beside the upload itself.
 struct Row {
@@ -104,6 +104,10 @@ fn parse(r: &QueryResult) -> Result<(DirectUpload, Row), RepoError> {
             .transpose()
             .map_err(|_| corrupt("key"))?,
         multipart: get_opt("multipart_id")?,
+        visibility: get_opt("visibility")?
+            .map(|v| Visibility::parse(&v))
+            .map(|v| v.ok_or_else(|| corrupt("visibility")))
+            .transpose()?,
         expires_at,
     };
     let row = Row {
@@ -131,11 +135,13 @@ impl DirectUploadRepository for SeaOrmDirectUploadRepository {
             upload.key.as_ref().map(|k| k.as_str().to_owned()).into(),
             upload.multipart.clone().into(),
             unix_millis(upload.expires_at).into(),
+            upload.visibility.map(Visibility::as_str).into(),
         ];
         self.execute(
             "INSERT INTO direct_uploads (upload_id, file_id, account_id, user_id, principal_kind, \
-             filename, content_type, size, sha256, policy, file_key, multipart_id, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             filename, content_type, size, sha256, policy, file_key, multipart_id, expires_at, \
+             visibility) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             values,
         )
         .await

@@ -13,10 +13,7 @@ use sea_orm::{
 };
 use stowage_application::events::FileEvent;
 use stowage_application::ports::{FileRepository, ListCursor, ListPage, Owner, RepoError};
-use stowage_domain::{
-    AccountId, ContentType, FileId, FileKey, FileRecord, FileRecordParts, Filename, Metadata,
-    Sha256Digest, UserId,
-};
+use stowage_domain::{AccountId, FileId, FileKey, FileRecord, Sha256Digest, UserId, Visibility};
 use time::OffsetDateTime;
 use time::macros::format_description;
 use tokio::sync::OnceCell;
@@ -26,6 +23,9 @@ use super::entity::file;
 use super::outbox::{self, WebhookOutbox};
 
 mod keys;
+mod rows;
+
+use rows::{CorruptRow, record_of};
 
 /// Stores file records in SQLite or Postgres, in Stowage's own `files` table or in the Pneumatic
 /// service's adopted one.
@@ -238,6 +238,7 @@ impl SeaOrmFileRepository {
                 file::Column::StorageKey,
                 file::Column::Key,
                 file::Column::Metadata,
+                file::Column::Visibility,
             ])
             .values([
                 ids.value(record.id()).into(),
@@ -251,6 +252,7 @@ impl SeaOrmFileRepository {
                 record.blob_key().to_string().into(),
                 record.key().map(|k| k.as_str().to_owned()).into(),
                 record.metadata().as_str().into(),
+                record.visibility().as_str().into(),
             ])
             .map_err(|e| RepoError::Unavailable(Box::new(e)))?;
         Ok(insert)
@@ -271,6 +273,7 @@ impl SeaOrmFileRepository {
                 file::Column::Sha256,
                 file::Column::Key,
                 file::Column::Metadata,
+                file::Column::Visibility,
             ])
             .expr_as(bigint(file::Column::Size), Alias::new("size"))
             .expr_as(bigint(file::Column::UserId), Alias::new("user_id"))
@@ -363,53 +366,6 @@ fn timestamp(backend: DbBackend, t: OffsetDateTime) -> Value {
 
 fn unavailable(e: DbErr) -> RepoError {
     RepoError::Unavailable(Box::new(e))
-}
-
-/// A row that does not convert is corrupt data, reported as a database failure (never a panic).
-#[derive(Debug, thiserror::Error)]
-#[error("row of file {file_id} is invalid: {what}")]
-struct CorruptRow {
-    file_id: String,
-    what: &'static str,
-}
-
-/// The record of a row of [`SeaOrmFileRepository::select`]. The stored name and type pass the
-/// upload rules again (a no-op for what Stowage stored; rows the Pneumatic service wrote may hold
-/// anything), and a null digest is a legacy row's.
-fn record_of(ids: IdColumn, row: &QueryResult) -> Result<FileRecord, RepoError> {
-    let id = ids.read(row)?;
-    let corrupt = |what| {
-        RepoError::Unavailable(Box::new(CorruptRow {
-            file_id: id.to_string(),
-            what,
-        }))
-    };
-    let get_str = |column| row.try_get::<String>("", column).map_err(unavailable);
-    let size: i64 = row.try_get("", "size").map_err(unavailable)?;
-    let sha256: Option<String> = row.try_get("", "sha256").map_err(unavailable)?;
-    let sha256 = match sha256 {
-        Some(hex) => {
-            Some(Sha256Digest::parse_hex(hex.trim()).map_err(|_| corrupt("sha256 is not hex"))?)
-        }
-        None => None,
-    };
-    let user_id: Option<i64> = row.try_get("", "user_id").map_err(unavailable)?;
-    let account_id: i64 = row.try_get("", "account_id").map_err(unavailable)?;
-    let created_at: OffsetDateTime = row.try_get("", "created_at").map_err(unavailable)?;
-    let key: Option<String> = row.try_get("", "key").map_err(unavailable)?;
-    let metadata: Option<String> = row.try_get("", "metadata").map_err(unavailable)?;
-    Ok(FileRecord::new(FileRecordParts {
-        id,
-        filename: Filename::sanitize(&get_str("filename")?),
-        content_type: ContentType::from_legacy(&get_str("content_type")?),
-        size: u64::try_from(size).map_err(|_| corrupt("negative size"))?,
-        sha256,
-        created_at,
-        account_id: AccountId::new(account_id),
-        user_id: user_id.map(UserId::new),
-    })
-    .with_key(key.map(FileKey::from_stored))
-    .with_metadata(metadata.map(Metadata::from_stored).unwrap_or_default()))
 }
 
 #[async_trait]
@@ -583,6 +539,16 @@ impl FileRepository for SeaOrmFileRepository {
         let update = Query::update()
             .table(file::Entity)
             .value(file::Column::Sha256, sha256.to_hex())
+            .and_where(Expr::col(file::Column::FileId).eq(ids.value(id)))
+            .to_owned();
+        self.change_one(&update).await
+    }
+
+    async fn set_visibility(&self, id: FileId, visibility: Visibility) -> Result<(), RepoError> {
+        let ids = self.id_column().await?;
+        let update = Query::update()
+            .table(file::Entity)
+            .value(file::Column::Visibility, visibility.as_str())
             .and_where(Expr::col(file::Column::FileId).eq(ids.value(id)))
             .to_owned();
         self.change_one(&update).await

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use super::{UploadPolicyName, UploadVisibility, whole_seconds};
+use super::{VisibilityName, whole_seconds};
 
 /// Default lifetime of a direct upload's URLs, in seconds.
 pub const DEFAULT_DIRECT_UPLOAD_SECONDS: u64 = 3600;
@@ -47,14 +47,14 @@ pub struct DirectUploadRequest {
     ))]
     pub expires_in: Option<i64>,
     /// An upload policy the file must satisfy at completion.
-    #[schema(inline)]
-    pub policy: Option<UploadPolicyName>,
+    #[schema(max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    pub policy: Option<String>,
     /// The key the file is stored under at completion (the rules of an upload's `key`).
     #[schema(max_length = 512)]
     pub key: Option<String>,
-    /// `private` (the default); public files are not supported yet.
+    /// `private` or `public`; left out, the policy's (private without one).
     #[schema(inline)]
-    pub visibility: Option<UploadVisibility>,
+    pub visibility: Option<VisibilityName>,
     /// Presigned multipart part URLs even when the file fits one `PUT` (files over
     /// `S3_PART_SIZE`·1000 bytes are always multipart).
     #[serde(default)]

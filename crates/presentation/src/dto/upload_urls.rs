@@ -4,32 +4,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use validator::Validate;
 
-use super::{UploadPolicyName, whole_seconds};
+use super::{VisibilityName, whole_seconds};
 
 /// Default lifetime of an upload URL, in seconds.
 pub const DEFAULT_UPLOAD_URL_SECONDS: u64 = 3600;
-
-/// Who may read an uploaded file, as upload URLs and direct uploads take it. Only `private`
-/// exists until public files land.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(try_from = "String", rename_all = "lowercase")]
-pub enum UploadVisibility {
-    /// The access rules of any upload.
-    Private,
-}
-
-impl TryFrom<String> for UploadVisibility {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        match value.as_str() {
-            "private" => Ok(UploadVisibility::Private),
-            _ => Err(format!(
-                "visibility '{value}' is not supported: only private files exist"
-            )),
-        }
-    }
-}
 
 /// `POST /files/upload-url` body; an empty body means every default.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema, Validate)]
@@ -45,8 +23,8 @@ pub struct UploadUrlRequest {
     ))]
     pub expires_in: Option<i64>,
     /// An upload policy the upload must satisfy; a name that is not one is `400`.
-    #[schema(inline)]
-    pub policy: Option<UploadPolicyName>,
+    #[schema(max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    pub policy: Option<String>,
     /// The key the file is stored under (1 to 512 bytes of UTF-8, `/`-separated segments, none
     /// empty, `.` or `..`, no control character), replacing the file holding it as an upload
     /// would. A form `key` on the upload must then be this one; without it, none is taken.
@@ -55,9 +33,9 @@ pub struct UploadUrlRequest {
         pattern = "^(?:[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.\\.[^/\\u0000-\\u001F\\u007F-\\u009F]+)(?:/(?:[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.[^/.\\u0000-\\u001F\\u007F-\\u009F][^/\\u0000-\\u001F\\u007F-\\u009F]*|\\.\\.[^/\\u0000-\\u001F\\u007F-\\u009F]+))*$"
     )]
     pub key: Option<String>,
-    /// `private` (the default); public files are not supported yet.
+    /// `private` or `public`; left out, the policy's (private without one).
     #[schema(inline)]
-    pub visibility: Option<UploadVisibility>,
+    pub visibility: Option<VisibilityName>,
     /// The largest file accepted in bytes, 1 to `MAX_UPLOAD_BYTES` (a policy's limit, when
     /// lower, still applies).
     #[schema(minimum = 1)]

@@ -35,7 +35,7 @@ fn not_supported() -> ApiError {
     request_body(content = DirectUploadRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "The upload's id and where to send the bytes: `method` `PUT` (one presigned `PUT` of exactly `size` bytes to `url`, with `headers`) or `MULTIPART` (one presigned `PUT` per entry of `parts`, each `part_size` bytes but the last; completion then takes every part's `ETag`, or none to use the store's own list)", body = DirectUploadResponse),
-        (status = 400, description = "The body is not a `DirectUploadRequest`: a missing field, `expires_in` out of range, `sha256` not 64 hex digits, an unknown policy, a key that breaks its rule, a visibility other than `private`", body = ErrorBody),
+        (status = 400, description = "The body is not a `DirectUploadRequest`: a missing field, `expires_in` out of range, `sha256` not 64 hex digits, an unknown policy, a key that breaks its rule, a visibility other than `private` or `public`", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 409, description = "The key belongs to a file the caller may not replace", body = ErrorBody),
         (status = 413, description = "`size` is over the upload limit (or the policy's)", body = ErrorBody),
@@ -85,8 +85,9 @@ pub async fn start_direct_upload(
             size: body.size,
             sha256,
             lifetime: std::time::Duration::from_secs(seconds),
-            policy: body.policy.map(|p| p.as_str().to_owned()),
+            policy: body.policy,
             key,
+            visibility: body.visibility.map(Into::into),
             multipart: body.multipart,
         })
         .await?;

@@ -17,7 +17,8 @@ use crate::client_limits::{Requester, requester_address};
 use crate::dto::FileBytes;
 use crate::dto::{
     DEFAULT_PAGE, DEFAULT_SIGNED_URL_SECONDS, Disposition, DownloadQuery, FileInfoResponse,
-    ListQuery, ListResponse, SignedUrlRequest, SignedUrlResponse, UploadQuery,
+    FilePatchRequest, ListQuery, ListResponse, SignedUrlRequest, SignedUrlResponse, UploadQuery,
+    VisibilityName,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{Authenticated, FileIdPath, Reader};
@@ -30,6 +31,8 @@ use crate::validated::Validated;
 use super::keys::Labels;
 
 const CACHE_CONTROL: &str = "private, max-age=0, must-revalidate";
+/// A public file's bytes never change and anyone may read them: any cache may keep them a year.
+const PUBLIC_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
 /// What both upload routes answer, for the OpenAPI document (never built: the handlers answer
 /// through [`ApiError`] and the success response below).
@@ -107,6 +110,18 @@ pub async fn upload_file(
     let part_header_max = state.settings().limits.part_header_max;
     let part = file_part(&parts.headers, body, max_bytes, part_header_max).await?;
     let labels = from_query.with_form(part.key.as_deref(), part.metadata.as_deref())?;
+    let visibility = match (query.visibility, part.visibility.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(
+                "visibility is given both as a query parameter and as a form field",
+            ));
+        }
+        (Some(asked), None) => Some(asked),
+        (None, Some(text)) => {
+            Some(VisibilityName::try_from(text.to_owned()).map_err(ApiError::validation)?)
+        }
+        (None, None) => None,
+    };
     let record = state
         .services()
         .upload
@@ -114,11 +129,13 @@ pub async fn upload_file(
             principal,
             filename: part.filename,
             declared_type: part.content_type,
-            policy: query.policy.map(|p| p.as_str().to_owned()),
+            policy: query.policy,
             body: part.body,
             length: part.length,
             key: labels.key,
             metadata: labels.metadata.unwrap_or_default(),
+            visibility: visibility.map(Into::into),
+            replaces: query.replaces,
             request: facts,
         })
         .await?;
@@ -135,7 +152,7 @@ pub(crate) fn created(state: &AppState, record: &FileRecord) -> Result<Response,
 /// `201` with the new file's `FileInfo` and its `Location`, for a file whose bytes did not pass
 /// through this service (a direct upload).
 pub(crate) fn file_created(state: &AppState, record: &FileRecord) -> Result<Response, ApiError> {
-    let info = FileInfoResponse::from_record(record, &state.settings().files_url);
+    let info = FileInfoResponse::from_record(record, state.settings());
     let location = HeaderValue::from_str(&info.public_url)
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
     Ok((
@@ -174,12 +191,12 @@ pub async fn list_files(
             query.prefix.as_deref(),
         )
         .await?;
-    let files_url = &state.settings().files_url;
+    let settings = state.settings();
     Ok(Json(ListResponse {
         items: page
             .items
             .iter()
-            .map(|r| FileInfoResponse::from_record(r, files_url))
+            .map(|r| FileInfoResponse::from_record(r, settings))
             .collect(),
         next_cursor: page.next.map(|c| c.encode()),
     }))
@@ -212,7 +229,46 @@ pub async fn file_info(
         .await?;
     Ok(Json(FileInfoResponse::from_record(
         &record,
-        &state.settings().files_url,
+        state.settings(),
+    )))
+}
+
+/// `PATCH /files/{id}`: makes the file public or private (the uploading user only).
+#[utoipa::path(
+    patch, path = "/files/{file_id}", tag = "files", operation_id = "update_file",
+    params(("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404")),
+    request_body(content = FilePatchRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The file's `FileInfo`, as changed", body = FileInfoResponse),
+        (status = 400, description = "The body is not a `FilePatchRequest`", body = ErrorBody),
+        (status = 401, description = "No valid credential", body = ErrorBody),
+        (status = 403, description = "Not the uploading user", body = ErrorBody),
+        (status = 404, description = "No such file, or the id is not a lower-case UUID v4", body = ErrorBody),
+        (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
+        (status = 429, description = "Rate limited", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Database or credential backend unavailable", body = ErrorBody),
+    ),
+)]
+pub async fn update_file(
+    State(state): State<AppState>,
+    Authenticated(principal): Authenticated,
+    FileIdPath(id): FileIdPath,
+    Validated(Json(body)): Validated<Json<FilePatchRequest>>,
+) -> Result<Json<FileInfoResponse>, ApiError> {
+    let services = state.services();
+    let record = match body.visibility {
+        Some(visibility) => {
+            services
+                .set_visibility
+                .execute(&principal, id, visibility.into())
+                .await?
+        }
+        None => services.set_visibility.current(&principal, id).await?,
+    };
+    Ok(Json(FileInfoResponse::from_record(
+        &record,
+        state.settings(),
     )))
 }
 
@@ -284,27 +340,38 @@ pub async fn download_file(
     method: Method,
     reader: Reader,
     FileIdPath(id): FileIdPath,
-    Validated(Query(query)): Validated<Query<DownloadQuery>>,
+    query: Result<Validated<Query<DownloadQuery>>, ApiError>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let inline = query.disposition == Some(Disposition::Inline);
     let download = &state.services().download;
-    let (record, principal) = match reader {
-        Reader::Principal(principal) => (
-            download.authorize(&principal, id, &facts).await?,
-            Some(principal),
-        ),
-        Reader::Signed { expires, signature } => (
-            download.authorize_signed(id, expires, &signature).await?,
-            None,
-        ),
+    // A bad query is answered before the file is looked up, except without a credential: then
+    // only a public file is told apart from the rest (401 for all else).
+    let (record, principal, query) = match reader {
+        Reader::Principal(principal) => {
+            let query = query?;
+            let record = download.authorize(&principal, id, &facts).await?;
+            (record, Some(principal), query)
+        }
+        Reader::Signed { expires, signature } => {
+            let query = query?;
+            let record = download.authorize_signed(id, expires, &signature).await?;
+            (record, None, query)
+        }
+        Reader::Anonymous => (download.authorize_anonymous(id).await?, None, query?),
+    };
+    let Validated(Query(query)) = query;
+    let inline = query.disposition == Some(Disposition::Inline);
+    let cache_control = if record.is_public() {
+        PUBLIC_CACHE_CONTROL
+    } else {
+        CACHE_CONTROL
     };
     let download = Download {
         use_case: download,
         state: &state,
         reader: principal.as_ref(),
         facts: &facts,
-        cache_control: CACHE_CONTROL,
+        cache_control,
     };
     serve(&download, &record, &method, &headers, inline).await
 }

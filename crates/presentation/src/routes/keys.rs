@@ -155,7 +155,7 @@ pub async fn file_info_by_key(
         .info
         .execute_by_key(&principal, &key, &facts)
         .await?;
-    let info = FileInfoResponse::from_record(&record, &state.settings().files_url);
+    let info = FileInfoResponse::from_record(&record, state.settings());
     Ok((
         [(axum::http::header::CACHE_CONTROL, BY_KEY_CACHE_CONTROL)],
         Json(info),

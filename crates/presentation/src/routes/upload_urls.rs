@@ -32,7 +32,7 @@ mod disposition;
         description = "Optional: an empty body means every default (`null` is refused)"),
     responses(
         (status = 200, description = "The upload URL", body = UploadUrlResponse),
-        (status = 400, description = "The body is not an `UploadUrlRequest`: `expires_in` or `max_bytes` out of range, an unknown policy, a key that breaks its rule, a visibility other than `private`", body = ErrorBody),
+        (status = 400, description = "The body is not an `UploadUrlRequest`: `expires_in` or `max_bytes` out of range, an unknown policy, a key that breaks its rule, a visibility other than `private` or `public`", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 408, description = "The body stopped arriving for longer than the idle timeout", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody,
@@ -56,9 +56,10 @@ pub async fn create_upload_url(
         &principal,
         UploadUrlOptions {
             lifetime: std::time::Duration::from_secs(seconds),
-            policy: body.policy.map(|p| p.as_str().to_owned()),
+            policy: body.policy,
             key,
             max_bytes: body.max_bytes,
+            visibility: body.visibility.map(Into::into),
         },
     )?;
     let expires_at = issued
@@ -127,7 +128,7 @@ pub enum UploadWithUrlResponses {
     post, path = "/files/upload-url/{token}", tag = "files", operation_id = "upload_with_url",
     params(("token" = String, Path, description = "The signed grant, as `POST /files/upload-url` wrote it in `url`")),
     request_body(content = crate::dto::UploadForm, content_type = "multipart/form-data",
-        description = "The file in the part named `file`; a `key` part must be the signed key, a `metadata` part is kept"),
+        description = "The file in the part named `file`; a `key` part must be the signed key, a `visibility` part the signed visibility, a `metadata` part is kept"),
     responses(UploadWithUrlResponses),
 )]
 pub async fn upload_with_url(
@@ -144,6 +145,14 @@ pub async fn upload_with_url(
     let part_header_max = state.settings().limits.part_header_max;
     let part = file_part(&parts.headers, body, max_bytes, part_header_max).await?;
     let labels = Labels::parse(part.key.as_deref(), part.metadata.as_deref())?;
+    // The URL's visibility is signed into it: a form may repeat it, never change it.
+    if let Some(asked) = part.visibility.as_deref()
+        && grant.visibility.map(|v| v.as_str()) != Some(asked)
+    {
+        return Err(ApiError::validation(
+            "visibility is set by the upload URL; a visibility part must repeat it",
+        ));
+    }
     let upload = UrlUpload {
         filename: part.filename,
         declared_type: part.content_type,

@@ -19,6 +19,7 @@ use crate::ports::{
 use crate::stream::BlobDigester;
 use crate::use_cases::keys::record_upload;
 use crate::use_cases::upload_file::creation_time;
+use crate::use_cases::upload_policy::{apply_to_stored, visibility_of};
 use crate::use_cases::{Audit, UploadPolicy};
 
 /// `POST /files/direct/{upload_id}/complete`: checks the stored object and records the file.
@@ -58,7 +59,8 @@ impl CompleteDirectUpload {
     /// # Errors
     /// `UploadNotFound` (no such upload, or another principal's: nothing changes then),
     /// `UploadCompleted` (also while another completion runs),
-    /// `DirectUploadInvalid`, `TooLarge`, `UnsupportedMediaType`, `KeyExists`,
+    /// `DirectUploadInvalid`, `TooLarge`, `UnsupportedMediaType`, `ImageTooLarge`,
+    /// `UnsupportedImage`, `KeyExists`,
     /// `StorageUnavailable`, `DatabaseUnavailable`
     /// (the upload may then be completed again).
     #[tracing::instrument(name = "complete_direct_upload", skip_all, fields(file_id = tracing::field::Empty))]
@@ -197,20 +199,29 @@ impl CompleteDirectUpload {
             (Some(expected), _, _) => Some(self.hashed(&blob, expected).await?),
         };
         let prefix = self.prefix(&blob, stored.size).await?;
-        if let Some(policy) = policy {
-            policy.check(&prefix)?;
-        }
+        let (size, sha256) = match policy {
+            Some(policy) => {
+                policy.check(&prefix)?;
+                let blobs = self.ports.blobs.as_ref();
+                match apply_to_stored(policy, blobs, &blob, &prefix, stored.size).await? {
+                    Some(rewritten) => (rewritten.size, Some(rewritten.sha256)),
+                    None => (stored.size, sha256),
+                }
+            }
+            None => (stored.size, sha256),
+        };
         let record = FileRecord::new(FileRecordParts {
             id: upload.file_id,
             filename: upload.filename.clone(),
             content_type: ContentType::resolve(Some(&upload.declared_type), &prefix),
-            size: stored.size,
+            size,
             sha256,
             created_at: creation_time(self.ports.clock.now()),
             account_id: upload.account_id,
             user_id: upload.user_id,
         })
-        .with_key(upload.key.clone());
+        .with_key(upload.key.clone())
+        .with_visibility(visibility_of(upload.visibility, policy));
         let files = self.ports.files.as_ref();
         let blobs = self.ports.blobs.as_ref();
         record_upload(
@@ -345,6 +356,8 @@ fn is_refusal(e: &Error) -> bool {
         Error::DirectUploadInvalid(_)
             | Error::TooLarge { .. }
             | Error::UnsupportedMediaType(_)
+            | Error::ImageTooLarge(_)
+            | Error::UnsupportedImage(_)
             | Error::KeyExists
     )
 }

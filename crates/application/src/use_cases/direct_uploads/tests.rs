@@ -61,7 +61,9 @@ impl Mocks {
 }
 
 fn policies() -> HashMap<String, UploadPolicy> {
-    HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())])
+    // The type rule alone: the image rules read the store back, which these mocks do not script
+    // (they have tests of their own).
+    HashMap::from([("avatar".to_owned(), UploadPolicy::types_only())])
 }
 
 fn start_request(size: u64) -> StartDirectRequest {
@@ -74,6 +76,7 @@ fn start_request(size: u64) -> StartDirectRequest {
         lifetime: Duration::from_secs(60),
         policy: None,
         key: None,
+        visibility: None,
         multipart: false,
     }
 }
@@ -98,6 +101,7 @@ fn pending(size: u64, policy: Option<&str>) -> DirectUpload {
         sha256: None,
         policy: policy.map(str::to_owned),
         key: None,
+        visibility: None,
         multipart: None,
         expires_at: OffsetDateTime::UNIX_EPOCH + Duration::from_secs(60),
     }

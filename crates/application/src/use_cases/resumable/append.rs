@@ -20,7 +20,7 @@ use crate::ports::{
     ResumableUpload,
 };
 use crate::stream::{BodyError, ByteStream, limit_stream};
-use crate::use_cases::upload_file::policy_of;
+use crate::use_cases::upload_policy::policy_of;
 use stowage_domain::Principal;
 
 /// What the bytes of one request told on their way to the store.

@@ -12,7 +12,8 @@ use crate::ports::{
     ClaimToken, Concat, RepoError, ResumableProgress, ResumableStage, ResumableUpload,
 };
 use crate::use_cases::keys::{key_holder, record_upload};
-use crate::use_cases::upload_file::{creation_time, policy_of};
+use crate::use_cases::upload_file::creation_time;
+use crate::use_cases::upload_policy::{apply_to_stored, policy_of, visibility_of};
 
 impl ResumableUploads {
     /// Completes `upload`, whose every byte is in, under the lock `token` holds: a partial
@@ -67,8 +68,39 @@ impl ResumableUploads {
             .store
             .finish(&key, &upload.store, upload.offset)
             .await?;
+        let record = match self.stored_rules(upload, record).await {
+            Ok(record) => record,
+            Err(e) if is_refusal(&e) => {
+                // Finished already: its blob goes with it.
+                if let Err(delete) = self.ports.blobs.delete(&key).await {
+                    tracing::warn!(error = %delete, "blob of a refused resumable upload left behind; gc will remove it");
+                }
+                return self.refuse(upload, e).await;
+            }
+            Err(e) => return Err(e),
+        };
         self.keep_file(principal, upload, &record, request).await?;
         Ok(record)
+    }
+
+    /// `record` once its policy's image rules are applied to its blob, now in place (the pixel
+    /// limit read from the header, the metadata stripped).
+    pub(super) async fn stored_rules(
+        &self,
+        upload: &ResumableUpload,
+        record: FileRecord,
+    ) -> Result<FileRecord, Error> {
+        let metadata = UploadMetadata::parse(upload.metadata.as_deref())?;
+        let Some(policy) = policy_of(&self.settings.policies, metadata.policy.as_deref())? else {
+            return Ok(record);
+        };
+        let blobs = self.ports.blobs.as_ref();
+        let key = record.blob_key();
+        let rewritten = apply_to_stored(policy, blobs, &key, &upload.head, record.size()).await?;
+        Ok(match rewritten {
+            Some(stored) => record.with_content(stored.size, stored.sha256),
+            None => record,
+        })
     }
 
     /// Records `record`, whose blob is in place; a refusal (the key taken meanwhile) removes the
@@ -140,6 +172,11 @@ impl ResumableUploads {
         metadata: UploadMetadata,
         sha256: Sha256Digest,
     ) -> FileRecord {
+        // Judged already: an unknown name was refused before.
+        let policy = policy_of(&self.settings.policies, metadata.policy.as_deref())
+            .ok()
+            .flatten();
+        let visibility = visibility_of(metadata.visibility, policy);
         FileRecord::new(FileRecordParts {
             id: upload.file_id,
             filename: Filename::sanitize(metadata.filename.as_deref().unwrap_or_default()),
@@ -151,6 +188,7 @@ impl ResumableUploads {
             user_id: upload.user_id,
         })
         .with_key(metadata.key)
+        .with_visibility(visibility)
     }
 
     /// Marks `upload` completed under the lock `token` holds.

@@ -17,7 +17,7 @@ use crate::ports::{
 };
 use crate::stream::{BlobDigester, ByteStream};
 use crate::use_cases::keys::key_holder;
-use crate::use_cases::upload_file::policy_of;
+use crate::use_cases::upload_policy::policy_of;
 
 /// What a creation says of the upload it makes.
 struct NewUpload {
@@ -243,6 +243,15 @@ impl ResumableUploads {
                 .sha256
         };
         let record = self.file_of(upload, metadata, sha256);
+        let record = match self.stored_rules(upload, record).await {
+            Ok(record) => record,
+            Err(e) => {
+                if let Err(delete) = self.ports.blobs.delete(&key).await {
+                    tracing::warn!(error = %delete, "blob of a refused final upload left behind; gc will remove it");
+                }
+                return Err(e);
+            }
+        };
         self.keep_file(principal, upload, &record, request).await?;
         let upload = match self.mark_completed(upload, token).await {
             Ok(upload) => upload,

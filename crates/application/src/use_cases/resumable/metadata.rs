@@ -3,7 +3,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use stowage_domain::FileKey;
+use stowage_domain::{FileKey, Visibility};
 
 use crate::error::Error;
 
@@ -18,8 +18,8 @@ pub struct UploadMetadata {
     pub policy: Option<String>,
     /// `key`: the key to store the file under.
     pub key: Option<FileKey>,
-    /// `visibility`: only `private` until public files exist.
-    pub visibility: Option<String>,
+    /// `visibility`: `private` or `public`.
+    pub visibility: Option<Visibility>,
 }
 
 impl UploadMetadata {
@@ -28,7 +28,7 @@ impl UploadMetadata {
     ///
     /// # Errors
     /// `Validation` for a value that is not base64 of UTF-8, a key given twice, a key that breaks
-    /// the key rule, or a visibility other than `private`.
+    /// the key rule, or a visibility other than `private` and `public`.
     pub fn parse(header: Option<&str>) -> Result<Self, Error> {
         let mut metadata = Self::default();
         let Some(header) = header.filter(|h| !h.trim().is_empty()) else {
@@ -58,16 +58,17 @@ impl UploadMetadata {
                         .transpose()
                         .map_err(|e| Error::Validation(e.to_string()))?;
                 }
-                "visibility" => metadata.visibility = value,
+                "visibility" => {
+                    metadata.visibility = value
+                        .as_deref()
+                        .map(|v| {
+                            Visibility::parse(v)
+                                .ok_or_else(|| invalid("visibility must be private or public"))
+                        })
+                        .transpose()?;
+                }
                 _ => {}
             }
-        }
-        if metadata
-            .visibility
-            .as_deref()
-            .is_some_and(|v| v != "private")
-        {
-            return Err(invalid("visibility must be private"));
         }
         Ok(metadata)
     }
@@ -114,6 +115,15 @@ mod tests {
     }
 
     #[test]
+    fn visibility_is_private_or_public() {
+        for v in [Visibility::Private, Visibility::Public] {
+            let header = format!("visibility {}", b64(v.as_str()));
+            let metadata = UploadMetadata::parse(Some(&header)).expect("parses");
+            assert_eq!(metadata.visibility, Some(v));
+        }
+    }
+
+    #[test]
     fn uppy_names_are_fallbacks() {
         let header = format!("name {},type {}", b64("a.png"), b64("image/png"));
         let metadata = UploadMetadata::parse(Some(&header)).expect("parses");
@@ -129,7 +139,7 @@ mod tests {
         for header in [
             "filename !!!".to_owned(),
             format!("filename {},filename {}", b64("a"), b64("b")),
-            format!("visibility {}", b64("public")),
+            format!("visibility {}", b64("Public")),
             format!("key {}", b64("/abs")),
         ] {
             assert!(

@@ -35,6 +35,7 @@ fn grant(expires: i64) -> UploadGrant {
         policy: None,
         key: None,
         max_bytes: None,
+        visibility: None,
     }
 }
 
@@ -149,6 +150,7 @@ fn an_upload_url_grants_the_asker_until_its_expiry() {
                 policy: Some("avatar".into()),
                 key: None,
                 max_bytes: Some(10),
+                visibility: None,
             },
         )
         .unwrap();

@@ -32,6 +32,8 @@ pub struct Model {
     pub metadata: Option<String>,
     /// When an upload took the file's key; `gc` removes the file some time after.
     pub replaced_at: Option<TimeDateTimeWithTimeZone>,
+    /// `private` or `public`; null (a row the Pneumatic service wrote) reads as `private`.
+    pub visibility: Option<String>,
 }
 
 /// `files` has no relations.

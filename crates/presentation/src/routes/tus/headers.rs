@@ -204,7 +204,7 @@ pub fn describe(
         HeaderValue::from_str(&expires).map_err(internal)?,
     );
     if let Some(file) = &status.file {
-        let info = FileInfoResponse::from_record(file, files_url);
+        let info = FileInfoResponse::from_record(file, state.settings());
         headers.insert(
             "stowage-file-id",
             HeaderValue::from_str(&file.id().to_string()).map_err(internal)?,

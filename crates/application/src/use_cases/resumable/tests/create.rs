@@ -29,7 +29,7 @@ async fn an_unknown_policy_or_bad_metadata_is_refused_before_anything_is_stored(
     let cases = [
         meta(&[("policy", "nope")]),
         Some("filename !!!".to_owned()),
-        meta(&[("visibility", "public")]),
+        meta(&[("visibility", "shared")]),
         meta(&[("key", "/absolute")]),
     ];
     for metadata in cases {
