@@ -207,6 +207,7 @@ pub struct UploadQuery {
     /// An upload policy to apply (`avatar`, or one `UPLOAD_POLICIES` names); a name that is not
     /// one is `400`.
     #[param(max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    #[validate(length(max = 64, message = "policy must be at most 64 characters"))]
     pub policy: Option<String>,
     /// The file's key in the account (1 to 512 bytes of UTF-8, `/`-separated segments, none
     /// empty, `.` or `..`, no control character). A key another file holds replaces that file

@@ -22,10 +22,11 @@ const CREDENTIALS: [&str; 6] = [
 const SIGNED_URL_OPERATIONS: [&str; 1] = ["download_file"];
 
 /// Operations whose JSON body may be left out (an empty body means every default).
-const OPTIONAL_BODY_OPERATIONS: [&str; 3] = [
+const OPTIONAL_BODY_OPERATIONS: [&str; 4] = [
     "create_signed_url",
     "create_upload_url",
     "complete_direct_upload",
+    "update_file",
 ];
 
 /// File routes that take no credential: the URL itself authorises an upload URL's, and tus's

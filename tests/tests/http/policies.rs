@@ -251,3 +251,33 @@ async fn policies_replaces_deletes_the_old_file_once_the_new_one_is_stored() {
     assert_eq!(server.row_count().await, 2);
     assert_eq!(server.blob_files().len(), 2);
 }
+
+#[tokio::test]
+async fn policies_an_image_whose_size_cannot_be_read_is_refused_under_a_pixel_limit() {
+    let policies = r#"{"any": {"types": ["image/*"], "max_pixels": 1000000}}"#;
+    let server = TestServer::spawn_with(&[("UPLOAD_POLICIES", policies)]).await;
+    let tiff = b"II*\0\x08\0\0\0\0\0\0\0\0\0".to_vec();
+
+    let refused = upload(&server, "/files?policy=any", "a.tif", "image/tiff", &tiff).await;
+
+    expect_error(refused, 422, "UNSUPPORTED_IMAGE").await;
+    assert_eq!(server.row_count().await, 0);
+    let png = upload(&server, "/files?policy=any", "a.png", "image/png", &PNG).await;
+    assert_eq!(png.status(), 201);
+}
+
+#[tokio::test]
+async fn policies_replaces_and_key_together_are_refused() {
+    let server = TestServer::spawn().await;
+    let old = json_with_status(
+        upload(&server, "/files", "old.png", "image/png", &PNG).await,
+        201,
+    )
+    .await;
+    let path = format!("/files?key=avatars/1.png&replaces={}", file_id(&old));
+
+    let refused = upload(&server, &path, "new.png", "image/png", &PNG).await;
+
+    expect_error(refused, 400, "VALIDATION_ERROR").await;
+    assert_eq!(server.row_count().await, 1);
+}

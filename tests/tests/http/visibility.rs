@@ -275,13 +275,16 @@ async fn visibility_is_taken_from_the_form_or_the_policy_and_refused_when_unknow
 async fn visibility_public_files_get_their_url_under_public_files_url() {
     let server =
         TestServer::spawn_with(&[("PUBLIC_FILES_URL", "https://cdn.example.com/files/")]).await;
-    let public = json_with_status(upload(&server, "/files?visibility=public").await, 201).await;
+    let public = upload(&server, "/files?visibility=public").await;
+    let public_location = header(&public, "location");
+    let public = json_with_status(public, 201).await;
     let id = file_id(&public);
+    // `Location` is where Stowage serves it; only `public_url` names the CDN.
+    assert_eq!(public_location, Some(server.url(&format!("/files/{id}"))));
     assert_eq!(
         public["public_url"],
         Value::from(format!("https://cdn.example.com/files/{id}"))
     );
-    // `Location` is where the file is, as `public_url` says.
     let private = upload(&server, "/files").await;
     let location = header(&private, "location");
     let private = json_with_status(private, 201).await;

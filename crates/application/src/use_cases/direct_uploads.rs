@@ -140,6 +140,15 @@ impl StartDirectUpload {
             .saturating_mul(SINGLE_PUT_PARTS)
             .min(MAX_SINGLE_PUT);
         let multipart = request.multipart || request.size > single_put_max;
+        // Stripping writes the stored object again; only a single PUT's staged original lets a
+        // completion that failed after it start over from the client's bytes.
+        if multipart && policy.is_some_and(|p| p.strip_metadata) {
+            return Err(Error::Validation(format!(
+                "policy '{}' strips metadata, which a multipart direct upload cannot have done: \
+                 send one PUT (multipart: false) or upload with POST /files",
+                request.policy.as_deref().unwrap_or_default()
+            )));
+        }
         let part_count = request.size.div_ceil(part_size).max(1);
         if multipart && part_count > MAX_PARTS {
             return Err(Error::TooLarge {

@@ -101,6 +101,12 @@ impl UploadFile {
             Some(key) => key_holder(self.repo.as_ref(), &request.principal, key).await?,
             None => None,
         };
+        if request.key.is_some() && request.replaces.is_some() {
+            return Err(Error::Validation(
+                "replaces cannot be combined with key: a key already replaces the file holding it"
+                    .to_owned(),
+            ));
+        }
         // Refused before any byte is stored when the caller may not delete the file it replaces.
         let replaces = match request.replaces {
             Some(old) => Some(self.replaceable(&request.principal, old).await?),

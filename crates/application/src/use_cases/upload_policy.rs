@@ -81,17 +81,16 @@ impl UploadPolicy {
     /// is read, and its metadata is stripped when the policy says so. A file the policy's types
     /// let through that is not an image passes untouched.
     pub(crate) fn apply(&self, body: ByteStream, prefix: &[u8]) -> ByteStream {
-        let image = ContentType::sniff(prefix).is_some_and(|t| {
-            t.matches_any(&[
-                "image/jpeg",
-                "image/png",
-                "image/gif",
-                "image/webp",
-                "image/avif",
-            ])
-        });
-        let body = match self.max_pixels {
-            Some(max) if image => limit_pixels(body, max),
+        let body = match (self.max_pixels, image_kind(prefix)) {
+            (Some(max), ImageKind::Readable) => limit_pixels(body, max),
+            // An image whose size cannot be read cannot be held to a pixel limit.
+            (Some(_), ImageKind::Unreadable) => futures_util::stream::once(async {
+                Err(BodyError::UnsupportedImage(
+                    "this upload limits pixels, and the size of this type of image cannot be read"
+                        .to_owned(),
+                ))
+            })
+            .boxed(),
             _ => body,
         };
         match strip_format(prefix) {
@@ -115,7 +114,8 @@ pub(crate) async fn apply_to_stored(
     prefix: &[u8],
     size: u64,
 ) -> Result<Option<StoredBlob>, Error> {
-    if size == 0 || !(policy.max_pixels.is_some() || policy.rewrites(prefix)) {
+    let pixels = policy.max_pixels.is_some() && image_kind(prefix) != ImageKind::Other;
+    if size == 0 || !(pixels || policy.rewrites(prefix)) {
         return Ok(None);
     }
     if policy.rewrites(prefix) {
@@ -131,6 +131,33 @@ pub(crate) async fn apply_to_stored(
         chunk?;
     }
     Ok(None)
+}
+
+/// What a file is to the pixel limit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ImageKind {
+    /// An image whose size its header tells.
+    Readable,
+    /// An image of another format (BMP, TIFF, HEIC…).
+    Unreadable,
+    /// Not an image.
+    Other,
+}
+
+/// What the file starting with `prefix` is to the pixel limit.
+fn image_kind(prefix: &[u8]) -> ImageKind {
+    const READABLE: [&str; 5] = [
+        "image/jpeg",
+        "image/png",
+        "image/gif",
+        "image/webp",
+        "image/avif",
+    ];
+    match ContentType::sniff(prefix) {
+        Some(t) if t.matches_any(&READABLE) => ImageKind::Readable,
+        Some(t) if t.as_str().starts_with("image/") => ImageKind::Unreadable,
+        _ => ImageKind::Other,
+    }
 }
 
 /// The format whose metadata can be stripped that `prefix` starts, if any.

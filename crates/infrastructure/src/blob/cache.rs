@@ -1,8 +1,10 @@
 //! A bounded in-memory cache of small hot blobs in front of any [`BlobStore`].
 //!
-//! Blobs never change once written (a file id always names the same bytes), so a cached copy is
-//! never stale; the download use case reaches the store only after the access decision, so the
-//! cache never serves anyone the database and access rules would refuse. Deleting a file evicts it.
+//! A blob never changes once its file is recorded (a file id always names the same bytes), so a
+//! cached copy is never stale; the download use case reaches the store only after the access
+//! decision, so the cache never serves anyone the database and access rules would refuse.
+//! Deleting a file evicts it, and so does a put (an upload policy may write a blob again before
+//! its file is recorded).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -267,7 +269,10 @@ mod tests {
 
         cache.put(&key, body(b"stripped"), None).await.unwrap();
 
-        assert_eq!(read(cache.get(&key, None).await.unwrap()).await, b"stripped");
+        assert_eq!(
+            read(cache.get(&key, None).await.unwrap()).await,
+            b"stripped"
+        );
     }
 
     #[test]

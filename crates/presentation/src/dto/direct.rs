@@ -48,6 +48,7 @@ pub struct DirectUploadRequest {
     pub expires_in: Option<i64>,
     /// An upload policy the file must satisfy at completion.
     #[schema(max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    #[validate(length(max = 64, message = "policy must be at most 64 characters"))]
     pub policy: Option<String>,
     /// The key the file is stored under at completion (the rules of an upload's `key`).
     #[schema(max_length = 512)]

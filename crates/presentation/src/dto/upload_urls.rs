@@ -24,6 +24,7 @@ pub struct UploadUrlRequest {
     pub expires_in: Option<i64>,
     /// An upload policy the upload must satisfy; a name that is not one is `400`.
     #[schema(max_length = 64, pattern = "^[a-z0-9_-]+$")]
+    #[validate(length(max = 64, message = "policy must be at most 64 characters"))]
     pub policy: Option<String>,
     /// The key the file is stored under (1 to 512 bytes of UTF-8, `/`-separated segments, none
     /// empty, `.` or `..`, no control character), replacing the file holding it as an upload

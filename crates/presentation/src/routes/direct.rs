@@ -141,7 +141,7 @@ pub async fn start_direct_upload(
         (status = 409, description = "`UPLOAD_COMPLETED`: the upload was completed already (or is being completed); or `KEY_EXISTS`", body = ErrorBody),
         (status = 413, description = "The object is over the upload limit (it is deleted)", body = ErrorBody),
         (status = 415, description = "The policy refuses the object's type by its magic bytes (it is deleted)", body = ErrorBody),
-        (status = 422, description = "`DIRECT_UPLOAD_INVALID`: no object, a size other than announced, a checksum that does not match, parts that cannot be assembled (the object is deleted; the upload is over); or a list of parts the store refuses (a part missing, a wrong `ETag`, out of order: the upload stays open)", body = ErrorBody),
+        (status = 422, description = "`IMAGE_TOO_LARGE` or `UNSUPPORTED_IMAGE`: an image the policy refuses by its header (it is deleted); `DIRECT_UPLOAD_INVALID`: no object, a size other than announced, a checksum that does not match, parts that cannot be assembled (the object is deleted; the upload is over); or a list of parts the store refuses (a part missing, a wrong `ETag`, out of order: the upload stays open)", body = ErrorBody),
         (status = 429, description = "Rate limited", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
         (status = 501, description = "The storage backend is not S3", body = ErrorBody),

@@ -52,6 +52,18 @@ pub enum UploadResponses {
     /// No credential.
     #[response(status = 401, description = "No valid credential")]
     Unauthorized(ErrorBody<'static>),
+    /// The file to replace is not the caller's to delete.
+    #[response(
+        status = 403,
+        description = "`replaces` names a file the caller may not delete (nothing is kept)"
+    )]
+    Forbidden(ErrorBody<'static>),
+    /// The file to replace does not exist.
+    #[response(
+        status = 404,
+        description = "`replaces` names no file (nothing is kept)"
+    )]
+    NoSuchFile(ErrorBody<'static>),
     /// The key is held by a file the caller may not replace.
     #[response(
         status = 409,
@@ -76,6 +88,12 @@ pub enum UploadResponses {
         description = "The policy refuses the file's type (by its magic bytes)"
     )]
     UnsupportedType(ErrorBody<'static>),
+    /// An image the policy refuses.
+    #[response(
+        status = 422,
+        description = "`IMAGE_TOO_LARGE`: over the policy's pixels (read from the header); `UNSUPPORTED_IMAGE`: an image whose header or structure cannot be read"
+    )]
+    BadImage(ErrorBody<'static>),
     /// Too many requests.
     #[response(status = 429, description = "Rate limited, or too many uploads in flight from this client",
         headers(("Retry-After" = u64, description = "Seconds to wait")))]
@@ -152,8 +170,10 @@ pub(crate) fn created(state: &AppState, record: &FileRecord) -> Result<Response,
 /// `201` with the new file's `FileInfo` and its `Location`, for a file whose bytes did not pass
 /// through this service (a direct upload).
 pub(crate) fn file_created(state: &AppState, record: &FileRecord) -> Result<Response, ApiError> {
-    let info = FileInfoResponse::from_record(record, state.settings());
-    let location = HeaderValue::from_str(&info.public_url)
+    let settings = state.settings();
+    let info = FileInfoResponse::from_record(record, settings);
+    // Where the file is served, `{FILES_URL}/{id}`, even when `public_url` names a CDN.
+    let location = HeaderValue::from_str(&format!("{}/{}", settings.files_url, record.id()))
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
     Ok((
         StatusCode::CREATED,
@@ -237,7 +257,8 @@ pub async fn file_info(
 #[utoipa::path(
     patch, path = "/files/{file_id}", tag = "files", operation_id = "update_file",
     params(("file_id" = String, Path, description = "Lower-case UUID v4; anything else is 404")),
-    request_body(content = FilePatchRequest, content_type = "application/json"),
+    request_body(content = FilePatchRequest, content_type = "application/json",
+        description = "Optional: an empty body (or `{}`) changes nothing and answers the file as it is"),
     responses(
         (status = 200, description = "The file's `FileInfo`, as changed", body = FileInfoResponse),
         (status = 400, description = "The body is not a `FilePatchRequest`", body = ErrorBody),

@@ -114,6 +114,12 @@ pub enum UploadWithUrlResponses {
         description = "The URL's policy refuses the file's type (by its magic bytes); the URL stays usable"
     )]
     UnsupportedType(ErrorBody<'static>),
+    /// An image the policy refuses.
+    #[response(
+        status = 422,
+        description = "`IMAGE_TOO_LARGE` or `UNSUPPORTED_IMAGE`: an image the URL's policy refuses by its header; the URL stays usable"
+    )]
+    BadImage(ErrorBody<'static>),
     /// Too many requests.
     #[response(status = 429, description = "Rate limited, or too many uploads in flight from this client",
         headers(("Retry-After" = u64, description = "Seconds to wait")))]

@@ -54,6 +54,15 @@ impl ResumableUploads {
         };
         let metadata = UploadMetadata::parse(new.metadata.as_deref())?;
         let policy = policy_of(&self.settings.policies, metadata.policy.as_deref())?;
+        // Stripping writes the stored file again, after the bytes it was assembled from are
+        // gone: a completion that failed after it could not start over.
+        if policy.is_some_and(|p| p.strip_metadata) {
+            return Err(Error::Validation(format!(
+                "policy '{}' strips metadata, which a resumable upload cannot have done: \
+                 upload the file with POST /files",
+                metadata.policy.as_deref().unwrap_or_default()
+            )));
+        }
         // A partial upload is judged by the final one; only the global limit applies to it.
         let limit = match new.concat {
             Some(Concat::Partial) => self.settings.max_bytes,
@@ -199,12 +208,18 @@ impl ResumableUploads {
                     self.discard(part).await;
                 }
             }
-            Err(_) => {
+            Err(e) => {
                 for id in held {
                     self.unlock(id, token).await;
                 }
                 if let Err(e) = self.ports.uploads.delete(upload.id).await {
                     tracing::warn!(error = %e, "a failed final upload stays until it expires");
+                }
+                // A file the rules refuse (an image over the pixel limit) ends its partials too.
+                if is_refusal(e) {
+                    for part in &parts {
+                        self.discard(part).await;
+                    }
                 }
             }
         }

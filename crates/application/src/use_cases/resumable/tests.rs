@@ -142,6 +142,7 @@ impl Mocks {
                     // mocks do not script (they have tests of their own).
                     ("avatar".to_owned(), UploadPolicy::types_only()),
                     ("tiny".to_owned(), tiny),
+                    ("stripped".to_owned(), UploadPolicy::avatar()),
                 ]),
             },
         )

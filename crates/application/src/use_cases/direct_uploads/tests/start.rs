@@ -136,3 +136,22 @@ async fn a_file_too_big_for_one_s3_put_goes_multipart() {
 
     assert!(matches!(ticket.target, DirectTarget::Multipart { .. }));
 }
+
+#[tokio::test]
+async fn a_policy_that_strips_metadata_takes_a_single_put_only() {
+    let policies = HashMap::from([("stripped".to_owned(), UploadPolicy::avatar())]);
+    let mut request = start_request(11);
+    request.policy = Some("stripped".into());
+    request.multipart = true;
+    let mut mocks = Mocks::new();
+    mocks.store.expect_start_multipart().never();
+    mocks.uploads.expect_insert().never();
+    let start = StartDirectUpload::new(mocks.ports(), 100, policies);
+
+    let err = start.execute(request).await.unwrap_err();
+
+    assert!(
+        matches!(&err, Error::Validation(reason) if reason.contains("multipart: false")),
+        "{err:?}"
+    );
+}

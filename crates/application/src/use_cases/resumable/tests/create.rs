@@ -242,3 +242,21 @@ async fn a_creation_whose_bytes_pass_its_length_leaves_no_upload() {
     assert_eq!(seen.aborted.len(), 1, "its place in the store goes");
     assert_eq!(seen.deleted_rows, vec![seen.rows[0].id], "its row goes");
 }
+
+#[tokio::test]
+async fn a_policy_that_strips_metadata_is_refused_before_anything_is_stored() {
+    let mut mocks = Mocks::new();
+    mocks.store.expect_begin().never();
+    mocks.uploads.expect_insert().never();
+
+    let err = mocks
+        .resumable()
+        .create(creation(Some(3), meta(&[("policy", "stripped")]), None))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&err, Error::Validation(reason) if reason.contains("POST /files")),
+        "{err:?}"
+    );
+}

@@ -152,3 +152,73 @@ fn jpeg_strip_rejects_a_scan_without_eoi() {
 
     assert!(strip(StripFormat::Jpeg, &input).is_err());
 }
+
+#[test]
+fn jpeg_strip_drops_what_follows_eoi_and_the_mpf_index() {
+    let parts = jpeg_parts();
+    // A phone's multi-picture JPEG: an MPF index, then a second JPEG with its own Exif after EOI.
+    let trailer = camera_jpeg(&camera_tiff(1));
+    let input = [
+        vec![0xFF, 0xD8],
+        parts.app0.clone(),
+        segment(0xE2, b"MPF\0II*\0offsets-of-the-next-images"),
+        parts.icc.clone(),
+        parts.tables_and_scan.clone(),
+        trailer,
+    ]
+    .concat();
+
+    let out = strip(StripFormat::Jpeg, &input).expect("strips");
+
+    let expected = [
+        vec![0xFF, 0xD8],
+        parts.app0,
+        parts.icc,
+        parts.tables_and_scan,
+    ]
+    .concat();
+    assert_eq!(out, expected);
+    assert!(!contains(&out, GPS_SECRET));
+    assert!(!contains(&out, b"MPF\0"));
+}
+
+#[test]
+fn jpeg_strip_filters_segments_between_progressive_scans() {
+    let parts = jpeg_parts();
+    let scan_data = [0x11, 0xFF, 0x00, 0x22, 0xFF, 0xD3, 0x33];
+    let second_scan = [
+        segment(0xC4, &[0x10, 0xFF, 0xD9, 0x01]),
+        segment(0xE1, &exif_payload(&camera_tiff(3))),
+        segment(0xFE, b"late comment"),
+        segment(0xDA, &[1, 1, 0, 0, 63, 0]),
+        scan_data.to_vec(),
+    ]
+    .concat();
+    // The first scan's data, then the second scan and EOI, with fill bytes before a marker.
+    let tables_and_scan = parts.tables_and_scan[..parts.tables_and_scan.len() - 2].to_vec();
+    let input = [
+        vec![0xFF, 0xD8],
+        parts.app0.clone(),
+        tables_and_scan.clone(),
+        vec![0xFF, 0xFF],
+        second_scan,
+        vec![0xFF, 0xD9],
+    ]
+    .concat();
+
+    let out = strip(StripFormat::Jpeg, &input).expect("strips");
+
+    let expected = [
+        vec![0xFF, 0xD8],
+        parts.app0,
+        tables_and_scan,
+        segment(0xC4, &[0x10, 0xFF, 0xD9, 0x01]),
+        segment(0xDA, &[1, 1, 0, 0, 63, 0]),
+        scan_data.to_vec(),
+        vec![0xFF, 0xD9],
+    ]
+    .concat();
+    assert_eq!(out, expected);
+    assert!(!contains(&out, GPS_SECRET));
+    assert!(!contains(&out, b"late comment"));
+}
