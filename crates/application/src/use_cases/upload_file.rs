@@ -217,7 +217,7 @@ impl UploadFile {
         )
         .await;
         match deleted {
-            // Gone already: deleted meanwhile, or replaced under its key by this very upload.
+            // Gone already: deleted meanwhile by another request.
             Ok(()) | Err(RepoError::NotFound) => Ok(()),
             Err(e) => {
                 if let Err(discard) = self.discard(principal, new, request).await {
