@@ -25,11 +25,18 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(sniffed, ContentType::sniff(head), "looked past SNIFF_LEN");
 
     let resolved = ContentType::resolve(declared, prefix);
-    assert_eq!(resolved, ContentType::resolve(declared, head), "looked past SNIFF_LEN");
+    assert_eq!(
+        resolved,
+        ContentType::resolve(declared, head),
+        "looked past SNIFF_LEN"
+    );
     // What the rule keeps is an allow-listed type in canonical form.
     assert_eq!(ContentType::from_legacy(resolved.as_str()), resolved);
     // Resolving again with the outcome declared changes nothing.
-    assert_eq!(ContentType::resolve(Some(resolved.as_str()), prefix), resolved);
+    assert_eq!(
+        ContentType::resolve(Some(resolved.as_str()), prefix),
+        resolved
+    );
     // Without a declared type, the outcome is the sniffed type or octet-stream.
     let undeclared = ContentType::resolve(None, prefix);
     assert!(

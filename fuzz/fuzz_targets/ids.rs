@@ -33,6 +33,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     if let Some(cursor) = ListCursor::decode(&text) {
-        assert_eq!(ListCursor::decode(&cursor.encode()), Some(cursor), "cursor round trip");
+        assert_eq!(
+            ListCursor::decode(&cursor.encode()),
+            Some(cursor),
+            "cursor round trip"
+        );
     }
 });

@@ -33,8 +33,14 @@ fuzz_target!(|data: &[u8]| {
 
     if let Probe::Found(header) = whole {
         assert!(header.width > 0 && header.height > 0, "{header:?}");
-        assert!(header.orientation.is_none_or(|o| (1..=8).contains(&o)), "{header:?}");
-        assert_eq!(header.pixels(), u64::from(header.width) * u64::from(header.height));
+        assert!(
+            header.orientation.is_none_or(|o| (1..=8).contains(&o)),
+            "{header:?}"
+        );
+        assert_eq!(
+            header.pixels(),
+            u64::from(header.width) * u64::from(header.height)
+        );
         let (w, h) = header.oriented_size();
         assert_eq!(u64::from(w) * u64::from(h), header.pixels());
         assert!(header.format.media_type().starts_with("image/"));

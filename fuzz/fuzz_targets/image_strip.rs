@@ -14,8 +14,16 @@ fn streamed(format: StripFormat, chunks: &[&[u8]]) -> Result<Vec<u8>, StripError
     let mut out = Vec::new();
     for chunk in chunks {
         if let Err(e) = stripper.push(chunk, &mut out) {
-            assert_eq!(stripper.push(b"more", &mut out), Err(e.clone()), "errors are sticky");
-            assert_eq!(stripper.finish(&mut out), Err(e.clone()), "errors are sticky");
+            assert_eq!(
+                stripper.push(b"more", &mut out),
+                Err(e.clone()),
+                "errors are sticky"
+            );
+            assert_eq!(
+                stripper.finish(&mut out),
+                Err(e.clone()),
+                "errors are sticky"
+            );
             return Err(e);
         }
     }
@@ -33,11 +41,24 @@ fuzz_target!(|data: &[u8]| {
         match (&whole, &pieces) {
             (Ok(a), Ok(b)) => assert!(a == b, "{format:?}: chunked output differs"),
             (Err(_), Err(_)) => {}
-            _ => panic!("{format:?}: whole {whole:?} but chunked {pieces:?}"),
+            _ => panic!(
+                "{format:?}: whole {:?} but chunked {:?}",
+                whole.as_ref().map(Vec::len),
+                pieces.as_ref().map(Vec::len)
+            ),
         }
         if let Ok(out) = whole {
-            assert!(out.len() <= file.len(), "{format:?}: {} > {}", out.len(), file.len());
-            assert_eq!(strip(format, &out), Ok(out.clone()), "{format:?}: not idempotent");
+            assert!(
+                out.len() <= file.len(),
+                "{format:?}: {} > {}",
+                out.len(),
+                file.len()
+            );
+            assert_eq!(
+                strip(format, &out),
+                Ok(out.clone()),
+                "{format:?}: not idempotent"
+            );
         }
     }
 });

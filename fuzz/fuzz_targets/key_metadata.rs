@@ -25,7 +25,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(metadata) = Metadata::parse(&text) {
         let kept = metadata.as_str();
         assert!(kept.starts_with('{') && kept.ends_with('}'), "{kept:?}");
-        assert!(kept.len() <= MAX_METADATA_BYTES, "kept {} bytes", kept.len());
-        assert_eq!(Metadata::parse(kept), Ok(metadata.clone()), "not a fixed point");
+        assert!(
+            kept.len() <= MAX_METADATA_BYTES,
+            "kept {} bytes",
+            kept.len()
+        );
+        assert_eq!(
+            Metadata::parse(kept),
+            Ok(metadata.clone()),
+            "not a fixed point"
+        );
     }
 });

@@ -7,10 +7,10 @@
 
 #![no_main]
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::Uri;
-use axum::Json;
 use libfuzzer_sys::fuzz_target;
 use serde::de::DeserializeOwned;
 use stowage_presentation::dto::{
@@ -24,7 +24,9 @@ use validator::Validate;
 const MAX_SIGNED_URL_SECONDS: i64 = 604_800;
 
 fn query<T: DeserializeOwned + Validate + Send>(raw: &[u8]) -> Option<T> {
-    let uri: Uri = format!("/files?{}", String::from_utf8_lossy(raw)).parse().ok()?;
+    let uri: Uri = format!("/files?{}", String::from_utf8_lossy(raw))
+        .parse()
+        .ok()?;
     let request = Request::builder().uri(uri).body(()).ok()?;
     let (mut parts, ()) = request.into_parts();
     let extracted = stowage_fuzz::ready(Validated::<Query<T>>::from_request_parts(&mut parts, &()));
@@ -40,7 +42,8 @@ fn body<T: DeserializeOwned + Validate + Default + Send>(raw: &[u8]) -> Option<T
         .uri("/files")
         .body(Body::from(raw.to_vec()))
         .ok()?;
-    let Some(extracted) = stowage_fuzz::ready(Validated::<Json<T>>::from_request(request, &())) else {
+    let Some(extracted) = stowage_fuzz::ready(Validated::<Json<T>>::from_request(request, &()))
+    else {
         panic!("a JSON extractor waited over an in-memory body");
     };
     extracted.ok().map(|Validated(Json(value))| value)
@@ -60,9 +63,14 @@ fuzz_target!(|data: &[u8]| {
     match mode % 10 {
         0 => {
             if let Some(list) = query::<ListQuery>(raw) {
-                assert!(list.limit.is_none_or(|l| (1..=MAX_PAGE).contains(&l)), "{list:?}");
                 assert!(
-                    list.prefix.as_ref().is_none_or(|p| (1..=512).contains(&p.len())),
+                    list.limit.is_none_or(|l| (1..=MAX_PAGE).contains(&l)),
+                    "{list:?}"
+                );
+                assert!(
+                    list.prefix
+                        .as_ref()
+                        .is_none_or(|p| (1..=512).contains(&p.len())),
                     "{list:?}"
                 );
             }

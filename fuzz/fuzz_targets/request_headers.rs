@@ -20,7 +20,8 @@ fuzz_target!(|data: &[u8]| {
     for line in data.split(|&b| b == b'\n') {
         let (name, value) = stowage_fuzz::split_at_byte(line, b':');
         let value = value.strip_prefix(b" ").unwrap_or(value);
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
         {
             headers.append(name, value);
         }
@@ -60,7 +61,10 @@ fuzz_target!(|data: &[u8]| {
     let name = Filename::sanitize(&raw);
     for inline in [false, true] {
         let disposition = content_disposition(inline, &name);
-        assert!(HeaderValue::from_str(&disposition).is_ok(), "{disposition:?}");
+        assert!(
+            HeaderValue::from_str(&disposition).is_ok(),
+            "{disposition:?}"
+        );
     }
     let encoded = encode_uri_component(&raw);
     assert!(encoded.bytes().all(|b| b.is_ascii_graphic()), "{encoded:?}");

@@ -32,7 +32,11 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
 
     if let Ok(metadata) = UploadMetadata::parse(Some(&text)) {
-        for value in [&metadata.filename, &metadata.declared_type, &metadata.policy] {
+        for value in [
+            &metadata.filename,
+            &metadata.declared_type,
+            &metadata.policy,
+        ] {
             assert!(value.as_ref().is_none_or(|v| !v.is_empty()), "{metadata:?}");
         }
         if let Some(key) = &metadata.key {

@@ -29,7 +29,10 @@ fn signed(payload: &str) -> Option<String> {
     let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
     mac.update(b"stowage-upload-url\n");
     mac.update(payload.as_bytes());
-    Some(format!("{payload}.{}", hex::encode(mac.finalize().into_bytes())))
+    Some(format!(
+        "{payload}.{}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
 }
 
 fuzz_target!(|data: &[u8]| {

@@ -225,8 +225,15 @@ async fn a_pneumatic_database_is_adopted_without_changing_its_columns() {
         .collect();
     assert_eq!(
         added,
-        ["sha256", "storage_key", "key", "metadata", "replaced_at"]
-            .map(|c| (c.to_owned(), "YES".to_owned()))
+        [
+            "sha256",
+            "storage_key",
+            "key",
+            "metadata",
+            "replaced_at",
+            "visibility"
+        ]
+        .map(|c| (c.to_owned(), "YES".to_owned()))
     );
     assert_eq!(
         text_rows(&raw, PG_SEVEN).await,
@@ -536,7 +543,8 @@ async fn a_fresh_postgres_database_gets_the_adopted_shape() {
             "storage_key",
             "key",
             "metadata",
-            "replaced_at"
+            "replaced_at",
+            "visibility"
         ]
     );
     raw.execute_unprepared(
