@@ -22,7 +22,7 @@ BLACK_BOX := --test http --test credentials --test storage --test pneumatic --te
 HTTP_SUITES := --test http --test credentials --test keys --test upload_urls --test tus
 endif
 
-.PHONY: help run build release test test-integration s3s-fs moto check-deploy bench lint fmt check ci clean schemathesis
+.PHONY: help run build release test test-integration s3s-fs moto check-deploy bench lint fmt check ci clean schemathesis fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -54,6 +54,28 @@ s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
 bench: s3s-fs ## Release stowage-api against Postgres, Redis and s3s-fs, measured beside direct S3; writes target/bench/results.json
 	$(CARGO) build --release -p stowage-api -p stowage-bench
 	./target/release/stowage-bench
+
+# Fuzzing needs the nightly toolchain and cargo-fuzz; fuzz/ is a package outside the workspace.
+# Each target starts from its committed seeds (fuzz/corpus/<target>) and keeps what it finds in
+# fuzz/target/corpus/<target>; a crashing input is written to fuzz/artifacts/<target>/.
+FUZZ_SECONDS ?= 60
+FUZZ_RSS_MB ?= 512
+# target:max_len, the longest input each parser needs.
+FUZZ_TARGETS ?= range:256 filename:4096 content_sniff:1024 image_header:32768 image_strip:65536 \
+	key_metadata:9216 ids:256 tus_metadata:4096 jwt:4096 token_cache:16384 upload_url:4200 \
+	request_headers:8192 request_dto:17408
+
+fuzz: ## Every fuzz target for FUZZ_SECONDS seconds (default 60) in bounded memory; fails on a crash
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(CARGO) +nightly fuzz build
+	@cd fuzz && failed=""; for spec in $(FUZZ_TARGETS); do \
+		target=$${spec%%:*}; max_len=$${spec##*:}; mkdir -p target/corpus/$$target; \
+		echo "== fuzz $$target: $(FUZZ_SECONDS)s, max_len $$max_len"; \
+		$(CARGO) +nightly fuzz run $$target target/corpus/$$target corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) -max_len=$$max_len \
+			-timeout=10 -print_final_stats=1 || failed="$$failed $$target"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz targets that crashed:$$failed (inputs in fuzz/artifacts/)"; exit 1; fi
 
 schemathesis: ## The debug service against its own /openapi.json with schemathesis (pip install schemathesis)
 	$(TEST_BUILD)

@@ -35,11 +35,10 @@ fuzz_target!(|data: &[u8]| {
         let picked = picked.map_err(|e| e.to_string());
         assert_eq!(format!("{decoded:?}"), format!("{picked:?}"));
     }
-    if let Ok(value) = &decoded {
-        if let Some(claims) = claims_of(value) {
-            assert!(
-                matches!(value.get("account_id"), Some(PickleValue::Int(a)) if *a == claims.account_id.get())
-            );
-        }
+    if let Ok(value) = &decoded
+        && let Some(claims) = claims_of(value)
+    {
+        let account = value.get("account_id");
+        assert!(matches!(account, Some(PickleValue::Int(a)) if *a == claims.account_id.get()));
     }
 });
