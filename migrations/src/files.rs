@@ -100,6 +100,34 @@ pub fn files_indexes() -> impl Iterator<Item = IndexCreateStatement> {
     })
 }
 
+/// The names of the columns `table` has now, so that a migration adds only what is missing
+/// (tables the Pneumatic service made keep every column they had).
+///
+/// # Errors
+/// [`DbErr`] when the catalogue cannot be read; MySQL is not supported.
+pub(crate) async fn column_names(
+    manager: &SchemaManager<'_>,
+    table: &str,
+) -> Result<Vec<String>, DbErr> {
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let backend = manager.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => format!(
+            "SELECT column_name::text AS name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = '{table}'"
+        ),
+        DbBackend::Sqlite => format!("SELECT name FROM pragma_table_info('{table}')"),
+        DbBackend::MySql => return Err(DbErr::Migration("MySQL is not supported".to_owned())),
+    };
+    manager
+        .get_connection()
+        .query_all(Statement::from_string(backend, sql))
+        .await?
+        .iter()
+        .map(|row| row.try_get::<String>("", "name"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,10 +15,11 @@
 //! listing without prefix is, by the `created_at` order with the key as a filter.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
 
 #[cfg(test)]
 use crate::files::KEY_INDEX;
+use crate::files::column_names;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -50,25 +51,12 @@ const SQLITE_INDEXES: [&str; 2] = [
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let backend = manager.get_database_backend();
-        let (existing_sql, indexes) = match backend {
-            DbBackend::Postgres => (
-                "SELECT column_name::text AS name FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name = 'files'",
-                POSTGRES_INDEXES,
-            ),
-            DbBackend::Sqlite => (
-                "SELECT name FROM pragma_table_info('files')",
-                SQLITE_INDEXES,
-            ),
-            DbBackend::MySql => return Err(DbErr::Migration("MySQL is not supported".to_owned())),
+        let indexes = match backend {
+            DbBackend::Postgres => POSTGRES_INDEXES,
+            _ => SQLITE_INDEXES,
         };
+        let existing = column_names(manager, "files").await?;
         let db = manager.get_connection();
-        let existing = db
-            .query_all(Statement::from_string(backend, existing_sql))
-            .await?
-            .iter()
-            .map(|row| row.try_get::<String>("", "name"))
-            .collect::<Result<Vec<_>, _>>()?;
         for (name, postgres, sqlite) in COLUMNS {
             if existing.iter().any(|c| c == name) {
                 continue;

@@ -6,7 +6,9 @@
 //! column it had, and a row it inserts later (without the column) is a private file.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend};
+
+use crate::files::column_names;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -17,31 +19,14 @@ const TABLES: [&str; 2] = ["files", "direct_uploads"];
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let backend = manager.get_database_backend();
+        let ty = match manager.get_database_backend() {
+            DbBackend::Postgres => "VARCHAR(16)",
+            _ => "TEXT",
+        };
         let db = manager.get_connection();
         for table in TABLES {
-            let (existing_sql, ty) = match backend {
-                DbBackend::Postgres => (
-                    format!(
-                        "SELECT column_name::text AS name FROM information_schema.columns \
-                         WHERE table_schema = current_schema() AND table_name = '{table}'"
-                    ),
-                    "VARCHAR(16)",
-                ),
-                DbBackend::Sqlite => (
-                    format!("SELECT name FROM pragma_table_info('{table}')"),
-                    "TEXT",
-                ),
-                DbBackend::MySql => {
-                    return Err(DbErr::Migration("MySQL is not supported".to_owned()));
-                }
-            };
-            let has_column = db
-                .query_all(Statement::from_string(backend, existing_sql))
+            let has_column = column_names(manager, table)
                 .await?
-                .iter()
-                .map(|row| row.try_get::<String>("", "name"))
-                .collect::<Result<Vec<_>, _>>()?
                 .iter()
                 .any(|c| c == "visibility");
             if !has_column {
