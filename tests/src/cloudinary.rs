@@ -10,9 +10,11 @@
 //!   (`X-Unique-Upload-Id`, `Content-Range` with `-1` totals, in order, 5 MB minimum but the last).
 //! - `GET`/`HEAD /{cloud}/{type}/authenticated/s--SIG--/[v123/]{public_id}` with the URL signature
 //!   (8 or 32 URL-safe base64 characters), single byte ranges, 416, and a body in 64 KiB frames.
-//! - `POST /v1_1/{cloud}/{type}/destroy` (form-urlencoded, signed), `GET /v1_1/{cloud}/ping` and
+//! - `POST /v1_1/{cloud}/{type}/destroy` (form-urlencoded, signed), `GET /v1_1/{cloud}/ping`,
 //!   `GET /v1_1/{cloud}/resources/{type}/authenticated` (Basic auth, prefix, `max_results`
-//!   1..=500, opaque `next_cursor`), all with Cloudinary's `{"error":{"message":...}}` bodies.
+//!   1..=500, opaque `next_cursor`) and `DELETE` of the same path by a non-empty `prefix` (Basic
+//!   auth, parameters in the query or a form body, at most 1000 resources a request, then
+//!   `partial` and a `next_cursor`), all with Cloudinary's `{"error":{"message":...}}` bodies.
 //! - Injected failures per route ([`FakeCloudinary::fail_next`]) and a record of every request.
 //!
 //! A first path segment `v<digits>` of a delivery URL is taken for a version, as Cloudinary does.
@@ -44,7 +46,7 @@ use bytes::{Bytes, BytesMut};
 use serde_json::json;
 use sha2::Digest;
 
-use admin::{destroy, list, ping};
+use admin::{delete_resources, destroy, list, ping};
 use delivery::deliver;
 use upload::upload;
 
@@ -73,6 +75,7 @@ pub enum Route {
     Destroy,
     Ping,
     List,
+    DeleteResources,
 }
 
 /// One request as the fake saw it, for assertions.
@@ -188,7 +191,10 @@ impl FakeCloudinary {
             .route("/v1_1/{cloud}/{resource_type}/upload", post(upload))
             .route("/v1_1/{cloud}/{resource_type}/destroy", post(destroy))
             .route("/v1_1/{cloud}/ping", get(ping))
-            .route("/v1_1/{cloud}/resources/{resource_type}/{kind}", get(list))
+            .route(
+                "/v1_1/{cloud}/resources/{resource_type}/{kind}",
+                get(list).delete(delete_resources),
+            )
             .route(
                 "/{cloud}/{resource_type}/authenticated/{signature}/{*rest}",
                 get(deliver),

@@ -509,3 +509,80 @@ fn works_from_a_synchronous_test_and_names_its_account() {
     });
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn deleting_by_prefix_removes_that_type_s_matches_a_thousand_at_a_time() {
+    let cloud = FakeCloudinary::spawn();
+    for id in ["f/1/a/x", "f/1/a/y", "f/1/ab"] {
+        cloud.insert("raw", id, bytes::Bytes::from_static(b"x"));
+    }
+    cloud.insert("image", "f/1/a/z", bytes::Bytes::from_static(PNG));
+    for i in 0..1001 {
+        cloud.insert("raw", &format!("g/{i:04}"), bytes::Bytes::from_static(b"x"));
+    }
+    let client = reqwest::Client::new();
+    let base = format!(
+        "{}/v1_1/{}/resources/raw/authenticated",
+        cloud.url(),
+        cloud.cloud_name
+    );
+    let delete = |query: Vec<(&'static str, String)>| {
+        client
+            .delete(&base)
+            .query(&query)
+            .basic_auth(&cloud.api_key, Some(&cloud.api_secret))
+            .send()
+    };
+
+    let response = delete(vec![("prefix", "f/1/a/".into())]).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["partial"], false);
+    assert_eq!(
+        body["deleted"],
+        serde_json::json!({ "f/1/a/x": "deleted", "f/1/a/y": "deleted" })
+    );
+    assert_eq!(cloud.resources(), {
+        let mut left = vec!["image/f/1/a/z".to_owned(), "raw/f/1/ab".to_owned()];
+        left.extend((0..1001).map(|i| format!("raw/g/{i:04}")));
+        left
+    });
+
+    let first: Value = delete(vec![("prefix", "g/".into())])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["partial"], true);
+    assert_eq!(first["deleted"].as_object().unwrap().len(), 1000);
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let second: Value = delete(vec![("prefix", "g/".into()), ("next_cursor", cursor)])
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["partial"], false);
+    assert_eq!(
+        second["deleted"],
+        serde_json::json!({ "g/1000": "deleted" })
+    );
+
+    assert_eq!(delete(vec![]).await.unwrap().status(), 400, "no prefix");
+    assert_eq!(
+        delete(vec![("prefix", String::new())])
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let anonymous = client
+        .delete(&base)
+        .query(&[("prefix", "f/")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(cloud.resources().len(), 2);
+}

@@ -15,6 +15,7 @@ use stowage_infrastructure::{DatabaseSettings, PermissionSettings, RedisSettings
 mod backends;
 mod events;
 mod http;
+mod images;
 mod limits;
 mod pneumatic;
 mod policies;
@@ -27,6 +28,7 @@ mod webhooks;
 pub use self::sentry::SentryConfig;
 pub use events::EventsConfig;
 pub use http::HttpConfig;
+pub use images::ImagesConfig;
 pub use limits::{LimitsConfig, RateLimitConfig};
 pub use service::{AuthConfig, LogFormat, TelemetryConfig};
 pub use storage::StorageConfig;
@@ -84,6 +86,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// `UPLOAD_POLICIES`, with the built-in `avatar`.
     pub policies: HashMap<String, UploadPolicy>,
+    /// Image variants (`IMAGE_*`).
+    pub images: ImagesConfig,
     /// Redis (Django tokens and shared rate limits), when `REDIS_URL` is set.
     pub redis: Option<RedisSettings>,
     /// The permission service, when `PERMISSION_CHECK_URL` is set.
@@ -140,6 +144,8 @@ impl Config {
         let data_dir = PathBuf::from(vars.get("DATA_DIR").unwrap_or("./data"));
         let limits = limits::limits(vars)?;
         let policies = policies::policies(vars, limits.max_upload_bytes)?;
+        let images = images::images(vars)?;
+        images::check_policies(&policies, &images.presets)?;
         Ok(Config {
             app_env,
             http: http::http(vars)?,
@@ -149,6 +155,7 @@ impl Config {
             auth: service::auth(vars)?,
             limits,
             policies,
+            images,
             redis: backends::redis(vars)?,
             permission: backends::permission(vars)?,
             rate_limit: limits::rate_limits(vars)?,

@@ -12,7 +12,7 @@ use stowage_application::use_cases::{
     GetFileInfo, ListFiles, ReadAccess, Reconcile, SetVisibility, UploadFile,
 };
 use stowage_application::use_cases::{CompleteDirectUpload, DirectUploadPorts, StartDirectUpload};
-use stowage_application::use_cases::{CreateUploadUrl, UploadWithUrl};
+use stowage_application::use_cases::{CreateUploadUrl, UploadWithUrl, Variants};
 use stowage_application::use_cases::{ResumablePorts, ResumableSettings, ResumableUploads};
 use stowage_infrastructure::db::{self, DatabasePool};
 use stowage_infrastructure::{
@@ -24,6 +24,7 @@ use stowage_infrastructure::{
 };
 use stowage_infrastructure::{FsResumableStore, S3ResumableStore, SeaOrmResumableRepository};
 use stowage_infrastructure::{HmacUploadUrlSigner, SeaOrmUploadGrantStore};
+use stowage_infrastructure::{ImageRendererSettings, PixelRenderer};
 use stowage_infrastructure::{S3DirectUploads, SeaOrmDirectUploadRepository};
 use stowage_presentation::{HttpSettings, Services};
 
@@ -323,6 +324,16 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
     let access = ReadAccess::new(repo.clone(), permissions, config.limits.access_policy)
         .with_audit(audit.clone());
     let policies = config.policies.clone();
+    let renderer = PixelRenderer::new(ImageRendererSettings {
+        concurrency: config.images.concurrency,
+        ..ImageRendererSettings::default()
+    });
+    let variants = Variants::new(
+        blobs.clone(),
+        Arc::new(renderer),
+        config.images.limits,
+        config.images.presets.clone(),
+    );
     let direct = direct.map(|(uploads, store)| DirectUploadPorts {
         files: repo.clone(),
         blobs: blobs.clone(),
@@ -344,7 +355,9 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
             expiry: config.limits.tus_expiry,
             policies: policies.clone(),
         };
-        ResumableUploads::new(ports, settings).with_audit(audit.clone())
+        ResumableUploads::new(ports, settings)
+            .with_audit(audit.clone())
+            .with_variants(variants.clone())
     });
     Services {
         resumable,
@@ -352,7 +365,9 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
             .clone()
             .map(|ports| StartDirectUpload::new(ports, max_bytes, policies.clone())),
         complete_direct: direct.map(|ports| {
-            CompleteDirectUpload::new(ports, max_bytes, policies.clone()).with_audit(audit.clone())
+            CompleteDirectUpload::new(ports, max_bytes, policies.clone())
+                .with_audit(audit.clone())
+                .with_variants(variants.clone())
         }),
         create_upload_url: CreateUploadUrl::new(
             upload_signer.clone(),
@@ -368,7 +383,8 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
                 config.limits.max_upload_bytes,
                 policies.clone(),
             )
-            .with_audit(audit.clone()),
+            .with_audit(audit.clone())
+            .with_variants(variants.clone()),
             upload_signer,
             grants,
             clock.clone(),
@@ -384,7 +400,9 @@ pub(crate) fn services(config: &Config, adapters: Adapters) -> Services {
             config.limits.max_upload_bytes,
             policies,
         )
-        .with_audit(audit.clone()),
+        .with_audit(audit.clone())
+        .with_variants(variants.clone()),
+        variants,
         download: DownloadFile::new(access.clone(), blobs.clone(), signer.clone(), clock.clone())
             .with_audit(audit.clone()),
         info: GetFileInfo::new(access.clone()),

@@ -108,6 +108,12 @@ pub enum Error {
     /// The bytes of a request do not match the checksum it announced; they were not kept.
     #[error("the bytes do not match the checksum announced")]
     ChecksumMismatch,
+    /// Every slot for CPU-bound work (making image variants) stays taken; try again later.
+    #[error("too busy to make the variant now")]
+    ServiceBusy {
+        /// Seconds the client should wait.
+        retry_after_secs: u64,
+    },
     /// A bug.
     #[error("internal error")]
     Internal(#[source] BoxError),

@@ -6,6 +6,7 @@ pub mod direct_upload_repository;
 pub mod direct_uploads;
 pub mod event_publisher;
 pub mod file_repository;
+pub mod image_renderer;
 pub mod permission_checker;
 pub mod rate_limiter;
 pub mod resumable_repository;
@@ -24,6 +25,7 @@ pub use direct_uploads::{
 };
 pub use event_publisher::{EventPublisher, NoEvents};
 pub use file_repository::{FileRepository, ListCursor, ListPage, Owner, RepoError};
+pub use image_renderer::{ImageRenderer, RenderError, Rendered};
 pub use permission_checker::{PermissionChecker, PermissionError, PermissionVerdict};
 pub use rate_limiter::{RateClass, RateDecision, RateLimit, RateLimiter};
 pub use resumable_repository::{

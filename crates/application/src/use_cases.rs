@@ -19,6 +19,7 @@ pub mod set_visibility;
 pub mod upload_file;
 pub mod upload_policy;
 pub mod upload_urls;
+pub mod variants;
 
 pub use audit::Audit;
 pub use authenticate::{Authenticate, CredentialSource, PresentedCredential};
@@ -49,6 +50,7 @@ pub use upload_urls::{
     CLAIM_LEASE, CreateUploadUrl, IssuedUploadUrl, MAX_UPLOAD_URL_LIFETIME, UploadUrlOptions,
     UploadWithUrl, UrlUpload,
 };
+pub use variants::{ChosenVariant, ImageLimits, Variants, may_have_variants};
 
 #[cfg(test)]
 pub(crate) mod fixtures {

@@ -8,13 +8,16 @@ use crate::content_type::ContentType;
 use crate::digest::Sha256Digest;
 use crate::filename::Filename;
 use crate::ids::{AccountId, FileId, UserId};
+use crate::image::variant::VariantName;
 use crate::key::{FileKey, Metadata};
 
-/// The logical location of a file's bytes in the blob store.
+/// The logical location of a file's bytes in the blob store, or of one of its image variants,
+/// which live beside it.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct BlobKey {
     account_id: AccountId,
     file_id: FileId,
+    variant: Option<VariantName>,
 }
 
 impl BlobKey {
@@ -23,6 +26,30 @@ impl BlobKey {
         Self {
             account_id,
             file_id,
+            variant: None,
+        }
+    }
+
+    /// The key of the variant `name` of this file's bytes.
+    #[must_use]
+    pub fn with_variant(self, name: VariantName) -> Self {
+        Self {
+            variant: Some(name),
+            ..self
+        }
+    }
+
+    /// The variant this key names, `None` for the file's own bytes.
+    pub fn variant(&self) -> Option<VariantName> {
+        self.variant
+    }
+
+    /// The key of the file's own bytes (itself, for a key without a variant).
+    #[must_use]
+    pub fn source(self) -> Self {
+        Self {
+            variant: None,
+            ..self
         }
     }
 
@@ -39,7 +66,11 @@ impl BlobKey {
 
 impl fmt::Display for BlobKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.account_id, self.file_id)
+        write!(f, "{}/{}", self.account_id, self.file_id)?;
+        match self.variant {
+            Some(name) => write!(f, "/{name}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -3,3 +3,4 @@
 
 pub mod header;
 pub mod strip;
+pub mod variant;

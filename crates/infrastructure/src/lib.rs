@@ -5,6 +5,7 @@ pub mod blob;
 pub mod clock;
 pub mod db;
 pub mod events;
+pub mod image;
 pub mod metered;
 pub mod permission;
 pub mod rate_limit;
@@ -30,6 +31,7 @@ pub use db::{
     SeaOrmResumableRepository, SeaOrmUploadGrantStore,
 };
 pub use events::{RedisStreamPublisher, RedisStreamSettings};
+pub use image::{ImageRendererSettings, PixelRenderer};
 pub use metered::{
     MeteredBlobStore, MeteredFileRepository, MeteredPermissionChecker, MeteredRateLimiter,
     MeteredTokenStore, MeteredTokenVerifier,

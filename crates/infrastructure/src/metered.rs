@@ -86,6 +86,13 @@ impl BlobStore for MeteredBlobStore {
         result
     }
 
+    async fn delete_variants(&self, key: &BlobKey) -> Result<(), BlobError> {
+        let started = Instant::now();
+        let result = self.inner.delete_variants(key).await;
+        self.record("delete_variants", started, &result);
+        result
+    }
+
     async fn health(&self) -> Result<(), BlobError> {
         let started = Instant::now();
         let result = self.inner.health().await;

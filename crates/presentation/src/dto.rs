@@ -276,6 +276,23 @@ pub struct DownloadQuery {
     pub expires: Option<String>,
     /// Signed URL signature, hex (with `expires`).
     pub signature: Option<String>,
+    /// Image variant: width in pixels, 1 to `IMAGE_MAX_OUTPUT_PX` (default 2500).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 65535)]
+    pub w: Option<String>,
+    /// Image variant: height in pixels, 1 to `IMAGE_MAX_OUTPUT_PX` (default 2500).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 65535)]
+    pub h: Option<String>,
+    /// Image variant: `cover` (default), `contain` or `fill`; needs both `w` and `h`.
+    #[param(value_type = Option<String>, pattern = "^(cover|contain|fill)$")]
+    pub fit: Option<String>,
+    /// Image variant: `jpeg`, `png`, `webp`, `avif` or `auto` (the best `Accept` allows).
+    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|avif|auto)$")]
+    pub format: Option<String>,
+    /// Image variant: quality of lossy output, 1 to 100 (default 80).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub q: Option<String>,
+    /// Image variant: a preset of `IMAGE_PRESETS` (default `small`, `medium`, `large`).
+    pub variant: Option<String>,
 }
 
 /// `GET /files/by-key/{key}` query (a key is read with a credential only, never a signed URL).
@@ -301,6 +318,21 @@ pub struct SignedUrlRequest {
         message = "expires_in must be from 1 to 604800 seconds"
     ))]
     pub expires_in: Option<i64>,
+    /// Image variant width, as `GET /files/{id}?w=` takes it; signed into the URL.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub w: Option<u32>,
+    /// Image variant height; signed into the URL.
+    #[schema(minimum = 1, maximum = 65535)]
+    pub h: Option<u32>,
+    /// Image variant fit (`cover`, `contain`, `fill`); signed into the URL.
+    pub fit: Option<String>,
+    /// Image variant format (`jpeg`, `png`, `webp`, `avif`, `auto`); signed into the URL.
+    pub format: Option<String>,
+    /// Image variant quality, 1 to 100; signed into the URL.
+    #[schema(minimum = 1, maximum = 100)]
+    pub q: Option<u32>,
+    /// Image variant preset; signed into the URL.
+    pub variant: Option<String>,
 }
 
 /// Any JSON number without a fraction, as JSON Schema's `integer` reads it (`60` and `60.0`

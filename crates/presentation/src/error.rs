@@ -229,7 +229,13 @@ impl IntoResponse for ApiError {
                 Error::NotSupported(_) => (
                     StatusCode::NOT_IMPLEMENTED,
                     "NOT_SUPPORTED",
-                    "The configured storage backend does not support this",
+                    "This deployment does not support this (its storage backend or its build)",
+                    None,
+                ),
+                Error::ServiceBusy { .. } => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "SERVICE_BUSY",
+                    "Too many images are being processed; try again shortly",
                     None,
                 ),
                 Error::DirectUploadInvalid(reason) => (
@@ -300,6 +306,12 @@ impl IntoResponse for ApiError {
             ApiError::App(Error::RateLimited { retry_after }) => {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            ApiError::App(Error::ServiceBusy { retry_after_secs }) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from((*retry_after_secs).max(1)),
+                );
             }
             ApiError::App(Error::Unauthenticated) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -392,6 +404,13 @@ mod tests {
             ),
             (Error::NotSupported("x".into()), 501, "NOT_SUPPORTED"),
             (
+                Error::ServiceBusy {
+                    retry_after_secs: 2,
+                },
+                503,
+                "SERVICE_BUSY",
+            ),
+            (
                 Error::DirectUploadInvalid("x".into()),
                 422,
                 "DIRECT_UPLOAD_INVALID",
@@ -424,7 +443,7 @@ mod tests {
     }
 
     #[test]
-    fn range_and_rate_limit_errors_carry_their_headers() {
+    fn range_rate_limit_and_busy_errors_carry_their_headers() {
         let r = ApiError::App(Error::RangeNotSatisfiable { size: 42 }).into_response();
         assert_eq!(r.headers()[header::CONTENT_RANGE], "bytes */42");
         let r = ApiError::App(Error::RateLimited {
@@ -432,5 +451,10 @@ mod tests {
         })
         .into_response();
         assert_eq!(r.headers()[header::RETRY_AFTER], "2");
+        let r = ApiError::App(Error::ServiceBusy {
+            retry_after_secs: 3,
+        })
+        .into_response();
+        assert_eq!(r.headers()[header::RETRY_AFTER], "3");
     }
 }

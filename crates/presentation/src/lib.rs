@@ -28,17 +28,17 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every route with its documentation: the router and `/openapi.json` are built from this list.
 fn api_routes() -> OpenApiRouter<AppState> {
-    use routes::{direct, docs, files, health, keys, metrics, tus, upload_urls};
+    use routes::{direct, docs, download, files, health, keys, metrics, tus, upload_urls};
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .routes(routes!(files::upload_file, files::list_files))
         .routes(routes!(files::upload_file_alias))
         .routes(routes!(
-            files::download_file,
+            download::download_file,
             files::delete_file,
             files::update_file
         ))
         .routes(routes!(files::file_info))
-        .routes(routes!(files::create_signed_url))
+        .routes(routes!(download::create_signed_url))
         .routes(routes!(keys::download_by_key, keys::delete_by_key))
         .routes(routes!(keys::file_info_by_key))
         .routes(routes!(keys::create_signed_urls))

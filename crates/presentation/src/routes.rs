@@ -2,12 +2,14 @@
 
 pub mod direct;
 pub mod docs;
+pub mod download;
 pub mod files;
 pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod tus;
 pub mod upload_urls;
+mod variants;
 
 use crate::error::ApiError;
 

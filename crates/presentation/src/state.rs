@@ -7,7 +7,7 @@ use crate::client_limits::{ClientSlots, RequestLimits};
 use stowage_application::use_cases::{
     Authenticate, CheckRateLimit, CheckReadiness, CompleteDirectUpload, CreateSignedUrl,
     CreateUploadUrl, DeleteFile, DownloadFile, GetFileInfo, ListFiles, ResumableUploads,
-    SetVisibility, StartDirectUpload, UploadFile, UploadWithUrl,
+    SetVisibility, StartDirectUpload, UploadFile, UploadWithUrl, Variants,
 };
 
 /// The use cases, wired by the composition root.
@@ -18,6 +18,8 @@ pub struct Services {
     pub upload: UploadFile,
     /// `GET`/`HEAD /files/{id}`.
     pub download: DownloadFile,
+    /// `GET /files/{id}?w=…`: image variants.
+    pub variants: Variants,
     /// `GET /files/{id}/info`.
     pub info: GetFileInfo,
     /// `GET /files`.

@@ -247,9 +247,11 @@ mod tests {
         let max = stowage_application::use_cases::MAX_SIGNED_URL_LIFETIME.as_secs();
         let too_long = SignedUrlRequest {
             expires_in: Some(i64::try_from(max).unwrap() + 1),
+            ..SignedUrlRequest::default()
         };
         let longest = SignedUrlRequest {
             expires_in: Some(i64::try_from(max).unwrap()),
+            ..SignedUrlRequest::default()
         };
         assert!(too_long.validate().is_err());
         assert!(longest.validate().is_ok());

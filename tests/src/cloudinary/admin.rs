@@ -1,4 +1,4 @@
-//! The Admin API (ping, resource listing) and signed destroy.
+//! The Admin API (ping, resource listing, deletion by prefix) and signed destroy.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -148,6 +148,67 @@ pub(super) async fn list(
     if let (true, Some((id, _))) = (more, page.last()) {
         answer["next_cursor"] = json!(hex(id.as_bytes()));
     }
+    Ok(Json(answer).into_response())
+}
+
+/// Most resources one deletion removes, as Cloudinary documents.
+const DELETE_LIMIT: usize = 1000;
+
+pub(super) async fn delete_resources(
+    State(s): State<Arc<Shared>>,
+    Path((cloud, resource_type, kind)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Reply {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let mut params = parse_form(query.unwrap_or_default().as_bytes());
+    params.extend(parse_form(&body));
+    s.begin(Route::DeleteResources, &parts, &cloud, params.clone(), None)?;
+    s.check_basic(&parts.headers)?;
+    check_resource_type(&resource_type)?;
+    let selectors = ["public_ids[]", "prefix", "all"]
+        .into_iter()
+        .filter(|p| params.contains_key(*p))
+        .count();
+    if selectors != 1 {
+        return Err(error(
+            400,
+            "Must specify exactly one of public_ids, prefix or all",
+        ));
+    }
+    let Some(prefix) = params.get("prefix").filter(|p| !p.is_empty()) else {
+        return Err(error(400, "This fake deletes only by a non-empty prefix"));
+    };
+    if params
+        .get("next_cursor")
+        .is_some_and(|c| from_cursor(c).is_none())
+    {
+        return Err(error(400, "Invalid next_cursor"));
+    }
+    let mut store = s.store.lock().unwrap();
+    let matching: Vec<(String, String)> = store
+        .resources
+        .keys()
+        .filter(|(t, id)| {
+            kind == "authenticated" && *t == resource_type && id.starts_with(prefix.as_str())
+        })
+        .take(DELETE_LIMIT + 1)
+        .cloned()
+        .collect();
+    let partial = matching.len() > DELETE_LIMIT;
+    let mut deleted = serde_json::Map::new();
+    for key in matching.into_iter().take(DELETE_LIMIT) {
+        store.resources.remove(&key);
+        deleted.insert(key.1, json!("deleted"));
+    }
+    let mut answer = json!({ "partial": partial });
+    if let (true, Some(last)) = (partial, deleted.keys().next_back()) {
+        answer["next_cursor"] = json!(hex(last.as_bytes()));
+    }
+    answer["deleted"] = Value::Object(deleted);
     Ok(Json(answer).into_response())
 }
 

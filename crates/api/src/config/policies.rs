@@ -20,7 +20,7 @@ struct PolicyEntry {
     visibility: Option<String>,
     #[serde(default)]
     strip_metadata: bool,
-    /// Image variants do not exist yet: a policy that asks for them is refused, not ignored.
+    /// Presets made before the upload is answered; checked against `IMAGE_PRESETS` later.
     #[serde(default)]
     variants: Vec<String>,
 }
@@ -81,11 +81,6 @@ fn upload_policies(
                 "policy '{name}': limits must be greater than 0"
             )));
         }
-        if !entry.variants.is_empty() {
-            return Err(bad(format!(
-                "policy '{name}' asks for variants, which this version does not make"
-            )));
-        }
         policies.insert(
             name,
             UploadPolicy {
@@ -97,6 +92,7 @@ fn upload_policies(
                 max_pixels: entry.max_pixels,
                 visibility,
                 strip_metadata: entry.strip_metadata,
+                variants: entry.variants,
             },
         );
     }
@@ -153,7 +149,7 @@ mod tests {
             r#"{"A": {"types": ["image/png"]}}"#,
             r#"{"a": {"types": ["image/png"], "extra": 1}}"#,
             r#"{"a": {"types": ["image/png"], "visibility": "all"}}"#,
-            r#"{"a": {"types": ["image/png"], "variants": ["small"]}}"#,
+            r#"{"a": {"types": ["image/png"], "variants": "small"}}"#,
             r#"{"a": {"types": ["image/png"], "max_pixels": 0}}"#,
         ] {
             let message = parse(Some(value)).expect_err(value).to_string();

@@ -105,6 +105,13 @@ pub trait BlobStore: Send + Sync {
     /// [`BlobError::Unavailable`] when the store fails.
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError>;
 
+    /// Removes every variant stored beside the blob under `key` (the keys
+    /// [`BlobKey::with_variant`] makes of it), leaving the blob itself; removing none succeeds.
+    ///
+    /// # Errors
+    /// [`BlobError::Unavailable`] when the store fails.
+    async fn delete_variants(&self, key: &BlobKey) -> Result<(), BlobError>;
+
     /// Checks that the store answers.
     ///
     /// # Errors

@@ -52,7 +52,8 @@ impl CreateSignedUrl {
         }
     }
 
-    /// Signs `id` for `lifetime` if `principal` may read it.
+    /// Signs `id` for `lifetime` if `principal` may read it; `scope` is the canonical form of the
+    /// URL's other parameters (an image variant's), empty for the file itself.
     ///
     /// # Errors
     /// `Validation` for a lifetime of zero or over seven days; otherwise those of [`ReadAccess::authorize`].
@@ -62,6 +63,7 @@ impl CreateSignedUrl {
         principal: &Principal,
         id: FileId,
         lifetime: Duration,
+        scope: &str,
         request: &RequestFacts,
     ) -> Result<SignedUrl, Error> {
         if lifetime.is_zero() || lifetime > MAX_SIGNED_URL_LIFETIME {
@@ -78,7 +80,7 @@ impl CreateSignedUrl {
             .map_err(|e| Error::Internal(Box::new(e)))?;
         Ok(SignedUrl {
             expires,
-            signature: self.signer.sign(id, expires),
+            signature: self.signer.sign(id, expires, scope),
             expires_at,
         })
     }
@@ -104,7 +106,7 @@ impl CreateSignedUrl {
         }
         let mut signed = Vec::with_capacity(ids.len());
         for &id in ids {
-            match self.execute(principal, id, lifetime, request).await {
+            match self.execute(principal, id, lifetime, "", request).await {
                 Err(e @ Error::Validation(_)) => return Err(e),
                 result => signed.push(result),
             }
@@ -116,7 +118,8 @@ impl CreateSignedUrl {
 /// The most ids one `POST /files/signed-urls` signs.
 pub const MAX_SIGNED_URLS: usize = 100;
 
-/// Checks a signed URL's parameters: signature first, then expiry, before any database call.
+/// Checks a signed URL's parameters (`scope` being the canonical form of those beyond `expires`
+/// and `signature`): signature first, then expiry, before any database call.
 ///
 /// # Errors
 /// `InvalidSignature` when the signature does not match or the URL has expired.
@@ -125,9 +128,10 @@ pub fn check_signature(
     clock: &dyn Clock,
     id: FileId,
     expires: i64,
+    scope: &str,
     signature: &str,
 ) -> Result<(), Error> {
-    if !signer.verify(id, expires, signature) || clock.now().unix_timestamp() >= expires {
+    if !signer.verify(id, expires, scope, signature) || clock.now().unix_timestamp() >= expires {
         return Err(Error::InvalidSignature);
     }
     Ok(())
@@ -164,13 +168,14 @@ mod tests {
         let rec = record(Some(1), 1);
         let id = rec.id();
         let mut signer = MockUrlSigner::new();
-        signer.expect_sign().returning(|_, e| format!("sig{e}"));
+        signer.expect_sign().returning(|_, e, _| format!("sig{e}"));
         let use_case = signing(repo_returning(rec), signer, 1_000);
         let url = use_case
             .execute(
                 &user(1, 1),
                 id,
                 Duration::from_secs(60),
+                "",
                 &RequestFacts::default(),
             )
             .await
@@ -191,6 +196,7 @@ mod tests {
                 &user(2, 1),
                 id,
                 Duration::from_secs(60),
+                "",
                 &RequestFacts::default(),
             )
             .await
@@ -210,6 +216,7 @@ mod tests {
                     &user(1, 1),
                     FileId::new_random(),
                     bad,
+                    "",
                     &RequestFacts::default(),
                 )
                 .await
@@ -221,16 +228,16 @@ mod tests {
     #[test]
     fn expired_or_forged_signatures_are_refused() {
         let mut signer = MockUrlSigner::new();
-        signer.expect_verify().returning(|_, _, s| s == "good");
+        signer.expect_verify().returning(|_, _, _, s| s == "good");
         let clock = clock_at(100);
         let id = FileId::new_random();
-        assert!(check_signature(&signer, &clock, id, 101, "good").is_ok());
+        assert!(check_signature(&signer, &clock, id, 101, "", "good").is_ok());
         assert!(matches!(
-            check_signature(&signer, &clock, id, 100, "good"),
+            check_signature(&signer, &clock, id, 100, "", "good"),
             Err(Error::InvalidSignature)
         ));
         assert!(matches!(
-            check_signature(&signer, &clock, id, 200, "bad"),
+            check_signature(&signer, &clock, id, 200, "", "bad"),
             Err(Error::InvalidSignature)
         ));
     }

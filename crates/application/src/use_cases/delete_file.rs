@@ -9,6 +9,7 @@ use crate::events::{Actor, EventKind, RequestFacts};
 use crate::ports::{BlobStore, FileRepository};
 use crate::use_cases::Audit;
 use crate::use_cases::audit::events_of;
+use crate::use_cases::variants::remove_bytes;
 
 /// Removes a file's record and blob.
 #[derive(Clone)]
@@ -84,9 +85,7 @@ impl DeleteFile {
         if let (Some(audit), Some(event)) = (&self.audit, &event) {
             audit.publish(event).await;
         }
-        if let Err(e) = self.blobs.delete(&record.blob_key()).await {
-            tracing::warn!(error = %e, "blob of a deleted record could not be removed; gc will");
-        }
+        remove_bytes(self.blobs.as_ref(), &record).await;
         Ok(())
     }
 }

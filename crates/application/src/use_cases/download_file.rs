@@ -75,8 +75,9 @@ impl DownloadFile {
         self.access.authorize_by_key(principal, key, request).await
     }
 
-    /// The record of `id` for a reader holding a signed URL; the signature and expiry are checked
-    /// before the database is asked.
+    /// The record of `id` for a reader holding a signed URL whose parameters beyond `expires` and
+    /// `signature` read `scope` in canonical form; the signature and expiry are checked before
+    /// the database is asked.
     ///
     /// # Errors
     /// `InvalidSignature`, `NotFound`, `DatabaseUnavailable`.
@@ -85,6 +86,7 @@ impl DownloadFile {
         &self,
         id: FileId,
         expires: i64,
+        scope: &str,
         signature: &str,
     ) -> Result<FileRecord, Error> {
         check_signature(
@@ -92,6 +94,7 @@ impl DownloadFile {
             self.clock.as_ref(),
             id,
             expires,
+            scope,
             signature,
         )?;
         self.access.load(id).await
@@ -225,7 +228,7 @@ mod tests {
         let mut repo = MockFileRepository::new();
         repo.expect_get().times(0);
         let mut signer = MockUrlSigner::new();
-        signer.expect_verify().returning(|_, _, _| false);
+        signer.expect_verify().returning(|_, _, _, _| false);
         let mut clock = MockClock::new();
         clock
             .expect_now()
@@ -237,7 +240,7 @@ mod tests {
             Arc::new(clock),
         );
         let err = download
-            .authorize_signed(FileId::new_random(), i64::MAX, "00")
+            .authorize_signed(FileId::new_random(), i64::MAX, "", "00")
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidSignature));

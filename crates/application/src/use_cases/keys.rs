@@ -7,6 +7,7 @@ use crate::events::{Actor, EventKind, FileEvent, RequestFacts};
 use crate::ports::{BlobStore, FileRepository, RepoError};
 use crate::use_cases::Audit;
 use crate::use_cases::audit::events_of;
+use crate::use_cases::variants::remove_bytes;
 
 /// Attempts at storing a keyed record while other uploads keep taking the key.
 const KEEP_ATTEMPTS: usize = 5;
@@ -124,9 +125,7 @@ pub(crate) async fn delete_file(
     if let (Some(audit), Some(event)) = (audit, &event) {
         audit.publish(event).await;
     }
-    if let Err(e) = blobs.delete(&file.blob_key()).await {
-        tracing::warn!(error = %e, "blob of a deleted file could not be removed; gc will");
-    }
+    remove_bytes(blobs, file).await;
     Ok(())
 }
 

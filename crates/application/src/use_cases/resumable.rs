@@ -28,7 +28,7 @@ use crate::ports::{
     ResumableRepository, ResumableStage, ResumableStore, ResumableUpload,
 };
 use crate::stream::ByteStream;
-use crate::use_cases::{Audit, UploadPolicy};
+use crate::use_cases::{Audit, UploadPolicy, Variants};
 
 pub use metadata::UploadMetadata;
 
@@ -153,6 +153,7 @@ pub struct ResumableUploads {
     ports: ResumablePorts,
     settings: ResumableSettings,
     audit: Option<Audit>,
+    variants: Option<Variants>,
 }
 
 impl ResumableUploads {
@@ -162,7 +163,15 @@ impl ResumableUploads {
             ports,
             settings,
             audit: None,
+            variants: None,
         }
+    }
+
+    /// This use case, making the variants a policy names before an upload completes.
+    #[must_use]
+    pub fn with_variants(mut self, variants: Variants) -> Self {
+        self.variants = Some(variants);
+        self
     }
 
     /// This use case, reporting each stored file through `audit`.

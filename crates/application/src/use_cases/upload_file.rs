@@ -16,6 +16,7 @@ use crate::use_cases::Audit;
 use crate::use_cases::audit::events_of;
 use crate::use_cases::keys::{delete_file, keep, key_holder, remove_replaced};
 use crate::use_cases::upload_policy::{UploadPolicy, policy_of, visibility_of};
+use crate::use_cases::variants::{Variants, make_policy_variants};
 use time::OffsetDateTime;
 
 /// One upload as the presentation layer hands it over.
@@ -54,6 +55,7 @@ pub struct UploadFile {
     max_bytes: u64,
     policies: HashMap<String, UploadPolicy>,
     audit: Option<Audit>,
+    variants: Option<Variants>,
 }
 
 impl UploadFile {
@@ -72,7 +74,15 @@ impl UploadFile {
             max_bytes,
             policies,
             audit: None,
+            variants: None,
         }
+    }
+
+    /// This use case, making the variants a policy names before it answers.
+    #[must_use]
+    pub fn with_variants(mut self, variants: Variants) -> Self {
+        self.variants = Some(variants);
+        self
     }
 
     /// This use case, reporting each stored file through `audit`.
@@ -147,6 +157,14 @@ impl UploadFile {
         .with_key(request.key.clone())
         .with_metadata(request.metadata.clone())
         .with_visibility(visibility_of(request.visibility, policy));
+        if let Some(policy) = policy
+            && let Err(e) = make_policy_variants(self.variants.as_ref(), policy, &record).await
+        {
+            if let Err(delete_error) = self.blobs.delete(&key).await {
+                tracing::warn!(error = %delete_error, "blob of a refused upload could not be deleted; gc will");
+            }
+            return Err(e);
+        }
         // The blob is removed only when the insert certainly failed. If this future is dropped
         // while the insert is in flight (the client went away), the insert may still commit, so
         // the blob stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a

@@ -27,6 +27,8 @@ pub struct UploadPolicy {
     /// Remove EXIF, XMP, GPS and text metadata from a JPEG, PNG or WebP without re-encoding it,
     /// keeping only an EXIF orientation other than 1.
     pub strip_metadata: bool,
+    /// Presets (`IMAGE_PRESETS` names) made of the stored image before the upload is answered.
+    pub variants: Vec<String>,
 }
 
 impl UploadPolicy {
@@ -39,6 +41,7 @@ impl UploadPolicy {
             max_pixels: Some(25_000_000),
             visibility: Visibility::Public,
             strip_metadata: true,
+            variants: vec!["small".into(), "medium".into(), "large".into()],
         }
     }
 
@@ -49,6 +52,7 @@ impl UploadPolicy {
         Self {
             max_pixels: None,
             strip_metadata: false,
+            variants: Vec::new(),
             ..Self::avatar()
         }
     }

@@ -1,4 +1,4 @@
-//! [`UrlSigner`] with HMAC-SHA256 over `"{file_id}:{expires}"`.
+//! [`UrlSigner`] with HMAC-SHA256 over `"{file_id}:{expires}"` (and `":{scope}"` when there is one).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -41,23 +41,29 @@ impl HmacUrlSigner {
         }
     }
 
-    fn tag(&self, file_id: FileId, expires: i64) -> HmacSha256 {
+    fn tag(&self, file_id: FileId, expires: i64, scope: &str) -> HmacSha256 {
         let mut m = mac(&self.key);
         m.update(format!("{file_id}:{expires}").as_bytes());
+        if !scope.is_empty() {
+            m.update(b":");
+            m.update(scope.as_bytes());
+        }
         m
     }
 }
 
 impl UrlSigner for HmacUrlSigner {
-    fn sign(&self, file_id: FileId, expires: i64) -> String {
-        hex::encode(self.tag(file_id, expires).finalize().into_bytes())
+    fn sign(&self, file_id: FileId, expires: i64, scope: &str) -> String {
+        hex::encode(self.tag(file_id, expires, scope).finalize().into_bytes())
     }
 
-    fn verify(&self, file_id: FileId, expires: i64, signature: &str) -> bool {
+    fn verify(&self, file_id: FileId, expires: i64, scope: &str, signature: &str) -> bool {
         let Ok(given) = hex::decode(signature) else {
             return false;
         };
-        self.tag(file_id, expires).verify_slice(&given).is_ok()
+        self.tag(file_id, expires, scope)
+            .verify_slice(&given)
+            .is_ok()
     }
 }
 
@@ -69,19 +75,24 @@ mod tests {
     fn signature_verifies_only_for_its_file_expiry_and_key() {
         let signer = HmacUrlSigner::new(b"secret");
         let id = FileId::new_random();
-        let sig = signer.sign(id, 100);
+        let sig = signer.sign(id, 100, "");
         assert_eq!(sig.len(), 64);
-        assert!(signer.verify(id, 100, &sig));
+        assert!(signer.verify(id, 100, "", &sig));
         assert!(
-            signer.verify(id, 100, &sig.to_uppercase()),
+            signer.verify(id, 100, "", &sig.to_uppercase()),
             "hex case does not matter"
         );
-        assert!(!signer.verify(id, 101, &sig));
-        assert!(!signer.verify(FileId::new_random(), 100, &sig));
-        assert!(!HmacUrlSigner::new(b"other").verify(id, 100, &sig));
-        assert!(!signer.verify(id, 100, &sig[..62]));
-        assert!(!signer.verify(id, 100, "zz"));
-        assert!(!signer.verify(id, 100, ""));
+        assert!(!signer.verify(id, 101, "", &sig));
+        assert!(!signer.verify(FileId::new_random(), 100, "", &sig));
+        assert!(!HmacUrlSigner::new(b"other").verify(id, 100, "", &sig));
+        assert!(!signer.verify(id, 100, "", &sig[..62]));
+        assert!(!signer.verify(id, 100, "", "zz"));
+        let scoped = signer.sign(id, 100, "w=300");
+        assert!(signer.verify(id, 100, "w=300", &scoped));
+        assert_ne!(scoped, sig);
+        assert!(!signer.verify(id, 100, "w=301", &scoped));
+        assert!(!signer.verify(id, 100, "", &scoped));
+        assert!(!signer.verify(id, 100, "", ""));
     }
 
     #[test]

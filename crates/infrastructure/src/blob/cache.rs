@@ -4,7 +4,8 @@
 //! cached copy is never stale; the download use case reaches the store only after the access
 //! decision, so the cache never serves anyone the database and access rules would refuse.
 //! Deleting a file evicts it, and so does a put (an upload policy may write a blob again before
-//! its file is recorded).
+//! its file is recorded). Image variants are cached like any blob, and removing a file's variants
+//! evicts them.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -79,6 +80,23 @@ impl CachedBlobStore {
         {
             entries.bytes -= evicted.len() as u64;
             entries.order.retain(|k| k != key);
+        }
+    }
+
+    /// Evicts every cached variant of `source`'s file.
+    fn evict_variants(&self, source: BlobKey) {
+        let is_variant = |k: &BlobKey| k.variant().is_some() && k.source() == source;
+        if let Ok(mut entries) = self.entries.lock() {
+            let Entries { map, order, bytes } = &mut *entries;
+            map.retain(|k, cached| {
+                if is_variant(k) {
+                    *bytes -= cached.len() as u64;
+                    false
+                } else {
+                    true
+                }
+            });
+            order.retain(|k| !is_variant(k));
         }
     }
 
@@ -164,6 +182,15 @@ impl BlobStore for CachedBlobStore {
         self.inner.delete(key).await
     }
 
+    async fn delete_variants(&self, key: &BlobKey) -> Result<(), BlobError> {
+        // Evicted again afterwards: a read may have cached a variant while the store removed it.
+        let source = key.source();
+        self.evict_variants(source);
+        let deleted = self.inner.delete_variants(key).await;
+        self.evict_variants(source);
+        deleted
+    }
+
     async fn health(&self) -> Result<(), BlobError> {
         self.inner.health().await
     }
@@ -182,6 +209,7 @@ mod tests {
     use super::*;
     use crate::FsBlobStore;
     use futures_util::TryStreamExt;
+    use stowage_domain::image::variant::VariantName;
     use stowage_domain::{AccountId, FileId};
 
     async fn read(body: BlobBody) -> Vec<u8> {
@@ -273,6 +301,42 @@ mod tests {
             read(cache.get(&key, None).await.unwrap()).await,
             b"stripped"
         );
+    }
+
+    #[tokio::test]
+    async fn deleting_variants_evicts_those_of_that_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(FsBlobStore::new(dir.path()).unwrap());
+        let cache = CachedBlobStore::new(
+            fs,
+            BlobCacheSettings {
+                capacity_bytes: 1024,
+                max_item_bytes: 64,
+            },
+        );
+        let name = VariantName::parse("w10.png").unwrap();
+        let source = BlobKey::new(AccountId::new(1), FileId::new_random());
+        let other = BlobKey::new(AccountId::new(1), FileId::new_random());
+        let keys = [source, source.with_variant(name), other.with_variant(name)];
+        for key in &keys {
+            cache.put(key, body(b"bytes"), None).await.unwrap();
+            read(cache.get(key, None).await.unwrap()).await;
+        }
+
+        cache.delete_variants(&source).await.unwrap();
+
+        assert!(cache.lookup(&keys[0]).is_some(), "the source stays");
+        assert!(cache.lookup(&keys[1]).is_none());
+        assert!(
+            cache.lookup(&keys[2]).is_some(),
+            "another file's variant stays"
+        );
+        assert!(matches!(
+            cache.get(&keys[1], None).await,
+            Err(BlobError::NotFound)
+        ));
+        let entries = cache.entries.lock().unwrap();
+        assert_eq!((entries.bytes, entries.order.len()), (10, 2));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! API; reads stream from signed delivery URLs with `Range`; deletion is `destroy`, health the
 //! Admin API's `ping`, the `gc` listing its `resources`. An empty blob is kept without a resource
 //! (Cloudinary refuses empty uploads) and reads as missing: callers know a blob is empty from its
-//! record. No Cloudinary URL leaves the adapter: Stowage's access rules decide who reads.
+//! record. No Cloudinary URL leaves the adapter: Stowage's access rules decide who reads. A
+//! file's image variants are resources beside it, `{folder}/{account_id}/{file_id}/{name}` (the name's
+//! `.` written `_`), removed together by the Admin API's delete by prefix.
 
 mod admin;
 mod delivery;
@@ -14,6 +16,7 @@ mod error;
 mod settings;
 mod sign;
 mod upload;
+mod variants;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -113,12 +116,16 @@ impl CloudinaryBlobStore {
     }
 
     fn public_id(&self, key: &BlobKey) -> String {
-        format!(
+        let source = format!(
             "{}/{}/{}",
             self.folder,
             key.account_id().get(),
             key.file_id()
-        )
+        );
+        match key.variant() {
+            None => source,
+            Some(name) => format!("{source}/{}", variants::encode(name)),
+        }
     }
 
     fn remembered(&self) -> std::sync::MutexGuard<'_, HashMap<BlobKey, ResourceType>> {
@@ -171,6 +178,10 @@ impl BlobStore for CloudinaryBlobStore {
 
     async fn delete(&self, key: &BlobKey) -> Result<(), BlobError> {
         self.remove(key).await
+    }
+
+    async fn delete_variants(&self, key: &BlobKey) -> Result<(), BlobError> {
+        self.remove_variants(key).await
     }
 
     async fn health(&self) -> Result<(), BlobError> {

@@ -1,4 +1,5 @@
-//! [`BlobStore`] on local disk: `{root}/{account_id}/{file_id}`, written to a temporary name and renamed.
+//! [`BlobStore`] on local disk: `{root}/{account_id}/{file_id}`, and the file's image variants in
+//! `{root}/{account_id}/{file_id}.variants/{name}`, each written to a temporary name and renamed.
 
 use std::io::{ErrorKind, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -8,15 +9,20 @@ use futures_util::{StreamExt, TryStreamExt};
 use stowage_application::BodyError;
 use stowage_application::ports::{BlobBody, BlobError, BlobListing, BlobStore, ListedBlob};
 use stowage_application::stream::{BlobDigester, ByteStream, StoredBlob};
+use stowage_domain::image::variant::VariantName;
 use stowage_domain::{AccountId, BlobKey, ByteRange, FileId};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt, BufWriter};
 use tokio_util::io::ReaderStream;
+
+use super::layout::{parse_variants_dir, variants_dir};
 
 /// Bytes gathered before each write to disk: large enough for few blocking-pool hops, small enough
 /// that many uploads stalled at once hold little memory.
 const WRITE_BUFFER: usize = 256 * 1024;
 const READ_CHUNK: usize = 64 * 1024;
 const TEMP_SUFFIX: &str = ".part";
+/// Removals of a variants folder tried in all, when a variant written meanwhile keeps it non-empty.
+const REMOVE_VARIANTS_ATTEMPTS: u32 = 3;
 
 /// Keeps blobs as files under one root directory.
 #[derive(Clone, Debug)]
@@ -44,10 +50,20 @@ impl FsBlobStore {
         &self.root
     }
 
+    fn account_dir(&self, key: &BlobKey) -> PathBuf {
+        self.root.join(key.account_id().get().to_string())
+    }
+
     fn path_of(&self, key: &BlobKey) -> PathBuf {
-        self.root
-            .join(key.account_id().get().to_string())
-            .join(key.file_id().to_string())
+        match key.variant() {
+            None => self.account_dir(key).join(key.file_id().to_string()),
+            Some(name) => self.variants_path(key).join(name.as_str()),
+        }
+    }
+
+    /// The folder of the variants of `key`'s file.
+    fn variants_path(&self, key: &BlobKey) -> PathBuf {
+        self.account_dir(key).join(variants_dir(key.file_id()))
     }
 
     async fn write(
@@ -67,13 +83,22 @@ impl FsBlobStore {
     }
 }
 
-/// `{account}/.{file_id}.part`, the only leftovers this store reports and removes.
+/// The leftovers this store reports and removes: `{account}/.{file_id}.part`, and any file of a
+/// variants folder, `{account}/{file_id}.variants/{name}`, whose name is no variant name (a
+/// variant's temporary file among them).
 fn stray_path(id: &str) -> Option<PathBuf> {
-    let (account, name) = id.split_once('/')?;
+    let (account, rest) = id.split_once('/')?;
     account.parse::<i64>().ok()?;
-    let file = name.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
+    if let Some((dir, name)) = rest.split_once('/') {
+        parse_variants_dir(dir)?;
+        let leftover = !matches!(name, "" | "." | "..")
+            && !name.contains('/')
+            && VariantName::parse(name).is_err();
+        return leftover.then(|| Path::new(account).join(dir).join(name));
+    }
+    let file = rest.strip_prefix('.')?.strip_suffix(TEMP_SUFFIX)?;
     FileId::parse(file).ok()?;
-    Some(Path::new(account).join(name))
+    Some(Path::new(account).join(rest))
 }
 
 fn modified(meta: &std::fs::Metadata) -> time::OffsetDateTime {
@@ -98,10 +123,17 @@ fn list_root(root: &Path) -> std::io::Result<Vec<ListedBlob>> {
         for entry in std::fs::read_dir(account_dir.path())? {
             let entry = entry?;
             let meta = entry.metadata()?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if meta.is_dir()
+                && let Some(file_id) = parse_variants_dir(&name)
+            {
+                let source = BlobKey::new(AccountId::new(account), file_id);
+                list_variants(&entry.path(), source, &mut items)?;
+                continue;
+            }
             if !meta.is_file() {
                 continue;
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
             if let Ok(id) = FileId::parse(&name) {
                 items.push(ListedBlob::Blob {
                     key: BlobKey::new(AccountId::new(account), id),
@@ -120,6 +152,47 @@ fn list_root(root: &Path) -> std::io::Result<Vec<ListedBlob>> {
         }
     }
     Ok(items)
+}
+
+/// The variants of `source` in its variants folder `dir`, and the other files there as strays.
+/// A folder or file removed while it is listed is left out.
+fn list_variants(dir: &Path, source: BlobKey, items: &mut Vec<ListedBlob>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        // Nothing here writes folders, nor names that are not UTF-8 (which no stray id could name).
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        match VariantName::parse(&name) {
+            Ok(variant) => items.push(ListedBlob::Blob {
+                key: source.with_variant(variant),
+                size: meta.len(),
+                modified: modified(&meta),
+            }),
+            Err(_) => items.push(ListedBlob::Stray {
+                id: format!(
+                    "{}/{}/{name}",
+                    source.account_id().get(),
+                    variants_dir(source.file_id())
+                ),
+                modified: modified(&meta),
+            }),
+        }
+    }
+    Ok(())
 }
 
 /// Removes a temporary file unless the write completed, also when the writing future is dropped.
@@ -148,7 +221,12 @@ impl BlobStore for FsBlobStore {
     ) -> Result<StoredBlob, BlobError> {
         let target = self.path_of(key);
         let dir = target.parent().unwrap_or(&self.root).to_path_buf();
-        let temp_path = dir.join(format!(".{}{TEMP_SUFFIX}", key.file_id()));
+        let temp_name = match key.variant() {
+            None => format!(".{}{TEMP_SUFFIX}", key.file_id()),
+            // Two requests may render the same variant at once: each writes a file of its own.
+            Some(name) => format!(".{name}.{}{TEMP_SUFFIX}", uuid::Uuid::new_v4().simple()),
+        };
+        let temp_path = dir.join(temp_name);
         // Creating and renaming are done synchronously (they are single metadata syscalls): run on
         // the blocking pool, a dropped future would let them finish later, behind the guard's back.
         std::fs::create_dir_all(&dir).map_err(unavailable)?;
@@ -208,6 +286,25 @@ impl BlobStore for FsBlobStore {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn delete_variants(&self, key: &BlobKey) -> Result<(), BlobError> {
+        let dir = self.variants_path(key);
+        let mut attempt = 1;
+        loop {
+            match tokio::fs::remove_dir_all(&dir).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                // A variant renamed into the folder after its files were removed.
+                Err(e)
+                    if e.kind() == ErrorKind::DirectoryNotEmpty
+                        && attempt < REMOVE_VARIANTS_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
         }
     }
 

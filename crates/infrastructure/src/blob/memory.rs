@@ -204,6 +204,21 @@ impl BlobStore for MemoryBlobStore {
         Ok(())
     }
 
+    async fn delete_variants(&self, key: &BlobKey) -> Result<(), BlobError> {
+        let source = key.source();
+        let mut state = self.shared.state();
+        let mut freed = 0u64;
+        state.blobs.retain(|stored_key, stored| {
+            let variant_of_source = stored_key.variant().is_some() && stored_key.source() == source;
+            if variant_of_source {
+                freed += stored.bytes.len() as u64;
+            }
+            !variant_of_source
+        });
+        state.used = state.used.saturating_sub(freed);
+        Ok(())
+    }
+
     async fn health(&self) -> Result<(), BlobError> {
         Ok(())
     }

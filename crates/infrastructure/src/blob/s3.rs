@@ -6,7 +6,9 @@
 //! is a multipart upload where part N is sent while part N+1 is being received (two parts in
 //! memory at most). Any failure, limit breach or dropped request leaves no object and no part.
 //! Downloads stream a ranged `GetObject` straight through. Errors that reach the application name
-//! the operation and the S3 error code, never a bucket, a key or a credential.
+//! the operation and the S3 error code, never a bucket, a key or a credential. A file's image
+//! variants are objects beside it, `{file_id}.variants/{name}`, written like any blob and removed
+//! together by one listing of that prefix and `DeleteObjects`.
 
 mod buckets;
 mod buffered;
@@ -18,6 +20,7 @@ mod presign;
 mod resumable;
 mod settings;
 mod streamed;
+mod variants;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -211,6 +214,10 @@ impl BlobStore for S3BlobStore {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(unavailable("DeleteObject", &e)),
         }
+    }
+
+    async fn delete_variants(&self, key: &BlobKey) -> Result<(), BlobError> {
+        self.delete_variant_objects(key).await
     }
 
     async fn health(&self) -> Result<(), BlobError> {

@@ -367,3 +367,87 @@ async fn a_failed_last_chunk_is_not_retried_and_leaves_no_resource() {
         .count();
     assert_eq!(uploads, 1, "the last chunk was sent again");
 }
+
+#[tokio::test]
+async fn variants_are_resources_beside_their_source_deleted_by_prefix() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    let key = new_key();
+    let small = key.with_variant(variant("w32-q80.png"));
+    let odd = key.with_variant(variant("w300.webp"));
+    store
+        .put(&key, body_of(vec![png(500)]), None)
+        .await
+        .unwrap();
+    store
+        .put(&small, body_of(vec![png(100)]), None)
+        .await
+        .unwrap();
+    store
+        .put(
+            &odd,
+            body_of(vec![Bytes::from_static(b"not an image")]),
+            None,
+        )
+        .await
+        .unwrap();
+    let source_id = format!("{FOLDER}/7/{}", key.file_id());
+    assert_eq!(
+        fake.resources(),
+        [
+            format!("image/{source_id}"),
+            format!("image/{source_id}/w32-q80_png"),
+            format!("raw/{source_id}/w300_webp"),
+        ]
+    );
+    fake.insert(
+        "image",
+        &format!("{source_id}/w32-q80.png"),
+        Bytes::from_static(b"x"),
+    );
+
+    let listed: Vec<ListedBlob> = store.list().await.unwrap().try_collect().await.unwrap();
+
+    let strays: Vec<&str> = listed
+        .iter()
+        .filter_map(|item| match item {
+            ListedBlob::Stray { id, .. } => Some(id.as_str()),
+            ListedBlob::Blob { .. } => None,
+        })
+        .collect();
+    assert_eq!(strays, [format!("image/{source_id}/w32-q80.png")]);
+    assert_eq!(listed.len(), 4, "{listed:?}");
+
+    // A fresh store has not seen the variants, and still removes both types.
+    store_on(&fake).delete_variants(&key).await.unwrap();
+
+    assert_eq!(fake.resources(), [format!("image/{source_id}")]);
+    let deletions: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.route == Route::DeleteResources)
+        .collect();
+    assert_eq!(deletions.len(), 2, "one per resource type");
+    for deletion in &deletions {
+        assert_eq!(deletion.method, "DELETE");
+        assert_eq!(deletion.fields["prefix"], format!("{source_id}/"));
+    }
+    assert!(matches!(
+        store.get(&small, None).await,
+        Err(BlobError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn a_failed_variant_deletion_is_unavailable() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_on(&fake);
+    fake.fail_next(Route::DeleteResources, 500, 1);
+
+    let deleted = store.delete_variants(&new_key()).await;
+
+    assert!(
+        matches!(deleted, Err(BlobError::Unavailable(_))),
+        "{deleted:?}"
+    );
+}

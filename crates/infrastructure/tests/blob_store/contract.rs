@@ -323,3 +323,193 @@ pub async fn health_is_ok_on_a_working_store(store: &dyn BlobStore, _: &Inventor
 
     assert!(health.is_ok(), "{health:?}");
 }
+
+async fn read_key(store: &dyn BlobStore, key: &BlobKey) -> Vec<u8> {
+    read_all(store.get(key, None).await.unwrap()).await
+}
+
+async fn assert_missing(store: &dyn BlobStore, key: &BlobKey) {
+    let got = store.get(key, None).await;
+    let head = store.head(key).await;
+    assert!(matches!(got, Err(BlobError::NotFound)), "{key}: {got:?}");
+    assert!(matches!(head, Err(BlobError::NotFound)), "{key}: {head:?}");
+}
+
+/// A variant is a blob of its own beside its source: written before or after it, read whole or
+/// by range, replaced, and kept or deleted independently of it.
+pub async fn a_variant_round_trips_beside_its_source_and_apart_from_it(
+    store: &dyn BlobStore,
+    _: &Inventory,
+) {
+    let source = new_key();
+    let small = source.with_variant(variant("w32-q80.png"));
+    let large = source.with_variant(variant("w300-h300-cover-q80.webp"));
+    let small_bytes = png_like(300);
+    let large_bytes = pseudo_random_bytes(150_000);
+
+    let stored = store
+        .put(&small, body_of(vec![small_bytes.clone()]), None)
+        .await
+        .unwrap();
+    assert_eq!(stored, stored_blob_of(&small_bytes));
+    assert_missing(store, &source).await;
+    store
+        .put(&source, body_of(vec![Bytes::from_static(b"source")]), None)
+        .await
+        .unwrap();
+    store
+        .put(
+            &large,
+            body_of(uneven_chunks(&large_bytes)),
+            Some(large_bytes.len() as u64),
+        )
+        .await
+        .unwrap();
+
+    assert!(read_key(store, &small).await == small_bytes);
+    assert_eq!(store.head(&small).await.unwrap(), 300);
+    let range = ByteRange::new(8, 17).unwrap();
+    let body = store.get(&small, Some(range)).await.unwrap();
+    assert_eq!(body.len, 10);
+    assert!(read_all(body).await == small_bytes[8..18]);
+    assert!(read_key(store, &large).await == large_bytes);
+    assert_eq!(read_key(store, &source).await, b"source");
+    assert_missing(store, &new_key().with_variant(variant("w32-q80.png"))).await;
+
+    let replaced = png_like(200);
+    store
+        .put(&small, body_of(vec![replaced.clone()]), None)
+        .await
+        .unwrap();
+    assert!(
+        read_key(store, &small).await == replaced,
+        "a put replaces a variant"
+    );
+
+    store.delete(&source).await.unwrap();
+    assert!(
+        read_key(store, &small).await == replaced,
+        "deleting the source leaves its variants"
+    );
+    store.delete(&small).await.unwrap();
+    assert_missing(store, &small).await;
+    assert!(read_key(store, &large).await == large_bytes);
+    assert!(
+        store.delete(&small).await.is_ok(),
+        "deleting a missing variant succeeds"
+    );
+}
+
+/// `delete_variants` removes the variants of one file, and neither its source nor the variants of
+/// another file, even one of the same id in another account.
+pub async fn delete_variants_removes_every_variant_of_one_file_and_nothing_else(
+    store: &dyn BlobStore,
+    inventory: &Inventory,
+) {
+    let doomed = key_in(7);
+    let neighbour = key_in(7);
+    let same_id_elsewhere = BlobKey::new(AccountId::new(8), doomed.file_id());
+    let names = ["w32-q80.png", "w300-h300-cover-q80.webp", "h100-q90.jpeg"];
+    for key in [doomed, neighbour, same_id_elsewhere] {
+        let source = Bytes::from(format!("source {key}"));
+        store.put(&key, body_of(vec![source]), None).await.unwrap();
+        for name in names {
+            let key = key.with_variant(variant(name));
+            store
+                .put(&key, body_of(vec![png_like(100)]), None)
+                .await
+                .unwrap();
+        }
+    }
+
+    store.delete_variants(&doomed).await.unwrap();
+
+    for name in names {
+        assert_missing(store, &doomed.with_variant(variant(name))).await;
+        for kept in [neighbour, same_id_elsewhere] {
+            assert_eq!(
+                store.head(&kept.with_variant(variant(name))).await.unwrap(),
+                100
+            );
+        }
+    }
+    for key in [doomed, neighbour, same_id_elsewhere] {
+        assert_eq!(
+            read_key(store, &key).await,
+            format!("source {key}").as_bytes()
+        );
+    }
+    let held = inventory().await;
+    let traces: Vec<&String> = held
+        .iter()
+        .filter(|n| n.contains(&doomed.to_string()))
+        .collect();
+    assert_eq!(traces.len(), 1, "only the source is left: {held:?}");
+}
+
+pub async fn delete_variants_of_a_file_without_any_succeeds(store: &dyn BlobStore, _: &Inventory) {
+    let never_written = new_key();
+    let deleted = store.delete_variants(&never_written).await;
+    assert!(deleted.is_ok(), "{deleted:?}");
+
+    let source = new_key();
+    store
+        .put(&source, body_of(vec![Bytes::from_static(b"kept")]), None)
+        .await
+        .unwrap();
+    store.delete_variants(&source).await.unwrap();
+    assert_eq!(read_key(store, &source).await, b"kept");
+
+    let only = source.with_variant(variant("w32.png"));
+    store
+        .put(&only, body_of(vec![png_like(64)]), None)
+        .await
+        .unwrap();
+    store.delete_variants(&source).await.unwrap();
+    store.delete_variants(&source).await.unwrap();
+    assert_missing(store, &only).await;
+    assert_eq!(read_key(store, &source).await, b"kept");
+}
+
+/// The listing names each variant by its key, sources gone or not, and takes none for a stray.
+pub async fn list_reports_variants_as_blobs_under_their_variant_keys(
+    store: &dyn BlobStore,
+    _: &Inventory,
+) {
+    let source = new_key();
+    let orphan = key_in(9).with_variant(variant("w32.png"));
+    let written = [
+        (source, Bytes::from_static(b"bytes")),
+        (source.with_variant(variant("w32-q80.png")), png_like(120)),
+        (source.with_variant(variant("w300-q80.webp")), png_like(140)),
+        (orphan, png_like(90)),
+    ];
+    for (key, bytes) in &written {
+        store
+            .put(key, body_of(vec![bytes.clone()]), None)
+            .await
+            .unwrap();
+    }
+
+    let listed: Vec<ListedBlob> = store.list().await.unwrap().try_collect().await.unwrap();
+
+    let mut blobs: Vec<(BlobKey, u64)> = listed
+        .iter()
+        .filter_map(|item| match item {
+            ListedBlob::Blob { key, size, .. } => Some((*key, *size)),
+            ListedBlob::Stray { .. } => None,
+        })
+        .collect();
+    blobs.sort_by_key(|(key, _)| key.to_string());
+    let mut expected: Vec<(BlobKey, u64)> = written
+        .iter()
+        .map(|(key, bytes)| (*key, bytes.len() as u64))
+        .collect();
+    expected.sort_by_key(|(key, _)| key.to_string());
+    assert_eq!(blobs, expected);
+    let strays: Vec<&ListedBlob> = listed
+        .iter()
+        .filter(|item| matches!(item, ListedBlob::Stray { .. }))
+        .collect();
+    assert!(strays.is_empty(), "{strays:?}");
+}

@@ -160,3 +160,116 @@ async fn put_fails_with_unavailable_when_the_root_is_a_plain_file() {
 
     assert!(matches!(put, Err(BlobError::Unavailable(_))), "{put:?}");
 }
+
+#[tokio::test]
+async fn variants_live_in_the_variants_folder_of_their_file() {
+    let (_dir, root, store) = new_store();
+    let key = new_key();
+    let small = key.with_variant(variant("w32.png"));
+    store
+        .put(&key, body_of(vec![Bytes::from_static(b"source")]), None)
+        .await
+        .unwrap();
+    store
+        .put(&small, body_of(vec![Bytes::from_static(b"small")]), None)
+        .await
+        .unwrap();
+
+    let folder = format!("{}/{}.variants", key.account_id(), key.file_id());
+    assert_eq!(
+        files_under(&root),
+        vec![key.to_string(), format!("{folder}/w32.png")]
+    );
+    assert_eq!(
+        std::fs::read(root.join(&folder).join("w32.png")).unwrap(),
+        b"small"
+    );
+
+    store.delete_variants(&key).await.unwrap();
+
+    assert!(
+        !root.join(&folder).exists(),
+        "the folder goes with its variants"
+    );
+    assert_eq!(files_under(&root), vec![key.to_string()]);
+}
+
+#[tokio::test]
+async fn a_variant_is_written_to_a_part_file_of_its_own_that_a_dropped_put_removes() {
+    let (_dir, root, store) = new_store();
+    let key = new_key().with_variant(variant("w32.png"));
+    let body = stream::iter([Ok(pseudo_random_bytes(1024))])
+        .chain(stream::pending())
+        .boxed();
+    let mut put = store.put(&key, body, None);
+
+    let waited = tokio::time::timeout(Duration::from_millis(100), &mut put).await;
+    let while_pending = files_under(&root);
+    drop(put);
+
+    assert!(waited.is_err());
+    let folder = format!("{}/{}.variants/", key.account_id(), key.file_id());
+    assert_eq!(while_pending.len(), 1, "{while_pending:?}");
+    let temp = while_pending[0].strip_prefix(&folder).unwrap();
+    assert!(
+        temp.starts_with(".w32.png.") && temp.ends_with(".part"),
+        "{temp}"
+    );
+    assert_eq!(files_under(&root), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn whatever_else_sits_in_a_variants_folder_is_a_stray() {
+    let (_dir, root, store) = new_store();
+    let key = new_key();
+    let kept = key.with_variant(variant("w32.png"));
+    store
+        .put(&kept, body_of(vec![Bytes::from_static(b"kept")]), None)
+        .await
+        .unwrap();
+    let folder = format!("{}/{}.variants", key.account_id(), key.file_id());
+    for leftover in [".w300.png.0123.part", "NOTES.txt", "w300.png.bak"] {
+        std::fs::write(root.join(&folder).join(leftover), b"left").unwrap();
+    }
+    std::fs::create_dir(root.join(&folder).join("nested")).unwrap();
+
+    let listed: Vec<ListedBlob> = store.list().await.unwrap().try_collect().await.unwrap();
+
+    let mut strays: Vec<String> = listed
+        .iter()
+        .filter_map(|item| match item {
+            ListedBlob::Stray { id, .. } => Some(id.clone()),
+            ListedBlob::Blob { .. } => None,
+        })
+        .collect();
+    strays.sort();
+    assert_eq!(
+        strays,
+        [
+            format!("{folder}/.w300.png.0123.part"),
+            format!("{folder}/NOTES.txt"),
+            format!("{folder}/w300.png.bak"),
+        ]
+    );
+    assert_eq!(listed.len(), 4, "and the variant: {listed:?}");
+    for stray in &strays {
+        store.remove_stray(stray).await.unwrap();
+    }
+    assert_eq!(files_under(&root), vec![format!("{folder}/w32.png")]);
+    for not_a_leftover in [
+        format!("{folder}/w32.png"),
+        format!("{folder}/.."),
+        format!("{folder}/nested/x"),
+        format!("{}/{}", key.account_id(), key.file_id()),
+    ] {
+        let removed = store.remove_stray(&not_a_leftover).await;
+        assert!(
+            matches!(removed, Err(BlobError::Unavailable(_))),
+            "{not_a_leftover}: {removed:?}"
+        );
+    }
+    assert_eq!(
+        read_all(store.get(&kept, None).await.unwrap()).await,
+        b"kept"
+    );
+}

@@ -18,9 +18,10 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
-use stowage_application::ports::{BlobBody, BlobError, BlobStore};
+use stowage_application::ports::{BlobBody, BlobError, BlobStore, ListedBlob};
 use stowage_application::stream::StoredBlob;
 use stowage_application::{BodyError, ByteStream};
+use stowage_domain::image::variant::VariantName;
 use stowage_domain::{AccountId, BlobKey, ByteRange, FileId, Sha256Digest};
 
 /// Lists every object the backend holds, finished or temporary, as names relative to its root.
@@ -70,6 +71,18 @@ fn uneven_chunks(data: &Bytes) -> Vec<Bytes> {
         offset = end;
     }
     chunks
+}
+
+fn variant(name: &str) -> VariantName {
+    VariantName::parse(name).unwrap()
+}
+
+/// `len` bytes behind a PNG signature: what a store that sorts images by their magic bytes takes
+/// for an image.
+fn png_like(len: usize) -> Bytes {
+    let mut data = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    data.extend_from_slice(&pseudo_random_bytes(len - data.len()));
+    data.into()
 }
 
 fn body_of(chunks: Vec<Bytes>) -> ByteStream {
@@ -138,6 +151,10 @@ macro_rules! blob_store_contract {
             put_with_a_hint_fails_on_a_body_error_and_leaves_nothing,
             put_with_a_hint_dropped_midway_leaves_nothing_behind,
             health_is_ok_on_a_working_store,
+            a_variant_round_trips_beside_its_source_and_apart_from_it,
+            delete_variants_removes_every_variant_of_one_file_and_nothing_else,
+            delete_variants_of_a_file_without_any_succeeds,
+            list_reports_variants_as_blobs_under_their_variant_keys,
         ]);
     };
     (@each $setup:expr, $attrs:tt, [$($name:ident),+ $(,)?]) => {

@@ -210,3 +210,66 @@ async fn s3_per_account_layout_creates_each_bucket_once_even_in_a_race() {
         Err(BlobError::NotFound)
     ));
 }
+
+#[tokio::test]
+#[ignore = "needs s3s-fs: make test-integration"]
+async fn s3_variants_sit_in_a_folder_beside_their_source_in_both_layouts() {
+    let (server, single) = store_on(None).await;
+    let per_account = S3BlobStore::new(&settings(
+        &server,
+        None,
+        S3Layout::PerAccount {
+            prefix: "acct".into(),
+        },
+    ));
+    let root = server.dir.path();
+    for (store, bucket, folder) in [(&single, BUCKET, "7/"), (&per_account, "acct-7", "")] {
+        let key = key_in(7);
+        let small = key.with_variant(variant("w32.png"));
+        store
+            .put(&key, body_of(vec![Bytes::from_static(b"source")]), None)
+            .await
+            .unwrap();
+        store
+            .put(&small, body_of(vec![png_like(50)]), None)
+            .await
+            .unwrap();
+        let object = |name: &str| root.join(bucket).join(format!("{folder}{name}"));
+        let variants = format!("{}.variants", key.file_id());
+        assert!(object(&key.file_id().to_string()).is_file(), "{bucket}");
+        assert!(object(&format!("{variants}/w32.png")).is_file(), "{bucket}");
+
+        // s3s-fs lists what its directory holds: a leftover dropped in the variants folder.
+        std::fs::write(object(&format!("{variants}/junk")), b"x").unwrap();
+        let listed: Vec<ListedBlob> = store.list().await.unwrap().try_collect().await.unwrap();
+        let strays: Vec<&str> = listed
+            .iter()
+            .filter_map(|item| match item {
+                ListedBlob::Stray { id, .. } => Some(id.as_str()),
+                ListedBlob::Blob { .. } => None,
+            })
+            .collect();
+        let expected = format!("{bucket}\t{folder}{variants}/junk");
+        assert_eq!(strays, [expected.as_str()], "{bucket}");
+        let variant_size = listed.iter().find_map(|item| match item {
+            ListedBlob::Blob { key, size, .. } if *key == small => Some(*size),
+            _ => None,
+        });
+        assert_eq!(variant_size, Some(50), "{bucket}: {listed:?}");
+        store.remove_stray(&expected).await.unwrap();
+        assert!(!object(&format!("{variants}/junk")).exists(), "{bucket}");
+
+        store.delete_variants(&key).await.unwrap();
+        assert!(matches!(
+            store.get(&small, None).await,
+            Err(BlobError::NotFound)
+        ));
+        assert_eq!(
+            read_all(store.get(&key, None).await.unwrap()).await,
+            b"source"
+        );
+    }
+    // An account whose bucket was never created has no variant to delete.
+    per_account.delete_variants(&key_in(44)).await.unwrap();
+    assert!(!root.join("acct-44").exists());
+}

@@ -143,3 +143,60 @@ async fn moto_failure_after_parts_were_sent_aborts_the_upload() {
     })
     .await;
 }
+
+#[tokio::test]
+#[ignore = "needs moto_server: make test-integration"]
+async fn moto_objects_in_a_variants_folder_that_are_no_variants_are_strays() {
+    let (store, client, bucket) = store_on_fresh_bucket().await;
+    let key = new_key();
+    let kept = key.with_variant(variant("w32.png"));
+    store
+        .put(&kept, body_of(vec![png_like(40)]), None)
+        .await
+        .unwrap();
+    let folder = format!("{}/{}.variants", key.account_id(), key.file_id());
+    let leftover = format!("{folder}/W32.PNG");
+    client
+        .put_object()
+        .bucket(&bucket)
+        .key(&leftover)
+        .body(Bytes::from_static(b"x").into())
+        .send()
+        .await
+        .unwrap();
+    // Not the store's: left alone.
+    client
+        .put_object()
+        .bucket(&bucket)
+        .key(format!("{}/{}/w32.png", key.account_id(), key.file_id()))
+        .body(Bytes::from_static(b"x").into())
+        .send()
+        .await
+        .unwrap();
+
+    let listed: Vec<ListedBlob> = store.list().await.unwrap().try_collect().await.unwrap();
+
+    let strays: Vec<&str> = listed
+        .iter()
+        .filter_map(|item| match item {
+            ListedBlob::Stray { id, .. } => Some(id.as_str()),
+            ListedBlob::Blob { .. } => None,
+        })
+        .collect();
+    let expected = format!("{bucket}\t{leftover}");
+    assert_eq!(strays, [expected.as_str()]);
+    assert_eq!(listed.len(), 2, "and the variant: {listed:?}");
+    store.remove_stray(&expected).await.unwrap();
+    assert_eq!(
+        inventory_of(&client, &bucket).await,
+        [
+            format!("{folder}/w32.png"),
+            format!("{}/{}/w32.png", key.account_id(), key.file_id()),
+        ]
+    );
+    store.delete_variants(&key).await.unwrap();
+    assert_eq!(
+        inventory_of(&client, &bucket).await,
+        [format!("{}/{}/w32.png", key.account_id(), key.file_id())]
+    );
+}

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use stowage_application::events::RequestFacts;
 use stowage_domain::{FileId, FileKey, Metadata};
 
-use super::files::{Download, serve, signed_url_of};
+use super::download::{Download, serve, signed_url_of};
 use crate::client_limits::Requester;
 use crate::dto::{
     DEFAULT_SIGNED_URL_SECONDS, Disposition, FileBytes, FileInfoResponse, KeyDownloadQuery,

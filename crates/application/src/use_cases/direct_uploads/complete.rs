@@ -20,7 +20,8 @@ use crate::stream::BlobDigester;
 use crate::use_cases::keys::record_upload;
 use crate::use_cases::upload_file::creation_time;
 use crate::use_cases::upload_policy::{apply_to_stored, visibility_of};
-use crate::use_cases::{Audit, UploadPolicy};
+use crate::use_cases::variants::make_policy_variants;
+use crate::use_cases::{Audit, UploadPolicy, Variants};
 
 /// `POST /files/direct/{upload_id}/complete`: checks the stored object and records the file.
 pub struct CompleteDirectUpload {
@@ -28,6 +29,7 @@ pub struct CompleteDirectUpload {
     max_bytes: u64,
     policies: HashMap<String, UploadPolicy>,
     audit: Option<Audit>,
+    variants: Option<Variants>,
 }
 
 impl CompleteDirectUpload {
@@ -42,6 +44,7 @@ impl CompleteDirectUpload {
             max_bytes,
             policies,
             audit: None,
+            variants: None,
         }
     }
 
@@ -49,6 +52,13 @@ impl CompleteDirectUpload {
     #[must_use]
     pub fn with_audit(mut self, audit: Audit) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// This use case, making the variants a policy names before an upload completes.
+    #[must_use]
+    pub fn with_variants(mut self, variants: Variants) -> Self {
+        self.variants = Some(variants);
         self
     }
 
@@ -222,6 +232,9 @@ impl CompleteDirectUpload {
         })
         .with_key(upload.key.clone())
         .with_visibility(visibility_of(upload.visibility, policy));
+        if let Some(policy) = policy {
+            make_policy_variants(self.variants.as_ref(), policy, &record).await?;
+        }
         let files = self.ports.files.as_ref();
         let blobs = self.ports.blobs.as_ref();
         record_upload(

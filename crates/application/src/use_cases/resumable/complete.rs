@@ -14,6 +14,7 @@ use crate::ports::{
 use crate::use_cases::keys::{key_holder, record_upload};
 use crate::use_cases::upload_file::creation_time;
 use crate::use_cases::upload_policy::{apply_to_stored, policy_of, visibility_of};
+use crate::use_cases::variants::make_policy_variants;
 
 impl ResumableUploads {
     /// Completes `upload`, whose every byte is in, under the lock `token` holds: a partial
@@ -97,10 +98,12 @@ impl ResumableUploads {
         let blobs = self.ports.blobs.as_ref();
         let key = record.blob_key();
         let rewritten = apply_to_stored(policy, blobs, &key, &upload.head, record.size()).await?;
-        Ok(match rewritten {
+        let record = match rewritten {
             Some(stored) => record.with_content(stored.size, stored.sha256),
             None => record,
-        })
+        };
+        make_policy_variants(self.variants.as_ref(), policy, &record).await?;
+        Ok(record)
     }
 
     /// Records `record`, whose blob is in place; a refusal (the key taken meanwhile) removes the

@@ -131,6 +131,7 @@ impl Mocks {
             max_pixels: None,
             visibility: stowage_domain::Visibility::Private,
             strip_metadata: false,
+            variants: Vec::new(),
         };
         ResumableUploads::new(
             ports,

@@ -38,7 +38,7 @@ struct Resource {
 }
 
 impl CloudinaryBlobStore {
-    async fn call(
+    pub(super) async fn call(
         &self,
         operation: &'static str,
         request: reqwest::RequestBuilder,
@@ -208,12 +208,14 @@ impl CloudinaryBlobStore {
             .public_id
             .strip_prefix(&format!("{}/", self.folder))
             .and_then(|rest| rest.split_once('/'))
-            .and_then(|(account, file)| {
-                let account = account.parse::<i64>().ok()?;
-                Some(BlobKey::new(
-                    AccountId::new(account),
-                    FileId::parse(file).ok()?,
-                ))
+            .and_then(|(account, rest)| {
+                let account = AccountId::new(account.parse::<i64>().ok()?);
+                if let Ok(file) = FileId::parse(rest) {
+                    return Some(BlobKey::new(account, file));
+                }
+                let (file, variant) = rest.split_once('/')?;
+                let source = BlobKey::new(account, FileId::parse(file).ok()?);
+                Some(source.with_variant(super::variants::decode(variant)?))
             });
         match key {
             Some(key) => ListedBlob::Blob {

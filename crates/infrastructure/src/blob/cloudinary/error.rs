@@ -9,7 +9,7 @@ pub enum CloudinaryError {
     /// Cloudinary answered with an error status.
     #[error("Cloudinary {operation} failed: HTTP {status}{hint}: {message}")]
     Status {
-        /// The API call (`upload`, `delivery`, `destroy`, `ping`, `list`).
+        /// The API call (`upload`, `delivery`, `destroy`, `ping`, `list`, `delete_resources`).
         operation: &'static str,
         /// The HTTP status.
         status: u16,

@@ -2,12 +2,14 @@
 
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use stowage_application::ports::BlobError;
-use stowage_domain::BlobKey;
+use stowage_domain::{AccountId, BlobKey};
 
 use super::S3BlobStore;
 use super::error::{error_code, unavailable};
+use crate::blob::layout::variants_dir;
 
-/// How blobs map to buckets and keys.
+/// How blobs map to buckets and keys. A file's image variants are kept beside it, under
+/// `{file_id}.variants/{name}` in place of `{file_id}`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum S3Layout {
     /// One bucket, keys `{account_id}/{file_id}`.
@@ -24,12 +26,39 @@ pub enum S3Layout {
 
 impl S3BlobStore {
     pub(super) fn location(&self, key: &BlobKey) -> (String, String) {
+        let (bucket, folder) = self.folder_of(key);
+        let name = match key.variant() {
+            None => key.file_id().to_string(),
+            Some(variant) => format!("{}/{variant}", variants_dir(key.file_id())),
+        };
+        (bucket, format!("{folder}{name}"))
+    }
+
+    /// The bucket of `key`'s variants and the prefix every one of their keys starts with.
+    pub(super) fn variants_location(&self, key: &BlobKey) -> (String, String) {
+        let (bucket, folder) = self.folder_of(key);
+        (bucket, format!("{folder}{}/", variants_dir(key.file_id())))
+    }
+
+    /// The bucket of `key`'s account and the prefix of its keys there (`{account_id}/` or none).
+    fn folder_of(&self, key: &BlobKey) -> (String, String) {
+        let account = key.account_id().get();
         match &self.layout {
-            S3Layout::Single { bucket } => (bucket.clone(), key.to_string()),
-            S3Layout::PerAccount { prefix } => (
-                format!("{prefix}-{}", key.account_id().get()),
-                key.file_id().to_string(),
-            ),
+            S3Layout::Single { bucket } => (bucket.clone(), format!("{account}/")),
+            S3Layout::PerAccount { prefix } => (format!("{prefix}-{account}"), String::new()),
+        }
+    }
+
+    /// The account whose bucket `bucket` is in the per-account layout; `None` in the single one,
+    /// where the account is the first segment of each key.
+    pub(super) fn account_of_bucket(&self, bucket: &str) -> Option<AccountId> {
+        match &self.layout {
+            S3Layout::Single { .. } => None,
+            S3Layout::PerAccount { prefix } => bucket
+                .strip_prefix(prefix.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .and_then(|account| account.parse::<i64>().ok())
+                .map(AccountId::new),
         }
     }
 

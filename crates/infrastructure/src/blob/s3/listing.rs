@@ -1,14 +1,16 @@
-//! Listing for reconciliation: the blobs in the store's buckets, and as strays its unfinished
-//! multipart uploads (to abort) and direct uploads' staging objects (to delete).
+//! Listing for reconciliation: the blobs (and image variants) in the store's buckets, and as
+//! strays its unfinished multipart uploads (to abort), direct uploads' staging objects and
+//! whatever sits in a variants folder without being a variant (to delete).
 
 use futures_util::StreamExt;
 use stowage_application::ports::{BlobError, BlobListing, ListedBlob};
-use stowage_domain::{AccountId, BlobKey, FileId};
+use stowage_domain::AccountId;
 use time::OffsetDateTime;
 
 use super::error::{error_code, is_not_found, unavailable};
 use super::multipart::abort_upload;
 use super::presign::STAGING_PREFIX;
+use super::variants::{ObjectName, parse_object};
 use super::{S3BlobStore, S3Layout};
 
 fn to_time(t: Option<&aws_sdk_s3::primitives::DateTime>) -> OffsetDateTime {
@@ -70,21 +72,17 @@ impl S3BlobStore {
                     });
                     continue;
                 }
-                let parsed = match account {
-                    Some(account) => FileId::parse(name).ok().map(|id| BlobKey::new(account, id)),
-                    None => name.split_once('/').and_then(|(a, f)| {
-                        Some(BlobKey::new(
-                            AccountId::new(a.parse().ok()?),
-                            FileId::parse(f).ok()?,
-                        ))
-                    }),
-                };
-                if let Some(key) = parsed {
-                    items.push(ListedBlob::Blob {
+                match parse_object(account, name) {
+                    ObjectName::Blob(key) => items.push(ListedBlob::Blob {
                         key,
                         size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
                         modified: to_time(object.last_modified()),
-                    });
+                    }),
+                    ObjectName::Leftover => items.push(ListedBlob::Stray {
+                        id: format!("{bucket}\t{name}"),
+                        modified: to_time(object.last_modified()),
+                    }),
+                    ObjectName::Foreign => {}
                 }
             }
         }
@@ -127,13 +125,14 @@ impl S3BlobStore {
         }
     }
 
-    /// Aborts an unfinished multipart upload, or deletes a staging object, that
-    /// [`Self::list_blobs`] listed as a stray.
+    /// Aborts an unfinished multipart upload, or deletes a staging object or a variants folder's
+    /// leftover, that [`Self::list_blobs`] listed as a stray.
     pub(super) async fn remove_stray_upload(&self, id: &str) -> Result<(), BlobError> {
         if let Some((bucket, name)) = id.split_once('\t')
             && !name.contains('\t')
-            && name.starts_with(STAGING_PREFIX)
             && self.owns_bucket(bucket)
+            && (name.starts_with(STAGING_PREFIX)
+                || parse_object(self.account_of_bucket(bucket), name) == ObjectName::Leftover)
         {
             return match self
                 .client

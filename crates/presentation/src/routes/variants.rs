@@ -1,0 +1,117 @@
+//! `GET`/`HEAD /files/{id}?w=&h=&fit=&format=&q=` (or `?variant=NAME`): an image variant, served
+//! with its source's access rules and caching.
+
+use std::time::SystemTime;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::Response;
+use futures_util::StreamExt;
+use stowage_application::Error;
+use stowage_application::use_cases::ChosenVariant;
+use stowage_domain::image::variant::{VariantParams, VariantRequest};
+use stowage_domain::{FileRecord, Filename};
+
+use super::download::Download;
+use crate::client_limits::requester_address;
+use crate::dto::DownloadQuery;
+use crate::error::ApiError;
+use crate::headers::{content_disposition, etag_of, if_none_match_matches};
+use crate::transfer::guarded_download;
+
+/// The variant a download query asks for, `None` for the file itself.
+///
+/// # Errors
+/// `400 VALIDATION_ERROR` naming the parameter at fault.
+pub(super) fn requested(
+    download: &Download<'_>,
+    query: &DownloadQuery,
+) -> Result<Option<VariantRequest>, ApiError> {
+    let params = VariantParams {
+        w: query.w.as_deref(),
+        h: query.h.as_deref(),
+        fit: query.fit.as_deref(),
+        format: query.format.as_deref(),
+        q: query.q.as_deref(),
+        variant: query.variant.as_deref(),
+    };
+    Ok(download.state.services().variants.parse(&params)?)
+}
+
+/// Serves the variant `request` of an authorised `record`: `304` on a matching `If-None-Match`
+/// before anything is read, else the stored variant, made first when it is not stored yet.
+/// Variants are small and made whole, so `Range` is not honoured: the answer is the whole
+/// variant, which HTTP allows.
+pub(super) async fn serve_variant(
+    download: &Download<'_>,
+    record: &FileRecord,
+    request: &VariantRequest,
+    method: &Method,
+    headers: &HeaderMap,
+    inline: bool,
+) -> Result<Response, ApiError> {
+    let variants = &download.state.services().variants;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let chosen = variants.choose(record, request.spec, accept)?;
+    let etag = etag_of(&chosen.etag(record));
+    let mut response = Response::builder()
+        .header(header::ETAG, &etag)
+        .header(header::CACHE_CONTROL, download.cache_control)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    if chosen.varies_by_accept() {
+        response = response.header(header::VARY, "Accept");
+    }
+    if (1970..=9999).contains(&record.created_at().year()) {
+        let date = httpdate::fmt_http_date(SystemTime::from(record.created_at()));
+        response = response.header(header::LAST_MODIFIED, date);
+    }
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|h| if_none_match_matches(h, &etag))
+    {
+        return build(response.status(StatusCode::NOT_MODIFIED), Body::empty());
+    }
+    response = response
+        .header(header::CONTENT_TYPE, chosen.format.media_type())
+        .header(
+            header::CONTENT_DISPOSITION,
+            content_disposition(inline, &variant_filename(record, &chosen)),
+        );
+    if *method == Method::HEAD {
+        let size = variants.size(record, &chosen).await?;
+        return build(response.header(header::CONTENT_LENGTH, size), Body::empty());
+    }
+    let slot = download
+        .state
+        .download_slots()
+        .acquire(requester_address(download.facts))?;
+    let body = variants.open(record, &chosen).await?;
+    let sent = metrics::counter!("stowage_download_bytes_total");
+    let counted = body.stream.inspect(move |chunk| {
+        if let Ok(bytes) = chunk {
+            sent.increment(bytes.len() as u64);
+        }
+    });
+    let stall = download.state.settings().limits.response_stall_timeout;
+    build(
+        response.header(header::CONTENT_LENGTH, body.len),
+        guarded_download(counted.boxed(), slot, stall),
+    )
+}
+
+/// The source's name with the variant's extension: `photo.jpg` → `photo.webp`.
+fn variant_filename(record: &FileRecord, chosen: &ChosenVariant) -> Filename {
+    let name = record.filename().as_str();
+    let stem = match name.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => name,
+    };
+    Filename::sanitize(&format!("{stem}.{}", chosen.format.as_str()))
+}
+
+fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response, ApiError> {
+    builder
+        .body(body)
+        .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))
+}
