@@ -145,7 +145,7 @@ impl Config {
         let limits = limits::limits(vars)?;
         let policies = policies::policies(vars, limits.max_upload_bytes)?;
         let images = images::images(vars)?;
-        images::check_policies(&policies, &images.presets)?;
+        images::check_policies(&policies, &images)?;
         Ok(Config {
             app_env,
             http: http::http(vars)?,

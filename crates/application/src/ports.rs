@@ -25,7 +25,7 @@ pub use direct_uploads::{
 };
 pub use event_publisher::{EventPublisher, NoEvents};
 pub use file_repository::{FileRepository, ListCursor, ListPage, Owner, RepoError};
-pub use image_renderer::{ImageRenderer, RenderError, Rendered};
+pub use image_renderer::{ImageRenderer, RenderError, RenderSlot, Rendered};
 pub use permission_checker::{PermissionChecker, PermissionError, PermissionVerdict};
 pub use rate_limiter::{RateClass, RateDecision, RateLimit, RateLimiter};
 pub use resumable_repository::{

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use stowage_application::ports::{ImageRenderer, RenderError, Rendered};
+use stowage_application::ports::{ImageRenderer, RenderError, RenderSlot, Rendered};
 use stowage_domain::image::header::{ImageFormat, ImageHeader};
 use stowage_domain::image::variant::{Crop, Geometry, OutputFormat, VariantSpec, plan};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
@@ -121,8 +121,18 @@ impl ImageRenderer for PixelRenderer {
         format != OutputFormat::Avif
     }
 
+    fn can_read(&self, format: ImageFormat) -> bool {
+        // Decoding AVIF needs dav1d, a system library.
+        format != ImageFormat::Avif
+    }
+
+    async fn reserve(&self) -> Result<RenderSlot, RenderError> {
+        self.slot().await.map(RenderSlot::new)
+    }
+
     async fn render(
         &self,
+        slot: RenderSlot,
         source: Bytes,
         header: ImageHeader,
         spec: VariantSpec,
@@ -136,11 +146,10 @@ impl ImageRenderer for PixelRenderer {
                 "AVIF sources are not decoded".to_owned(),
             ));
         }
-        let permit = self.slot().await?;
-        // The permit moves with the work: a caller that goes away does not free the slot while
-        // its render still runs.
+        // The slot moves with the work: a caller that goes away does not free it while its
+        // render still runs.
         let job = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _slot = slot;
             render_now(&source, &header, &spec, format)
         });
         match job.await {

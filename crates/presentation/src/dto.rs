@@ -277,10 +277,10 @@ pub struct DownloadQuery {
     /// Signed URL signature, hex (with `expires`).
     pub signature: Option<String>,
     /// Image variant: width in pixels, 1 to `IMAGE_MAX_OUTPUT_PX` (default 2500).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 65535)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 16383)]
     pub w: Option<String>,
     /// Image variant: height in pixels, 1 to `IMAGE_MAX_OUTPUT_PX` (default 2500).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 65535)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 16383)]
     pub h: Option<String>,
     /// Image variant: `cover` (default), `contain` or `fill`; needs both `w` and `h`.
     #[param(value_type = Option<String>, pattern = "^(cover|contain|fill)$")]
@@ -302,6 +302,23 @@ pub struct KeyDownloadQuery {
     /// `attachment` (default) or `inline`.
     #[param(inline)]
     pub disposition: Option<Disposition>,
+    /// Image variant: width in pixels, 1 to `IMAGE_MAX_OUTPUT_PX` (default 2500).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 16383)]
+    pub w: Option<String>,
+    /// Image variant: height in pixels, 1 to `IMAGE_MAX_OUTPUT_PX` (default 2500).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 16383)]
+    pub h: Option<String>,
+    /// Image variant: `cover` (default), `contain` or `fill`; needs both `w` and `h`.
+    #[param(value_type = Option<String>, pattern = "^(cover|contain|fill)$")]
+    pub fit: Option<String>,
+    /// Image variant: `jpeg`, `png`, `webp`, `avif` or `auto` (the best `Accept` allows).
+    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|avif|auto)$")]
+    pub format: Option<String>,
+    /// Image variant: quality of lossy output, 1 to 100 (default 80).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub q: Option<String>,
+    /// Image variant: a preset of `IMAGE_PRESETS` (default `small`, `medium`, `large`).
+    pub variant: Option<String>,
 }
 
 /// `POST /files/{id}/signed-url` body; an empty body means every default.
@@ -319,10 +336,10 @@ pub struct SignedUrlRequest {
     ))]
     pub expires_in: Option<i64>,
     /// Image variant width, as `GET /files/{id}?w=` takes it; signed into the URL.
-    #[schema(minimum = 1, maximum = 65535)]
+    #[schema(minimum = 1, maximum = 16383)]
     pub w: Option<u32>,
     /// Image variant height; signed into the URL.
-    #[schema(minimum = 1, maximum = 65535)]
+    #[schema(minimum = 1, maximum = 16383)]
     pub h: Option<u32>,
     /// Image variant fit (`cover`, `contain`, `fill`); signed into the URL.
     pub fit: Option<String>,
@@ -415,3 +432,25 @@ impl std::fmt::Debug for SignedUrlResponse {
             .finish()
     }
 }
+
+/// The raw variant parameters of a download query.
+macro_rules! variant_params {
+    ($query:ty) => {
+        impl $query {
+            /// The variant parameters as the query spelled them.
+            pub fn variant_params(&self) -> stowage_domain::image::variant::VariantParams<'_> {
+                stowage_domain::image::variant::VariantParams {
+                    w: self.w.as_deref(),
+                    h: self.h.as_deref(),
+                    fit: self.fit.as_deref(),
+                    format: self.format.as_deref(),
+                    q: self.q.as_deref(),
+                    variant: self.variant.as_deref(),
+                }
+            }
+        }
+    };
+}
+
+variant_params!(DownloadQuery);
+variant_params!(KeyDownloadQuery);

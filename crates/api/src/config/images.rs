@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use stowage_application::use_cases::{ImageLimits, UploadPolicy};
-use stowage_domain::image::variant::{DEFAULT_PRESETS, Presets};
+use stowage_domain::image::variant::{DEFAULT_PRESETS, MAX_OUTPUT_SIDE, Presets};
 
 use super::ConfigError;
 use super::values::{Vars, invalid};
@@ -32,8 +32,13 @@ pub(super) fn images(vars: Vars<'_>) -> Result<ImagesConfig, ConfigError> {
     let max_output_px = positive("IMAGE_MAX_OUTPUT_PX", u64::from(defaults.max_output_px))?;
     let max_output_px = u32::try_from(max_output_px)
         .ok()
-        .filter(|&px| px <= 65_535)
-        .ok_or_else(|| invalid("IMAGE_MAX_OUTPUT_PX", "must be at most 65535".to_owned()))?;
+        .filter(|&px| px <= MAX_OUTPUT_SIDE)
+        .ok_or_else(|| {
+            invalid(
+                "IMAGE_MAX_OUTPUT_PX",
+                format!("must be at most {MAX_OUTPUT_SIDE}"),
+            )
+        })?;
     let limits = ImageLimits {
         max_source_pixels: positive("IMAGE_MAX_SOURCE_PIXELS", defaults.max_source_pixels)?,
         max_source_bytes: positive("IMAGE_MAX_SOURCE_BYTES", defaults.max_source_bytes)?,
@@ -64,8 +69,9 @@ const VARIANT_SOURCES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "ima
 /// accepts images they can be made of (else every other upload under it would fail).
 pub(super) fn check_policies(
     policies: &HashMap<String, UploadPolicy>,
-    presets: &Presets,
+    images: &ImagesConfig,
 ) -> Result<(), ConfigError> {
+    let presets = &images.presets;
     let mut names: Vec<&String> = policies.keys().collect();
     names.sort();
     for name in names {
@@ -136,7 +142,7 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (name, value) in [
             ("IMAGE_MAX_OUTPUT_PX", "0"),
-            ("IMAGE_MAX_OUTPUT_PX", "70000"),
+            ("IMAGE_MAX_OUTPUT_PX", "16384"),
             ("IMAGE_MAX_SOURCE_PIXELS", "lots"),
             ("IMAGE_PRESETS", "small=0x0"),
             ("IMAGE_CONCURRENCY", "0"),
@@ -149,17 +155,18 @@ mod tests {
 
     #[test]
     fn policies_may_only_name_presets_and_image_types() {
-        let presets = Presets::default();
+        let map = vars(&[]);
+        let mut config = images(Vars::new(&map, false)).unwrap();
         let avatar = HashMap::from([("avatar".to_owned(), UploadPolicy::avatar())]);
-        check_policies(&avatar, &presets).unwrap();
-
-        let only_thumbs = Presets::parse("thumb=64x64", 2500).unwrap();
-        let err = check_policies(&avatar, &only_thumbs).unwrap_err();
-        assert!(err.to_string().contains("IMAGE_PRESETS"), "{err}");
+        check_policies(&avatar, &config).unwrap();
 
         let mut pdf = UploadPolicy::avatar();
         pdf.allowed_types.push("application/pdf".into());
-        let err = check_policies(&HashMap::from([("doc".to_owned(), pdf)]), &presets).unwrap_err();
+        let err = check_policies(&HashMap::from([("doc".to_owned(), pdf)]), &config).unwrap_err();
         assert!(err.to_string().contains("application/pdf"), "{err}");
+
+        config.presets = Presets::parse("thumb=64x64", 2500).unwrap();
+        let err = check_policies(&avatar, &config).unwrap_err();
+        assert!(err.to_string().contains("IMAGE_PRESETS"), "{err}");
     }
 }

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use stowage_domain::image::header::ImageHeader;
+use stowage_domain::image::header::{ImageFormat, ImageHeader};
 use stowage_domain::image::variant::{OutputFormat, VariantSpec};
 
 use crate::error::BoxError;
@@ -39,6 +39,27 @@ pub enum RenderError {
     Failed(#[source] BoxError),
 }
 
+/// One of the renderer's slots, taken before the source is read so that the memory sources hold
+/// is bounded by the slots, and given back when dropped.
+pub struct RenderSlot {
+    _guard: Box<dyn std::any::Any + Send + Sync>,
+}
+
+impl RenderSlot {
+    /// Wraps the adapter's own guard (a semaphore permit, say).
+    pub fn new(guard: impl std::any::Any + Send + Sync) -> Self {
+        Self {
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+impl std::fmt::Debug for RenderSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenderSlot")
+    }
+}
+
 /// Makes a variant of an image whose header the caller has read and checked against its limits.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
@@ -46,17 +67,28 @@ pub trait ImageRenderer: Send + Sync {
     /// Whether `format` can be written at all (AVIF may not be).
     fn can_write(&self, format: OutputFormat) -> bool;
 
+    /// Whether images of `format` can be decoded at all (AVIF may not be).
+    fn can_read(&self, format: ImageFormat) -> bool;
+
+    /// Takes a slot for one render: at once when one is free, else after a bounded wait in a
+    /// bounded queue.
+    ///
+    /// # Errors
+    /// [`RenderError::Busy`] when no slot frees up in time or the queue is full.
+    async fn reserve(&self) -> Result<RenderSlot, RenderError>;
+
     /// Decodes `source` (whose header is `header`), applies its EXIF orientation, takes the
     /// crop and size [`stowage_domain::image::variant::plan`] gives for `spec` (never upscaling),
-    /// and encodes it as `format` with `spec.quality`, with no metadata. At most a configured
-    /// number of renders run at once; others wait for a bounded time, then get
-    /// [`RenderError::Busy`]. Decoding runs at a reduced scale where the format allows, so
-    /// memory follows the output's size more than the source's.
+    /// and encodes it as `format` with `spec.quality`, with no metadata, holding `slot` until it
+    /// is done (so at most as many renders run as there are slots). Decoding runs at a reduced
+    /// scale where the format allows, so memory follows the output's size more than the
+    /// source's.
     ///
     /// # Errors
     /// See [`RenderError`].
     async fn render(
         &self,
+        slot: RenderSlot,
         source: Bytes,
         header: ImageHeader,
         spec: VariantSpec,

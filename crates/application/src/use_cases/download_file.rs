@@ -150,9 +150,21 @@ impl DownloadFile {
         } else {
             self.blobs.get(&record.blob_key(), range).await?
         };
-        if let Some(audit) = &self.audit
-            && range.is_none_or(|r| r.start() == 0)
-        {
+        if range.is_none_or(|r| r.start() == 0) {
+            self.report(record, reader, request).await;
+        }
+        Ok(body)
+    }
+
+    /// Reports a download of `record` (its bytes or a variant of them) from the first byte, as by
+    /// `reader` (`None` for the holder of a signed URL or a reader without a credential).
+    pub async fn report(
+        &self,
+        record: &FileRecord,
+        reader: Option<&Principal>,
+        request: &RequestFacts,
+    ) {
+        if let Some(audit) = &self.audit {
             let (actor, owner) = match reader {
                 Some(principal) => (Actor::of(principal), is_owner(principal, record)),
                 None => (Actor::signed_url(record), false),
@@ -162,7 +174,6 @@ impl DownloadFile {
                 .with_owner(owner);
             audit.report(self.access.repo(), event).await;
         }
-        Ok(body)
     }
 }
 

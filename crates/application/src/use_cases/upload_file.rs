@@ -16,7 +16,7 @@ use crate::use_cases::Audit;
 use crate::use_cases::audit::events_of;
 use crate::use_cases::keys::{delete_file, keep, key_holder, remove_replaced};
 use crate::use_cases::upload_policy::{UploadPolicy, policy_of, visibility_of};
-use crate::use_cases::variants::{Variants, make_policy_variants};
+use crate::use_cases::variants::{Variants, make_policy_variants, remove_bytes};
 use time::OffsetDateTime;
 
 /// One upload as the presentation layer hands it over.
@@ -184,9 +184,8 @@ impl UploadFile {
         {
             Ok(replaced) => replaced,
             Err(e) => {
-                if let Err(delete_error) = self.blobs.delete(&key).await {
-                    tracing::warn!(error = %delete_error, "blob of a failed insert could not be deleted; gc will");
-                }
+                // The blob, and the variants a policy made of it.
+                remove_bytes(self.blobs.as_ref(), &record).await;
                 return Err(e);
             }
         };

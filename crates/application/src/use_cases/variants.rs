@@ -113,12 +113,14 @@ impl Variants {
         spec: VariantSpec,
         accept: Option<&str>,
     ) -> Result<ChosenVariant, Error> {
-        let source = source_format(record).ok_or_else(|| {
-            Error::UnsupportedImage(format!(
-                "variants are made of JPEG, PNG, GIF and WebP images, not {}",
-                record.content_type().as_str()
-            ))
-        })?;
+        let source = source_format(record)
+            .filter(|&format| self.renderer.can_read(format) && record.size() > 0)
+            .ok_or_else(|| {
+                Error::UnsupportedImage(format!(
+                    "variants are made of JPEG, PNG, GIF and WebP images, not {}",
+                    record.content_type().as_str()
+                ))
+            })?;
         if record.size() > self.limits.max_source_bytes {
             return Err(Error::ImageTooLarge(format!(
                 "the image is larger than {} bytes",
@@ -202,6 +204,8 @@ impl Variants {
     /// `ServiceBusy` when every renderer slot stays taken.
     #[tracing::instrument(name = "make_variant", skip_all, fields(file_id = %record.id(), variant = %chosen.name))]
     pub async fn make(&self, record: &FileRecord, chosen: &ChosenVariant) -> Result<Bytes, Error> {
+        // The slot comes first: sources are read only as fast as variants are made.
+        let slot = self.renderer.reserve().await.map_err(render_error)?;
         let source = self.read_source(record).await?;
         let header = match probe(&source) {
             Probe::Found(header) => header,
@@ -219,16 +223,9 @@ impl Variants {
         }
         let rendered = self
             .renderer
-            .render(source, header, chosen.spec, chosen.format)
+            .render(slot, source, header, chosen.spec, chosen.format)
             .await
-            .map_err(|e| match e {
-                RenderError::Unsupported(why) => Error::UnsupportedImage(why),
-                RenderError::FormatUnavailable(format) => {
-                    Error::NotSupported(format!("{} output is not available", format.as_str()))
-                }
-                RenderError::Busy { retry_after_secs } => Error::ServiceBusy { retry_after_secs },
-                RenderError::Failed(e) => Error::Internal(e),
-            })?;
+            .map_err(render_error)?;
         let bytes = rendered.bytes;
         let body = futures_util::stream::once({
             let bytes = bytes.clone();
@@ -274,6 +271,17 @@ impl Variants {
             buffer.extend_from_slice(&chunk);
         }
         Ok(buffer.freeze())
+    }
+}
+
+fn render_error(e: RenderError) -> Error {
+    match e {
+        RenderError::Unsupported(why) => Error::UnsupportedImage(why),
+        RenderError::FormatUnavailable(format) => {
+            Error::NotSupported(format!("{} output is not available", format.as_str()))
+        }
+        RenderError::Busy { retry_after_secs } => Error::ServiceBusy { retry_after_secs },
+        RenderError::Failed(e) => Error::Internal(e),
     }
 }
 

@@ -9,7 +9,7 @@ use super::header::ImageFormat;
 pub mod geometry;
 pub mod name;
 
-pub use geometry::{Crop, Geometry, plan};
+pub use geometry::{Crop, Geometry, MAX_OUTPUT_SIDE, plan};
 pub use name::{InvalidVariantName, VariantName};
 
 /// Quality of lossy output when `q` is left out.

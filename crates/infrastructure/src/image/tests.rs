@@ -32,6 +32,20 @@ fn renderer() -> PixelRenderer {
     })
 }
 
+impl PixelRenderer {
+    /// What a caller of the port does: a slot first, then the render.
+    async fn reserve_and_render(
+        &self,
+        source: Bytes,
+        header: ImageHeader,
+        spec: VariantSpec,
+        format: OutputFormat,
+    ) -> Result<Rendered, RenderError> {
+        let slot = self.reserve().await?;
+        self.render(slot, source, header, spec, format).await
+    }
+}
+
 async fn render(
     source: &[u8],
     spec: VariantSpec,
@@ -39,7 +53,7 @@ async fn render(
 ) -> Result<Rendered, RenderError> {
     let header = header(source);
     renderer()
-        .render(Bytes::copy_from_slice(source), header, spec, format)
+        .reserve_and_render(Bytes::copy_from_slice(source), header, spec, format)
         .await
 }
 
@@ -328,7 +342,7 @@ async fn truncated_or_corrupt_sources_are_unsupported() {
         let tail = corrupt.len() * 3 / 4;
         corrupt.truncate(tail);
         let cut = renderer()
-            .render(
+            .reserve_and_render(
                 Bytes::from(corrupt),
                 header,
                 spec(Some(10), None, Fit::Cover),
@@ -355,7 +369,7 @@ async fn truncated_or_corrupt_sources_are_unsupported() {
         ..header(&source)
     };
     let out = renderer()
-        .render(
+        .reserve_and_render(
             Bytes::from(source),
             lying,
             spec(None, None, Fit::Cover),
@@ -373,7 +387,7 @@ async fn avif_is_neither_written_nor_read() {
     let source = source_png();
     let png_header = header(&source);
     let out = renderer
-        .render(
+        .reserve_and_render(
             Bytes::from(source),
             png_header,
             spec(None, None, Fit::Cover),
@@ -392,7 +406,7 @@ async fn avif_is_neither_written_nor_read() {
         animated: false,
     };
     let out = renderer
-        .render(
+        .reserve_and_render(
             Bytes::from_static(b"not decoded"),
             avif,
             spec(None, None, Fit::Cover),
@@ -492,7 +506,7 @@ async fn a_large_jpeg_is_decoded_at_a_reduced_scale() {
     let decoded = decode::decode(&source, &header, plan.need).unwrap();
     assert_eq!((decoded.width, decoded.height), (500, 375));
     let out = renderer()
-        .render(Bytes::from(source), header, cover, OutputFormat::WebP)
+        .reserve_and_render(Bytes::from(source), header, cover, OutputFormat::WebP)
         .await
         .unwrap();
     assert_eq!((out.width, out.height), (300, 300));
@@ -523,7 +537,7 @@ async fn release_timing() {
     for _ in 0..5 {
         let started = std::time::Instant::now();
         let out = renderer
-            .render(source.clone(), header, cover, OutputFormat::WebP)
+            .reserve_and_render(source.clone(), header, cover, OutputFormat::WebP)
             .await
             .unwrap();
         times.push(started.elapsed());

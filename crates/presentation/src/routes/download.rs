@@ -90,13 +90,15 @@ pub async fn download_file(
     let (record, principal, query, variant) = match reader {
         Reader::Principal(principal) => {
             let Validated(Query(query)) = query?;
-            let variant = requested(&download, &query)?;
+            let variant = requested(&download, &query.variant_params())?;
             let record = use_case.authorize(&principal, id, &facts).await?;
             (record, Some(principal), query, variant)
         }
         Reader::Signed { expires, signature } => {
             let Validated(Query(query)) = query?;
-            let variant = requested(&download, &query)?;
+            // A signed URL is issued with valid parameters: one that fails to parse was changed.
+            let variant = requested(&download, &query.variant_params())
+                .map_err(|_| ApiError::App(Error::InvalidSignature))?;
             // The variant's parameters are signed too: none can be added or changed.
             let scope = variant.as_ref().map_or("", |v| v.canonical.as_str());
             let record = use_case
@@ -107,7 +109,7 @@ pub async fn download_file(
         Reader::Anonymous => {
             let record = use_case.authorize_anonymous(id).await?;
             let Validated(Query(query)) = query?;
-            let variant = requested(&download, &query)?;
+            let variant = requested(&download, &query.variant_params())?;
             (record, None, query, variant)
         }
     };

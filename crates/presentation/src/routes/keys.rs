@@ -9,6 +9,7 @@ use stowage_application::events::RequestFacts;
 use stowage_domain::{FileId, FileKey, Metadata};
 
 use super::download::{Download, serve, signed_url_of};
+use super::variants::{requested, serve_variant};
 use crate::client_limits::Requester;
 use crate::dto::{
     DEFAULT_SIGNED_URL_SECONDS, Disposition, FileBytes, FileInfoResponse, KeyDownloadQuery,
@@ -95,15 +96,17 @@ impl Labels {
                 ("ETag" = String, description = "`\"<sha256>\"`, or `\"<file_id>\"` while the digest is unknown"),
             )),
         (status = 304, description = "Not modified: `If-None-Match` matches the ETag"),
-        (status = 400, description = "`disposition` not valid", body = ErrorBody),
+        (status = 400, description = "`disposition` or a variant parameter not valid", body = ErrorBody),
         (status = 401, description = "No valid credential", body = ErrorBody),
         (status = 403, description = "Access refused", body = ErrorBody),
         (status = 404, description = "No file holds the key in the caller's account, or it is not a valid key", body = ErrorBody),
         (status = 416, description = "The range starts at or past the end of the file", body = ErrorBody,
             headers(("Content-Range" = String, description = "`bytes */size`"))),
+        (status = 422, description = "A variant of a file that is not a decodable image (`UNSUPPORTED_IMAGE`), or of one over the image limits (`IMAGE_TOO_LARGE`)", body = ErrorBody),
         (status = 429, description = "Rate limited, or too many downloads in flight from this client", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "Storage, database, credential or permission backend unavailable", body = ErrorBody),
+        (status = 501, description = "A variant format this deployment cannot write", body = ErrorBody),
+        (status = 503, description = "Storage, database, credential or permission backend unavailable, or too many variants being made (`SERVICE_BUSY`, with `Retry-After`)", body = ErrorBody),
     ),
 )]
 pub async fn download_by_key(
@@ -117,7 +120,6 @@ pub async fn download_by_key(
 ) -> Result<Response, ApiError> {
     let inline = query.disposition == Some(Disposition::Inline);
     let use_case = &state.services().download;
-    let record = use_case.authorize_by_key(&principal, &key, &facts).await?;
     let download = Download {
         use_case,
         state: &state,
@@ -125,7 +127,14 @@ pub async fn download_by_key(
         facts: &facts,
         cache_control: BY_KEY_CACHE_CONTROL,
     };
-    serve(&download, &record, &method, &headers, inline).await
+    let variant = requested(&download, &query.variant_params())?;
+    let record = use_case.authorize_by_key(&principal, &key, &facts).await?;
+    match variant {
+        Some(variant) => {
+            serve_variant(&download, &record, &variant, &method, &headers, inline).await
+        }
+        None => serve(&download, &record, &method, &headers, inline).await,
+    }
 }
 
 /// `GET /files/info/by-key/{key}`: the `FileInfo` of the file holding the key.

@@ -14,7 +14,6 @@ use stowage_domain::{FileRecord, Filename};
 
 use super::download::Download;
 use crate::client_limits::requester_address;
-use crate::dto::DownloadQuery;
 use crate::error::ApiError;
 use crate::headers::{content_disposition, etag_of, if_none_match_matches};
 use crate::transfer::guarded_download;
@@ -25,17 +24,9 @@ use crate::transfer::guarded_download;
 /// `400 VALIDATION_ERROR` naming the parameter at fault.
 pub(super) fn requested(
     download: &Download<'_>,
-    query: &DownloadQuery,
+    params: &VariantParams<'_>,
 ) -> Result<Option<VariantRequest>, ApiError> {
-    let params = VariantParams {
-        w: query.w.as_deref(),
-        h: query.h.as_deref(),
-        fit: query.fit.as_deref(),
-        format: query.format.as_deref(),
-        q: query.q.as_deref(),
-        variant: query.variant.as_deref(),
-    };
-    Ok(download.state.services().variants.parse(&params)?)
+    Ok(download.state.services().variants.parse(params)?)
 }
 
 /// Serves the variant `request` of an authorised `record`: `304` on a matching `If-None-Match`
@@ -87,6 +78,11 @@ pub(super) async fn serve_variant(
         .download_slots()
         .acquire(requester_address(download.facts))?;
     let body = variants.open(record, &chosen).await?;
+    // A variant is a download of the file like any other, for the audit trail.
+    download
+        .use_case
+        .report(record, download.reader, download.facts)
+        .await;
     let sent = metrics::counter!("stowage_download_bytes_total");
     let counted = body.stream.inspect(move |chunk| {
         if let Ok(bytes) = chunk {

@@ -341,6 +341,14 @@ impl CompleteDirectUpload {
         if let Err(e) = self.ports.blobs.delete(&blob).await {
             tracing::warn!(error = %e, "object of a refused direct upload left behind; gc will remove it");
         }
+        // A refusal after its policy's variants were made (the key taken meanwhile) leaves them.
+        let makes_variants = policy_of(&self.policies, upload.policy.as_deref())
+            .ok()
+            .flatten()
+            .is_some_and(|policy| !policy.variants.is_empty());
+        if makes_variants && let Err(e) = self.ports.blobs.delete_variants(&blob).await {
+            tracing::warn!(error = %e, "variants of a refused direct upload left behind; gc will remove them");
+        }
         if let Err(e) = self.ports.uploads.delete(upload.id).await {
             tracing::warn!(error = %e, "a refused direct upload stays until it expires");
         }

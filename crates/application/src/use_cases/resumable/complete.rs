@@ -14,7 +14,7 @@ use crate::ports::{
 use crate::use_cases::keys::{key_holder, record_upload};
 use crate::use_cases::upload_file::creation_time;
 use crate::use_cases::upload_policy::{apply_to_stored, policy_of, visibility_of};
-use crate::use_cases::variants::make_policy_variants;
+use crate::use_cases::variants::{make_policy_variants, remove_bytes};
 
 impl ResumableUploads {
     /// Completes `upload`, whose every byte is in, under the lock `token` holds: a partial
@@ -122,9 +122,8 @@ impl ResumableUploads {
             return Ok(());
         };
         if is_refusal(&e) {
-            if let Err(delete) = blobs.delete(&record.blob_key()).await {
-                tracing::warn!(error = %delete, "blob of a refused resumable upload left behind; gc will remove it");
-            }
+            // The blob, and the variants a policy made of it.
+            remove_bytes(blobs, record).await;
             if let Err(delete) = self.ports.uploads.delete(upload.id).await {
                 tracing::warn!(error = %delete, "a refused resumable upload stays until it expires");
             }

@@ -8,7 +8,7 @@ use stowage_domain::{BlobKey, ContentType, FileRecord, FileRecordParts, Filename
 use super::*;
 use crate::ports::blob_store::MockBlobStore;
 use crate::ports::image_renderer::MockImageRenderer;
-use crate::ports::{BlobBody, Rendered};
+use crate::ports::{BlobBody, RenderSlot, Rendered};
 use crate::stream::StoredBlob;
 use crate::use_cases::fixtures::record as text_record;
 
@@ -59,6 +59,12 @@ fn renderer_writing_all_but_avif() -> MockImageRenderer {
         .expect_can_write()
         .returning(|format| format != OutputFormat::Avif);
     renderer
+        .expect_can_read()
+        .returning(|format| format != ImageFormat::Avif);
+    renderer
+        .expect_reserve()
+        .returning(|| Ok(RenderSlot::new(())));
+    renderer
 }
 
 fn variants(blobs: MockBlobStore, renderer: MockImageRenderer) -> Variants {
@@ -92,6 +98,11 @@ fn only_images_within_the_byte_limit_have_variants() {
         .choose(&image_record("image/png", 10), avif, None)
         .unwrap_err();
     assert!(matches!(err, Error::NotSupported(_)), "{err:?}");
+
+    let err = v
+        .choose(&image_record("image/avif", 10), spec(10, 10), None)
+        .unwrap_err();
+    assert!(matches!(err, Error::UnsupportedImage(_)), "{err:?}");
 
     let chosen = v
         .choose(&image_record("image/gif", 10), spec(10, 20), None)
@@ -148,7 +159,7 @@ async fn a_missing_variant_is_made_from_the_source_and_stored_beside_it() {
     renderer
         .expect_render()
         .times(1)
-        .returning(|_, header, spec, format| {
+        .returning(|_, _, header, spec, format| {
             assert_eq!((header.width, header.height), (40, 30));
             assert_eq!((spec.width, format), (Some(10), OutputFormat::WebP));
             Ok(Rendered {
@@ -202,19 +213,20 @@ async fn limits_are_checked_from_the_header_before_decoding() {
 }
 
 #[tokio::test]
-async fn a_busy_renderer_asks_the_client_to_come_back() {
+async fn a_busy_renderer_asks_the_client_to_come_back_before_the_source_is_read() {
     let record = image_record("image/png", 100);
     let mut blobs = MockBlobStore::new();
-    blobs
-        .expect_get()
-        .returning(|_, _| Ok(body_of(png_header(40, 30))));
+    blobs.expect_get().times(0);
     blobs.expect_put().times(0);
-    let mut renderer = renderer_writing_all_but_avif();
-    renderer.expect_render().returning(|_, _, _, _| {
+    let mut renderer = MockImageRenderer::new();
+    renderer.expect_can_write().return_const(true);
+    renderer.expect_can_read().return_const(true);
+    renderer.expect_reserve().returning(|| {
         Err(RenderError::Busy {
             retry_after_secs: 2,
         })
     });
+    renderer.expect_render().times(0);
     let v = variants(blobs, renderer);
     let chosen = v.choose(&record, spec(10, 10), None).unwrap();
 
@@ -346,7 +358,7 @@ async fn a_policy_s_variants_are_made_before_the_upload_is_answered() {
     renderer
         .expect_render()
         .times(3)
-        .returning(|_, _, spec, _| {
+        .returning(|_, _, _, spec, _| {
             Ok(Rendered {
                 bytes: Bytes::from_static(b"png"),
                 width: spec.width.unwrap_or(1),
@@ -365,7 +377,7 @@ async fn an_upload_whose_policy_variants_cannot_be_made_is_not_kept() {
     let mut renderer = renderer_writing_all_but_avif();
     renderer
         .expect_render()
-        .returning(|_, _, _, _| Err(RenderError::Unsupported("truncated".into())));
+        .returning(|_, _, _, _, _| Err(RenderError::Unsupported("truncated".into())));
 
     let (result, deleted, variants_deleted) = avatar_upload(png_header(400, 300), renderer).await;
 

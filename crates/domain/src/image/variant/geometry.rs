@@ -3,6 +3,10 @@
 
 use super::{Fit, VariantSpec};
 
+/// The longest side a variant has, whatever is asked: WebP's limit, and a bound on the side a
+/// request leaves to the aspect ratio (`?h=100` of a 100 000 px wide panorama).
+pub const MAX_OUTPUT_SIDE: u32 = 16_383;
+
 /// A rectangle of the (oriented) source, in pixels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Crop {
@@ -30,13 +34,27 @@ pub struct Geometry {
 
 /// Plans the variant `spec` of a source of `width` × `height` pixels (after its orientation is
 /// applied). A variant is never larger than its source: a box bigger than the source shrinks,
-/// keeping its aspect ratio, until it fits.
+/// keeping its aspect ratio, until it fits; and no side passes [`MAX_OUTPUT_SIDE`].
 pub fn plan(width: u32, height: u32, spec: &VariantSpec) -> Geometry {
     let (sw, sh) = (width.max(1), height.max(1));
-    let whole = |w: u32, h: u32| Geometry {
-        crop: None,
-        width: w.clamp(1, sw),
-        height: h.clamp(1, sh),
+    let whole = |w: u32, h: u32| {
+        let (w, h) = (u64::from(w.clamp(1, sw)), u64::from(h.clamp(1, sh)));
+        let longest = w.max(h);
+        let max = u64::from(MAX_OUTPUT_SIDE);
+        // Scaled down together, keeping the shape, when a side is too long.
+        let fit = |side: u64| {
+            if longest > max {
+                ((side * max + longest / 2) / longest).max(1)
+            } else {
+                side
+            }
+        };
+        Geometry {
+            crop: None,
+            // At most the source's sides, which are u32.
+            width: fit(w) as u32,
+            height: fit(h) as u32,
+        }
     };
     let scaled = |num: u64, den: u64, side: u32| -> u32 {
         // round(side * num / den), in integers; never 0.
@@ -152,6 +170,20 @@ mod tests {
         assert_eq!((g.width, g.height), (400, 300));
         let g = plan(4000, 3000, &spec(None, Some(150), Fit::Cover));
         assert_eq!((g.width, g.height), (200, 150));
+    }
+
+    #[test]
+    fn no_side_passes_the_limit_whatever_is_left_to_the_aspect_ratio() {
+        for s in [
+            spec(None, Some(100), Fit::Cover),
+            spec(None, None, Fit::Cover),
+            spec(Some(20_000), None, Fit::Cover),
+        ] {
+            let g = plan(100_000, 300, &s);
+            assert!(g.width <= MAX_OUTPUT_SIDE && g.height >= 1, "{s:?}: {g:?}");
+        }
+        let g = plan(100_000, 1_000, &spec(None, None, Fit::Cover));
+        assert_eq!((g.width, g.height), (MAX_OUTPUT_SIDE, 164));
     }
 
     #[test]

@@ -14,7 +14,7 @@ async fn render_small(renderer: &PixelRenderer) -> Result<Rendered, RenderError>
     let source = source_png();
     let header = header(&source);
     renderer
-        .render(
+        .reserve_and_render(
             Bytes::from(source),
             header,
             spec(Some(4), None, Fit::Cover),
