@@ -1,4 +1,19 @@
-//! Images the suites upload: a whole PNG, a JPEG full of metadata, and a decompression bomb.
+//! Images the suites upload: a whole PNG, a JPEG full of metadata, decompression bombs, and real
+//! images encoded here (JPEG with EXIF orientation, PNG, GIF, WebP) whose pixels tell where each
+//! corner went; plus a decoder for what the server answers.
+//!
+//! The encoded images are four flat quadrants, in the stored pixel layout: red top-left, green
+//! top-right, blue bottom-left, white bottom-right. Once a server applies an EXIF orientation,
+//! [`oriented_quadrants`] says which colour each corner must show.
+
+mod decode;
+mod encode;
+
+pub use decode::{Decoded, decode, metadata_containers, png_chunks};
+pub use encode::{
+    EXIF_SECRETS, NOT_AN_IMAGE, avif_header_only, exif_tiff, gif, gif_animated, gif_bomb, jpeg,
+    jpeg_bomb, jpeg_oriented, png_gray, png_noise, png_rgba, truncated, webp, webp_with_exif,
+};
 
 /// A valid 1×1 PNG (signature, IHDR, IDAT, IEND).
 pub const PNG: [u8; 68] = [
@@ -51,3 +66,112 @@ pub fn png_bomb() -> Vec<u8> {
     bomb[20..24].copy_from_slice(&100_000u32.to_be_bytes());
     bomb
 }
+
+/// A colour of the quadrant images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Colour {
+    Red,
+    Green,
+    Blue,
+    White,
+    Black,
+}
+
+impl Colour {
+    /// Its 8-bit RGB value.
+    pub fn rgb(self) -> [u8; 3] {
+        match self {
+            Colour::Red => [255, 0, 0],
+            Colour::Green => [0, 255, 0],
+            Colour::Blue => [0, 0, 255],
+            Colour::White => [255, 255, 255],
+            Colour::Black => [0, 0, 0],
+        }
+    }
+
+    /// The colour `rgb` is close to (each channel within 64), if any: lossy codecs and resizers
+    /// move a flat colour a little, never that far.
+    pub fn of(rgb: [u8; 3]) -> Option<Colour> {
+        [
+            Colour::Red,
+            Colour::Green,
+            Colour::Blue,
+            Colour::White,
+            Colour::Black,
+        ]
+        .into_iter()
+        .find(|c| {
+            c.rgb()
+                .iter()
+                .zip(rgb)
+                .all(|(want, got)| want.abs_diff(got) <= 64)
+        })
+    }
+}
+
+/// The quadrants in stored layout: top-left, top-right, bottom-left, bottom-right.
+pub const QUADRANTS: [Colour; 4] = [Colour::Red, Colour::Green, Colour::Blue, Colour::White];
+
+/// The colour at `(x, y)` of a `width` × `height` quadrant image, in stored layout.
+pub fn quadrant_at(x: u32, y: u32, width: u32, height: u32) -> Colour {
+    let right = usize::from(x >= width / 2);
+    let bottom = usize::from(y >= height / 2);
+    QUADRANTS[bottom * 2 + right]
+}
+
+/// The quadrant image's RGB pixels, row by row.
+pub fn quadrants_rgb(width: u32, height: u32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(width as usize * height as usize * 3);
+    for y in 0..height {
+        for x in 0..width {
+            out.extend(quadrant_at(x, y, width, height).rgb());
+        }
+    }
+    out
+}
+
+/// What the corners (top-left, top-right, bottom-left, bottom-right) of a quadrant image stored
+/// with EXIF `orientation` (1..=8) show once the orientation is applied.
+pub fn oriented_quadrants(orientation: u16) -> [Colour; 4] {
+    use Colour::{Blue as B, Green as G, Red as R, White as W};
+    match orientation {
+        2 => [G, R, W, B], // mirrored left to right
+        3 => [W, B, G, R], // turned 180°
+        4 => [B, W, R, G], // mirrored top to bottom
+        5 => [R, B, G, W], // mirrored along the main diagonal
+        6 => [B, R, W, G], // turned 90° clockwise
+        7 => [W, G, B, R], // mirrored along the other diagonal
+        8 => [G, W, R, B], // turned 90° counter-clockwise
+        _ => [R, G, B, W],
+    }
+}
+
+/// Whether `orientation` swaps width and height.
+pub fn orientation_swaps_sides(orientation: u16) -> bool {
+    (5..=8).contains(&orientation)
+}
+
+/// The format of `bytes` by its magic bytes: `jpeg`, `png`, `webp`, `gif`, `avif`.
+pub fn format_of(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some("jpeg")
+    } else if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("png")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("webp")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("gif")
+    } else if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" && &bytes[8..12] == b"avif" {
+        Some("avif")
+    } else {
+        None
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests;

@@ -29,4 +29,5 @@ mod resources;
 mod root_routes;
 mod security;
 mod upload;
+mod variants;
 mod visibility;
