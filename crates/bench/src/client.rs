@@ -156,20 +156,41 @@ impl Bench {
 
     /// Uploads 4 KiB through Stowage in one buffered body; the file's id.
     pub async fn upload_small(&self) -> Result<String> {
-        let boundary = "stowagebenchsmall";
-        let (head, tail) = form_around(boundary, "small.bin");
+        self.upload_bytes("small.bin", &self.block[..4096]).await
+    }
+
+    /// Uploads `bytes` through Stowage as `name` in one buffered body; the file's id.
+    pub async fn upload_bytes(&self, name: &str, bytes: &[u8]) -> Result<String> {
+        let boundary = "stowagebenchbytes";
+        let (head, tail) = form_around(boundary, name);
         let mut body = head.to_vec();
-        body.extend_from_slice(&self.block[..4096]);
+        body.extend_from_slice(bytes);
         body.extend_from_slice(&tail);
-        file_id(self.post_form(boundary).body(body).send().await?).await
+        let response = self.post_form(boundary).body(body).send().await?;
+        if response.status() != 201 {
+            bail!("upload answered {}", response.status());
+        }
+        file_id(response).await
     }
 
     /// Downloads `id` (or a range of it).
     pub async fn download(&self, id: &str, range: Option<(usize, usize)>) -> Result<Received> {
+        self.download_with(id, "", range).await
+    }
+
+    /// Downloads `id` with the query string `query` (an image variant's parameters; empty for
+    /// the file itself), or a range of it.
+    pub async fn download_with(
+        &self,
+        id: &str,
+        query: &str,
+        range: Option<(usize, usize)>,
+    ) -> Result<Received> {
         let mut received = Received::start();
+        let separator = if query.is_empty() { "" } else { "?" };
         let mut request = self
             .http
-            .get(format!("{}/files/{id}", self.base))
+            .get(format!("{}/files/{id}{separator}{query}", self.base))
             .bearer_auth(&self.token);
         if let Some((a, b)) = range {
             request = request.header("range", format!("bytes={a}-{b}"));

@@ -5,13 +5,17 @@
 //! database and access check on every request), a ranged read, and the server's memory while
 //! 4 × 1 GiB cross it, and last `GET /files` pages of an account of 1 000 000 files, with and
 //! without a key prefix (seeded straight into the database), a direct upload, and a tus upload
-//! in 8 MiB `PATCH`es beside a plain one, with the memory of 8 at once. Prints a table and
-//! writes `target/bench/results.json`. Not a test: no thresholds, it is how we know.
+//! in 8 MiB `PATCH`es beside a plain one, with the memory of 8 at once; then image variants of
+//! 12 MP photos: a first thumbnail beside `vipsthumbnail`, a stored variant beside a plain
+//! file of its size, and the memory of 16 made at once. Prints a table (the image rows with
+//! their goals) and writes `target/bench/results.json`. Not a test: it fails on no threshold,
+//! it is how we know.
 //! `BENCH_QUICK=1` shortens every phase for a smoke run.
 
 mod client;
 mod direct;
 mod fixtures;
+mod images;
 mod listing;
 mod phases;
 mod processes;
@@ -160,6 +164,10 @@ async fn main() -> Result<()> {
             s3_pid,
         };
         results.insert("tus_upload_fs".into(), on_disk.tus().await?);
+    }
+    if settings.runs("images") {
+        results.insert("images".into(), run.images().await?);
+        memory.push(memory_now(pid, "images"));
     }
     results.insert("memory_after_each_phase".into(), Value::Array(memory));
     results.insert(

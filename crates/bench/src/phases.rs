@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 use crate::client::{Bench, DIRECT_BUCKET, MIB};
 use crate::procstats::{CpuUse, RssSampler, rss_mib};
 use crate::settings::Settings;
-use crate::stats::{Downloads, cpu_table, load, median, mib_per_s, ratio, step, timed};
+use crate::stats::{Downloads, Until, cpu_table, load, median, mib_per_s, ratio, step, timed};
+
+/// Connections the small downloads are made on, and any other request-rate measurement.
+pub const SMALL_CONNECTIONS: usize = 32;
 
 /// What the phases share: the clients, the sizes and the processes measured.
 pub struct Run<'a> {
@@ -130,7 +133,7 @@ impl Run<'_> {
         }))
     }
 
-    /// Phase 3: authenticated 4 KiB downloads at 32 connections.
+    /// Phase 3: authenticated 4 KiB downloads on [`SMALL_CONNECTIONS`] connections.
     pub async fn small(&self) -> Result<Value> {
         let bench = &self.bench;
         let small = bench.upload_small().await?;
@@ -142,15 +145,15 @@ impl Run<'_> {
             .body(bench.block.slice(0..4096).into())
             .send()
             .await?;
-        let load_time = self.settings.load_time();
+        let load_time = Until::Elapsed(self.settings.load_time());
         let b = bench.clone();
-        let (rps_s, p50_s, p99_s) = load(32, load_time, move || {
+        let (rps_s, p50_s, p99_s) = load(SMALL_CONNECTIONS, load_time, move || {
             let (b, id) = (b.clone(), small.clone());
             async move { b.download(&id, None).await.map(|_| ()) }
         })
         .await?;
         let b = bench.clone();
-        let (rps_d, p50_d, p99_d) = load(32, load_time, move || {
+        let (rps_d, p50_d, p99_d) = load(SMALL_CONNECTIONS, load_time, move || {
             let b = b.clone();
             async move { b.get_direct("small", None).await.map(|_| ()) }
         })

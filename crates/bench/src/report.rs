@@ -1,5 +1,7 @@
 //! The table printed at the end of a run, from the results written to `results.json`.
 
+mod images;
+
 use serde_json::Value;
 
 /// A figure to two decimals, or `-` where there is none.
@@ -147,6 +149,7 @@ pub fn print_table(r: &Value) {
     }
     tus_rows(&r["tus_upload"], "S3");
     tus_rows(&r["tus_upload_fs"], "disk");
+    images::image_rows(&r["images"]);
     single(
         "peak RSS over the whole run, MiB",
         &f(&r["peak_rss_whole_run_mib"]),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 /// The phases in the order they run.
-pub const PHASES: [&str; 8] = [
+pub const PHASES: [&str; 9] = [
     "large",
     "concurrent",
     "small",
@@ -15,6 +15,7 @@ pub const PHASES: [&str; 8] = [
     "listing",
     "direct",
     "tus",
+    "images",
 ];
 
 /// The run's environment: `BENCH_QUICK`, `BENCH_PHASES`, the fixtures' URLs and the binaries.

@@ -1,6 +1,8 @@
 //! Timing and the figures made of it: rates, medians, percentiles, ratios.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
@@ -59,19 +61,45 @@ pub async fn step<F: Future<Output = Result<T>>, T>(
     Ok(out)
 }
 
-/// Runs `op` from `concurrency` workers for `duration`; returns (requests/s, p50 ms, p99 ms).
-pub async fn load<F, Fut>(concurrency: usize, duration: Duration, op: F) -> Result<(f64, f64, f64)>
+/// When a [`load`] stops.
+#[derive(Clone, Copy, Debug)]
+pub enum Until {
+    /// After this long; the rate is over this time.
+    Elapsed(Duration),
+    /// After this many requests in all; the rate is over the time they took.
+    Requests(usize),
+}
+
+/// Runs `op` from `concurrency` workers until `until`; returns (requests/s, p50 ms, p99 ms).
+pub async fn load<F, Fut>(concurrency: usize, until: Until, op: F) -> Result<(f64, f64, f64)>
 where
     F: Fn() -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Result<()>> + Send,
 {
-    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let deadline = match until {
+        Until::Elapsed(duration) => Some(started + duration),
+        Until::Requests(_) => None,
+    };
+    let budget = Arc::new(AtomicUsize::new(match until {
+        Until::Elapsed(_) => usize::MAX,
+        Until::Requests(n) => n,
+    }));
     let workers: Vec<_> = (0..concurrency)
         .map(|_| {
-            let op = op.clone();
+            let (op, budget) = (op.clone(), budget.clone());
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
-                while Instant::now() < deadline {
+                // A request is only sent once it is taken from the budget, so exactly `n` are.
+                let more = || {
+                    deadline.is_none_or(|d| Instant::now() < d)
+                        && budget
+                            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                                n.checked_sub(1)
+                            })
+                            .is_ok()
+                };
+                while more() {
                     let started = Instant::now();
                     op().await?;
                     latencies.push(started.elapsed());
@@ -84,9 +112,13 @@ where
     for worker in workers {
         all.extend(worker.await??);
     }
+    let seconds = match until {
+        Until::Elapsed(duration) => duration.as_secs_f64(),
+        Until::Requests(_) => started.elapsed().as_secs_f64(),
+    };
     all.sort();
     Ok((
-        all.len() as f64 / duration.as_secs_f64(),
+        all.len() as f64 / seconds,
         percentile(&all, 0.5),
         percentile(&all, 0.99),
     ))
