@@ -7,6 +7,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod app;
+pub mod browser;
 pub mod cloudinary;
 mod command;
 mod http;

@@ -285,13 +285,15 @@ pub struct DownloadQuery {
     /// Image variant: `cover` (default), `contain` or `fill`; needs both `w` and `h`.
     #[param(value_type = Option<String>, pattern = "^(cover|contain|fill)$")]
     pub fit: Option<String>,
-    /// Image variant: `jpeg`, `png`, `webp`, `avif` or `auto` (the best `Accept` allows).
-    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|avif|auto)$")]
+    /// Image variant: `jpeg`, `png`, `webp` or `auto` (the best `Accept` allows); `avif` is a
+    /// 400 in this build, which has no AVIF encoder.
+    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|auto)$")]
     pub format: Option<String>,
     /// Image variant: quality of lossy output, 1 to 100 (default 80).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub q: Option<String>,
     /// Image variant: a preset of `IMAGE_PRESETS` (default `small`, `medium`, `large`).
+    #[param(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,32}$")]
     pub variant: Option<String>,
 }
 
@@ -311,13 +313,15 @@ pub struct KeyDownloadQuery {
     /// Image variant: `cover` (default), `contain` or `fill`; needs both `w` and `h`.
     #[param(value_type = Option<String>, pattern = "^(cover|contain|fill)$")]
     pub fit: Option<String>,
-    /// Image variant: `jpeg`, `png`, `webp`, `avif` or `auto` (the best `Accept` allows).
-    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|avif|auto)$")]
+    /// Image variant: `jpeg`, `png`, `webp` or `auto` (the best `Accept` allows); `avif` is a
+    /// 400 in this build, which has no AVIF encoder.
+    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|auto)$")]
     pub format: Option<String>,
     /// Image variant: quality of lossy output, 1 to 100 (default 80).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub q: Option<String>,
     /// Image variant: a preset of `IMAGE_PRESETS` (default `small`, `medium`, `large`).
+    #[param(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,32}$")]
     pub variant: Option<String>,
 }
 

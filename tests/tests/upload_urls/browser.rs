@@ -1,25 +1,11 @@
 //! A real browser (headless Chromium) uploads on upload URLs from a page of another origin, with
 //! `fetch` and no credential: a `File` body by `PUT`, and a `FormData` by `POST`.
 
-use std::process::Command;
-use std::time::Duration;
-
-use serde_json::{Value, json};
+use serde_json::json;
+use stowage_tests::browser::{chromium_or_skip, page_result, serve_page};
 use stowage_tests::{TestServer, free_port};
 
 use super::{ask, url_of};
-
-/// The Chromium binary, if installed.
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|name| {
-            Command::new(name)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
 
 /// The page: its script uploads, then writes each answer's status and file name into the DOM.
 fn page(put_url: &str, form_url: &str) -> String {
@@ -55,12 +41,7 @@ run().then(
 
 #[tokio::test]
 async fn a_browser_uploads_on_upload_urls_across_origins() {
-    let Some(chromium) = chromium() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs Chromium: apt-get install -y chromium"
-        );
-        eprintln!("skipped: no chromium (apt-get install -y chromium)");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let page_port = free_port();
@@ -70,52 +51,9 @@ async fn a_browser_uploads_on_upload_urls_across_origins() {
     let put_url = url_of(&ask(&server, &auth, json!({})).await);
     let form_url = url_of(&ask(&server, &auth, json!({})).await);
     let html = page(&put_url, &form_url);
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::get(move || async move { axum::response::Html(html) }),
-    );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", page_port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    serve_page(page_port, html).await;
 
-    let profile = tempfile::tempdir().unwrap();
-    let page_url = format!("{origin}/");
-    let profile_arg = format!("--user-data-dir={}", profile.path().display());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                &profile_arg,
-                // Virtual time runs only while nothing is loading: the fetches finish first.
-                "--virtual-time-budget=20000",
-                "--dump-dom",
-                &page_url,
-            ])
-            .output()
-            .unwrap()
-    });
-    let output = tokio::time::timeout(Duration::from_secs(90), output)
-        .await
-        .expect("chromium finished")
-        .unwrap();
-    let dom = String::from_utf8_lossy(&output.stdout);
-
-    let result = dom
-        .split("RESULT ")
-        .nth(1)
-        .and_then(|rest| rest.split("</pre>").next())
-        .unwrap_or_else(|| {
-            panic!(
-                "no result in the DOM: {dom}\nstderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    let result: Value = serde_json::from_str(&result.replace("&amp;", "&")).unwrap();
+    let result = page_result(chromium, &format!("{origin}/"), &[]).await;
     assert_eq!(
         result,
         json!({

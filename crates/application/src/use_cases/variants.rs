@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use stowage_domain::FileRecord;
-use stowage_domain::image::header::{ImageFormat, Probe, probe};
+use stowage_domain::image::header::{ImageFormat, Probe, probe, trailing_orientation};
 use stowage_domain::image::variant::{
     DEFAULT_MAX_OUTPUT_PX, FormatChoice, InvalidVariant, OutputFormat, Presets, VariantName,
     VariantParams, VariantRequest, VariantSpec, parse_request,
@@ -95,9 +95,28 @@ impl Variants {
     ///
     /// # Errors
     /// `Validation` naming the parameter at fault.
+    /// A format this renderer cannot write (AVIF, in a build without its encoder) is refused
+    /// here, with the other parameters.
     pub fn parse(&self, params: &VariantParams<'_>) -> Result<Option<VariantRequest>, Error> {
-        parse_request(params, &self.presets, self.limits.max_output_px)
-            .map_err(|InvalidVariant(message)| Error::Validation(message))
+        let request = parse_request(params, &self.presets, self.limits.max_output_px)
+            .map_err(|InvalidVariant(message)| Error::Validation(message))?;
+        if let Some(VariantRequest {
+            spec:
+                VariantSpec {
+                    format: FormatChoice::Exact(format),
+                    ..
+                },
+            ..
+        }) = &request
+            && !self.renderer.can_write(*format)
+        {
+            return Err(Error::Validation(format!(
+                "format {} is not available: this build has no {} encoder",
+                format.as_str(),
+                format.as_str().to_uppercase()
+            )));
+        }
+        Ok(request)
     }
 
     /// Chooses the variant `spec` of `record` for a client sending `accept`, checking what can
@@ -207,7 +226,7 @@ impl Variants {
         // The slot comes first: sources are read only as fast as variants are made.
         let slot = self.renderer.reserve().await.map_err(render_error)?;
         let source = self.read_source(record).await?;
-        let header = match probe(&source) {
+        let mut header = match probe(&source) {
             Probe::Found(header) => header,
             Probe::NeedMore | Probe::NotImage => {
                 return Err(Error::UnsupportedImage(
@@ -215,6 +234,11 @@ impl Variants {
                 ));
             }
         };
+        // A WebP's (or PNG's) Exif block usually follows its image data, past what the header
+        // read waits for; the whole file is here now.
+        if header.orientation.is_none() {
+            header.orientation = trailing_orientation(&source, header.format);
+        }
         if header.pixels() > self.limits.max_source_pixels {
             return Err(Error::ImageTooLarge(format!(
                 "the image has more than {} pixels",

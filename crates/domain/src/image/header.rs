@@ -20,7 +20,7 @@ mod webp;
 #[cfg(test)]
 mod tests;
 
-pub use exif::exif_orientation;
+pub use exif::{exif_orientation, trailing_orientation};
 
 /// How far into a file the header must be complete.
 ///

@@ -2,26 +2,11 @@
 //! origin: `srcset` picks the width its layout needs, and `format=auto` gives it WebP, which its
 //! image requests accept.
 
-use std::process::Command;
-use std::time::Duration;
-
-use serde_json::Value;
+use stowage_tests::browser::{chromium_or_skip, page_result, serve_page};
 use stowage_tests::images::jpeg;
 use stowage_tests::{TestServer, free_port};
 
 use super::{Image, stored_variants, upload_image};
-
-/// The Chromium binary, if installed.
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|name| {
-            Command::new(name)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
 
 /// The page: two images of the file at `file` (a `srcset` and a `format=auto` one); once both
 /// are done, its script fetches a `format=auto` variant as a WebP-accepting client and as one
@@ -65,12 +50,7 @@ run().then(
 
 #[tokio::test]
 async fn variants_a_browser_gets_srcset_widths_and_webp_from_format_auto() {
-    let Some(chromium) = chromium() else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI needs Chromium: apt-get install -y chromium"
-        );
-        eprintln!("skipped: no chromium (apt-get install -y chromium)");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let page_port = free_port();
@@ -86,54 +66,11 @@ async fn variants_a_browser_gets_srcset_widths_and_webp_from_format_auto() {
     let image = Image::of(&info);
     let file = server.url(&format!("/files/{}", image.id));
     let html = page(&file);
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::get(move || async move { axum::response::Html(html) }),
-    );
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", page_port))
-        .await
-        .unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    serve_page(page_port, html).await;
 
-    let profile = tempfile::tempdir().unwrap();
-    let page_url = format!("{origin}/");
-    let profile_arg = format!("--user-data-dir={}", profile.path().display());
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(chromium)
-            .args([
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                // srcset picks by device pixels: one per CSS pixel.
-                "--force-device-scale-factor=1",
-                &profile_arg,
-                // Virtual time runs only while nothing is loading: the images and fetches finish first.
-                "--virtual-time-budget=20000",
-                "--dump-dom",
-                &page_url,
-            ])
-            .output()
-            .unwrap()
-    });
-    let output = tokio::time::timeout(Duration::from_secs(90), output)
-        .await
-        .expect("chromium finished")
-        .unwrap();
-    let dom = String::from_utf8_lossy(&output.stdout);
-
-    let result = dom
-        .split("RESULT ")
-        .nth(1)
-        .and_then(|rest| rest.split("</pre>").next())
-        .unwrap_or_else(|| {
-            panic!(
-                "no result in the DOM: {dom}\nstderr: {}",
-                String::from_utf8_lossy(&output.stderr)
-            )
-        });
-    let result: Value = serde_json::from_str(&result.replace("&amp;", "&")).unwrap();
+    // srcset picks by device pixels: one per CSS pixel.
+    let scale = ["--force-device-scale-factor=1"];
+    let result = page_result(chromium, &format!("{origin}/"), &scale).await;
 
     // A 150-pixel slot takes the 150w candidate (whose density-corrected width is 150).
     assert_eq!(result["set_width"], 150, "{result}");

@@ -391,3 +391,23 @@ async fn an_upload_whose_policy_variants_cannot_be_made_is_not_kept() {
         "and any variant made before the failure"
     );
 }
+
+#[test]
+fn a_format_the_renderer_cannot_write_is_a_bad_parameter() {
+    let v = variants(MockBlobStore::new(), renderer_writing_all_but_avif());
+    let avif = VariantParams {
+        w: Some("10"),
+        format: Some("avif"),
+        ..VariantParams::default()
+    };
+    let err = v.parse(&avif).unwrap_err();
+    assert!(
+        matches!(&err, Error::Validation(m) if m.contains("avif")),
+        "{err:?}"
+    );
+    let webp = VariantParams {
+        format: Some("webp"),
+        ..avif
+    };
+    assert!(v.parse(&webp).unwrap().is_some());
+}
