@@ -316,14 +316,7 @@ fn variant_key(record: &FileRecord, chosen: &ChosenVariant) -> stowage_domain::B
 
 /// The image format variants are made from, by the file's stored (sniffed) type.
 fn source_format(record: &FileRecord) -> Option<ImageFormat> {
-    match record.content_type().as_str() {
-        "image/jpeg" => Some(ImageFormat::Jpeg),
-        "image/png" => Some(ImageFormat::Png),
-        "image/gif" => Some(ImageFormat::Gif),
-        "image/webp" => Some(ImageFormat::WebP),
-        "image/avif" => Some(ImageFormat::Avif),
-        _ => None,
-    }
+    ImageFormat::from_media_type(record.content_type().as_str())
 }
 
 /// Whether `record` may have variants stored beside it.

@@ -56,6 +56,13 @@ impl ImageFormat {
             Self::Avif => "image/avif",
         }
     }
+
+    /// The format served as `media_type`, the inverse of [`ImageFormat::media_type`].
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        [Self::Jpeg, Self::Png, Self::Gif, Self::WebP, Self::Avif]
+            .into_iter()
+            .find(|format| format.media_type() == media_type)
+    }
 }
 
 /// The facts an image header states, read before any pixel is decoded.

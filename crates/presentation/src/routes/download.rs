@@ -6,16 +6,18 @@ use std::time::SystemTime;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
+use axum::http::response::Builder;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use futures_util::StreamExt;
 use stowage_application::Error;
 use stowage_application::events::RequestFacts;
+use stowage_application::stream::ByteStream;
 use stowage_domain::image::variant::VariantParams;
 use stowage_domain::{ByteRange, FileRecord, Principal, RangeOutcome, resolve_range};
 
 use super::variants::{requested, serve_variant};
-use crate::client_limits::{Requester, requester_address};
+use crate::client_limits::{Requester, Slot, requester_address};
 use crate::dto::{
     DEFAULT_SIGNED_URL_SECONDS, Disposition, DownloadQuery, FileBytes, SignedUrlRequest,
     SignedUrlResponse,
@@ -137,6 +139,59 @@ pub(super) struct Download<'a> {
     pub(super) cache_control: &'static str,
 }
 
+impl Download<'_> {
+    /// The headers every download answer carries, the file's or a variant's.
+    pub(super) fn head(&self, etag: &str, last_modified: Option<&str>) -> Builder {
+        let response = Response::builder()
+            .header(header::ETAG, etag)
+            .header(header::CACHE_CONTROL, self.cache_control)
+            .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+        match last_modified {
+            Some(date) => response.header(header::LAST_MODIFIED, date),
+            None => response,
+        }
+    }
+
+    /// One of the client's download slots, taken before the bytes are opened.
+    ///
+    /// # Errors
+    /// `429` when the client has as many downloads in flight as it may.
+    pub(super) fn slot(&self) -> Result<Slot, ApiError> {
+        self.state
+            .download_slots()
+            .acquire(requester_address(self.facts))
+    }
+
+    /// The body streaming `bytes`: counted, holding `slot` until done, and cut off when the
+    /// client stops reading.
+    pub(super) fn body(&self, bytes: ByteStream, slot: Slot) -> Body {
+        let sent = metrics::counter!("stowage_download_bytes_total");
+        let counted = bytes.inspect(move |chunk| {
+            if let Ok(bytes) = chunk {
+                sent.increment(bytes.len() as u64);
+            }
+        });
+        let stall = self.state.settings().limits.response_stall_timeout;
+        guarded_download(counted.boxed(), slot, stall)
+    }
+}
+
+/// A file's `Last-Modified`. HTTP dates cover 1970 to 9999 (the formatter panics outside); a
+/// stored time outside that range, only possible in imported data, simply gets none.
+pub(super) fn last_modified(record: &FileRecord) -> Option<String> {
+    (1970..=9999)
+        .contains(&record.created_at().year())
+        .then(|| httpdate::fmt_http_date(SystemTime::from(record.created_at())))
+}
+
+/// Whether the request's `If-None-Match` names one of `etags`.
+pub(super) fn not_modified(headers: &HeaderMap, etags: &[&str]) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|h| etags.iter().any(|etag| if_none_match_matches(h, etag)))
+}
+
 /// `POST /files/{id}/signed-url`: a URL that grants GET/HEAD of the file until it expires.
 #[utoipa::path(
     post, path = "/files/{file_id}/signed-url", tag = "files", operation_id = "create_signed_url",
@@ -189,26 +244,30 @@ pub async fn create_signed_url(
         .signed_url
         .execute(&principal, id, lifetime, scope, &facts)
         .await?;
-    let (mut url, expires_at) = signed_url_of(&state.settings().files_url, id, &signed)?;
-    if !scope.is_empty() {
-        // The canonical parameters are URL-safe: digits and the lower-case names of the contract.
-        url = url.replacen('?', &format!("?{scope}&"), 1);
-    }
+    let (url, expires_at) = signed_url_of(&state.settings().files_url, id, scope, &signed)?;
     Ok(Json(SignedUrlResponse { url, expires_at }))
 }
 
-/// The URL of a signed grant for `id` and its expiry in RFC 3339.
+/// The URL of a signed grant for `id` (with the variant parameters `scope` it was signed with,
+/// empty for the file itself) and its expiry in RFC 3339.
 pub(super) fn signed_url_of(
     files_url: &str,
     id: stowage_domain::FileId,
+    scope: &str,
     signed: &stowage_application::use_cases::SignedUrl,
 ) -> Result<(String, String), ApiError> {
     let expires_at = signed
         .expires_at
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))?;
+    // The canonical parameters are URL-safe: digits and the lower-case names of the contract.
+    let variant = if scope.is_empty() {
+        String::new()
+    } else {
+        format!("{scope}&")
+    };
     let url = format!(
-        "{files_url}/{id}?expires={}&signature={}",
+        "{files_url}/{id}?{variant}expires={}&signature={}",
         signed.expires, signed.signature
     );
     Ok((url, expires_at))
@@ -224,28 +283,15 @@ pub(super) async fn serve(
     let etag = etag_of(&record.etag());
     // A legacy file's ETag was its id until its digest was known: the same bytes, still valid.
     let id_etag = etag_of(&record.id().to_string());
-    // HTTP dates cover 1970 to 9999 (the formatter panics outside); a stored time outside that
-    // range, only possible in imported data, simply gets no Last-Modified.
-    let last_modified = (1970..=9999)
-        .contains(&record.created_at().year())
-        .then(|| httpdate::fmt_http_date(SystemTime::from(record.created_at())));
+    let last_modified = last_modified(record);
     let header_str = |name| {
         headers
             .get(name)
             .and_then(|v: &HeaderValue| v.to_str().ok())
     };
 
-    let mut response = Response::builder()
-        .header(header::ETAG, &etag)
-        .header(header::CACHE_CONTROL, download.cache_control)
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    if let Some(date) = &last_modified {
-        response = response.header(header::LAST_MODIFIED, date);
-    }
-
-    if header_str(header::IF_NONE_MATCH)
-        .is_some_and(|h| if_none_match_matches(h, &etag) || if_none_match_matches(h, &id_etag))
-    {
+    let mut response = download.head(&etag, last_modified.as_deref());
+    if not_modified(headers, &[&etag, &id_etag]) {
         return build(response.status(StatusCode::NOT_MODIFIED), Body::empty());
     }
 
@@ -288,25 +334,16 @@ pub(super) async fn serve(
         download.use_case.check(record).await?;
         return build(response, Body::empty());
     }
-    let slot = download
-        .state
-        .download_slots()
-        .acquire(requester_address(download.facts))?;
+    let slot = download.slot()?;
     let blob = download
         .use_case
         .open(record, range, download.reader, download.facts)
         .await?;
-    let sent = metrics::counter!("stowage_download_bytes_total");
-    let counted = futures_util::StreamExt::inspect(blob.stream, move |chunk| {
-        if let Ok(bytes) = chunk {
-            sent.increment(bytes.len() as u64);
-        }
-    });
-    let stall = download.state.settings().limits.response_stall_timeout;
-    build(response, guarded_download(counted.boxed(), slot, stall))
+    build(response, download.body(blob.stream, slot))
 }
 
-fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response, ApiError> {
+/// The response, or a `500` when a header value could not be set.
+pub(super) fn build(builder: Builder, body: Body) -> Result<Response, ApiError> {
     builder
         .body(body)
         .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))

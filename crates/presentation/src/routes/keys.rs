@@ -242,7 +242,7 @@ pub async fn create_signed_urls(
         let outcome = match id {
             None => Err(ApiError::App(stowage_application::Error::NotFound)),
             Some(id) => match signed.next() {
-                Some(Ok(grant)) => signed_url_of(files_url, id, &grant),
+                Some(Ok(grant)) => signed_url_of(files_url, id, "", &grant),
                 Some(Err(e)) => Err(ApiError::App(e)),
                 None => Err(ApiError::App(stowage_application::Error::Internal(
                     "fewer signed URLs than ids".into(),

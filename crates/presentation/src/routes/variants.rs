@@ -1,22 +1,16 @@
 //! `GET`/`HEAD /files/{id}?w=&h=&fit=&format=&q=` (or `?variant=NAME`): an image variant, served
 //! with its source's access rules and caching.
 
-use std::time::SystemTime;
-
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::Response;
-use futures_util::StreamExt;
-use stowage_application::Error;
 use stowage_application::use_cases::ChosenVariant;
 use stowage_domain::image::variant::{VariantParams, VariantRequest};
 use stowage_domain::{FileRecord, Filename};
 
-use super::download::Download;
-use crate::client_limits::requester_address;
+use super::download::{Download, build, last_modified, not_modified};
 use crate::error::ApiError;
-use crate::headers::{content_disposition, etag_of, if_none_match_matches};
-use crate::transfer::guarded_download;
+use crate::headers::{content_disposition, etag_of};
 
 /// The variant a download query asks for, `None` for the file itself.
 ///
@@ -45,22 +39,11 @@ pub(super) async fn serve_variant(
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let chosen = variants.choose(record, request.spec, accept)?;
     let etag = etag_of(&chosen.etag(record));
-    let mut response = Response::builder()
-        .header(header::ETAG, &etag)
-        .header(header::CACHE_CONTROL, download.cache_control)
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    let mut response = download.head(&etag, last_modified(record).as_deref());
     if chosen.varies_by_accept() {
         response = response.header(header::VARY, "Accept");
     }
-    if (1970..=9999).contains(&record.created_at().year()) {
-        let date = httpdate::fmt_http_date(SystemTime::from(record.created_at()));
-        response = response.header(header::LAST_MODIFIED, date);
-    }
-    if headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|h| if_none_match_matches(h, &etag))
-    {
+    if not_modified(headers, &[&etag]) {
         return build(response.status(StatusCode::NOT_MODIFIED), Body::empty());
     }
     response = response
@@ -73,26 +56,16 @@ pub(super) async fn serve_variant(
         let size = variants.size(record, &chosen).await?;
         return build(response.header(header::CONTENT_LENGTH, size), Body::empty());
     }
-    let slot = download
-        .state
-        .download_slots()
-        .acquire(requester_address(download.facts))?;
+    let slot = download.slot()?;
     let body = variants.open(record, &chosen).await?;
     // A variant is a download of the file like any other, for the audit trail.
     download
         .use_case
         .report(record, download.reader, download.facts)
         .await;
-    let sent = metrics::counter!("stowage_download_bytes_total");
-    let counted = body.stream.inspect(move |chunk| {
-        if let Ok(bytes) = chunk {
-            sent.increment(bytes.len() as u64);
-        }
-    });
-    let stall = download.state.settings().limits.response_stall_timeout;
     build(
         response.header(header::CONTENT_LENGTH, body.len),
-        guarded_download(counted.boxed(), slot, stall),
+        download.body(body.stream, slot),
     )
 }
 
@@ -104,10 +77,4 @@ fn variant_filename(record: &FileRecord, chosen: &ChosenVariant) -> Filename {
         _ => name,
     };
     Filename::sanitize(&format!("{stem}.{}", chosen.format.as_str()))
-}
-
-fn build(builder: axum::http::response::Builder, body: Body) -> Result<Response, ApiError> {
-    builder
-        .body(body)
-        .map_err(|e| ApiError::App(Error::Internal(Box::new(e))))
 }

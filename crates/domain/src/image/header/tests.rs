@@ -435,3 +435,21 @@ fn mutated_headers_read_the_same_in_any_chunking() {
         }
     }
 }
+
+#[test]
+fn media_types_name_each_format_once() {
+    for format in [
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Gif,
+        ImageFormat::WebP,
+        ImageFormat::Avif,
+    ] {
+        assert_eq!(
+            ImageFormat::from_media_type(format.media_type()),
+            Some(format)
+        );
+    }
+    assert_eq!(ImageFormat::from_media_type("image/svg+xml"), None);
+    assert_eq!(ImageFormat::from_media_type("IMAGE/JPEG"), None);
+}
