@@ -13,16 +13,19 @@ TEST_RUN := $(CARGO) nextest run --no-fail-fast --workspace
 TEST_BUILD := $(CARGO) nextest run --workspace --no-run
 IGNORED_ONLY := --run-ignored only
 BLACK_BOX := -E 'package(stowage-tests)'
+# AVIF output is a build feature of its own (rav1e costs minutes of build): its tests alone.
+AVIF_TESTS := $(CARGO) nextest run -p stowage-infrastructure --features avif --lib --test avif -E 'test(avif)'
 HTTP_SUITES := -E 'package(stowage-tests) & (binary(http) | binary(credentials) | binary(keys) | binary(upload_urls) | binary(tus))'
 else
 TEST_RUN := $(CARGO) test --no-fail-fast --workspace
 TEST_BUILD := $(CARGO) test --workspace --no-run
 IGNORED_ONLY := -- --ignored
 BLACK_BOX := --test http --test credentials --test storage --test pneumatic --test keys --test upload_urls --test tus
+AVIF_TESTS := $(CARGO) test -p stowage-infrastructure --features avif --lib --test avif avif
 HTTP_SUITES := --test http --test credentials --test keys --test upload_urls --test tus
 endif
 
-.PHONY: help run build release test test-integration s3s-fs moto check-deploy bench lint fmt check ci clean schemathesis fuzz
+.PHONY: help run build release test test-avif test-integration s3s-fs moto check-deploy bench lint fmt check ci clean schemathesis fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -33,8 +36,8 @@ run: ## Start the service on its embedded defaults (SQLite + disk under ./data, 
 build: ## Debug build of the whole workspace
 	$(CARGO) build --workspace
 
-release: ## Optimised stowage-api binary in target/release
-	$(CARGO) build --release -p stowage-api
+release: ## Optimised stowage-api binary in target/release, with AVIF output (needs nasm)
+	$(CARGO) build --release -p stowage-api --features avif
 
 test: ## Every test that needs no external service
 	$(TEST_RUN)
@@ -43,6 +46,10 @@ test-integration: s3s-fs moto ## Adapter tests on Postgres, Redis, s3s-fs and mo
 	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(IGNORED_ONLY)
 	STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(BLACK_BOX)
 	STOWAGE_TEST_STORAGE=s3 STOWAGE_TEST_DATABASE_URL=$(PG_URL) STOWAGE_TEST_REDIS_URL=$(REDIS_URL) $(TEST_RUN) $(HTTP_SUITES)
+
+test-avif: ## The `avif` build feature: clippy, the AVIF encoder, AVIF variants over HTTP and in Chromium
+	$(CARGO) clippy -p stowage-infrastructure --features avif --all-targets -- -D warnings
+	$(AVIF_TESTS)
 
 moto: ## Install moto's S3 server, the second S3 implementation of the blob-store contract (PyPI)
 	@command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q 'moto[server]>=5.2.2'

@@ -117,8 +117,8 @@ impl Drop for Queued<'_> {
 #[async_trait]
 impl ImageRenderer for PixelRenderer {
     fn can_write(&self, format: OutputFormat) -> bool {
-        // No AVIF encoder is built in: its build cost is not worth it yet.
-        format != OutputFormat::Avif
+        // rav1e costs minutes of build time, so AVIF output is a build feature.
+        cfg!(feature = "avif") || format != OutputFormat::Avif
     }
 
     fn can_read(&self, format: ImageFormat) -> bool {

@@ -285,9 +285,9 @@ pub struct DownloadQuery {
     /// Image variant: `cover` (default), `contain` or `fill`; needs both `w` and `h`.
     #[param(value_type = Option<String>, pattern = "^(cover|contain|fill)$")]
     pub fit: Option<String>,
-    /// Image variant: `jpeg`, `png`, `webp` or `auto` (the best `Accept` allows); `avif` is a
-    /// 400 in this build, which has no AVIF encoder.
-    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|auto)$")]
+    /// Image variant: `jpeg`, `png`, `webp`, `avif` or `auto` (the best `Accept` allows); `avif`
+    /// is a 400 in a build without the `avif` feature.
+    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|avif|auto)$")]
     pub format: Option<String>,
     /// Image variant: quality of lossy output, 1 to 100 (default 80).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
@@ -313,9 +313,9 @@ pub struct KeyDownloadQuery {
     /// Image variant: `cover` (default), `contain` or `fill`; needs both `w` and `h`.
     #[param(value_type = Option<String>, pattern = "^(cover|contain|fill)$")]
     pub fit: Option<String>,
-    /// Image variant: `jpeg`, `png`, `webp` or `auto` (the best `Accept` allows); `avif` is a
-    /// 400 in this build, which has no AVIF encoder.
-    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|auto)$")]
+    /// Image variant: `jpeg`, `png`, `webp`, `avif` or `auto` (the best `Accept` allows); `avif`
+    /// is a 400 in a build without the `avif` feature.
+    #[param(value_type = Option<String>, pattern = "^(jpeg|png|webp|avif|auto)$")]
     pub format: Option<String>,
     /// Image variant: quality of lossy output, 1 to 100 (default 80).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]

@@ -1,5 +1,8 @@
-//! Encoding the variant: JPEG, PNG or lossy WebP, with no metadata at all (no EXIF, ICC or text):
-//! the orientation is already applied to the pixels.
+//! Encoding the variant: JPEG, PNG, lossy WebP or (with the `avif` feature) AVIF, with no
+//! metadata at all (no EXIF, ICC or text): the orientation is already applied to the pixels.
+
+#[cfg(feature = "avif")]
+mod avif;
 
 use bytes::Bytes;
 use stowage_application::ports::RenderError;
@@ -26,6 +29,9 @@ pub(super) fn encode(
         OutputFormat::Jpeg => jpeg(pixels, quality),
         OutputFormat::Png => png(&pixels),
         OutputFormat::WebP => webp(pixels, quality),
+        #[cfg(feature = "avif")]
+        OutputFormat::Avif => avif::avif(pixels, quality),
+        #[cfg(not(feature = "avif"))]
         OutputFormat::Avif => Err(RenderError::FormatUnavailable(OutputFormat::Avif)),
     }
 }
