@@ -1,16 +1,17 @@
 //! Image variants: made once from their source, kept beside it in the blob store, and served
 //! with its access rules. Every limit is checked before a pixel is decoded.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use stowage_domain::FileRecord;
 use stowage_domain::image::header::{ImageFormat, Probe, probe, trailing_orientation};
 use stowage_domain::image::variant::{
     DEFAULT_MAX_OUTPUT_PX, FormatChoice, InvalidVariant, OutputFormat, Presets, VariantName,
     VariantParams, VariantRequest, VariantSpec, parse_request,
 };
+use stowage_domain::{BlobKey, FileRecord};
 
 use crate::error::Error;
 use crate::ports::{BlobBody, BlobError, BlobStore, ImageRenderer, RenderError};
@@ -68,6 +69,7 @@ pub struct Variants {
     renderer: Arc<dyn ImageRenderer>,
     limits: ImageLimits,
     presets: Arc<Presets>,
+    making: Making,
 }
 
 impl Variants {
@@ -83,6 +85,7 @@ impl Variants {
             renderer,
             limits,
             presets: Arc::new(presets),
+            making: Making::default(),
         }
     }
 
@@ -185,7 +188,14 @@ impl Variants {
     /// # Errors
     /// As [`Variants::make`].
     pub async fn size(&self, record: &FileRecord, chosen: &ChosenVariant) -> Result<u64, Error> {
-        match self.blobs.head(&variant_key(record, chosen)).await {
+        let key = variant_key(record, chosen);
+        match self.blobs.head(&key).await {
+            Ok(len) => return Ok(len),
+            Err(BlobError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let _turn = self.making.turn(key).await;
+        match self.blobs.head(&key).await {
             Ok(len) => Ok(len),
             Err(BlobError::NotFound) => Ok(self.make(record, chosen).await?.len() as u64),
             Err(e) => Err(e.into()),
@@ -201,7 +211,16 @@ impl Variants {
         record: &FileRecord,
         chosen: &ChosenVariant,
     ) -> Result<BlobBody, Error> {
-        match self.blobs.get(&variant_key(record, chosen), None).await {
+        let key = variant_key(record, chosen);
+        match self.blobs.get(&key, None).await {
+            Ok(body) => return Ok(body),
+            Err(BlobError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+        // The first request for a new variant makes it; those that come meanwhile wait for it
+        // and read what it stored, instead of each decoding the source again.
+        let _turn = self.making.turn(key).await;
+        match self.blobs.get(&key, None).await {
             Ok(body) => Ok(body),
             Err(BlobError::NotFound) => {
                 let bytes = self.make(record, chosen).await?;
@@ -214,7 +233,7 @@ impl Variants {
         }
     }
 
-    /// Makes the variant from the source and stores it beside it. Two requests making the same
+    /// Makes the variant from the source and stores it beside it. Two processes making the same
     /// variant at once both write the same bytes; the store keeps one.
     ///
     /// # Errors
@@ -295,6 +314,56 @@ impl Variants {
             buffer.extend_from_slice(&chunk);
         }
         Ok(buffer.freeze())
+    }
+}
+
+/// The variants being made in this process, each with the turn its makers take.
+#[derive(Clone, Default)]
+struct Making {
+    turns: Arc<std::sync::Mutex<HashMap<BlobKey, Arc<futures_util::lock::Mutex<()>>>>>,
+}
+
+impl Making {
+    /// Waits until no other request of this process is making the variant at `key`.
+    async fn turn(&self, key: BlobKey) -> Turn {
+        let turn = Arc::clone(
+            self.lock()
+                .entry(key)
+                .or_insert_with(|| Arc::new(futures_util::lock::Mutex::new(()))),
+        );
+        Turn {
+            guard: Some(turn.lock_owned().await),
+            key,
+            making: self.clone(),
+        }
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<BlobKey, Arc<futures_util::lock::Mutex<()>>>> {
+        // The map holds no invariant a panic could break half-way.
+        self.turns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A request's turn to make a variant; the last one to leave forgets the variant.
+struct Turn {
+    guard: Option<futures_util::lock::OwnedMutexGuard<()>>,
+    key: BlobKey,
+    making: Making,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut turns = self.making.lock();
+        // Held by the map and this turn only: nobody else waits for it.
+        if turns
+            .get(&self.key)
+            .is_some_and(|turn| Arc::strong_count(turn) == 2)
+        {
+            turns.remove(&self.key);
+        }
+        drop(self.guard.take());
     }
 }
 

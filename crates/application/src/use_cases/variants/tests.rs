@@ -411,3 +411,88 @@ fn a_format_the_renderer_cannot_write_is_a_bad_parameter() {
     };
     assert!(v.parse(&webp).unwrap().is_some());
 }
+
+/// A renderer that takes a while over each variant and counts them.
+struct SlowRenderer {
+    renders: Arc<Mutex<usize>>,
+}
+
+#[async_trait::async_trait]
+impl ImageRenderer for SlowRenderer {
+    fn can_write(&self, format: OutputFormat) -> bool {
+        format != OutputFormat::Avif
+    }
+
+    fn can_read(&self, format: ImageFormat) -> bool {
+        format != ImageFormat::Avif
+    }
+
+    async fn reserve(&self) -> Result<RenderSlot, RenderError> {
+        Ok(RenderSlot::new(()))
+    }
+
+    async fn render(
+        &self,
+        _slot: RenderSlot,
+        _source: Bytes,
+        _header: stowage_domain::image::header::ImageHeader,
+        _spec: VariantSpec,
+        _format: OutputFormat,
+    ) -> Result<Rendered, RenderError> {
+        *self.renders.lock().unwrap() += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        Ok(Rendered {
+            bytes: Bytes::from_static(b"made"),
+            width: 10,
+            height: 10,
+        })
+    }
+}
+
+#[tokio::test]
+async fn requests_for_a_variant_being_made_wait_for_it_instead_of_making_it_again() {
+    let record = image_record("image/png", 100);
+    let stored: Arc<Mutex<Option<Bytes>>> = Arc::default();
+    let mut blobs = MockBlobStore::new();
+    let kept = Arc::clone(&stored);
+    blobs.expect_get().returning(move |key, _| {
+        if key.variant().is_none() {
+            return Ok(body_of(png_header(40, 30)));
+        }
+        kept.lock()
+            .unwrap()
+            .clone()
+            .map(body_of)
+            .ok_or(BlobError::NotFound)
+    });
+    let kept = Arc::clone(&stored);
+    blobs.expect_put().returning(move |_, _, _| {
+        *kept.lock().unwrap() = Some(Bytes::from_static(b"made"));
+        Ok(StoredBlob {
+            size: 4,
+            sha256: Sha256Digest::from_bytes([0; 32]),
+        })
+    });
+    let renders: Arc<Mutex<usize>> = Arc::default();
+    let v = Variants::new(
+        Arc::new(blobs),
+        Arc::new(SlowRenderer {
+            renders: Arc::clone(&renders),
+        }),
+        ImageLimits::default(),
+        Presets::default(),
+    );
+    let chosen = v.choose(&record, spec(10, 10), None).unwrap();
+    let other = v.choose(&record, spec(20, 20), None).unwrap();
+
+    let opened = futures_util::future::join_all([chosen, chosen, chosen, chosen, other].map(|c| {
+        let (v, record) = (v.clone(), record.clone());
+        async move { v.open(&record, &c).await.unwrap().len }
+    }))
+    .await;
+
+    assert_eq!(opened, [4; 5]);
+    // One render for the four requests of one variant, and one for the other variant.
+    assert_eq!(*renders.lock().unwrap(), 2);
+    assert!(v.making.lock().is_empty(), "turns are forgotten once done");
+}
