@@ -5,6 +5,7 @@ pub mod dto;
 pub mod error;
 pub mod extract;
 pub mod headers;
+mod keep_alive;
 mod middleware;
 mod openapi;
 mod routes;
@@ -155,6 +156,9 @@ fn routes_under_files(state: AppState) -> Router {
     ))
     .layer(axum::middleware::from_fn(middleware::http_metrics))
     .layer(axum::middleware::from_fn(middleware::request_log))
+    .layer(axum::middleware::from_fn(
+        keep_alive::close_after_unread_body,
+    ))
     .layer(PropagateRequestIdLayer::new(REQUEST_ID))
     .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
     .layer(axum::middleware::from_fn_with_state(
