@@ -124,7 +124,9 @@ impl From<RepoError> for Error {
         match e {
             RepoError::NotFound => Error::NotFound,
             RepoError::KeyTaken => Error::KeyExists,
-            RepoError::Unavailable(source) => Error::DatabaseUnavailable(source),
+            RepoError::Unavailable(source) | RepoError::Unconfirmed(source) => {
+                Error::DatabaseUnavailable(source)
+            }
         }
     }
 }

@@ -19,6 +19,10 @@ pub enum RepoError {
     /// The database failed or timed out.
     #[error("database unavailable")]
     Unavailable(#[source] BoxError),
+    /// The connection broke while a write was being committed: the database may have applied
+    /// it, or not.
+    #[error("database unavailable while a write was committed")]
+    Unconfirmed(#[source] BoxError),
 }
 
 /// Whose files a listing returns: a user's, or an account's files that have no user.

@@ -30,21 +30,40 @@ pub(crate) async fn key_holder(
     }
 }
 
+/// Why [`keep`] did not store a record, as far as it can tell.
+#[derive(Debug)]
+pub(crate) enum NotKept {
+    /// The record was not written.
+    NotRecorded(Error),
+    /// The connection broke while the record was committed, and the database could not be asked
+    /// after whether it holds it: the file may be recorded, so its bytes must stay (`gc` removes
+    /// them if it is not).
+    MaybeRecorded(Error),
+}
+
+impl From<NotKept> for Error {
+    fn from(e: NotKept) -> Self {
+        match e {
+            NotKept::NotRecorded(e) | NotKept::MaybeRecorded(e) => e,
+        }
+    }
+}
+
 /// Stores `record` with `events`: under its key, replacing `holder` when there is one. When
 /// another upload takes the key in between, the new holder is looked up and the store tried
-/// again, so two uploads of one key end with one file under it. Returns the replaced file, to
-/// be deleted by the caller.
+/// again, so two uploads of one key end with one file under it. A write whose answer was lost is
+/// settled by looking the record up. Returns the replaced file, to be deleted by the caller.
 ///
 /// # Errors
 /// `KeyExists` when the key ends up with a file `principal` may not delete (or keeps moving);
-/// `DatabaseUnavailable`.
+/// `DatabaseUnavailable`; each as [`NotKept`].
 pub(crate) async fn keep(
     repo: &dyn FileRepository,
     principal: &Principal,
     record: &FileRecord,
     mut holder: Option<FileRecord>,
     events: &[FileEvent],
-) -> Result<Option<FileRecord>, Error> {
+) -> Result<Option<FileRecord>, NotKept> {
     for _ in 0..KEEP_ATTEMPTS {
         let stored = match &holder {
             None => repo.insert(record, events).await,
@@ -53,12 +72,23 @@ pub(crate) async fn keep(
         match (stored, record.key()) {
             (Ok(()), _) => return Ok(holder),
             (Err(RepoError::KeyTaken), Some(key)) => {
-                holder = key_holder(repo, principal, key).await?;
+                holder = key_holder(repo, principal, key)
+                    .await
+                    .map_err(NotKept::NotRecorded)?;
             }
-            (Err(e), _) => return Err(e.into()),
+            (Err(RepoError::Unconfirmed(source)), _) => {
+                let failed = Error::DatabaseUnavailable(source);
+                return match repo.get(record.id()).await {
+                    // Committed, with its events (and the replaced file marked), in one go.
+                    Ok(_) => Ok(holder),
+                    Err(RepoError::NotFound) => Err(NotKept::NotRecorded(failed)),
+                    Err(_) => Err(NotKept::MaybeRecorded(failed)),
+                };
+            }
+            (Err(e), _) => return Err(NotKept::NotRecorded(e.into())),
         }
     }
-    Err(Error::KeyExists)
+    Err(NotKept::NotRecorded(Error::KeyExists))
 }
 
 /// Records `record`, whose blob is stored, as `principal`'s new file: under its key when it has
@@ -66,7 +96,8 @@ pub(crate) async fn keep(
 /// through `audit`; the replaced file is then deleted.
 ///
 /// # Errors
-/// `KeyExists`, `DatabaseUnavailable`: nothing was recorded (the blob is the caller's to remove).
+/// `KeyExists`, `DatabaseUnavailable`: nothing was recorded (the blob is the caller's to remove),
+/// or for `DatabaseUnavailable` it cannot be told (the blob must then stay, for `gc`).
 pub(crate) async fn record_upload(
     repo: &dyn FileRepository,
     blobs: &dyn BlobStore,

@@ -14,7 +14,7 @@ use crate::ports::{BlobStore, Clock, FileRepository, RepoError};
 use crate::stream::{ByteStream, limit_stream, peek_prefix};
 use crate::use_cases::Audit;
 use crate::use_cases::audit::events_of;
-use crate::use_cases::keys::{delete_file, keep, key_holder, remove_replaced};
+use crate::use_cases::keys::{NotKept, delete_file, keep, key_holder, remove_replaced};
 use crate::use_cases::upload_policy::{UploadPolicy, policy_of, visibility_of};
 use crate::use_cases::variants::{Variants, make_policy_variants, remove_bytes};
 use time::OffsetDateTime;
@@ -166,9 +166,10 @@ impl UploadFile {
             return Err(e);
         }
         // The blob is removed only when the insert certainly failed. If this future is dropped
-        // while the insert is in flight (the client went away), the insert may still commit, so
-        // the blob stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a
-        // record without its blob would be listed and never downloadable.
+        // while the insert is in flight (the client went away), or the connection breaks while it
+        // commits and the database cannot be asked after, the insert may have committed, so the
+        // blob stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a record
+        // without its blob would be listed and never downloadable.
         let event = self.audit.as_ref().map(|audit| {
             let actor = Actor::of(&request.principal);
             audit.event(EventKind::Upload, actor, &record, &request.request)
@@ -183,9 +184,13 @@ impl UploadFile {
         .await
         {
             Ok(replaced) => replaced,
-            Err(e) => {
+            Err(NotKept::NotRecorded(e)) => {
                 // The blob, and the variants a policy made of it.
                 remove_bytes(self.blobs.as_ref(), &record).await;
+                return Err(e);
+            }
+            Err(NotKept::MaybeRecorded(e)) => {
+                tracing::warn!(error = %e, "blob of an upload that may be recorded left in place; gc will remove it if it is not");
                 return Err(e);
             }
         };
@@ -429,6 +434,64 @@ mod tests {
             .unwrap_err();
 
         assert!(matches!(err, Error::DatabaseUnavailable(_)));
+    }
+
+    /// A repository whose insert broke while it committed (`Unconfirmed`), and whose look-up of
+    /// the record afterwards answers `found` with the record written.
+    fn unconfirmed_insert(
+        found: fn(FileRecord) -> Result<FileRecord, RepoError>,
+    ) -> MockFileRepository {
+        let written = Arc::new(std::sync::Mutex::new(None));
+        let seen = Arc::clone(&written);
+        let mut repo = MockFileRepository::new();
+        repo.expect_insert().times(1).returning(move |record, _| {
+            *seen.lock().unwrap() = Some(record.clone());
+            Err(RepoError::Unconfirmed("connection reset".into()))
+        });
+        repo.expect_get()
+            .times(1)
+            .returning(move |_| found(written.lock().unwrap().clone().unwrap()));
+        repo
+    }
+
+    #[tokio::test]
+    async fn an_insert_whose_answer_was_lost_after_it_committed_is_a_stored_upload() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().returning(|_, _, _| Ok(stored()));
+        blobs.expect_delete().times(0);
+        let upload = use_case(unconfirmed_insert(Ok), blobs);
+
+        let record = upload.execute(request(user(1, 2), b"hello", None)).await;
+
+        assert_eq!(record.unwrap().size(), 5);
+    }
+
+    #[tokio::test]
+    async fn an_insert_whose_answer_was_lost_before_it_committed_deletes_the_blob() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().returning(|_, _, _| Ok(stored()));
+        blobs.expect_delete().times(1).returning(|_| Ok(()));
+        let upload = use_case(unconfirmed_insert(|_| Err(RepoError::NotFound)), blobs);
+
+        let err = upload.execute(request(user(1, 2), b"hello", None)).await;
+
+        assert!(matches!(err, Err(Error::DatabaseUnavailable(_))), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_insert_whose_outcome_cannot_be_told_keeps_the_blob_for_gc() {
+        let mut blobs = MockBlobStore::new();
+        blobs.expect_put().returning(|_, _, _| Ok(stored()));
+        // A record without its blob would be listed and never served.
+        blobs.expect_delete().times(0);
+        let upload = use_case(
+            unconfirmed_insert(|_| Err(RepoError::Unavailable("still down".into()))),
+            blobs,
+        );
+
+        let err = upload.execute(request(user(1, 2), b"hello", None)).await;
+
+        assert!(matches!(err, Err(Error::DatabaseUnavailable(_))), "{err:?}");
     }
 
     #[tokio::test]

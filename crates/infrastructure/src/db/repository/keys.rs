@@ -5,6 +5,7 @@
 use sea_orm::sea_query::{
     Alias, Cond, Expr, Func, InsertStatement, Order, Query, SimpleExpr, UpdateStatement,
 };
+use sea_orm::sqlx;
 use sea_orm::sqlx::error::ErrorKind;
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, TransactionTrait};
 use stowage_application::events::FileEvent;
@@ -41,6 +42,24 @@ fn write_error(e: DbErr) -> RepoError {
         RepoError::KeyTaken
     } else {
         unavailable(e)
+    }
+}
+
+/// A failed statement that commits on its own (an insert outside a transaction, or a commit):
+/// `Unconfirmed` when the connection broke instead of the database answering, since the database
+/// may have applied it before its answer was lost.
+fn commit_error(e: DbErr) -> RepoError {
+    let (DbErr::Exec(RuntimeErr::SqlxError(cause)) | DbErr::Query(RuntimeErr::SqlxError(cause))) =
+        &e
+    else {
+        return write_error(e);
+    };
+    match cause {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => RepoError::Unconfirmed(Box::new(e)),
+        _ => write_error(e),
     }
 }
 
@@ -110,7 +129,7 @@ impl SeaOrmFileRepository {
             self.db
                 .execute(backend.build(insert))
                 .await
-                .map_err(write_error)?;
+                .map_err(commit_error)?;
             return Ok(());
         }
         let txn = self.db.begin().await.map_err(unavailable)?;
@@ -134,7 +153,7 @@ impl SeaOrmFileRepository {
                 .await
                 .map_err(unavailable)?;
         }
-        txn.commit().await.map_err(unavailable)
+        txn.commit().await.map_err(commit_error)
     }
 
     /// [`FileRepository::insert_replacing`](stowage_application::ports::FileRepository::insert_replacing).
@@ -236,5 +255,27 @@ mod tests {
         );
         assert!(key_starts_with(DbBackend::Sqlite, &"x".repeat(513)).is_none());
         assert!(key_starts_with(DbBackend::Sqlite, "a\0").is_none());
+    }
+
+    #[test]
+    fn a_commit_whose_connection_broke_is_unconfirmed_and_an_answer_is_not() {
+        let broken = || {
+            sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "peer closed connection",
+            ))
+        };
+        let exec = commit_error(DbErr::Exec(RuntimeErr::SqlxError(broken())));
+        let commit = commit_error(DbErr::Query(RuntimeErr::SqlxError(broken())));
+        assert!(matches!(exec, RepoError::Unconfirmed(_)), "{exec:?}");
+        assert!(matches!(commit, RepoError::Unconfirmed(_)), "{commit:?}");
+        // No connection to send it on: certainly not applied.
+        let acquire = commit_error(DbErr::Conn(RuntimeErr::SqlxError(broken())));
+        assert!(matches!(acquire, RepoError::Unavailable(_)), "{acquire:?}");
+        let answered = commit_error(DbErr::Exec(RuntimeErr::Internal("refused".into())));
+        assert!(
+            matches!(answered, RepoError::Unavailable(_)),
+            "{answered:?}"
+        );
     }
 }
