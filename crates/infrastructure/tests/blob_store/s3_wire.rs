@@ -7,7 +7,11 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 use super::*;
 
 fn store_on(server: &MockServer) -> S3BlobStore {
-    S3BlobStore::new(&S3Settings {
+    S3BlobStore::new(&settings_on(server))
+}
+
+fn settings_on(server: &MockServer) -> S3Settings {
+    S3Settings {
         endpoint: Some(server.uri()),
         region: "us-east-1".into(),
         access_key: "AKWIRE".into(),
@@ -22,7 +26,7 @@ fn store_on(server: &MockServer) -> S3BlobStore {
         operation_timeout: Duration::from_secs(10),
         max_attempts: 1,
         stream_uploads: true,
-    })
+    }
 }
 
 async fn answering_puts() -> MockServer {
@@ -187,4 +191,37 @@ async fn a_store_that_keeps_the_chunk_framing_fails_the_upload_and_ends_streamin
     assert_eq!(requests.len(), 1, "one buffered PutObject");
     assert_eq!(header(&requests[0], "content-encoding"), None);
     assert_eq!(requests[0].body, data.as_ref());
+}
+
+#[tokio::test]
+async fn a_put_object_whose_answer_never_comes_deletes_what_it_may_have_written() {
+    let server = MockServer::start().await;
+    // The store takes the whole object, then its answer is lost: it may well hold the object.
+    Mock::given(method("PUT"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(30)))
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let store = S3BlobStore::new(&S3Settings {
+        operation_timeout: Duration::from_millis(500),
+        ..settings_on(&server)
+    });
+    let data = pseudo_random_bytes(300 * 1024);
+
+    let put = store
+        .put(&new_key(), body_of(uneven_chunks(&data)), None)
+        .await;
+
+    assert!(matches!(put, Err(BlobError::Unavailable(_))), "{put:?}");
+    let requests = server.received_requests().await.unwrap();
+    let calls: Vec<(String, String)> = requests
+        .iter()
+        .map(|r| (r.method.to_string(), r.url.path().to_owned()))
+        .collect();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    assert_eq!(calls[0].0, "PUT");
+    assert_eq!(calls[1], ("DELETE".to_owned(), calls[0].1.clone()));
 }

@@ -12,6 +12,7 @@ use stowage_application::stream::{BlobDigester, ByteStream};
 use super::S3BlobStore;
 use super::error::{error_code, unavailable};
 use super::multipart::read_part;
+use super::streamed::DeleteOnDrop;
 
 /// Signs a request with the SHA-256 of its body computed while the body was received, instead of
 /// letting the SDK hash the same bytes again; S3 still checks the body against it.
@@ -56,7 +57,12 @@ impl S3BlobStore {
                 .await;
         }
         let sha256 = digest.clone().finish().sha256.to_hex();
-        self.client
+        // A PutObject that fails, or is dropped, may have written the object all the same (an
+        // answer lost on the way back, or an earlier attempt's): it is deleted, as a streamed
+        // one's is, so that a failed put leaves nothing under the key.
+        let mut guard = DeleteOnDrop::armed(&self.client, bucket, object);
+        let sent = self
+            .client
             .put_object()
             .bucket(bucket)
             .key(object)
@@ -65,14 +71,20 @@ impl S3BlobStore {
             .customize()
             .interceptor(PrecomputedPayloadHash(sha256))
             .send()
-            .await
-            .map_err(|e| {
-                if matches!(error_code(&e), Some("NoSuchBucket")) {
-                    self.mark_ready(bucket, false);
-                }
-                unavailable("PutObject", &e)
-            })?;
-        Ok(())
+            .await;
+        guard.armed = false;
+        match sent {
+            Ok(_) => Ok(()),
+            // No bucket, no object.
+            Err(e) if matches!(error_code(&e), Some("NoSuchBucket")) => {
+                self.mark_ready(bucket, false);
+                Err(unavailable("PutObject", &e))
+            }
+            Err(e) => {
+                self.delete_quietly(bucket, object).await;
+                Err(unavailable("PutObject", &e))
+            }
+        }
     }
 }
 

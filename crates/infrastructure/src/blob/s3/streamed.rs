@@ -28,11 +28,23 @@ pub(super) const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
 const STREAMED_PUT_QUEUE: usize = 2;
 
 /// Deletes an object in the background when dropped armed.
-struct DeleteOnDrop {
+pub(super) struct DeleteOnDrop {
     client: Client,
     bucket: String,
     key: String,
-    armed: bool,
+    pub(super) armed: bool,
+}
+
+impl DeleteOnDrop {
+    /// Armed for `key` of `bucket`.
+    pub(super) fn armed(client: &Client, bucket: &str, key: &str) -> Self {
+        Self {
+            client: client.clone(),
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            armed: true,
+        }
+    }
 }
 
 impl Drop for DeleteOnDrop {
@@ -81,12 +93,7 @@ impl S3BlobStore {
     ) -> Result<StoredBlob, BlobError> {
         // Dropped at any point (the client went away), the object is deleted in the background:
         // the PutObject may have completed with padding, or before its record was written.
-        let mut guard = DeleteOnDrop {
-            client: self.client.clone(),
-            bucket: bucket.to_owned(),
-            key: object.to_owned(),
-            armed: true,
-        };
+        let mut guard = DeleteOnDrop::armed(&self.client, bucket, object);
         let result = self.put_streamed_once(bucket, object, body, len).await;
         guard.armed = false;
         result
@@ -288,7 +295,7 @@ impl S3BlobStore {
     }
 
     /// Deletes an object a failed write may have left; a failure is logged, gc reclaims it.
-    async fn delete_quietly(&self, bucket: &str, object: &str) {
+    pub(super) async fn delete_quietly(&self, bucket: &str, object: &str) {
         delete_object_quietly(&self.client, bucket, object).await;
     }
 }
