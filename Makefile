@@ -15,14 +15,14 @@ IGNORED_ONLY := --run-ignored only
 BLACK_BOX := -E 'package(stowage-tests)'
 # AVIF output is a build feature of its own (rav1e costs minutes of build): its tests alone.
 AVIF_TESTS := $(CARGO) nextest run -p stowage-infrastructure --features avif --lib --test avif -E 'test(avif)'
-HTTP_SUITES := -E 'package(stowage-tests) & (binary(http) | binary(credentials) | binary(keys) | binary(upload_urls) | binary(tus))'
+HTTP_SUITES := -E 'package(stowage-tests) & (binary(http) | binary(credentials) | binary(keys) | binary(upload_urls) | binary(tus) | binary(replicas) | binary(faults))'
 else
 TEST_RUN := $(CARGO) test --no-fail-fast --workspace
 TEST_BUILD := $(CARGO) test --workspace --no-run
 IGNORED_ONLY := -- --ignored
-BLACK_BOX := --test http --test credentials --test storage --test pneumatic --test keys --test upload_urls --test tus
+BLACK_BOX := --test http --test credentials --test storage --test pneumatic --test keys --test upload_urls --test tus --test replicas --test faults
 AVIF_TESTS := $(CARGO) test -p stowage-infrastructure --features avif --lib --test avif avif
-HTTP_SUITES := --test http --test credentials --test keys --test upload_urls --test tus
+HTTP_SUITES := --test http --test credentials --test keys --test upload_urls --test tus --test replicas --test faults
 endif
 
 .PHONY: help run build release test test-avif test-integration s3s-fs moto check-deploy bench lint fmt check ci clean schemathesis fuzz

@@ -217,6 +217,34 @@ pub const SECURITY_HEADERS: [(&str, &str); 5] = [
     ),
 ];
 
+/// The SHA-256 of `data` in lower-case hex, as `FileInfo.sha256` and `ETag`s write it.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("{:x}", sha2::Sha256::digest(data))
+}
+
+/// Asserts that the server at `base_url` serves file `id` to `auth` as exactly `data`, and that
+/// its info reports their size and SHA-256.
+pub async fn assert_serves(base_url: &str, auth: &str, id: &str, data: &[u8]) {
+    let get = |path: String| {
+        client()
+            .get(format!("{base_url}{path}"))
+            .header("Authorization", auth)
+            .send()
+    };
+    let response = get(format!("/files/{id}")).await.unwrap();
+    assert_eq!(response.status(), 200, "{base_url} on file {id}");
+    let body = response.bytes().await.unwrap();
+    assert_eq!(body.len(), data.len(), "size of file {id} from {base_url}");
+    assert!(
+        body.as_ref() == data,
+        "file {id} from {base_url} differs from what was sent"
+    );
+    let info = json_with_status(get(format!("/files/{id}/info")).await.unwrap(), 200).await;
+    assert_eq!(info["sha256"], sha256_hex(data), "{base_url}: {info}");
+    assert_eq!(info["size"], data.len(), "{base_url}: {info}");
+}
+
 /// The `file_id` of a `FileInfo`.
 pub fn file_id(info: &serde_json::Value) -> String {
     info["file_id"].as_str().unwrap().to_owned()

@@ -12,7 +12,8 @@ mod encode;
 pub use decode::{Decoded, decode, metadata_containers, png_chunks};
 pub use encode::{
     EXIF_SECRETS, NOT_AN_IMAGE, avif_header_only, exif_tiff, gif, gif_animated, gif_bomb, jpeg,
-    jpeg_bomb, jpeg_oriented, png_gray, png_noise, png_rgba, truncated, webp, webp_with_exif,
+    jpeg_bomb, jpeg_noise, jpeg_oriented, png_gray, png_noise, png_rgba, truncated, webp,
+    webp_with_exif,
 };
 
 /// A valid 1×1 PNG (signature, IHDR, IDAT, IEND).

@@ -26,6 +26,20 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// The address of the first `listening` line of a `stowage-api` log: the JSON line, or with
+/// `LOG_FORMAT=pretty` the text one (`listening address=…`).
+pub(crate) fn listening_address(log: &str) -> Option<String> {
+    log.lines().find_map(|line| {
+        let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
+            let (_, rest) = line.split_once(" listening address=")?;
+            return rest.split_whitespace().next().map(str::to_owned);
+        };
+        (json["fields"]["message"] == "listening")
+            .then(|| json["fields"]["address"].as_str().map(str::to_owned))
+            .flatten()
+    })
+}
+
 impl TestServer {
     /// Starts the process with the server's environment; returns the address it logged.
     pub(crate) async fn start_process(&mut self) -> String {
@@ -53,18 +67,7 @@ impl TestServer {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let log = self.read_log();
-            let fresh = log.get(skip..).unwrap_or_default();
-            // The JSON line, or with `LOG_FORMAT=pretty` the text one (`listening address=…`).
-            let address = fresh.lines().find_map(|line| {
-                let Ok(json) = serde_json::from_str::<serde_json::Value>(line) else {
-                    let (_, rest) = line.split_once(" listening address=")?;
-                    return rest.split_whitespace().next().map(str::to_owned);
-                };
-                (json["fields"]["message"] == "listening")
-                    .then(|| json["fields"]["address"].as_str().map(str::to_owned))
-                    .flatten()
-            });
-            if let Some(address) = address {
+            if let Some(address) = listening_address(log.get(skip..).unwrap_or_default()) {
                 return address;
             }
             self.assert_process_running();
@@ -99,6 +102,15 @@ impl TestServer {
         child.wait().unwrap()
     }
 
+    /// Kills the process as a crash would (SIGKILL: nothing in flight finishes or cleans up) and
+    /// reaps it. [`TestServer::start`] brings it back on the same port.
+    pub fn kill(&mut self) {
+        self.require_process("kills the process");
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// The process, while it runs.
     pub fn child_mut(&mut self) -> &mut Child {
         self.require_process("looks at the process");
@@ -121,6 +133,22 @@ impl TestServer {
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse().ok())
             .expect("VmRSS in /proc/PID/status")
+    }
+
+    /// CPU time the server process has used so far, in clock ticks (`utime` + `stime` of
+    /// `/proc/PID/stat`): what tells a test the process is busy with work it cannot see.
+    pub fn cpu_ticks(&self) -> u64 {
+        self.require_process("reads the process's CPU time");
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("/proc/PID/stat has a command name")
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     }
 
     /// File descriptors the server process holds open (entries of `/proc/PID/fd`).

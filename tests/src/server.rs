@@ -4,7 +4,7 @@
 //! ([`TestServer::process_with`], see `process.rs`) for tests that read its log, its `/proc`
 //! figures or signal it, and for tests that depend on process-global state (the metrics recorder).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Child;
@@ -42,11 +42,55 @@ pub async fn create_database(server: &str, prefix: &str) -> String {
     name
 }
 
+/// Rows of `seaql_migrations` in the Postgres database at `url`, and how many distinct versions
+/// they name (equal when no migration was applied twice).
+pub async fn applied_migrations(url: &str) -> (i64, i64) {
+    let db = Database::connect(url).await.unwrap();
+    let row = db
+        .query_one(Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT COUNT(*) AS n, COUNT(DISTINCT version) AS versions FROM seaql_migrations",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let counts = (
+        row.try_get::<i64>("", "n").unwrap(),
+        row.try_get::<i64>("", "versions").unwrap(),
+    );
+    db.close().await.unwrap();
+    counts
+}
+
 /// The Postgres server URL tests run against, when set (`postgres://user@host:port`, no database).
 pub fn postgres_server() -> Option<String> {
     std::env::var("STOWAGE_TEST_DATABASE_URL")
         .ok()
         .filter(|v| !v.is_empty())
+}
+
+/// The Redis server tests run against, when set (`redis://host:port/db`).
+pub fn redis_server() -> Option<String> {
+    std::env::var("STOWAGE_TEST_REDIS_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+}
+
+/// Polls `url` (a `/health/live`) until it answers with success, calling `check` after each
+/// failed probe: it panics when the process has exited, or when the time is up.
+pub(crate) async fn until_live(url: &str, mut check: impl FnMut()) {
+    let client = client();
+    loop {
+        // `Connection: close`: the server ends the probe's connection itself, so it does not
+        // linger and count against a test's per-client connection bound.
+        if let Ok(r) = client.get(url).header("Connection", "close").send().await
+            && r.status().is_success()
+        {
+            return;
+        }
+        check();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 /// A running `stowage-api` and everything it owns.
@@ -198,28 +242,17 @@ impl TestServer {
     }
 
     async fn wait_until_live(&mut self) {
-        let client = client();
         let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            // `Connection: close`: the server ends the probe's connection itself, so it does not
-            // linger and count against a test's per-client connection bound.
-            if let Ok(r) = client
-                .get(self.url("/health/live"))
-                .header("Connection", "close")
-                .send()
-                .await
-                && r.status().is_success()
-            {
-                return;
-            }
+        let url = self.url("/health/live");
+        until_live(&url, || {
             self.assert_process_running();
             assert!(
                 Instant::now() < deadline,
                 "stowage-api did not come up; log:\n{}",
                 self.read_log()
             );
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        })
+        .await;
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -306,6 +339,43 @@ impl TestServer {
         }
     }
 
+    /// What the store holds, as keys relative to the blob root (`{account}/{file_id}`, or
+    /// `{account}/.{id}.part` for an unfinished write on disk), s3s-fs's own metadata left out; a
+    /// trace of an unfinished S3 upload outside the bucket is its whole path.
+    pub fn stored_keys(&self) -> BTreeSet<String> {
+        let root = match &self.s3 {
+            Some(s3) => s3.dir.path().join(TEST_BUCKET),
+            None => self.data_dir.path().join("blobs"),
+        };
+        self.blob_files()
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().contains(".s3s"))
+            .map(|p| {
+                p.strip_prefix(&root)
+                    .map_or_else(|_| p.display().to_string(), |k| k.display().to_string())
+            })
+            .collect()
+    }
+
+    /// The blob key (`{account}/{file_id}`) of every row of the `files` table.
+    pub async fn row_keys(&self) -> BTreeSet<String> {
+        let db = Database::connect(&self.database_url).await.unwrap();
+        let rows = db
+            .query_all(Statement::from_string(
+                db.get_database_backend(),
+                "SELECT account_id, file_id FROM files",
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| {
+                let account: i64 = row.try_get("", "account_id").unwrap();
+                let id: uuid::Uuid = row.try_get("", "file_id").unwrap();
+                format!("{account}/{id}")
+            })
+            .collect()
+    }
+
     /// Where the blob of `file_id` in `account_id` lives: `{DATA_DIR}/blobs/{account}/{id}` on disk,
     /// the object `{account}/{id}` of the test bucket in s3s-fs's directory on S3.
     pub fn blob_path(&self, account_id: i64, file_id: &str) -> PathBuf {
@@ -328,6 +398,13 @@ impl TestServer {
     /// The server's environment (to start another process on the same stores).
     pub fn env(&self) -> &HashMap<String, String> {
         &self.env
+    }
+
+    /// Sets `key` to `value` in the environment the server gets at its next
+    /// [`TestServer::start`] (and the subcommands run beside it): a dependency reached through a
+    /// proxy, say.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.insert(key.to_owned(), value.to_owned());
     }
 
     /// Rows in the `files` table.

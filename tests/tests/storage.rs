@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use stowage_tests::{
-    TcpProxy, TestServer, binary, client, create_database, file_id, pattern, postgres_server,
-    readiness, run_subcommand, send,
+    TcpProxy, TestServer, applied_migrations, binary, client, create_database, file_id, pattern,
+    postgres_server, readiness, run_subcommand, send,
 };
 
 const NEEDS_S3: &str = "needs s3s-fs: make test-integration";
@@ -339,20 +339,9 @@ async fn migrations_run_once_when_replicas_start_together() {
         );
     }
 
-    let db = Database::connect(&url).await.unwrap();
-    let row = db
-        .query_one(Statement::from_string(
-            DbBackend::Postgres,
-            "SELECT COUNT(*) AS n, COUNT(DISTINCT version) AS versions FROM seaql_migrations",
-        ))
-        .await
-        .unwrap()
-        .unwrap();
     // Every migration (the table, its adoption, the webhook outbox, file keys, the owner listing
     // index, upload grants, direct uploads, resumable uploads, visibility), each applied once.
-    assert_eq!(row.try_get::<i64>("", "n").unwrap(), 9);
-    assert_eq!(row.try_get::<i64>("", "versions").unwrap(), 9);
-    drop(db);
+    assert_eq!(applied_migrations(&url).await, (9, 9));
     let _ = admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await;

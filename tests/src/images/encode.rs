@@ -217,6 +217,17 @@ pub fn png_noise(width: u32, height: u32, seed: u64) -> Vec<u8> {
     out
 }
 
+/// A baseline JPEG of pseudo-random pixels (from `seed`) at `quality`: a file whose every block
+/// is detail, so that decoding it takes time in proportion to its size.
+pub fn jpeg_noise(width: u16, height: u16, quality: u8, seed: u64) -> Vec<u8> {
+    let rgb = crate::http::pattern(usize::from(width) * usize::from(height) * 3, seed);
+    let mut out = Vec::new();
+    jpeg_encoder::Encoder::new(&mut out, quality)
+        .encode(&rgb, width, height, jpeg_encoder::ColorType::Rgb)
+        .unwrap();
+    out
+}
+
 /// The palette of the GIFs: the quadrant colours, then black.
 fn gif_palette() -> Vec<u8> {
     QUADRANTS

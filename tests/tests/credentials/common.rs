@@ -6,11 +6,13 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
 use reqwest::{Method, Response};
 use serde_json::Value;
 use stowage_tests::{TestServer, client};
-pub use stowage_tests::{expect_error, file_id, header, json_with_status, send, upload_to};
+pub use stowage_tests::{
+    expect_error, file_id, header, json_with_status, redis_connection, redis_set, send, upload_to,
+    user_token_key,
+};
 
 /// `pickle.dumps({"user_id": 42, "account_id": 7}, protocol=2)`.
 pub const USER_P2: &[u8] =
@@ -88,42 +90,6 @@ pub async fn spawn_on_redis(extra: &[(&str, &str)]) -> (TestServer, String, Stri
 /// An opaque (not JWT-shaped) user token, unique to the test.
 pub fn opaque_token() -> String {
     format!("opaque{}", uuid::Uuid::new_v4().simple())
-}
-
-/// The Redis key of opaque user token `token`:
-/// `{prefix}{hex(PBKDF2-HMAC-SHA256(token, salt = secret, iterations, dklen = 32))}`.
-pub fn user_token_key(prefix: &str, secret: &str, token: &str, iterations: u32) -> String {
-    let mut derived = [0_u8; 32];
-    pbkdf2::pbkdf2_hmac::<sha2::Sha256>(
-        token.as_bytes(),
-        secret.as_bytes(),
-        iterations,
-        &mut derived,
-    );
-    let hex: String = derived.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
-}
-
-/// A connection to the Redis server at `url`.
-pub async fn redis_connection(url: &str) -> MultiplexedConnection {
-    redis::Client::open(url)
-        .unwrap_or_else(|e| panic!("bad Redis URL {url:?}: {e}"))
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to Redis at {url}: {e}"))
-}
-
-/// `SET key value` with an expiry (so nothing outlives the test for long), as Django's cache does.
-pub async fn redis_set(url: &str, key: &str, value: &[u8], ttl: Duration) {
-    let mut connection = redis_connection(url).await;
-    redis::cmd("SET")
-        .arg(key)
-        .arg(value)
-        .arg("PX")
-        .arg(ttl.as_millis() as u64)
-        .query_async::<()>(&mut connection)
-        .await
-        .unwrap_or_else(|e| panic!("SET {key} failed: {e}"));
 }
 
 /// Writes `value` for opaque user token `token` the way the Django backend would.

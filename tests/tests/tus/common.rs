@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use stowage_tests::{TestServer, client, header, json_with_status, send};
+use stowage_tests::{TestServer, assert_serves, client, header};
 
 /// The version every request speaks.
 pub const TUS: &str = "1.0.0";
@@ -99,10 +98,6 @@ pub async fn code_of(response: Response) -> (u16, String) {
     (status, body["code"].as_str().unwrap_or_default().to_owned())
 }
 
-pub fn sha256_hex(data: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(data))
-}
-
 /// `len` bytes that differ at every offset that matters: each MiB is a rotation of one random
 /// MiB stamped with its index, so a lost, repeated or shifted chunk changes the file (and it is
 /// cheap to make in a debug build).
@@ -131,30 +126,7 @@ pub fn write_file(dir: &Path, name: &str, data: &[u8]) -> PathBuf {
 /// Asserts that file `id` holds exactly `data` (downloaded as its owner `auth`) and that its
 /// info reports their size and SHA-256.
 pub async fn assert_file(server: &TestServer, auth: &str, id: &str, data: &[u8]) {
-    let response = send(
-        server,
-        Method::GET,
-        &format!("/files/{id}"),
-        &[("Authorization", auth)],
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    let body = response.bytes().await.unwrap();
-    assert_eq!(body.len(), data.len(), "size of file {id}");
-    assert!(
-        body.as_ref() == data,
-        "file {id} differs from what was sent"
-    );
-    let info = send(
-        server,
-        Method::GET,
-        &format!("/files/{id}/info"),
-        &[("Authorization", auth)],
-    )
-    .await;
-    let info = json_with_status(info, 200).await;
-    assert_eq!(info["sha256"], sha256_hex(data), "{info}");
-    assert_eq!(info["size"], data.len(), "{info}");
+    assert_serves(&server.base_url, auth, id, data).await;
 }
 
 /// What the store still holds besides s3s-fs's own metadata: the blobs, `.part` files on disk,
@@ -211,15 +183,6 @@ pub fn tus_js() -> Option<&'static str> {
         return Some("node");
     }
     missing("node and tus-js-client", "npm ci --prefix tests/tus")
-}
-
-/// The Postgres server the replica tests share, if the suite runs on Postgres.
-pub fn postgres() -> Option<String> {
-    let server = stowage_tests::postgres_server();
-    if server.is_none() {
-        eprintln!("skipped: replicas share a Postgres (set STOWAGE_TEST_DATABASE_URL)");
-    }
-    server
 }
 
 /// A client process and the JSON lines it prints, read on a thread of their own.

@@ -3,81 +3,17 @@
 //! are serialised (`409 UPLOAD_LOCKED` for the loser). A replica killed mid-`PATCH` holds the
 //! upload until its lease lapses; the other then resumes it from the last committed offset.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use stowage_tests::{TestServer, binary, client, free_port, header, s3_mode};
+use stowage_tests::replicas::postgres;
+use stowage_tests::{Replica, TestServer, client, header, s3_mode};
 
 use crate::common::{
     MAX_UPLOAD_BYTES, MIB, OCTETS, assert_file, code_of, content, create, head, leftovers,
-    metadata, patch, postgres, tus,
+    metadata, patch, tus,
 };
-
-/// A second `stowage-api` process with another server's configuration (so its database and
-/// store) on a port of its own.
-struct Replica {
-    child: Child,
-    base_url: String,
-    log: tempfile::NamedTempFile,
-}
-
-impl Replica {
-    async fn of(server: &TestServer) -> Replica {
-        let port = free_port();
-        let log = tempfile::NamedTempFile::new().unwrap();
-        let child = Command::new(binary())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(server.env())
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log.reopen().unwrap())
-            .stderr(log.reopen().unwrap())
-            .spawn()
-            .unwrap();
-        let mut replica = Replica {
-            child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let live = client()
-                .get(format!("{}/health/live", replica.base_url))
-                .send()
-                .await;
-            if live.is_ok_and(|r| r.status().is_success()) {
-                return replica;
-            }
-            if let Some(status) = replica.child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(replica.log.path()).unwrap_or_default();
-                panic!("the replica exited with {status}:\n{log}");
-            }
-            assert!(Instant::now() < deadline, "the replica did not come up");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// `url` (an upload's URL on the first server) as this replica serves it.
-    fn url_of(&self, server: &TestServer, url: &str) -> String {
-        url.replacen(&server.base_url, &self.base_url, 1)
-    }
-
-    /// Kills it as a crash would (SIGKILL): nothing it was doing gets to finish or clean up.
-    fn kill(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[tokio::test]
 async fn two_replicas_alternate_patches_of_one_upload_and_serialise_concurrent_ones() {
