@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use stowage_tests::{
-    TcpProxy, TestServer, applied_migrations, binary, client, create_database, file_id, pattern,
-    postgres_server, readiness, run_subcommand, send,
+    TcpProxy, TestServer, applied_migrations, binary, client, create_database, file_id,
+    multipart_body, pattern, postgres_server, readiness, run_subcommand, send,
 };
 
 const NEEDS_S3: &str = "needs s3s-fs: make test-integration";
@@ -129,6 +129,87 @@ async fn s3_limit_breached_after_several_parts_leaves_no_object_and_no_parts() {
     }
     wait_until_empty(&server).await;
     assert_eq!(server.row_count().await, 0);
+}
+
+/// `http_requests_in_flight` of `server`, this scrape included.
+async fn in_flight(server: &TestServer) -> f64 {
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("http_requests_in_flight "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+#[ignore = "needs s3s-fs: make test-integration"]
+async fn s3_uploads_past_the_buffer_budget_wait_then_get_503_and_keep_nothing() {
+    // Room for one part buffer: one upload of unknown length at a time.
+    let server = s3_server(&[("UPLOAD_BUFFER_BYTES", "5242880")]).await;
+    let auth = server.bearer(Some(1), 1);
+    let boundary = "budget-boundary";
+    let head = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    );
+    let data = pattern(1024 * 1024, 9);
+    // A chunked upload whose client sends its first megabyte, then pauses.
+    let (send_more, more) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    send_more.send(Ok(head.into_bytes())).await.unwrap();
+    send_more.send(Ok(data.clone())).await.unwrap();
+    let slow = tokio::spawn({
+        let request = server
+            .post_form("/files", boundary)
+            .header("Authorization", &auth)
+            .body(reqwest::Body::wrap_stream(futures_util::stream::unfold(
+                more,
+                |mut more| async move { more.recv().await.map(|piece| (piece, more)) },
+            )));
+        async move { request.send().await.unwrap() }
+    });
+    // The first upload is in the store's hands (it takes its part buffer before it reads).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while in_flight(&server).await < 2.0 {
+        assert!(Instant::now() < deadline, "the first upload never arrived");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let small = multipart_body(boundary, "small.txt", "text/plain", b"small");
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(small.clone())];
+    let refused = server
+        .post_form("/files", boundary)
+        .header("Authorization", &auth)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            pieces,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(code_of(refused).await, (503, "SERVICE_BUSY".to_owned()));
+
+    // The first client goes on; its upload completes, and then the second one's goes through.
+    send_more
+        .send(Ok(format!("\r\n--{boundary}--\r\n").into_bytes()))
+        .await
+        .unwrap();
+    drop(send_more);
+    assert_eq!(slow.await.unwrap().status(), 201);
+    let info = upload_raw(&server, &auth, boundary, small, true).await;
+    assert_eq!(info["size"], 5);
+    assert_eq!(server.row_count().await, 2);
+    assert_eq!(
+        server.blob_files().len(),
+        2,
+        "nothing kept of the refused upload"
+    );
 }
 
 #[tokio::test]

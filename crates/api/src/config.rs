@@ -409,6 +409,18 @@ mod tests {
                 .to_string()
                 .starts_with("S3_PART_SIZE")
         );
+        assert!(matches!(&c.storage, StorageConfig::S3(s3) if s3.buffer_bytes == 64 << 20));
+        let mut small_budget = with_bucket.clone();
+        small_budget.extend([
+            ("S3_PART_SIZE", "8388608"),
+            ("UPLOAD_BUFFER_BYTES", "5242880"),
+        ]);
+        assert!(
+            Config::from_map(&map(&small_budget))
+                .unwrap_err()
+                .to_string()
+                .starts_with("UPLOAD_BUFFER_BYTES")
+        );
         let err = Config::from_map(&map(&[
             ("APP_ENV", "production"),
             ("AUTH_SECRET_KEY", "k"),

@@ -152,6 +152,7 @@ impl From<BlobError> for Error {
             BlobError::Body(body) => body.into(),
             BlobError::Unavailable(source) => Error::StorageUnavailable(source),
             BlobError::Full(source) => Error::StorageFull(source),
+            BlobError::Busy { retry_after_secs } => Error::ServiceBusy { retry_after_secs },
         }
     }
 }

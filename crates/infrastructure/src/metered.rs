@@ -27,6 +27,7 @@ fn blob_status<T>(result: &Result<T, BlobError>) -> &'static str {
         Err(BlobError::Body(_)) => "body_error",
         Err(BlobError::Unavailable(_)) => "error",
         Err(BlobError::Full(_)) => "full",
+        Err(BlobError::Busy { .. }) => "busy",
     }
 }
 

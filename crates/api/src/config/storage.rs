@@ -9,6 +9,10 @@ use stowage_infrastructure::{CloudinarySettings, S3Layout, S3Settings};
 use super::ConfigError;
 use super::values::{Vars, invalid, url_without_slash};
 
+/// How long an upload waits for a part buffer when `UPLOAD_BUFFER_BYTES` is all in use, before
+/// it is refused with `503 SERVICE_BUSY`.
+const UPLOAD_BUFFER_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 mod cloudinary;
 #[cfg(test)]
 mod tests;
@@ -96,6 +100,13 @@ fn s3(vars: Vars<'_>) -> Result<S3Settings, ConfigError> {
             "must be at least 5242880 (5 MiB), S3's smallest part".to_owned(),
         ));
     }
+    let buffer_bytes: u64 = vars.parse_or("UPLOAD_BUFFER_BYTES", "67108864")?;
+    if buffer_bytes < part_size as u64 {
+        return Err(invalid(
+            "UPLOAD_BUFFER_BYTES",
+            format!("must be at least S3_PART_SIZE ({part_size}): one part is buffered at a time"),
+        ));
+    }
     Ok(S3Settings {
         force_path_style: vars.flag("S3_FORCE_PATH_STYLE", endpoint.is_some())?,
         endpoint,
@@ -105,6 +116,8 @@ fn s3(vars: Vars<'_>) -> Result<S3Settings, ConfigError> {
         layout,
         part_size,
         pipelined_uploads: vars.parse_or("S3_PIPELINED_UPLOADS", "1")?,
+        buffer_bytes,
+        buffer_wait: UPLOAD_BUFFER_WAIT,
         connect_timeout: vars.millis("S3_CONNECT_TIMEOUT_MS", "5000")?,
         operation_timeout: vars.millis("S3_TIMEOUT_MS", "60000")?,
         max_attempts: vars.parse_or("S3_MAX_ATTEMPTS", "3")?,

@@ -62,6 +62,13 @@ pub enum BlobError {
     /// The store has no room for the blob; nothing was kept.
     #[error("blob store full")]
     Full(#[source] BoxError),
+    /// Every buffer the store may hold for uploads is in use (`UPLOAD_BUFFER_BYTES`); nothing
+    /// was kept, and the client may come back after `retry_after_secs`.
+    #[error("upload buffers busy")]
+    Busy {
+        /// Seconds to tell the client to wait.
+        retry_after_secs: u64,
+    },
 }
 
 /// Stores immutable blobs under a [`BlobKey`], streaming both ways.

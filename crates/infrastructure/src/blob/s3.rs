@@ -11,6 +11,7 @@
 //! together by one listing of that prefix and `DeleteObjects`.
 
 mod buckets;
+mod budget;
 mod buffered;
 mod error;
 mod feed;
@@ -49,6 +50,7 @@ pub use resumable::{ResumableFailure, S3ResumableStore};
 pub use settings::S3Settings;
 pub use streamed::STREAMED_PUT_MIN;
 
+use budget::PartBudget;
 use error::{is_not_found, unavailable};
 use streamed::MAX_SINGLE_PUT;
 
@@ -63,6 +65,7 @@ pub struct S3BlobStore {
     stream_uploads: Arc<std::sync::atomic::AtomicBool>,
     ready_buckets: Arc<Mutex<HashSet<String>>>,
     pipeline: Arc<tokio::sync::Semaphore>,
+    budget: PartBudget,
 }
 
 impl std::fmt::Debug for S3BlobStore {
@@ -117,15 +120,17 @@ impl S3BlobStore {
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.endpoint_url(endpoint.clone());
         }
+        let part_size = settings.part_size.max(MIN_PART_SIZE);
         Self {
             client: Client::from_conf(builder.build()),
             layout: settings.layout.clone(),
             region: settings.region.clone(),
-            part_size: settings.part_size.max(MIN_PART_SIZE),
+            part_size,
             operation_timeout: settings.operation_timeout,
             stream_uploads: Arc::new(std::sync::atomic::AtomicBool::new(settings.stream_uploads)),
             ready_buckets: Arc::new(Mutex::new(HashSet::new())),
             pipeline: Arc::new(tokio::sync::Semaphore::new(settings.pipelined_uploads)),
+            budget: PartBudget::new(settings.buffer_bytes, part_size, settings.buffer_wait),
         }
     }
 }

@@ -31,6 +31,8 @@ fn settings(server: &S3Server, secret: Option<&str>, layout: S3Layout) -> S3Sett
         layout,
         part_size: PART,
         pipelined_uploads: 2,
+        buffer_bytes: 64 * 1024 * 1024,
+        buffer_wait: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
         operation_timeout: Duration::from_secs(30),
         max_attempts: 2,

@@ -22,6 +22,8 @@ fn settings_on(server: &MockServer) -> S3Settings {
         },
         part_size: 5 * 1024 * 1024,
         pipelined_uploads: 1,
+        buffer_bytes: 64 * 1024 * 1024,
+        buffer_wait: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
         operation_timeout: Duration::from_secs(10),
         max_attempts: 1,
@@ -224,4 +226,103 @@ async fn a_put_object_whose_answer_never_comes_deletes_what_it_may_have_written(
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(calls[0].0, "PUT");
     assert_eq!(calls[1], ("DELETE".to_owned(), calls[0].1.clone()));
+}
+
+/// A body that sends `first` and then nothing more, as a client that stalls mid-upload.
+fn stalling_after(first: &'static [u8]) -> ByteStream {
+    stream::once(async move { Ok(Bytes::from_static(first)) })
+        .chain(stream::pending())
+        .boxed()
+}
+
+#[tokio::test]
+async fn uploads_of_unknown_length_share_the_buffer_budget_and_are_refused_past_it() {
+    let server = answering_puts().await;
+    // Room for one part only, waited for briefly.
+    let store = S3BlobStore::new(&S3Settings {
+        buffer_bytes: 5 * 1024 * 1024,
+        buffer_wait: Duration::from_millis(200),
+        ..settings_on(&server)
+    });
+    let holding = tokio::spawn({
+        let store = store.clone();
+        async move { store.put(&new_key(), stalling_after(b"part"), None).await }
+    });
+    // The stalled upload holds the only part buffer once it has read its first bytes.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let refused = store
+        .put(
+            &new_key(),
+            body_of(vec![Bytes::from_static(b"small")]),
+            None,
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(BlobError::Busy {
+                retry_after_secs: 1
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing of the refused upload was sent"
+    );
+
+    // A stalled upload that is given up (its client gone) gives its part back.
+    holding.abort();
+    let _ = holding.await;
+    let data = pseudo_random_bytes(300 * 1024);
+    let stored = store
+        .put(&new_key(), body_of(uneven_chunks(&data)), None)
+        .await
+        .unwrap();
+    assert_eq!(stored, stored_blob_of(&data));
+}
+
+#[tokio::test]
+async fn an_upload_larger_than_the_budget_goes_through_one_part_at_a_time() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(wiremock::matchers::query_param("uploadId", "up-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            "<CompleteMultipartUploadResult><Bucket>wire</Bucket><Key>k</Key>\
+             <ETag>\"etag\"</ETag></CompleteMultipartUploadResult>",
+        ))
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            "<InitiateMultipartUploadResult><Bucket>wire</Bucket><Key>k</Key>\
+             <UploadId>up-1</UploadId></InitiateMultipartUploadResult>",
+        ))
+        .mount(&server)
+        .await;
+    answering_puts_on(&server).await;
+    let store = S3BlobStore::new(&S3Settings {
+        buffer_bytes: 5 * 1024 * 1024,
+        buffer_wait: Duration::from_secs(5),
+        ..settings_on(&server)
+    });
+    // Three parts' worth through a budget of one: each part waits for the previous one's share.
+    let data = pseudo_random_bytes(12 * 1024 * 1024);
+
+    let stored = store
+        .put(&new_key(), body_of(uneven_chunks(&data)), None)
+        .await
+        .unwrap();
+
+    assert_eq!(stored, stored_blob_of(&data));
+    let parts = server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .count();
+    assert_eq!(parts, 3);
 }

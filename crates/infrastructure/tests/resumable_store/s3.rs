@@ -25,6 +25,8 @@ fn settings(server: &S3Server) -> S3Settings {
         },
         part_size: PART,
         pipelined_uploads: 2,
+        buffer_bytes: 64 * 1024 * 1024,
+        buffer_wait: Duration::from_secs(10),
         connect_timeout: Duration::from_secs(2),
         operation_timeout: Duration::from_secs(30),
         max_attempts: 2,

@@ -50,10 +50,10 @@ impl S3BlobStore {
         digest: &mut BlobDigester,
     ) -> Result<(), BlobError> {
         let mut carry = None;
-        let first = read_part(body, digest, self.part_size, &mut carry).await?;
+        let first = read_part(body, digest, self.part_size, &mut carry, &self.budget).await?;
         if !first.ended {
             return self
-                .put_multipart(bucket, object, first.bytes, body, digest, &mut carry)
+                .put_multipart(bucket, object, first, body, digest, &mut carry)
                 .await;
         }
         let sha256 = digest.clone().finish().sha256.to_hex();
@@ -117,6 +117,8 @@ mod tests {
             },
             part_size: MIN_PART_SIZE,
             pipelined_uploads: 1,
+            buffer_bytes: 64 * 1024 * 1024,
+            buffer_wait: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(2),
             operation_timeout: Duration::from_secs(10),
             max_attempts: 1,

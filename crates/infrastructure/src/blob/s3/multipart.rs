@@ -11,6 +11,7 @@ use stowage_application::ports::BlobError;
 use stowage_application::stream::{BlobDigester, ByteStream};
 
 use super::S3BlobStore;
+use super::budget::{PartBudget, PartShare};
 use super::error::{error_code, unavailable};
 
 /// S3's smallest part (except the last).
@@ -19,6 +20,8 @@ pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
 pub(super) struct Part {
     pub(super) bytes: Bytes,
     pub(super) ended: bool,
+    /// Its share of the upload buffers, given back when the part is dropped (once sent).
+    pub(super) share: PartShare,
 }
 
 /// A part upload running on its own task, stopped when dropped (a dropped request stops sending).
@@ -139,12 +142,19 @@ impl PartBuffer {
     }
 }
 
+/// Reads the next part of `body` (starting with `carry`, what the previous part left over), of
+/// `size` bytes unless the body ends first, once `budget` has room for it.
+///
+/// # Errors
+/// [`BlobError::Busy`] when the budget stays full; the body's own failure.
 pub(super) async fn read_part(
     body: &mut ByteStream,
     digest: &mut BlobDigester,
     size: usize,
     carry: &mut Option<Bytes>,
+    budget: &PartBudget,
 ) -> Result<Part, BlobError> {
+    let share = budget.part().await?;
     let mut buffer = PartBuffer::new(size)?;
     loop {
         let chunk = match carry.take() {
@@ -159,6 +169,7 @@ pub(super) async fn read_part(
                     return Ok(Part {
                         bytes: buffer.freeze()?,
                         ended: true,
+                        share,
                     });
                 }
             },
@@ -172,6 +183,7 @@ pub(super) async fn read_part(
             return Ok(Part {
                 bytes: buffer.freeze()?,
                 ended: false,
+                share,
             });
         }
     }
@@ -184,8 +196,9 @@ impl S3BlobStore {
         key: String,
         upload_id: String,
         number: i32,
-        bytes: Bytes,
+        part: Part,
     ) -> Result<CompletedPart, BlobError> {
+        let Part { bytes, share, .. } = part;
         let output = client
             .upload_part()
             .bucket(bucket)
@@ -196,6 +209,7 @@ impl S3BlobStore {
             .send()
             .await
             .map_err(|e| unavailable("UploadPart", &e))?;
+        drop(share);
         Ok(CompletedPart::builder()
             .part_number(number)
             .set_e_tag(output.e_tag().map(str::to_owned))
@@ -206,7 +220,7 @@ impl S3BlobStore {
         &self,
         bucket: &str,
         key: &str,
-        first: Bytes,
+        first: Part,
         body: &mut ByteStream,
         digest: &mut BlobDigester,
         carry: &mut Option<Bytes>,
@@ -231,14 +245,14 @@ impl S3BlobStore {
             key: key.to_owned(),
             upload_id: Some(upload_id.clone()),
         };
-        let spawn_part = |number: i32, bytes: Bytes| {
+        let spawn_part = |number: i32, part: Part| {
             PartTask(tokio::spawn(Self::upload_part(
                 self.client.clone(),
                 bucket.to_owned(),
                 key.to_owned(),
                 upload_id.clone(),
                 number,
-                bytes,
+                part,
             )))
         };
 
@@ -255,7 +269,8 @@ impl S3BlobStore {
                 {
                     parts.push(part.join().await?);
                 }
-                let next = match read_part(body, digest, self.part_size, carry).await {
+                let next = match read_part(body, digest, self.part_size, carry, &self.budget).await
+                {
                     Ok(next) => next,
                     Err(e) => {
                         if let Some(part) = in_flight.take() {
@@ -272,8 +287,9 @@ impl S3BlobStore {
                     return Ok(());
                 }
                 number += 1;
-                let part = spawn_part(number, next.bytes);
-                if next.ended {
+                let ended = next.ended;
+                let part = spawn_part(number, next);
+                if ended {
                     parts.push(part.join().await?);
                     return Ok(());
                 }

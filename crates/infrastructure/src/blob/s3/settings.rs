@@ -26,6 +26,11 @@ pub struct S3Settings {
     /// Uploads that may receive their next part while sending the previous one (two parts in
     /// memory); the others hold one part at a time.
     pub pipelined_uploads: usize,
+    /// Bytes all uploads together may hold in part buffers (`UPLOAD_BUFFER_BYTES`, at least one
+    /// part); an upload that finds them all in use waits up to `buffer_wait`, then is refused.
+    pub buffer_bytes: u64,
+    /// How long an upload waits for a part buffer.
+    pub buffer_wait: Duration,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Timeout of one attempt of one operation (a part upload included).

@@ -195,7 +195,14 @@ impl S3ResumableStore {
         let mut number = progress.next_number();
         let mut next = progress;
         loop {
-            let part = read_part(&mut body, &mut digest, self.store.part_size, &mut carry).await?;
+            let part = read_part(
+                &mut body,
+                &mut digest,
+                self.store.part_size,
+                &mut carry,
+                &self.store.budget,
+            )
+            .await?;
             let failed = stash.lock().unwrap_or_else(PoisonError::into_inner).take();
             let fresh = (part.bytes.len() as u64).saturating_sub(leading);
             if !part.ended {
