@@ -264,3 +264,19 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The Prometheus text `GET {base_url}/metrics` answers (empty when the server does not answer).
+pub async fn scrape_metrics(base_url: &str) -> String {
+    match client().get(format!("{base_url}/metrics")).send().await {
+        Ok(response) => response.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    }
+}
+
+/// The value of the sample `name` (with its labels, as written: `name{label="x"}`) in `metrics`.
+pub fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}

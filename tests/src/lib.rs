@@ -27,8 +27,8 @@ pub use command::{run_subcommand, spawn_subcommand};
 pub use django_cache::{redis_connection, redis_set, user_token_key};
 pub use http::{
     Fetched, SECURITY_HEADERS, assert_error_shape, assert_serves, client, expect_error, fetch,
-    file_id, header, header_of, json_with_status, multipart_body, pattern, readiness, send,
-    send_as, sha256_hex, spawn_with_file, upload_as_owner, upload_to,
+    file_id, header, header_of, json_with_status, metric, multipart_body, pattern, readiness,
+    scrape_metrics, send, send_as, sha256_hex, spawn_with_file, upload_as_owner, upload_to,
 };
 pub use jwt::{now, sign_jwt, sign_jwt_with_header};
 pub use moto::MotoServer;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
 use stowage_tests::{
-    TcpProxy, TestServer, applied_migrations, binary, client, create_database, file_id,
-    multipart_body, pattern, postgres_server, readiness, run_subcommand, send,
+    TcpProxy, TestServer, applied_migrations, binary, client, create_database, file_id, metric,
+    multipart_body, pattern, postgres_server, readiness, run_subcommand, scrape_metrics, send,
 };
 
 const NEEDS_S3: &str = "needs s3s-fs: make test-integration";
@@ -131,23 +131,6 @@ async fn s3_limit_breached_after_several_parts_leaves_no_object_and_no_parts() {
     assert_eq!(server.row_count().await, 0);
 }
 
-/// `http_requests_in_flight` of `server`, this scrape included.
-async fn in_flight(server: &TestServer) -> f64 {
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("http_requests_in_flight "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 #[tokio::test]
 #[ignore = "needs s3s-fs: make test-integration"]
 async fn s3_uploads_past_the_buffer_budget_wait_then_get_503_and_keep_nothing() {
@@ -175,7 +158,11 @@ async fn s3_uploads_past_the_buffer_budget_wait_then_get_503_and_keep_nothing() 
     });
     // The first upload is in the store's hands (it takes its part buffer before it reads).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while in_flight(&server).await < 2.0 {
+    while metric(
+        &scrape_metrics(&server.base_url).await,
+        "http_requests_in_flight",
+    ) < Some(2.0)
+    {
         assert!(Instant::now() < deadline, "the first upload never arrived");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use stowage_tests::{TestServer, client, file_id, postgres_server, run_subcommand};
+use stowage_tests::{TestServer, client, file_id, postgres_server, run_subcommand, scrape_metrics};
 
 const SECRET: &str = "whsec-test-secret";
 
@@ -336,14 +336,7 @@ async fn events_out_of_attempts_are_dead_until_retried() {
     );
     assert!(listed.contains("HTTP 500"), "{listed}");
     assert_eq!(receiver.deliveries().len(), 2, "more attempts than allowed");
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape_metrics(&server.base_url).await;
     assert!(
         metrics.contains(r#"webhook_deliveries_total{result="dead"} 1"#),
         "{metrics}"

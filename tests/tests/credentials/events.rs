@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use redis::AsyncCommands;
-use stowage_tests::{TestServer, client, header_of, multipart_body};
+use stowage_tests::{TestServer, client, header_of, multipart_body, scrape_metrics};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -200,14 +200,7 @@ async fn a_stream_that_never_answers_neither_fails_nor_slows_a_request_and_drops
         took < std::time::Duration::from_secs(3),
         "three uploads took {took:?} with the stream down"
     );
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape_metrics(&server.base_url).await;
     let dropped: f64 = metrics
         .lines()
         .find(|line| line.starts_with("events_dropped_total"))

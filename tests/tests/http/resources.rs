@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use stowage_tests::{TestServer, client, pattern};
+use stowage_tests::{TestServer, client, pattern, scrape_metrics};
 use tokio::net::TcpStream;
 
 use crate::common::{
@@ -46,14 +46,7 @@ async fn resources_made_up_methods_mint_no_metric_labels() {
         let _ = read_response(&mut stream, Duration::from_secs(5)).await;
     }
 
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = scrape_metrics(&server.base_url).await;
 
     assert!(
         !metrics.contains("M000001"),

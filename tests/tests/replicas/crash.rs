@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream;
 use reqwest::Body;
-use stowage_tests::{Replica, assert_serves, client, file_id, pattern, run_subcommand, sha256_hex};
+use stowage_tests::{
+    Replica, assert_serves, client, file_id, metric, pattern, run_subcommand, scrape_metrics,
+    sha256_hex,
+};
 
 use crate::common::{MIB, get, listing, pair, post_file, upload};
 
@@ -43,14 +46,8 @@ impl Seen {
 
 /// `http_requests_in_flight` of `replica` (the scrape itself included).
 async fn in_flight(replica: &Replica) -> f64 {
-    let Ok(response) = client().get(replica.url("/metrics")).send().await else {
-        return 0.0;
-    };
-    let text = response.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("http_requests_in_flight "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
+    let metrics = scrape_metrics(&replica.base_url).await;
+    metric(&metrics, "http_requests_in_flight").unwrap_or(0.0)
 }
 
 #[tokio::test]
