@@ -76,3 +76,26 @@ pub async fn page_result(chromium: &'static str, page_url: &str, extra: &[&str])
         });
     serde_json::from_str(&result.replace("&amp;", "&")).unwrap()
 }
+
+/// A page holding `elements`, whose `script` defines `async function run()`; what `run` returns
+/// is written where [`page_result`] reads it. The script may call `done(img)`, which resolves
+/// once an image has loaded or failed.
+pub fn result_page(elements: &str, script: &str) -> String {
+    format!(
+        r#"<!doctype html><html><body>
+{elements}
+<pre id="result">pending</pre><script>
+function done(img) {{
+  return new Promise(resolve => {{
+    if (img.complete) {{ resolve(); return; }}
+    img.addEventListener("load", resolve);
+    img.addEventListener("error", resolve);
+  }});
+}}
+{script}
+run().then(
+  r => {{ document.getElementById("result").textContent = "RESULT " + JSON.stringify(r); }},
+  e => {{ document.getElementById("result").textContent = "ERROR " + e; }});
+</script></body></html>"#
+    )
+}

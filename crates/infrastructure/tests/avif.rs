@@ -4,7 +4,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::panic)]
 
 use stowage_domain::image::header::{ImageFormat, Probe, probe};
-use stowage_tests::browser::{chromium_or_skip, page_result, serve_page};
+use stowage_tests::browser::{chromium_or_skip, page_result, result_page, serve_page};
 use stowage_tests::images::jpeg;
 use stowage_tests::{TestServer, client, file_id, free_port, header, json_with_status, upload_to};
 
@@ -74,27 +74,16 @@ async fn avif_variants_are_decoded_by_a_browser() {
     let page_port = free_port();
     let origin = format!("http://127.0.0.1:{page_port}");
     let (server, url) = public_photo(&origin).await;
-    let html = format!(
-        r#"<!doctype html><html><body>
-<img id="avif" src="{url}?w=100&amp;format=avif" alt="">
-<img id="auto" src="{url}?w=60&amp;format=auto" alt="">
-<pre id="result">pending</pre><script>
-function done(img) {{
-  return new Promise(resolve => {{
-    if (img.complete) {{ resolve(); return; }}
-    img.addEventListener("load", resolve);
-    img.addEventListener("error", resolve);
-  }});
-}}
-async function run() {{
+    let html = result_page(
+        &format!(
+            r#"<img id="avif" src="{url}?w=100&amp;format=avif" alt="">
+<img id="auto" src="{url}?w=60&amp;format=auto" alt="">"#
+        ),
+        r#"async function run() {
   const [avif, auto] = ["avif", "auto"].map(id => document.getElementById(id));
   await Promise.all([done(avif), done(auto)]);
-  return {{avif: [avif.naturalWidth, avif.naturalHeight], auto: [auto.naturalWidth, auto.naturalHeight]}};
-}}
-run().then(
-  r => {{ document.getElementById("result").textContent = "RESULT " + JSON.stringify(r); }},
-  e => {{ document.getElementById("result").textContent = "ERROR " + e; }});
-</script></body></html>"#
+  return {avif: [avif.naturalWidth, avif.naturalHeight], auto: [auto.naturalWidth, auto.naturalHeight]};
+}"#,
     );
     serve_page(page_port, html).await;
     let result = page_result(chromium, &format!("{origin}/"), &[]).await;

@@ -2,7 +2,7 @@
 //! origin: `srcset` picks the width its layout needs, and `format=auto` gives it WebP, which its
 //! image requests accept.
 
-use stowage_tests::browser::{chromium_or_skip, page_result, serve_page};
+use stowage_tests::browser::{chromium_or_skip, page_result, result_page, serve_page};
 use stowage_tests::images::jpeg;
 use stowage_tests::{TestServer, free_port};
 
@@ -12,19 +12,12 @@ use super::{Image, stored_variants, upload_image};
 /// are done, its script fetches a `format=auto` variant as a WebP-accepting client and as one
 /// that only takes JPEG, and writes what it saw into the DOM.
 fn page(file: &str) -> String {
-    format!(
-        r#"<!doctype html><html><body>
-<img id="set" srcset="{file}?w=32 32w, {file}?w=150 150w" sizes="150px" alt="">
-<img id="auto" src="{file}?w=100&amp;format=auto" alt="">
-<pre id="result">pending</pre><script>
-function done(img) {{
-  return new Promise(resolve => {{
-    if (img.complete) {{ resolve(); return; }}
-    img.addEventListener("load", resolve);
-    img.addEventListener("error", resolve);
-  }});
-}}
-async function typeOf(accept) {{
+    let elements = format!(
+        r#"<img id="set" srcset="{file}?w=32 32w, {file}?w=150 150w" sizes="150px" alt="">
+<img id="auto" src="{file}?w=100&amp;format=auto" alt="">"#
+    );
+    let script = format!(
+        r#"async function typeOf(accept) {{
   const answer = await fetch({fetched:?}, {{headers: {{Accept: accept}}, cache: "no-store"}});
   const bytes = await answer.arrayBuffer();
   return {{status: answer.status, type: answer.headers.get("content-type"), size: bytes.byteLength}};
@@ -39,13 +32,10 @@ async function run() {{
     webp: await typeOf("image/avif,image/webp,*/*"),
     jpeg: await typeOf("image/jpeg"),
   }};
-}}
-run().then(
-  r => {{ document.getElementById("result").textContent = "RESULT " + JSON.stringify(r); }},
-  e => {{ document.getElementById("result").textContent = "ERROR " + e; }});
-</script></body></html>"#,
+}}"#,
         fetched = format!("{file}?w=120&format=auto"),
-    )
+    );
+    result_page(&elements, &script)
 }
 
 #[tokio::test]
