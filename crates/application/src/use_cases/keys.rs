@@ -35,9 +35,8 @@ pub(crate) async fn key_holder(
 pub(crate) enum NotKept {
     /// The record was not written.
     NotRecorded(Error),
-    /// The connection broke while the record was committed, and the database could not be asked
-    /// after whether it holds it: the file may be recorded, so its bytes must stay (`gc` removes
-    /// them if it is not).
+    /// The connection broke while the record was committed, and the record was not seen after:
+    /// the commit may still land, so the file's bytes must stay (`gc` removes them if it does not).
     MaybeRecorded(Error),
 }
 
@@ -81,7 +80,8 @@ pub(crate) async fn keep(
                 return match repo.get(record.id()).await {
                     // Committed, with its events (and the replaced file marked), in one go.
                     Ok(_) => Ok(holder),
-                    Err(RepoError::NotFound) => Err(NotKept::NotRecorded(failed)),
+                    // Not seen is no proof: a commit can become visible after this look-up (a
+                    // synchronous replica's wait), so the bytes stay for gc to judge.
                     Err(_) => Err(NotKept::MaybeRecorded(failed)),
                 };
             }
