@@ -12,7 +12,6 @@ use stowage_application::stream::{BlobDigester, ByteStream};
 use super::S3BlobStore;
 use super::error::{error_code, unavailable};
 use super::multipart::read_part;
-use super::streamed::DeleteOnDrop;
 
 /// Signs a request with the SHA-256 of its body computed while the body was received, instead of
 /// letting the SDK hash the same bytes again; S3 still checks the body against it.
@@ -58,9 +57,13 @@ impl S3BlobStore {
         }
         let sha256 = digest.clone().finish().sha256.to_hex();
         // A PutObject that fails, or is dropped, may have written the object all the same (an
-        // answer lost on the way back, or an earlier attempt's): it is deleted, as a streamed
-        // one's is, so that a failed put leaves nothing under the key.
-        let mut guard = DeleteOnDrop::armed(&self.client, bucket, object);
+        // answer lost on the way back). It is not deleted: the key may hold an object this put
+        // was replacing (a policy's rewrite), which must survive a failed rewrite. A new key's
+        // object is an orphan that gc removes, and the log says so.
+        let mut guard = LeftBehind {
+            object,
+            armed: true,
+        };
         let sent = self
             .client
             .put_object()
@@ -72,18 +75,35 @@ impl S3BlobStore {
             .interceptor(PrecomputedPayloadHash(sha256))
             .send()
             .await;
-        guard.armed = false;
         match sent {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                guard.armed = false;
+                Ok(())
+            }
             // No bucket, no object.
             Err(e) if matches!(error_code(&e), Some("NoSuchBucket")) => {
+                guard.armed = false;
                 self.mark_ready(bucket, false);
                 Err(unavailable("PutObject", &e))
             }
-            Err(e) => {
-                self.delete_quietly(bucket, object).await;
-                Err(unavailable("PutObject", &e))
-            }
+            Err(e) => Err(unavailable("PutObject", &e)),
+        }
+    }
+}
+
+/// Warns, when dropped armed, that a failed or abandoned `PutObject` may have stored its object.
+struct LeftBehind<'a> {
+    object: &'a str,
+    armed: bool,
+}
+
+impl Drop for LeftBehind<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            tracing::warn!(
+                object = self.object,
+                "object of a failed put may have been stored; gc will remove it unless a record has it"
+            );
         }
     }
 }
