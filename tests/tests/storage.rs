@@ -134,18 +134,19 @@ async fn s3_limit_breached_after_several_parts_leaves_no_object_and_no_parts() {
 #[tokio::test]
 #[ignore = "needs s3s-fs: make test-integration"]
 async fn s3_uploads_past_the_buffer_budget_wait_then_get_503_and_keep_nothing() {
-    // Room for one part buffer: one upload of unknown length at a time.
+    // Buffers for one part (5 MiB) in all.
     let server = s3_server(&[("UPLOAD_BUFFER_BYTES", "5242880")]).await;
     let auth = server.bearer(Some(1), 1);
     let boundary = "budget-boundary";
     let head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"slow.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
     );
-    let data = pattern(1024 * 1024, 9);
-    // A chunked upload whose client sends its first megabyte, then pauses.
+    // A chunked upload whose client sends all but 16 KiB of a part, then pauses: its buffer
+    // holds that much meanwhile.
+    let held = 5 * 1024 * 1024 - 16 * 1024;
     let (send_more, more) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
     send_more.send(Ok(head.into_bytes())).await.unwrap();
-    send_more.send(Ok(data.clone())).await.unwrap();
+    send_more.send(Ok(pattern(held, 9))).await.unwrap();
     let slow = tokio::spawn({
         let request = server
             .post_form("/files", boundary)
@@ -156,20 +157,27 @@ async fn s3_uploads_past_the_buffer_budget_wait_then_get_503_and_keep_nothing() 
             )));
         async move { request.send().await.unwrap() }
     });
-    // The first upload is in the store's hands (it takes its part buffer before it reads).
     let deadline = Instant::now() + Duration::from_secs(10);
     while metric(
         &scrape_metrics(&server.base_url).await,
-        "http_requests_in_flight",
-    ) < Some(2.0)
+        "upload_buffer_bytes",
+    ) < Some(held as f64)
     {
-        assert!(Instant::now() < deadline, "the first upload never arrived");
+        assert!(
+            Instant::now() < deadline,
+            "the first upload's buffer never filled"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let small = multipart_body(boundary, "small.txt", "text/plain", b"small");
-    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(small.clone())];
+    // A second upload needs more than is left: it waits, then is refused.
+    let second = multipart_body(
+        boundary,
+        "second.bin",
+        "application/octet-stream",
+        &pattern(100 * 1024, 3),
+    );
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(second.clone())];
     let refused = server
         .post_form("/files", boundary)
         .header("Authorization", &auth)
@@ -189,8 +197,8 @@ async fn s3_uploads_past_the_buffer_budget_wait_then_get_503_and_keep_nothing() 
         .unwrap();
     drop(send_more);
     assert_eq!(slow.await.unwrap().status(), 201);
-    let info = upload_raw(&server, &auth, boundary, small, true).await;
-    assert_eq!(info["size"], 5);
+    let info = upload_raw(&server, &auth, boundary, second, true).await;
+    assert_eq!(info["size"], 100 * 1024);
     assert_eq!(server.row_count().await, 2);
     assert_eq!(
         server.blob_files().len(),

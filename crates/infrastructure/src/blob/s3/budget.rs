@@ -1,5 +1,6 @@
-//! The memory all uploads together may hold in part buffers (`UPLOAD_BUFFER_BYTES`): a part is
-//! buffered only with a share of it, given back once the part is sent.
+//! The memory all uploads together may hold in part buffers (`UPLOAD_BUFFER_BYTES`): a part's
+//! buffer is charged for each chunk as it is copied in, and the charge is given back once the part
+//! is sent. A slow client holds only what it has sent, and a small upload only its own size.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,60 +12,102 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// under that on a working store.
 const RETRY_AFTER_SECS: u64 = 1;
 
-/// Part buffers for every upload of one store, counted in whole parts.
+/// The budget's unit: permits are KiB, so that a 64 MiB budget is 65 536 permits.
+const UNIT: usize = 1024;
+
+/// Part buffers for every upload of one store.
 #[derive(Clone, Debug)]
 pub(super) struct PartBudget {
-    parts: Arc<Semaphore>,
+    units: Arc<Semaphore>,
     wait: Duration,
 }
 
 impl PartBudget {
-    /// As many parts of `part_size` as `bytes` holds (at least one, so that uploads go on), each
-    /// waited for at most `wait`.
+    /// `bytes` of buffers (never less than one part of `part_size`, so that any upload can go
+    /// on), a charge waited for at most `wait`.
     pub(super) fn new(bytes: u64, part_size: usize, wait: Duration) -> Self {
-        let parts = usize::try_from(bytes / part_size.max(1) as u64)
+        let units = usize::try_from(bytes / UNIT as u64)
             .unwrap_or(usize::MAX)
-            .clamp(1, Semaphore::MAX_PERMITS);
+            .max(part_size.div_ceil(UNIT))
+            .min(Semaphore::MAX_PERMITS);
         Self {
-            parts: Arc::new(Semaphore::new(parts)),
+            units: Arc::new(Semaphore::new(units)),
             wait,
         }
     }
 
-    /// One part's share, waited for while other uploads hold the budget.
+    /// Charges `share` for `bytes` more (at most one part's worth), waiting while other uploads
+    /// hold the budget.
     ///
     /// # Errors
-    /// [`BlobError::Busy`] when none came free in time: the upload is refused before any of its
-    /// part is read, and the client may retry.
-    pub(super) async fn part(&self) -> Result<PartShare, BlobError> {
-        if let Ok(permit) = Arc::clone(&self.parts).try_acquire_owned() {
-            return Ok(PartShare { _permit: permit });
+    /// [`BlobError::Busy`] when the budget stays full for the wait: the upload is refused, and
+    /// the client may retry.
+    pub(super) async fn charge(
+        &self,
+        share: &mut PartShare,
+        bytes: usize,
+    ) -> Result<(), BlobError> {
+        // Whole units for the share's bytes so far, so that small chunks do not add up to more
+        // than the part they fill.
+        let held = share
+            .permit
+            .as_ref()
+            .map_or(0, OwnedSemaphorePermit::num_permits);
+        let needed = (share.bytes + bytes).div_ceil(UNIT).saturating_sub(held);
+        let units = u32::try_from(needed).unwrap_or(u32::MAX);
+        if units == 0 {
+            share.bytes += bytes;
+            return Ok(());
         }
-        match tokio::time::timeout(self.wait, Arc::clone(&self.parts).acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(PartShare { _permit: permit }),
-            Ok(Err(closed)) => Err(BlobError::Unavailable(Box::new(closed))),
-            Err(_elapsed) => {
-                tracing::warn!(
-                    "every part buffer of UPLOAD_BUFFER_BYTES is in use; an upload was refused"
-                );
-                Err(BlobError::Busy {
-                    retry_after_secs: RETRY_AFTER_SECS,
-                })
+        let permit = match Arc::clone(&self.units).try_acquire_many_owned(units) {
+            Ok(permit) => permit,
+            Err(_) => {
+                let acquire = Arc::clone(&self.units).acquire_many_owned(units);
+                match tokio::time::timeout(self.wait, acquire).await {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(closed)) => return Err(BlobError::Unavailable(Box::new(closed))),
+                    Err(_elapsed) => {
+                        tracing::warn!(
+                            "every upload buffer of UPLOAD_BUFFER_BYTES is in use; an upload was refused"
+                        );
+                        return Err(BlobError::Busy {
+                            retry_after_secs: RETRY_AFTER_SECS,
+                        });
+                    }
+                }
             }
+        };
+        metrics::gauge!("upload_buffer_bytes").increment(f64::from(units) * UNIT as f64);
+        share.bytes += bytes;
+        match &mut share.permit {
+            Some(held) => held.merge(permit),
+            None => share.permit = Some(permit),
         }
+        Ok(())
     }
 
-    /// Parts of the budget not held by an upload.
+    /// Bytes of the budget not charged to an upload.
     #[cfg(test)]
     pub(super) fn free(&self) -> usize {
-        self.parts.available_permits()
+        self.units.available_permits() * UNIT
     }
 }
 
-/// A part's share of the budget, held as long as its bytes are.
-#[derive(Debug)]
+/// What one part's buffer is charged, held as long as its bytes are.
+#[derive(Debug, Default)]
 pub(super) struct PartShare {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
+    /// Bytes charged so far; the permit holds them rounded up to whole units.
+    bytes: usize,
+}
+
+impl Drop for PartShare {
+    fn drop(&mut self) {
+        if let Some(permit) = &self.permit {
+            metrics::gauge!("upload_buffer_bytes")
+                .decrement(permit.num_permits() as f64 * UNIT as f64);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -74,27 +117,40 @@ mod tests {
     const PART: usize = 5 * 1024 * 1024;
 
     #[test]
-    fn the_budget_is_counted_in_whole_parts_and_holds_at_least_one() {
+    fn the_budget_holds_at_least_one_part() {
         let wait = Duration::from_secs(1);
-        assert_eq!(PartBudget::new(64 * 1024 * 1024, PART, wait).free(), 12);
-        assert_eq!(PartBudget::new(PART as u64, PART, wait).free(), 1);
-        assert_eq!(PartBudget::new(1, PART, wait).free(), 1);
+        assert_eq!(PartBudget::new(64 << 20, PART, wait).free(), 64 << 20);
+        assert_eq!(PartBudget::new(1, PART, wait).free(), PART);
     }
 
     #[tokio::test]
-    async fn a_share_comes_back_when_its_part_is_dropped() {
+    async fn charges_grow_with_the_bytes_and_come_back_when_the_share_is_dropped() {
         let budget = PartBudget::new(2 * PART as u64, PART, Duration::from_millis(50));
-        let first = budget.part().await.unwrap();
-        let second = budget.part().await.unwrap();
-        assert_eq!(budget.free(), 0);
-        let refused = budget.part().await;
-        assert!(
-            matches!(refused, Err(BlobError::Busy { .. })),
-            "{refused:?}"
+        let mut small = PartShare::default();
+        budget.charge(&mut small, 200 * 1024).await.unwrap();
+        budget.charge(&mut small, 1).await.unwrap();
+        budget.charge(&mut small, 7).await.unwrap();
+        // A small upload is charged its size (in whole KiB), not a part.
+        assert_eq!(budget.free(), 2 * PART - 201 * 1024);
+        // Chunks of any size add up to no more than the part they fill.
+        let mut chunked = PartShare::default();
+        for _ in 0..PART / 1000 {
+            budget.charge(&mut chunked, 1000).await.unwrap();
+        }
+        let chunked_bytes = PART / 1000 * 1000;
+        assert_eq!(
+            budget.free(),
+            2 * PART - 201 * 1024 - chunked_bytes.div_ceil(1024) * 1024
         );
-        drop(first);
-        let third = budget.part().await.unwrap();
-        drop((second, third));
-        assert_eq!(budget.free(), 2);
+        drop(chunked);
+        let mut big = PartShare::default();
+        budget.charge(&mut big, PART).await.unwrap();
+        let mut refused = PartShare::default();
+        let busy = budget.charge(&mut refused, PART).await;
+        assert!(matches!(busy, Err(BlobError::Busy { .. })), "{busy:?}");
+        drop(small);
+        budget.charge(&mut refused, PART - 1024).await.unwrap();
+        drop((big, refused));
+        assert_eq!(budget.free(), 2 * PART);
     }
 }

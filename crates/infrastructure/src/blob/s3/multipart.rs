@@ -146,7 +146,8 @@ impl PartBuffer {
 /// `size` bytes unless the body ends first, once `budget` has room for it.
 ///
 /// # Errors
-/// [`BlobError::Busy`] when the budget stays full; the body's own failure.
+/// [`BlobError::Busy`] when the budget stays full (the bytes of the part are then dropped); the
+/// body's own failure.
 pub(super) async fn read_part(
     body: &mut ByteStream,
     digest: &mut BlobDigester,
@@ -154,7 +155,7 @@ pub(super) async fn read_part(
     carry: &mut Option<Bytes>,
     budget: &PartBudget,
 ) -> Result<Part, BlobError> {
-    let share = budget.part().await?;
+    let mut share = PartShare::default();
     let mut buffer = PartBuffer::new(size)?;
     loop {
         let chunk = match carry.take() {
@@ -175,6 +176,8 @@ pub(super) async fn read_part(
             },
         };
         let fits = buffer.remaining();
+        // The buffer is a lazily touched map: memory is taken as bytes are copied in.
+        budget.charge(&mut share, chunk.len().min(fits)).await?;
         buffer.push(&chunk);
         if chunk.len() >= fits {
             if chunk.len() > fits {

@@ -195,14 +195,20 @@ impl S3ResumableStore {
         let mut number = progress.next_number();
         let mut next = progress;
         loop {
-            let part = read_part(
+            let part = match read_part(
                 &mut body,
                 &mut digest,
                 self.store.part_size,
                 &mut carry,
                 &self.store.budget,
             )
-            .await?;
+            .await
+            {
+                Ok(part) => part,
+                // Refused for want of buffers: the parts already sent stay appended.
+                Err(busy @ BlobError::Busy { .. }) => return appended(&next, offset, Some(busy)),
+                Err(e) => return Err(e),
+            };
             let failed = stash.lock().unwrap_or_else(PoisonError::into_inner).take();
             let fresh = (part.bytes.len() as u64).saturating_sub(leading);
             if !part.ended {
