@@ -2,7 +2,7 @@
 //! with its access rules. Every limit is checked before a pixel is decoded.
 
 use std::collections::HashMap;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, PoisonError, Weak};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -194,10 +194,14 @@ impl Variants {
             Err(BlobError::NotFound) => {}
             Err(e) => return Err(e.into()),
         }
-        let _turn = self.making.turn(key).await;
+        let mut turn = self.making.turn(key).await;
+        turn.refused()?;
         match self.blobs.head(&key).await {
             Ok(len) => Ok(len),
-            Err(BlobError::NotFound) => Ok(self.make(record, chosen).await?.len() as u64),
+            Err(BlobError::NotFound) => {
+                let made = turn.remember(self.make(record, chosen).await)?;
+                Ok(made.len() as u64)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -218,12 +222,13 @@ impl Variants {
             Err(e) => return Err(e.into()),
         }
         // The first request for a new variant makes it; those that come meanwhile wait for it
-        // and read what it stored, instead of each decoding the source again.
-        let _turn = self.making.turn(key).await;
+        // and read what it stored (or meet its refusal), instead of each decoding the source.
+        let mut turn = self.making.turn(key).await;
+        turn.refused()?;
         match self.blobs.get(&key, None).await {
             Ok(body) => Ok(body),
             Err(BlobError::NotFound) => {
-                let bytes = self.make(record, chosen).await?;
+                let bytes = turn.remember(self.make(record, chosen).await)?;
                 Ok(BlobBody {
                     len: bytes.len() as u64,
                     stream: futures_util::stream::once(async move { Ok(bytes) }).boxed(),
@@ -317,53 +322,87 @@ impl Variants {
     }
 }
 
-/// The variants being made in this process, each with the turn its makers take.
+/// Why the last maker of a variant failed, for the requests that waited for it: they get the
+/// same answer instead of each trying again in turn.
+#[derive(Clone, Debug)]
+enum Refusal {
+    Busy(u64),
+    Unsupported(String),
+    TooLarge(String),
+}
+
+impl Refusal {
+    /// The refusals another request would meet too; a storage failure is not one of them.
+    fn of(e: &Error) -> Option<Self> {
+        match e {
+            Error::ServiceBusy { retry_after_secs } => Some(Self::Busy(*retry_after_secs)),
+            Error::UnsupportedImage(why) => Some(Self::Unsupported(why.clone())),
+            Error::ImageTooLarge(why) => Some(Self::TooLarge(why.clone())),
+            _ => None,
+        }
+    }
+
+    fn error(&self) -> Error {
+        match self {
+            Self::Busy(retry_after_secs) => Error::ServiceBusy {
+                retry_after_secs: *retry_after_secs,
+            },
+            Self::Unsupported(why) => Error::UnsupportedImage(why.clone()),
+            Self::TooLarge(why) => Error::ImageTooLarge(why.clone()),
+        }
+    }
+}
+
+type TurnLock = futures_util::lock::Mutex<Option<Refusal>>;
+
+/// The variants being made in this process, each with the turn its makers take. An entry lives
+/// as long as a request holds or waits for its turn; dead ones are swept on the next turn.
 #[derive(Clone, Default)]
 struct Making {
-    turns: Arc<std::sync::Mutex<HashMap<BlobKey, Arc<futures_util::lock::Mutex<()>>>>>,
+    turns: Arc<std::sync::Mutex<HashMap<BlobKey, Weak<TurnLock>>>>,
 }
 
 impl Making {
     /// Waits until no other request of this process is making the variant at `key`.
     async fn turn(&self, key: BlobKey) -> Turn {
-        let turn = Arc::clone(
-            self.lock()
-                .entry(key)
-                .or_insert_with(|| Arc::new(futures_util::lock::Mutex::new(()))),
-        );
-        Turn {
-            guard: Some(turn.lock_owned().await),
-            key,
-            making: self.clone(),
-        }
+        let lock = {
+            let mut turns = self.lock();
+            turns.retain(|_, turn| turn.strong_count() > 0);
+            match turns.get(&key).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(TurnLock::new(None));
+                    turns.insert(key, Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        Turn(lock.lock_owned().await)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<BlobKey, Arc<futures_util::lock::Mutex<()>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<BlobKey, Weak<TurnLock>>> {
         // The map holds no invariant a panic could break half-way.
         self.turns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// A request's turn to make a variant; the last one to leave forgets the variant.
-struct Turn {
-    guard: Option<futures_util::lock::OwnedMutexGuard<()>>,
-    key: BlobKey,
-    making: Making,
-}
+/// A request's turn to make a variant.
+struct Turn(futures_util::lock::OwnedMutexGuard<Option<Refusal>>);
 
-impl Drop for Turn {
-    fn drop(&mut self) {
-        let mut turns = self.making.lock();
-        // Held by the map and this turn only: nobody else waits for it.
-        if turns
-            .get(&self.key)
-            .is_some_and(|turn| Arc::strong_count(turn) == 2)
-        {
-            turns.remove(&self.key);
+impl Turn {
+    /// The refusal the request before this one met, if it failed.
+    fn refused(&self) -> Result<(), Error> {
+        self.0
+            .as_ref()
+            .map_or(Ok(()), |refusal| Err(refusal.error()))
+    }
+
+    /// Keeps `result`'s refusal for the requests waiting.
+    fn remember<T>(&mut self, result: Result<T, Error>) -> Result<T, Error> {
+        if let Err(e) = &result {
+            *self.0 = Refusal::of(e);
         }
-        drop(self.guard.take());
+        result
     }
 }
 

@@ -412,9 +412,10 @@ fn a_format_the_renderer_cannot_write_is_a_bad_parameter() {
     assert!(v.parse(&webp).unwrap().is_some());
 }
 
-/// A renderer that takes a while over each variant and counts them.
+/// A renderer that takes a while over each variant and counts them; `busy` ones end refused.
 struct SlowRenderer {
     renders: Arc<Mutex<usize>>,
+    busy: bool,
 }
 
 #[async_trait::async_trait]
@@ -441,6 +442,11 @@ impl ImageRenderer for SlowRenderer {
     ) -> Result<Rendered, RenderError> {
         *self.renders.lock().unwrap() += 1;
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if self.busy {
+            return Err(RenderError::Busy {
+                retry_after_secs: 1,
+            });
+        }
         Ok(Rendered {
             bytes: Bytes::from_static(b"made"),
             width: 10,
@@ -478,6 +484,7 @@ async fn requests_for_a_variant_being_made_wait_for_it_instead_of_making_it_agai
         Arc::new(blobs),
         Arc::new(SlowRenderer {
             renders: Arc::clone(&renders),
+            busy: false,
         }),
         ImageLimits::default(),
         Presets::default(),
@@ -494,5 +501,62 @@ async fn requests_for_a_variant_being_made_wait_for_it_instead_of_making_it_agai
     assert_eq!(opened, [4; 5]);
     // One render for the four requests of one variant, and one for the other variant.
     assert_eq!(*renders.lock().unwrap(), 2);
-    assert!(v.making.lock().is_empty(), "turns are forgotten once done");
+    assert!(
+        v.making
+            .lock()
+            .values()
+            .all(|turn| turn.strong_count() == 0),
+        "turns are let go once done"
+    );
+}
+
+#[tokio::test]
+async fn requests_that_waited_for_a_refused_variant_get_its_refusal_without_trying_again() {
+    let record = image_record("image/png", 100);
+    let mut blobs = MockBlobStore::new();
+    blobs.expect_get().returning(move |key, _| {
+        if key.variant().is_none() {
+            Ok(body_of(png_header(40, 30)))
+        } else {
+            Err(BlobError::NotFound)
+        }
+    });
+    blobs.expect_put().times(0);
+    let renders: Arc<Mutex<usize>> = Arc::default();
+    let v = Variants::new(
+        Arc::new(blobs),
+        Arc::new(SlowRenderer {
+            renders: Arc::clone(&renders),
+            busy: true,
+        }),
+        ImageLimits::default(),
+        Presets::default(),
+    );
+    let chosen = v.choose(&record, spec(10, 10), None).unwrap();
+
+    let opened = futures_util::future::join_all((0..4).map(|_| {
+        let (v, record) = (v.clone(), record.clone());
+        async move { v.open(&record, &chosen).await.map(|body| body.len) }
+    }))
+    .await;
+
+    for result in opened {
+        assert!(
+            matches!(
+                result,
+                Err(Error::ServiceBusy {
+                    retry_after_secs: 1
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    assert_eq!(
+        *renders.lock().unwrap(),
+        1,
+        "the waiters did not render again"
+    );
+    // Once nobody waits, the refusal is forgotten: the next request tries again.
+    assert!(v.open(&record, &chosen).await.is_err());
+    assert_eq!(*renders.lock().unwrap(), 2);
 }
