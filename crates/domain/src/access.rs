@@ -201,4 +201,150 @@ mod tests {
             );
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::{ACCOUNT, OWNER, SERVICE, principal, record};
+        use crate::Visibility;
+        use crate::access::*;
+        use crate::properties::config;
+
+        /// Ids from a handful of values, so that equal ids are common, or from anywhere.
+        fn id() -> impl Strategy<Value = i64> {
+            prop_oneof![0..=3i64, any::<i64>()]
+        }
+
+        fn user() -> impl Strategy<Value = Option<i64>> {
+            prop::option::of(id())
+        }
+
+        fn visibility() -> impl Strategy<Value = Visibility> {
+            prop::sample::select(vec![Visibility::Private, Visibility::Public])
+        }
+
+        fn fallback() -> impl Strategy<Value = ReadFallback> {
+            prop::sample::select(vec![SERVICE, OWNER, ACCOUNT])
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn the_owner_always_reads_and_deletes(
+                user in id(),
+                account in id(),
+                visibility in visibility(),
+                fallback in fallback(),
+            ) {
+                let owner = principal(Some(user), account);
+                let file = record(Some(user), account).with_visibility(visibility);
+                prop_assert_eq!(decide_read(&owner, &file, fallback), ReadDecision::Allow);
+                prop_assert!(may_delete(&owner, &file));
+            }
+
+            /// Null never equals null: account-level files are not deletable through the API.
+            #[test]
+            fn an_account_level_caller_never_deletes(
+                account in id(),
+                file_user in user(),
+                file_account in prop_oneof![Just(None), id().prop_map(Some)],
+                visibility in visibility(),
+            ) {
+                let caller = principal(None, account);
+                let file = record(file_user, file_account.unwrap_or(account))
+                    .with_visibility(visibility);
+                prop_assert!(!may_delete(&caller, &file));
+            }
+
+            #[test]
+            fn a_caller_of_another_account_is_never_allowed(
+                caller_user in user(),
+                file_user in user(),
+                account in id(),
+                offset in any::<i64>().prop_filter("another account", |o| *o != 0),
+                visibility in visibility(),
+            ) {
+                let caller = principal(caller_user, account);
+                let file = record(file_user, account.wrapping_add(offset))
+                    .with_visibility(visibility);
+                prop_assert!(!may_delete(&caller, &file));
+                let (by_service, by_owner, by_account) = (
+                    decide_read(&caller, &file, SERVICE),
+                    decide_read(&caller, &file, OWNER),
+                    decide_read(&caller, &file, ACCOUNT),
+                );
+                if file.is_public() {
+                    prop_assert_eq!([by_service, by_owner, by_account], [ReadDecision::Allow; 3]);
+                } else {
+                    // Only the permission service may still let them in.
+                    prop_assert_eq!(by_service, ReadDecision::AskPermissionService);
+                    prop_assert_eq!([by_owner, by_account], [ReadDecision::Deny; 2]);
+                }
+            }
+
+            #[test]
+            fn account_level_callers_read_their_accounts_account_level_files(
+                account in id(),
+                visibility in visibility(),
+                fallback in fallback(),
+            ) {
+                let file = record(None, account).with_visibility(visibility);
+                let caller = principal(None, account);
+                prop_assert_eq!(decide_read(&caller, &file, fallback), ReadDecision::Allow);
+            }
+
+            #[test]
+            fn a_public_file_is_read_by_anyone(
+                caller_user in user(),
+                caller_account in id(),
+                file_user in user(),
+                file_account in id(),
+                fallback in fallback(),
+            ) {
+                let file = record(file_user, file_account).with_visibility(Visibility::Public);
+                let caller = principal(caller_user, caller_account);
+                prop_assert_eq!(decide_read(&caller, &file, fallback), ReadDecision::Allow);
+            }
+
+            /// Whatever the ids: deleting needs a user id equal to the file's in its account, a
+            /// deleter may always read, the fallback only decides what the direct rules leave
+            /// open, and the `account` policy adds only callers of the file's account.
+            #[test]
+            fn the_rules_fit_together(
+                caller_user in user(),
+                caller_account in id(),
+                file_user in user(),
+                file_account in id(),
+                visibility in visibility(),
+            ) {
+                let caller = principal(caller_user, caller_account);
+                let file = record(file_user, file_account).with_visibility(visibility);
+                let owner = caller_user.is_some()
+                    && caller_user == file_user
+                    && caller_account == file_account;
+                prop_assert_eq!(may_delete(&caller, &file), owner);
+                prop_assert_eq!(is_owner(&caller, &file), owner);
+
+                let by_service = decide_read(&caller, &file, SERVICE);
+                let by_owner = decide_read(&caller, &file, OWNER);
+                let by_account = decide_read(&caller, &file, ACCOUNT);
+                if owner {
+                    prop_assert_eq!([by_service, by_owner, by_account], [ReadDecision::Allow; 3]);
+                }
+                prop_assert_ne!(by_service, ReadDecision::Deny);
+                prop_assert_ne!(by_owner, ReadDecision::AskPermissionService);
+                prop_assert_ne!(by_account, ReadDecision::AskPermissionService);
+                prop_assert_eq!(
+                    by_service == ReadDecision::Allow,
+                    by_owner == ReadDecision::Allow
+                );
+                if by_owner == ReadDecision::Allow {
+                    prop_assert_eq!(by_account, ReadDecision::Allow);
+                } else if by_account == ReadDecision::Allow {
+                    prop_assert_eq!(caller_account, file_account);
+                }
+            }
+        }
+    }
 }

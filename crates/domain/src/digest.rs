@@ -119,4 +119,24 @@ mod tests {
         assert_eq!(upper.to_hex(), EMPTY);
         assert_eq!(upper.as_bytes()[0], 0xe3);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::properties::config;
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn hex_reads_back_as_the_same_digest_in_either_case(bytes in any::<[u8; 32]>()) {
+                let digest = Sha256Digest::from_bytes(bytes);
+                let hex = digest.to_hex();
+                prop_assert_eq!(hex.len(), 64);
+                prop_assert_eq!(Sha256Digest::parse_hex(&hex), Ok(digest));
+                prop_assert_eq!(Sha256Digest::parse_hex(&hex.to_uppercase()), Ok(digest));
+            }
+        }
+    }
 }

@@ -242,24 +242,6 @@ mod tests {
                 }
             }
         }
-        // A fixed linear congruential sequence: varied inputs, yet the same on every run.
-        let pool: Vec<char> = "aZ9ж中😀._- /\\\t\u{a0}\u{301}<>\"é".chars().collect();
-        let mut state: u64 = 0x5eed;
-        for _ in 0..2000 {
-            state = state
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1);
-            let len = (state >> 33) as usize % 300;
-            let raw: String = (0..len)
-                .map(|_| {
-                    state = state
-                        .wrapping_mul(6_364_136_223_846_793_005)
-                        .wrapping_add(1);
-                    pool[(state >> 33) as usize % pool.len()]
-                })
-                .collect();
-            inputs.push(raw);
-        }
         for raw in &inputs {
             let once = Filename::sanitize(raw);
             let twice = Filename::sanitize(once.as_str());
@@ -293,6 +275,114 @@ mod tests {
             assert_eq!(name.as_str(), stored);
             assert_eq!(name.as_ref(), stored);
             assert_eq!(name.to_string(), stored);
+        }
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::properties::{config, text};
+
+        /// The contract's numbers, written again so that a change of the constants above fails.
+        const CONTRACT_BYTES: usize = 255;
+        const CONTRACT_EXTENSION_BYTES: usize = 16;
+
+        /// What names are made of: letters of 1 to 4 bytes, digits, the separators the rule
+        /// keeps or collapses, white space, path and quoting characters, controls, marks.
+        const POOL: &str =
+            "aZ9жé中𝒜._- /\\\t\n\u{0}\u{7f}\u{a0}\u{3000}\u{200b}\u{301}\u{feff}<>\"😀";
+
+        /// Letters and digits of 1 to 4 bytes, which the rule keeps as they are.
+        const KEPT: &[char] = &['a', 'Z', '9', 'ж', 'é', '中', '𝒜', '٣'];
+
+        /// The characters the rule keeps and never strips from the ends.
+        fn letters_digits_dashes(s: &str) -> String {
+            s.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '-')
+                .collect()
+        }
+
+        /// A name the rule keeps as it is until the cut: letters and digits at both ends, single
+        /// `-` or `.` between them.
+        fn clean_stem(max: usize) -> impl Strategy<Value = String> {
+            let separator = prop::option::of(prop::sample::select(vec!['-', '.']));
+            prop::collection::vec((prop::sample::select(KEPT), separator), 1..=max).prop_map(
+                |pairs| {
+                    let mut stem = String::new();
+                    for (i, (c, separator)) in pairs.iter().enumerate() {
+                        stem.push(*c);
+                        if let Some(s) = separator.filter(|_| i + 1 < pairs.len()) {
+                            stem.push(s);
+                        }
+                    }
+                    stem
+                },
+            )
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn a_sanitised_name_is_safe_and_a_fixed_point(raw in text(POOL, 400)) {
+                let name = Filename::sanitize(&raw);
+                let text = name.as_str();
+                prop_assert_eq!(&Filename::sanitize(text), &name, "not a fixed point");
+                let len = text.len();
+                prop_assert!(len > 0 && len <= CONTRACT_BYTES, "{} bytes", len);
+                prop_assert!(
+                    text.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '-' | '_')),
+                    "{:?}", text
+                );
+                prop_assert!(
+                    !text.chars().any(|c| c.is_control() || matches!(c, '/' | '\\')),
+                    "{:?}", text
+                );
+                prop_assert!(
+                    !text.starts_with(['.', '_']) && !text.ends_with(['.', '_']),
+                    "{:?}", text
+                );
+                prop_assert!(!text.contains("__"), "{:?}", text);
+            }
+
+            /// At most 63 characters are at most 252 bytes: nothing is cut.
+            #[test]
+            fn a_short_name_keeps_every_letter_digit_and_dash(raw in text(POOL, 63)) {
+                let name = Filename::sanitize(&raw);
+                let kept = letters_digits_dashes(&raw);
+                if kept.is_empty() {
+                    prop_assert_eq!(name.as_str(), UNNAMED);
+                } else {
+                    prop_assert_eq!(letters_digits_dashes(name.as_str()), kept);
+                }
+            }
+
+            #[test]
+            fn a_long_name_keeps_an_extension_of_at_most_16_bytes(
+                stem in clean_stem(150),
+                extension in prop::collection::vec(prop::sample::select(KEPT), 1..=12)
+                    .prop_map(String::from_iter),
+            ) {
+                let raw = format!("{stem}.{extension}");
+                let name = Filename::sanitize(&raw);
+                let text = name.as_str();
+                if raw.len() <= CONTRACT_BYTES {
+                    prop_assert_eq!(text, raw.as_str());
+                    return Ok(());
+                }
+                // Cut no more than needed: 3 bytes of a character split at the limit, and a `.`
+                // the cut left at the end.
+                let len = text.len();
+                prop_assert!((CONTRACT_BYTES - 4..=CONTRACT_BYTES).contains(&len), "{} bytes", len);
+                if extension.len() <= CONTRACT_EXTENSION_BYTES {
+                    let kept_stem = text.strip_suffix(&format!(".{extension}"));
+                    prop_assert!(kept_stem.is_some(), "{:?} lost .{}", text, extension);
+                    prop_assert!(kept_stem.is_some_and(|s| !s.is_empty() && stem.starts_with(s)));
+                } else {
+                    prop_assert!(raw.starts_with(text), "{:?} is not a prefix of the name", text);
+                }
+            }
         }
     }
 }

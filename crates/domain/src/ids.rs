@@ -215,4 +215,43 @@ mod tests {
             assert_eq!(UserId::new(raw).to_string(), raw.to_string());
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::properties::config;
+
+        /// The version nibble and the variant bits of a UUID, as a mask and as a v4 UUID has them.
+        const V4_MASK: u128 = 0xf000 << 64 | 0xc000 << 48;
+        const V4_BITS: u128 = 0x4000 << 64 | 0x8000 << 48;
+
+        /// Any 128 bits, half of them made a v4 UUID.
+        fn bits() -> impl Strategy<Value = u128> {
+            prop_oneof![
+                any::<u128>(),
+                any::<u128>().prop_map(|b| b & !V4_MASK | V4_BITS)
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn a_file_id_is_a_v4_uuid_with_one_spelling(bits in bits()) {
+                let uuid = Uuid::from_u128(bits);
+                let id = FileId::from_uuid(uuid);
+                prop_assert_eq!(id.is_ok(), bits & V4_MASK == V4_BITS, "{}", uuid);
+                let spelled = uuid.hyphenated().to_string();
+                prop_assert_eq!(FileId::parse(&spelled), id.clone());
+                if let Ok(id) = id {
+                    prop_assert_eq!(id.to_string(), spelled.clone());
+                    prop_assert_eq!(id.as_uuid(), uuid);
+                    let upper = spelled.to_uppercase();
+                    prop_assert_eq!(FileId::parse(&upper).is_ok(), upper == spelled);
+                    prop_assert!(FileId::parse(&uuid.simple().to_string()).is_err());
+                }
+            }
+        }
+    }
 }

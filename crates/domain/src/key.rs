@@ -157,4 +157,164 @@ mod tests {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(8 * 1024));
         assert!(Metadata::parse(&big).is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+        use serde_json::Value;
+
+        use super::super::*;
+        use crate::properties::{config, text};
+
+        /// The contract's limits, written again so that a change of the constants above fails.
+        const CONTRACT_KEY_BYTES: usize = 512;
+        const CONTRACT_METADATA_BYTES: usize = 8 * 1024;
+
+        /// One segment of a key, and whether the rules let it through.
+        #[derive(Clone, Debug)]
+        enum Segment {
+            Good(String),
+            Empty,
+            Dot,
+            DotDot,
+            WithControl(String),
+        }
+
+        impl Segment {
+            fn is_good(&self) -> bool {
+                matches!(self, Segment::Good(_))
+            }
+
+            fn text(&self) -> &str {
+                match self {
+                    Segment::Good(s) | Segment::WithControl(s) => s,
+                    Segment::Empty => "",
+                    Segment::Dot => ".",
+                    Segment::DotDot => "..",
+                }
+            }
+        }
+
+        /// A segment the rules accept: no `/`, no control character, neither empty, `.` nor `..`.
+        fn good_segment() -> impl Strategy<Value = String> {
+            text("aZ9é中😀.-_ %~", 48).prop_map(|s| {
+                let s: String = s
+                    .chars()
+                    .map(|c| if c == '/' || c.is_control() { '_' } else { c })
+                    .collect();
+                if s.is_empty() || s == "." || s == ".." {
+                    format!("{s}x")
+                } else {
+                    s
+                }
+            })
+        }
+
+        fn segment() -> impl Strategy<Value = Segment> {
+            let control = (
+                good_segment(),
+                prop::sample::select(vec!['\0', '\n', '\t', '\u{7f}', '\u{85}']),
+            )
+                .prop_map(|(s, c)| format!("{s}{c}"));
+            prop_oneof![
+                40 => good_segment().prop_map(Segment::Good),
+                1 => Just(Segment::Empty),
+                1 => Just(Segment::Dot),
+                1 => Just(Segment::DotDot),
+                1 => control.prop_map(Segment::WithControl),
+            ]
+        }
+
+        /// JSON values of every kind, nested a few levels, floats included (they must read back
+        /// exactly).
+        fn json() -> impl Strategy<Value = Value> {
+            use prop::num::f64::{NEGATIVE, NORMAL, POSITIVE, SUBNORMAL, ZERO};
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<u64>().prop_map(Value::from),
+                (POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO).prop_map(Value::from),
+                text("ab\"\\\n\u{1}é😀", 12).prop_map(Value::String),
+            ];
+            leaf.prop_recursive(3, 48, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    prop::collection::btree_map(text("ab é", 6), inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn object() -> impl Strategy<Value = Value> {
+            prop::collection::btree_map(text("ab é\"", 8), json(), 0..8)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn a_key_is_taken_as_given_exactly_when_it_keeps_the_rules(
+                mut segments in prop::collection::vec(segment(), 1..16),
+                length in prop::option::of(CONTRACT_KEY_BYTES - 2..=CONTRACT_KEY_BYTES + 2),
+            ) {
+                let joined = |segments: &[Segment]| {
+                    segments.iter().map(Segment::text).collect::<Vec<_>>().join("/")
+                };
+                // Now and then one more segment brings the key to a length around the limit.
+                let used = joined(&segments).len() + 1;
+                if let Some(room) = length.and_then(|l| l.checked_sub(used)) {
+                    segments.push(Segment::Good("x".repeat(room.max(1))));
+                }
+                let raw = joined(&segments);
+                let valid =
+                    segments.iter().all(Segment::is_good) && raw.len() <= CONTRACT_KEY_BYTES;
+                match FileKey::parse(&raw) {
+                    Ok(key) => {
+                        prop_assert!(valid, "{:?} was accepted", raw);
+                        prop_assert_eq!(key.as_str(), raw.as_str());
+                    }
+                    Err(_) => prop_assert!(!valid, "{:?} was refused", raw),
+                }
+            }
+
+            /// The kept text is the object itself, compact whatever the spacing it came with, and
+            /// reads back as itself.
+            #[test]
+            fn metadata_keeps_the_object_compact_and_reads_back_as_itself(
+                mut object in object(),
+                length in prop::option::of(
+                    CONTRACT_METADATA_BYTES - 2..=CONTRACT_METADATA_BYTES + 2,
+                ),
+            ) {
+                // Now and then one more member brings the text to a length around the limit.
+                if let (Some(length), Value::Object(members)) = (length, &mut object) {
+                    members.insert("~".to_owned(), Value::from(""));
+                    let used = Value::Object(members.clone()).to_string().len();
+                    let padding = "x".repeat(length.saturating_sub(used));
+                    members.insert("~".to_owned(), Value::from(padding));
+                }
+                let compact = object.to_string();
+                let metadata = Metadata::parse(&compact);
+                if compact.len() > CONTRACT_METADATA_BYTES {
+                    prop_assert!(metadata.is_err());
+                    return Ok(());
+                }
+                let metadata = metadata.unwrap();
+                prop_assert_eq!(metadata.as_str(), compact.as_str());
+                let read: Value = serde_json::from_str(metadata.as_str()).unwrap();
+                prop_assert_eq!(&read, &object);
+                prop_assert_eq!(Metadata::parse(metadata.as_str()), Ok(metadata.clone()));
+                let pretty = serde_json::to_string_pretty(&object).unwrap();
+                if pretty.len() <= CONTRACT_METADATA_BYTES {
+                    prop_assert_eq!(Metadata::parse(&pretty), Ok(metadata));
+                }
+            }
+
+            #[test]
+            fn metadata_is_an_object_or_nothing(value in json()) {
+                prop_assert_eq!(Metadata::parse(&value.to_string()).is_ok(), value.is_object());
+            }
+        }
+    }
 }

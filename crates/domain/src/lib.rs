@@ -13,6 +13,9 @@ pub mod key;
 pub mod principal;
 pub mod range;
 
+#[cfg(test)]
+mod properties;
+
 pub use access::{AccessPolicy, ReadDecision, ReadFallback, decide_read, is_owner, may_delete};
 pub use content_type::{ContentType, SNIFF_LEN};
 pub use digest::{InvalidDigest, Sha256Digest};

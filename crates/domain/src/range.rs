@@ -242,4 +242,123 @@ mod tests {
             }
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+        use crate::properties::{config, text};
+
+        /// A single range as a client asks for it.
+        #[derive(Clone, Copy, Debug)]
+        enum Asked {
+            /// `bytes=a-b`, `a > b` included (malformed).
+            FromTo(u64, u64),
+            /// `bytes=a-`.
+            From(u64),
+            /// `bytes=-n`.
+            Suffix(u64),
+        }
+
+        /// The contract's answer to `asked` for a file of `size` bytes.
+        fn contract(asked: Asked, size: u64) -> RangeOutcome {
+            let part = |start, end| RangeOutcome::Partial(ByteRange::new(start, end).unwrap());
+            match asked {
+                Asked::FromTo(a, b) if a > b => RangeOutcome::Full,
+                _ if size == 0 => RangeOutcome::Unsatisfiable,
+                Asked::FromTo(a, _) | Asked::From(a) if a >= size => RangeOutcome::Unsatisfiable,
+                Asked::FromTo(a, b) => part(a, b.min(size - 1)),
+                Asked::From(a) => part(a, size - 1),
+                Asked::Suffix(0) => RangeOutcome::Unsatisfiable,
+                Asked::Suffix(n) => part(size.saturating_sub(n), size - 1),
+            }
+        }
+
+        /// Small numbers reach the edges (empty file, zero-length suffix, last byte) far more often
+        /// than random ones.
+        fn number() -> impl Strategy<Value = u64> {
+            prop_oneof![Just(0), 0..=40u64, any::<u64>(), Just(u64::MAX)]
+        }
+
+        fn asked() -> impl Strategy<Value = Asked> {
+            prop_oneof![
+                (number(), number()).prop_map(|(a, b)| Asked::FromTo(a, b)),
+                number().prop_map(Asked::From),
+                number().prop_map(Asked::Suffix),
+            ]
+        }
+
+        /// `asked` as a header may spell it: the unit in any case, optional white space around
+        /// every part, leading zeros.
+        fn header(asked: Asked) -> impl Strategy<Value = String> {
+            let ows = prop::sample::select(vec!["", "", " ", "\t", " \t "]);
+            let unit = prop::sample::select(vec!["bytes", "BYTES", "Bytes"]);
+            (unit, prop::array::uniform6(ows), 0..3usize, 0..3usize).prop_map(
+                move |(unit, [o0, o1, o2, o3, o4, o5], z1, z2)| {
+                    let spell = |n: u64, zeros: usize| format!("{}{n}", "0".repeat(zeros));
+                    let (first, last) = match asked {
+                        Asked::FromTo(a, b) => (spell(a, z1), spell(b, z2)),
+                        Asked::From(a) => (spell(a, z1), String::new()),
+                        Asked::Suffix(n) => (String::new(), spell(n, z2)),
+                    };
+                    format!("{o0}{unit}{o1}={o2}{first}{o3}-{o4}{last}{o5}")
+                },
+            )
+        }
+
+        /// Headers of every shape: well-formed single ranges, numbers too long for 64 bits, and
+        /// text made of what range headers are made of (with or without the unit), mixed with any
+        /// character.
+        fn any_header() -> impl Strategy<Value = String> {
+            const POOL: &str = "bytesBYTES=-,0123456789 \t";
+            let digits = || {
+                let digit = prop::sample::select(('0'..='9').collect::<Vec<_>>());
+                prop::collection::vec(digit, 0..=30).prop_map(String::from_iter)
+            };
+            prop_oneof![
+                asked().prop_flat_map(header),
+                (digits(), digits()).prop_map(|(first, last)| format!("bytes={first}-{last}")),
+                text(POOL, 40),
+                text(POOL, 30).prop_map(|t| format!("bytes={t}")),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn a_single_range_is_answered_as_the_contract_says(
+                (asked, header) in asked().prop_flat_map(|a| (Just(a), header(a))),
+                size in number(),
+            ) {
+                prop_assert_eq!(resolve_range(&header, size), contract(asked, size));
+            }
+
+            #[test]
+            fn a_partial_answer_lies_within_the_file(header in any_header(), size in number()) {
+                match resolve_range(&header, size) {
+                    RangeOutcome::Partial(range) => {
+                        prop_assert!(range.start() <= range.end(), "{:?}", range);
+                        prop_assert!(range.end() < size, "{:?} outside {} bytes", range, size);
+                        prop_assert_eq!(range.len(), range.end() - range.start() + 1);
+                    }
+                    RangeOutcome::Full | RangeOutcome::Unsatisfiable => {}
+                }
+                // No unit, or several ranges: the whole file.
+                if !header.contains('=') || header.contains(',') {
+                    prop_assert_eq!(resolve_range(&header, size), RangeOutcome::Full);
+                }
+            }
+
+            #[test]
+            fn a_suffix_longer_than_the_file_is_the_whole_file(
+                size in 1..=u64::MAX,
+                extra in number(),
+            ) {
+                let header = format!("bytes=-{}", size.saturating_add(extra));
+                let whole = RangeOutcome::Partial(ByteRange::new(0, size - 1).unwrap());
+                prop_assert_eq!(resolve_range(&header, size), whole);
+            }
+        }
+    }
 }

@@ -232,4 +232,93 @@ mod tests {
             }
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::spec;
+        use crate::image::variant::{Fit, MAX_OUTPUT_SIDE, plan};
+        use crate::properties::config;
+
+        /// Source sides of every size a header can state, small ones often.
+        fn source_side() -> impl Strategy<Value = u32> {
+            prop_oneof![0..=64u32, any::<u32>()]
+        }
+
+        /// A side a request may ask for (`IMAGE_MAX_OUTPUT_PX` is at most [`MAX_OUTPUT_SIDE`]).
+        fn box_side() -> impl Strategy<Value = Option<u32>> {
+            prop::option::of(prop_oneof![1..=64u32, 1..=MAX_OUTPUT_SIDE])
+        }
+
+        fn fit() -> impl Strategy<Value = Fit> {
+            prop::sample::select(vec![Fit::Cover, Fit::Contain, Fit::Fill])
+        }
+
+        /// Whether `width` × `height` has the shape `ratio_w` : `ratio_h`, give or take the pixel
+        /// each side is rounded to (a side of one pixel can be no smaller, whatever the shape).
+        fn shaped(width: u32, height: u32, ratio_w: u32, ratio_h: u32) -> bool {
+            let (w, h, rw, rh) = (
+                u128::from(width),
+                u128::from(height),
+                u128::from(ratio_w),
+                u128::from(ratio_h),
+            );
+            w == 1 || h == 1 || (w * rh).abs_diff(h * rw) <= rw + rh
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// `fill` stretches to the box, each side at most the source's; `cover` keeps the
+            /// box's shape, the others the source's.
+            #[test]
+            fn a_variant_keeps_the_shape_its_fit_promises(
+                width in source_side(),
+                height in source_side(),
+                box_width in box_side(),
+                box_height in box_side(),
+                fit in fit(),
+            ) {
+                let g = plan(width, height, &spec(box_width, box_height, fit));
+                let (sw, sh) = (width.max(1), height.max(1));
+                match (box_width, box_height, fit) {
+                    (Some(w), Some(h), Fit::Fill) => {
+                        prop_assert_eq!((g.width, g.height), (w.min(sw), h.min(sh)));
+                    }
+                    (Some(w), Some(h), Fit::Cover) => {
+                        prop_assert!(shaped(g.width, g.height, w, h), "{:?}", g);
+                        let crop = g.crop.map_or((sw, sh), |c| (c.width, c.height));
+                        prop_assert!(shaped(crop.0, crop.1, w, h), "{:?}", g);
+                    }
+                    _ => prop_assert!(shaped(g.width, g.height, sw, sh), "{:?}", g),
+                }
+            }
+
+            #[test]
+            fn a_variant_fits_its_source_its_box_and_the_limit(
+                width in source_side(),
+                height in source_side(),
+                box_width in box_side(),
+                box_height in box_side(),
+                fit in fit(),
+            ) {
+                let spec = spec(box_width, box_height, fit);
+                let g = plan(width, height, &spec);
+                let (sw, sh) = (width.max(1), height.max(1));
+                prop_assert!((1..=sw.min(MAX_OUTPUT_SIDE)).contains(&g.width), "{:?}", g);
+                prop_assert!((1..=sh.min(MAX_OUTPUT_SIDE)).contains(&g.height), "{:?}", g);
+                prop_assert!(box_width.is_none_or(|w| g.width <= w), "{:?}", g);
+                prop_assert!(box_height.is_none_or(|h| g.height <= h), "{:?}", g);
+                if let Some(crop) = g.crop {
+                    let both = box_width.is_some() && box_height.is_some();
+                    prop_assert!(fit == Fit::Cover && both, "only cover crops: {:?}", g);
+                    prop_assert!(crop.width >= 1 && crop.height >= 1, "{:?}", crop);
+                    prop_assert!(crop.x + crop.width <= sw, "{:?}", crop);
+                    prop_assert!(crop.y + crop.height <= sh, "{:?}", crop);
+                    let centred = ((sw - crop.width) / 2, (sh - crop.height) / 2);
+                    prop_assert_eq!((crop.x, crop.y), centred);
+                }
+            }
+        }
+    }
 }
