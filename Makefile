@@ -25,7 +25,7 @@ AVIF_TESTS := $(CARGO) test -p stowage-infrastructure --features avif --lib --te
 HTTP_SUITES := --test http --test credentials --test keys --test upload_urls --test tus --test replicas --test faults
 endif
 
-.PHONY: help run build release test test-avif test-integration s3s-fs moto check-deploy bench lint fmt check ci clean schemathesis fuzz
+.PHONY: help run build release test test-avif test-integration s3s-fs moto check-deploy bench soak lint fmt check ci clean schemathesis fuzz
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -61,6 +61,10 @@ s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
 bench: s3s-fs ## Release stowage-api against Postgres, Redis and s3s-fs, measured beside direct S3; writes target/bench/results.json
 	$(CARGO) build --release -p stowage-api -p stowage-bench
 	./target/release/stowage-bench
+
+soak: s3s-fs ## Release stowage-api under steady mixed traffic for SOAK_SECONDS (600); fails on growth, errors or orphans; writes target/soak/results.json
+	$(CARGO) build --release -p stowage-api -p stowage-bench
+	./target/release/stowage-bench soak
 
 # Fuzzing needs the nightly toolchain and cargo-fuzz; fuzz/ is a package outside the workspace.
 # Each target starts from its committed seeds (fuzz/corpus/<target>) and keeps what it finds in

@@ -115,10 +115,10 @@ pub struct Bench {
 }
 
 impl Bench {
-    /// `POST /files` with a multipart body delimited by `boundary`.
-    fn post_form(&self, boundary: &str) -> reqwest::RequestBuilder {
+    /// `POST /files{query}` with a multipart body delimited by `boundary`.
+    fn post_form(&self, boundary: &str, query: &str) -> reqwest::RequestBuilder {
         self.http
-            .post(format!("{}/files", self.base))
+            .post(format!("{}/files{query}", self.base))
             .bearer_auth(&self.token)
             .header(
                 "content-type",
@@ -137,7 +137,7 @@ impl Bench {
             .chain(std::iter::once(tail))
             .map(Ok::<_, std::io::Error>);
         let response = self
-            .post_form(boundary)
+            .post_form(boundary, "")
             .header("content-length", length)
             .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
                 chunks,
@@ -161,16 +161,46 @@ impl Bench {
 
     /// Uploads `bytes` through Stowage as `name` in one buffered body; the file's id.
     pub async fn upload_bytes(&self, name: &str, bytes: &[u8]) -> Result<String> {
-        let boundary = "stowagebenchbytes";
-        let (head, tail) = form_around(boundary, name);
-        let mut body = head.to_vec();
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(&tail);
-        let response = self.post_form(boundary).body(body).send().await?;
+        let response = self
+            .post_file(name, "", Bytes::copy_from_slice(bytes), true)
+            .await?;
         if response.status() != 201 {
             bail!("upload answered {}", response.status());
         }
         file_id(response).await
+    }
+
+    /// `POST /files{query}` of `bytes` as the file `name`: in one body of announced length, or
+    /// (`announced` false) streamed in 64 KiB chunks of unknown length, as a client that pipes
+    /// sends it; the answer, whatever its status.
+    pub async fn post_file(
+        &self,
+        name: &str,
+        query: &str,
+        bytes: Bytes,
+        announced: bool,
+    ) -> Result<reqwest::Response> {
+        let boundary = "stowagebenchbytes";
+        let (head, tail) = form_around(boundary, name);
+        let request = self.post_form(boundary, query);
+        let request = if announced {
+            let mut body = Vec::with_capacity(head.len() + bytes.len() + tail.len());
+            for part in [&head, &bytes, &tail] {
+                body.extend_from_slice(part);
+            }
+            request.body(body)
+        } else {
+            let chunks = (0..bytes.len().div_ceil(64 * 1024))
+                .map(move |i| bytes.slice(i * 64 * 1024..((i + 1) * 64 * 1024).min(bytes.len())));
+            let parts = std::iter::once(head)
+                .chain(chunks)
+                .chain(std::iter::once(tail))
+                .map(Ok::<_, std::io::Error>);
+            request.body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                parts,
+            )))
+        };
+        Ok(request.send().await?)
     }
 
     /// Downloads `id` (or a range of it).

@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
 use sha2::Sha256;
 
 use crate::client::DIRECT_BUCKET;
@@ -50,6 +50,22 @@ impl Scratch {
         Ok(Self { admin, name })
     }
 
+    /// Connections to the database now, from `pg_stat_activity` (this one is to another).
+    pub async fn connections(&self) -> Result<i64> {
+        let row = self
+            .admin
+            .query_one(Statement::from_string(
+                DbBackend::Postgres,
+                format!(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = '{}'",
+                    self.name
+                ),
+            ))
+            .await?
+            .context("pg_stat_activity answered no row")?;
+        Ok(row.try_get("", "n")?)
+    }
+
     /// Drops the database; a failure leaves it behind and is not an error.
     pub async fn drop_database(&self) {
         let _ = self
@@ -67,15 +83,19 @@ pub struct Auth {
     pub secret: String,
     pub prefix: String,
     pub token: String,
+    /// How long the tokens live in Redis, in seconds.
+    pub ttl_s: u64,
 }
 
 impl Auth {
-    /// Stores a fresh opaque token for user 1 in Redis at `redis_url`, as Django's cache would.
-    pub async fn store(redis_url: &str) -> Result<Self> {
+    /// Stores a fresh opaque token for user 1 in Redis at `redis_url`, as Django's cache would,
+    /// for `ttl_s` seconds.
+    pub async fn store(redis_url: &str, ttl_s: u64) -> Result<Self> {
         let mut auth = Self {
             secret: format!("bench-{}", uuid::Uuid::new_v4().simple()),
             prefix: format!(":1:bench{}:", uuid::Uuid::new_v4().simple()),
             token: String::new(),
+            ttl_s,
         };
         auth.token = auth.grant(redis_url, 1, 1).await?;
         Ok(auth)
@@ -95,7 +115,7 @@ impl Auth {
             .arg(format!("{}{}", self.prefix, hex::encode(key)))
             .arg(format!(r#"{{"user_id": {user}, "account_id": {account}}}"#))
             .arg("EX")
-            .arg(3600)
+            .arg(self.ttl_s)
             .query_async(&mut con)
             .await?;
         Ok(token)

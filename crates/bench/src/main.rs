@@ -11,6 +11,9 @@
 //! their goals) and writes `target/bench/results.json`. Not a test: it fails on no threshold,
 //! it is how we know.
 //! `BENCH_QUICK=1` shortens every phase for a smoke run.
+//!
+//! `stowage-bench soak` (`make soak`) is the other mode: steady mixed traffic for minutes on the
+//! same servers, then a verdict on leaks, errors and orphans (see [`soak`]).
 
 mod client;
 mod direct;
@@ -22,70 +25,45 @@ mod processes;
 mod procstats;
 mod report;
 mod settings;
+mod soak;
+mod stack;
 mod stats;
 mod tus;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
-use crate::client::{Bench, block};
-use crate::fixtures::{Auth, Scratch, direct_s3};
+use crate::client::Bench;
 use crate::phases::Run;
-use crate::processes::{Guard, Stowage, free_port, start_s3s_fs, start_stowage};
+use crate::processes::free_port;
 use crate::procstats::{memory_now, rss_mib};
 use crate::settings::Settings;
+use crate::stack::Stack;
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> Result<ExitCode> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let settings = Settings::from_env(&root)?;
+    match std::env::args().nth(1).as_deref() {
+        None | Some("bench") => bench(&root, &settings).await.map(|()| ExitCode::SUCCESS),
+        Some("soak") => soak::run(&root, &settings).await,
+        Some(other) => bail!("unknown mode {other:?}: `stowage-bench` or `stowage-bench soak`"),
+    }
+}
 
-    let work =
-        std::env::temp_dir().join(format!("stowage-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(work.join("s3"))?;
-    let mut children = Guard::new();
-
-    let s3_port = free_port()?;
-    let s3_pid = start_s3s_fs(&mut children, &settings.s3s_bin, s3_port, work.join("s3"))?;
-    let endpoint = format!("http://127.0.0.1:{s3_port}");
-    let s3 = direct_s3(&endpoint).await?;
-    let database = Scratch::create(&settings.postgres).await?;
-    let auth = Auth::store(&settings.redis).await?;
-    let database_url = format!("{}/{}", settings.postgres, database.name);
-
-    let port = free_port()?;
-    let pid = start_stowage(
-        &mut children,
-        Stowage {
-            bin: &settings.stowage_bin,
-            port,
-            data_dir: work.join("data"),
-            auth_secret: &auth.secret,
-            database_url: database_url.clone(),
-            redis_url: &settings.redis,
-            redis_prefix: &auth.prefix,
-            s3_endpoint: &endpoint,
-            backend: "s3",
-        },
-    )?;
-
+/// `make bench`: every phase of [`PHASES`](settings::PHASES) that `BENCH_PHASES` names.
+async fn bench(root: &Path, settings: &Settings) -> Result<()> {
+    let stack = Stack::start(settings, 3600).await?;
+    let (pid, database_url, auth) = (stack.pid, stack.database_url.clone(), &stack.auth);
     let run = Run {
-        settings: &settings,
-        bench: Arc::new(Bench {
-            http: reqwest::Client::builder()
-                .pool_max_idle_per_host(64)
-                .tcp_nodelay(true)
-                .build()?,
-            base: format!("http://127.0.0.1:{port}"),
-            token: auth.token.clone(),
-            s3,
-            block: block(),
-        }),
+        settings,
+        bench: stack.bench.clone(),
         pid,
-        s3_pid,
+        s3_pid: stack.s3_pid,
     };
     let reps = settings.reps();
     let mut results = serde_json::Map::new();
@@ -140,28 +118,15 @@ async fn main() -> Result<()> {
         // The same on local disk, where finishing an upload is a rename rather than the S3
         // server assembling its parts: a second Stowage on the same database.
         let fs_port = free_port()?;
-        let fs_pid = start_stowage(
-            &mut children,
-            Stowage {
-                bin: &settings.stowage_bin,
-                port: fs_port,
-                data_dir: work.join("data-fs"),
-                auth_secret: &auth.secret,
-                database_url: database_url.clone(),
-                redis_url: &settings.redis,
-                redis_prefix: &auth.prefix,
-                s3_endpoint: &endpoint,
-                backend: "fs",
-            },
-        )?;
+        let fs_pid = stack.launch(settings, fs_port, "data-fs", "fs")?;
         let on_disk = Run {
-            settings: &settings,
+            settings,
             bench: Arc::new(Bench {
                 base: format!("http://127.0.0.1:{fs_port}"),
                 ..run.bench.as_ref().clone()
             }),
             pid: fs_pid,
-            s3_pid,
+            s3_pid: stack.s3_pid,
         };
         results.insert("tus_upload_fs".into(), on_disk.tus().await?);
     }
@@ -175,18 +140,9 @@ async fn main() -> Result<()> {
         json!(rss_mib(pid, "VmHWM:")),
     );
 
-    drop(children);
-    database.drop_database().await;
-    let _ = std::fs::remove_dir_all(&work);
+    stack.stop().await;
 
     let results = Value::Object(results);
     report::print_table(&results);
-    let out = root.join("target/bench");
-    std::fs::create_dir_all(&out)?;
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(&results)?,
-    )?;
-    println!("\nwritten to target/bench/results.json");
-    Ok(())
+    report::write(root, "bench", &results)
 }

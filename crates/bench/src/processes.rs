@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -12,29 +13,35 @@ use crate::client::MIB;
 pub const S3_ACCESS_KEY: &str = "BENCHAK";
 /// The secret key that goes with [`S3_ACCESS_KEY`].
 pub const S3_SECRET_KEY: &str = "BENCHSECRETKEY";
+/// The bucket Stowage keeps its blobs in.
+pub const STOWAGE_BUCKET: &str = "bench-stowage";
 
 /// Children killed when the run ends, however it ends.
-pub struct Guard(Vec<Child>);
+pub struct Guard(Mutex<Vec<Child>>);
 
 impl Guard {
     /// No children yet.
     pub fn new() -> Self {
-        Self(Vec::new())
+        Self(Mutex::new(Vec::new()))
     }
 
     /// Keeps `child` until the guard drops; its process id.
-    fn keep(&mut self, child: Child) -> u32 {
+    fn keep(&self, child: Child) -> u32 {
         let pid = child.id();
-        self.0.push(child);
+        if let Ok(mut children) = self.0.lock() {
+            children.push(child);
+        }
         pid
     }
 }
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        for child in &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Ok(children) = self.0.get_mut() {
+            for child in children {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 }
@@ -58,7 +65,7 @@ fn wait_for_port(port: u16) -> Result<()> {
 }
 
 /// Starts s3s-fs on `port`, serving the folder `dir`, and waits until it listens; its pid.
-pub fn start_s3s_fs(children: &mut Guard, bin: &Path, port: u16, dir: PathBuf) -> Result<u32> {
+pub fn start_s3s_fs(children: &Guard, bin: &Path, port: u16, dir: PathBuf) -> Result<u32> {
     let pid = children.keep(
         Command::new(bin)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -87,27 +94,36 @@ pub struct Stowage<'a> {
     pub backend: &'a str,
 }
 
-/// Starts `stowage-api` with only the environment `stowage` sets and waits until it listens;
-/// its pid.
-pub fn start_stowage(children: &mut Guard, stowage: Stowage<'_>) -> Result<u32> {
-    let server = Command::new(stowage.bin)
-        .env_clear()
-        .env("BIND_ADDR", format!("127.0.0.1:{}", stowage.port))
-        .env("DATA_DIR", stowage.data_dir)
-        .env("AUTH_SECRET_KEY", stowage.auth_secret)
-        .env("DATABASE_URL", stowage.database_url)
-        .env("DATABASE_MAX_CONNECTIONS", "32")
-        .env("REDIS_URL", stowage.redis_url)
-        .env("REDIS_KEY_PREFIX", stowage.redis_prefix)
-        .env("STORAGE_BACKEND", stowage.backend)
-        .env("S3_ENDPOINT", stowage.s3_endpoint)
-        .env("S3_ACCESS_KEY", S3_ACCESS_KEY)
-        .env("S3_SECRET_KEY", S3_SECRET_KEY)
-        .env("S3_BUCKET", "bench-stowage")
-        .env("MAX_UPLOAD_BYTES", (2 * 1024 * MIB).to_string())
-        .env("RATE_LIMIT_ENABLED", "false")
-        .env("LOG_LEVEL", "warn")
-        .env("LOG_FORMAT", "json")
+impl Stowage<'_> {
+    /// `stowage-api` with only the environment this sets, for `serve` or any other command.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(self.bin);
+        command
+            .env_clear()
+            .env("BIND_ADDR", format!("127.0.0.1:{}", self.port))
+            .env("DATA_DIR", &self.data_dir)
+            .env("AUTH_SECRET_KEY", self.auth_secret)
+            .env("DATABASE_URL", &self.database_url)
+            .env("DATABASE_MAX_CONNECTIONS", "32")
+            .env("REDIS_URL", self.redis_url)
+            .env("REDIS_KEY_PREFIX", self.redis_prefix)
+            .env("STORAGE_BACKEND", self.backend)
+            .env("S3_ENDPOINT", self.s3_endpoint)
+            .env("S3_ACCESS_KEY", S3_ACCESS_KEY)
+            .env("S3_SECRET_KEY", S3_SECRET_KEY)
+            .env("S3_BUCKET", STOWAGE_BUCKET)
+            .env("MAX_UPLOAD_BYTES", (2 * 1024 * MIB).to_string())
+            .env("RATE_LIMIT_ENABLED", "false")
+            .env("LOG_LEVEL", "warn")
+            .env("LOG_FORMAT", "json");
+        command
+    }
+}
+
+/// Starts `stowage-api serve` and waits until it listens; its pid.
+pub fn start_stowage(children: &Guard, stowage: Stowage<'_>) -> Result<u32> {
+    let server = stowage
+        .command()
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

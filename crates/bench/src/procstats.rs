@@ -1,5 +1,6 @@
 //! What a process uses, from `/proc`: resident memory and CPU time.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -22,6 +23,44 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
 /// A `/proc/<pid>/status` field in MiB.
 pub fn rss_mib(pid: u32, field: &str) -> f64 {
     rss_kib(pid, field) as f64 / 1024.0
+}
+
+/// The file descriptors `pid` holds open; 0 when they cannot be read.
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
+}
+
+/// The local ports of the established TCP connections of `pid` to `remote_port`: its socket
+/// inodes (from `/proc/<pid>/fd`) looked up in its network namespace's `tcp` and `tcp6` tables.
+pub fn tcp_local_ports(pid: u32, remote_port: u16) -> HashSet<u16> {
+    let inodes: HashSet<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| std::fs::read_link(entry.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            Some(link.strip_prefix("socket:[")?.strip_suffix(']')?.to_owned())
+        })
+        .collect();
+    let port = |address: &str| u16::from_str_radix(address.rsplit_once(':')?.1, 16).ok();
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    // sl, local address, remote address, state, …, inode (the tenth field).
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let established = fields.get(3) == Some(&"01");
+                    let ours = fields.get(9).is_some_and(|inode| inodes.contains(*inode));
+                    (established && ours && port(fields.get(2)?) == Some(remote_port))
+                        .then(|| port(fields.get(1)?))
+                        .flatten()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The server's resident memory (anonymous and file-backed) and peak after `phase`, in MiB.

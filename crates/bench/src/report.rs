@@ -2,7 +2,22 @@
 
 mod images;
 
+use std::path::Path;
+
+use anyhow::Result;
 use serde_json::Value;
+
+/// Writes `results` to `target/{mode}/results.json` under the workspace `root`, and says so.
+pub fn write(root: &Path, mode: &str, results: &Value) -> Result<()> {
+    let out = root.join("target").join(mode);
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(results)?,
+    )?;
+    println!("\nwritten to target/{mode}/results.json");
+    Ok(())
+}
 
 /// A figure to two decimals, or `-` where there is none.
 fn f(v: &Value) -> String {
