@@ -261,14 +261,23 @@ impl UploadWithUrl {
             visibility: grant.visibility,
             replaces: None,
         }));
-        let record = match select(stored, &mut hold).await {
-            Either::Left((Ok(record), _)) => record,
-            Either::Left((Err(e), _)) => {
+        let stored = match select(stored, &mut hold).await {
+            Either::Left((stored, _)) => stored,
+            // Another upload took the claim over: this one must not be stored under it.
+            Either::Right(((), _)) => return Err(Error::InvalidSignature),
+        };
+        let record = match stored {
+            Ok(record) => record,
+            // The file may be recorded all the same (an insert whose answer was lost): released,
+            // the claim would let the URL store a second one. Forgotten, it lapses.
+            Err(e @ Error::DatabaseUnavailable(_)) => {
+                std::mem::forget(hold);
+                return Err(e);
+            }
+            Err(e) => {
                 self.release(grant.id, token).await;
                 return Err(e);
             }
-            // Another upload took the claim over: this one must not be stored under it.
-            Either::Right(((), _)) => return Err(Error::InvalidSignature),
         };
         let Err(refused) = self.complete(grant.id, token, &record).await else {
             drop(hold);

@@ -483,3 +483,34 @@ async fn a_file_that_can_be_neither_marked_used_nor_deleted_keeps_the_claim() {
 fn store_down() -> crate::ports::GrantStoreError {
     crate::ports::GrantStoreError::Unavailable("connection refused".into())
 }
+
+#[tokio::test]
+async fn an_upload_whose_record_may_have_been_written_keeps_the_claim() {
+    let mut blobs = MockBlobStore::new();
+    blobs.expect_put().times(1).returning(|_, _, _| {
+        Ok(StoredBlob {
+            size: 5,
+            sha256: Sha256Digest::from_bytes([1; 32]),
+        })
+    });
+    // The bytes stay for gc: the record may yet show up.
+    blobs.expect_delete().never();
+    let mut repo = MockFileRepository::new();
+    repo.expect_insert()
+        .times(1)
+        .returning(|_, _| Err(RepoError::Unconfirmed("connection reset".into())));
+    repo.expect_get().returning(|_| Err(RepoError::NotFound));
+    let dropped = Arc::new(AtomicBool::new(false));
+    let mut grants = completing(|| Ok(true), 0, Arc::clone(&dropped));
+    grants.expect_release().never();
+    let use_case = with_url(repo, blobs, grants);
+
+    let err = use_case
+        .execute(grant(NOW + 60), url_upload(b"hello"))
+        .await
+        .unwrap_err();
+
+    assert!(matches!(err, Error::DatabaseUnavailable(_)), "{err:?}");
+    // Released (or its hold dropped), the claim would let the URL store a second file.
+    assert!(!dropped.load(Ordering::SeqCst));
+}
