@@ -145,7 +145,19 @@ pub fn collect_garbage(server: &TestServer) -> String {
 /// What the blob store holds that no file of `ledger` accounts for (orphan blobs, variants of
 /// other files, temporary files, unfinished uploads); panics when a blob of `ledger` is gone.
 pub fn unaccounted(server: &TestServer, ledger: &Ledger) -> Vec<String> {
-    let held = server.stored_keys();
+    // s3s-fs writes a PutObject into `.tmp.N.internal.part` and keeps it when the connection is
+    // cut (a proxy taken down, a process killed) rather than closed: a file of the test server's
+    // own, which S3's API never shows and no client could remove. Anything else counts.
+    let held: BTreeSet<String> = server
+        .stored_keys()
+        .into_iter()
+        .filter(|key| {
+            let name = key.rsplit('/').next().unwrap_or(key);
+            !(server.env().contains_key("S3_ENDPOINT")
+                && name.starts_with(".tmp.")
+                && name.ends_with(".internal.part"))
+        })
+        .collect();
     let blobs: BTreeSet<String> = ledger.keys().map(|id| format!("{ACCOUNT}/{id}")).collect();
     let missing: Vec<&String> = blobs.difference(&held).collect();
     assert!(
