@@ -18,8 +18,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Frame, SizeHint};
 
-/// Adds `Connection: close` to the answer of an HTTP/1 request whose body was not read to its
-/// end by the time the answer is ready. HTTP/2 ends such a stream on its own, and a connection
+/// Adds `Connection: close` to the error answer of an HTTP/1 request whose body was not read to
+/// its end by the time the answer is ready. HTTP/2 ends such a stream on its own, and a connection
 /// header is not allowed there.
 pub async fn close_after_unread_body(request: Request, next: Next) -> Response {
     let http1 = matches!(request.version(), Version::HTTP_10 | Version::HTTP_11);
@@ -34,7 +34,10 @@ pub async fn close_after_unread_body(request: Request, next: Next) -> Response {
         })
     });
     let mut response = next.run(request).await;
-    if !finished.load(Ordering::Acquire) {
+    // A success was answered after the body's content (a form read to its closing boundary);
+    // what is left, such as a chunked body's last chunk, is in hand and hyper drains it.
+    let refused = response.status().is_client_error() || response.status().is_server_error();
+    if refused && !finished.load(Ordering::Acquire) {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -78,11 +81,20 @@ mod tests {
     use axum::routing::post;
     use tower::ServiceExt;
 
+    use axum::http::StatusCode;
+
     use super::*;
 
     fn app() -> Router {
         Router::new()
-            .route("/refuse", post(|| async { "refused unread" }))
+            .route(
+                "/refuse",
+                post(|| async { (StatusCode::UNAUTHORIZED, "refused unread") }),
+            )
+            .route(
+                "/accept",
+                post(|| async { (StatusCode::CREATED, "taken, the rest in hand") }),
+            )
             .route(
                 "/read",
                 post(|body: Body| async move {
@@ -135,6 +147,12 @@ mod tests {
         );
         assert_eq!(
             connection_of("/refuse", Version::HTTP_11, Body::empty()).await,
+            None
+        );
+        // A success leaves at most the body's end unread (a chunked form's last chunk), which
+        // hyper drains: the connection stays.
+        assert_eq!(
+            connection_of("/accept", Version::HTTP_11, chunked()).await,
             None
         );
         // HTTP/2 ends the stream instead; a connection header is not allowed there.
