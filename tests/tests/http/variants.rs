@@ -4,7 +4,7 @@
 //! suite runs on (disk, or S3 with `STOWAGE_TEST_STORAGE=s3`).
 
 use serde_json::Value;
-use stowage_tests::images::{Decoded, decode, format_of};
+use stowage_tests::images::{Colour, Decoded, QUADRANTS, decode, format_of};
 use stowage_tests::{Fetched, TestServer, fetch};
 
 use crate::common::{assert_error_shape, file_id, json_with_status, upload_to};
@@ -16,6 +16,14 @@ mod geometry;
 mod limits;
 mod memory;
 mod policies;
+
+/// The four quadrants as every test image stores them, read back from a variant's corners.
+const STORED: [Option<Colour>; 4] = [
+    Some(QUADRANTS[0]),
+    Some(QUADRANTS[1]),
+    Some(QUADRANTS[2]),
+    Some(QUADRANTS[3]),
+];
 
 /// The owner's credential: user 1 of account 1.
 fn owner(server: &TestServer) -> String {

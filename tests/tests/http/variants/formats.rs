@@ -3,18 +3,11 @@
 
 use stowage_tests::TestServer;
 use stowage_tests::images::{
-    Colour, EXIF_SECRETS, QUADRANTS, contains, gif, jpeg, jpeg_oriented, metadata_containers,
-    png_noise, png_rgba, webp, webp_with_exif,
+    EXIF_SECRETS, contains, gif, jpeg, jpeg_oriented, metadata_containers, png_noise, png_rgba,
+    webp, webp_with_exif,
 };
 
-use super::{assert_error, get_as_owner, image_of, spawn_with, upload};
-
-const STORED: [Option<Colour>; 4] = [
-    Some(QUADRANTS[0]),
-    Some(QUADRANTS[1]),
-    Some(QUADRANTS[2]),
-    Some(QUADRANTS[3]),
-];
+use super::{STORED, assert_error, get_as_owner, image_of, spawn_with, upload};
 
 #[tokio::test]
 async fn variants_are_written_in_the_format_asked_for_and_named_by_it() {

@@ -3,18 +3,11 @@
 
 use stowage_tests::TestServer;
 use stowage_tests::images::{
-    Colour, QUADRANTS, gif, gif_animated, jpeg, jpeg_oriented, orientation_swaps_sides,
-    oriented_quadrants, png_gray, png_rgba,
+    Colour, gif, gif_animated, jpeg, jpeg_oriented, orientation_swaps_sides, oriented_quadrants,
+    png_gray, png_rgba,
 };
 
-use super::{get_as_owner, image_of, spawn_with, upload};
-
-const STORED: [Option<Colour>; 4] = [
-    Some(QUADRANTS[0]),
-    Some(QUADRANTS[1]),
-    Some(QUADRANTS[2]),
-    Some(QUADRANTS[3]),
-];
+use super::{STORED, get_as_owner, image_of, spawn_with, upload};
 
 #[tokio::test]
 async fn variants_are_sized_by_their_fit_and_one_side_keeps_the_aspect_ratio() {
