@@ -28,16 +28,16 @@ pub(super) const MAX_SINGLE_PUT: u64 = 5 * 1024 * 1024 * 1024;
 const STREAMED_PUT_QUEUE: usize = 2;
 
 /// Deletes an object in the background when dropped armed.
-pub(super) struct DeleteOnDrop {
+struct DeleteOnDrop {
     client: Client,
     bucket: String,
     key: String,
-    pub(super) armed: bool,
+    armed: bool,
 }
 
 impl DeleteOnDrop {
     /// Armed for `key` of `bucket`.
-    pub(super) fn armed(client: &Client, bucket: &str, key: &str) -> Self {
+    fn armed(client: &Client, bucket: &str, key: &str) -> Self {
         Self {
             client: client.clone(),
             bucket: bucket.to_owned(),
