@@ -167,8 +167,8 @@ impl UploadFile {
         }
         // The blob is removed only when the insert certainly failed. If this future is dropped
         // while the insert is in flight (the client went away), or the connection breaks while it
-        // commits and the database cannot be asked after, the insert may have committed, so the
-        // blob stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a record
+        // commits and the record is not seen after, the insert may have committed, so the blob
+        // stays: a blob without a record is reclaimed by `stowage-api gc`, whereas a record
         // without its blob would be listed and never downloadable.
         let event = self.audit.as_ref().map(|audit| {
             let actor = Actor::of(&request.principal);
