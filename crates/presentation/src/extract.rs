@@ -1,10 +1,9 @@
 //! Extractors that reject in the contract's JSON shape.
 
-use axum::extract::{FromRequestParts, Path, Query};
+use axum::extract::{FromRequestParts, Path};
 use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
-use serde::de::DeserializeOwned;
 use stowage_application::use_cases::{CredentialSource, PresentedCredential};
 use stowage_domain::{FileId, FileKey, Principal};
 
@@ -47,23 +46,6 @@ impl<S: Send + Sync> FromRequestParts<S> for FileKeyPath {
         let key = FileKey::parse(&raw)
             .map_err(|_| ApiError::App(stowage_application::Error::NotFound))?;
         Ok(FileKeyPath(key))
-    }
-}
-
-/// A query string deserialised into `T`; a bad one is `400 VALIDATION_ERROR`.
-#[derive(Clone, Debug)]
-pub struct ApiQuery<T>(pub T);
-
-impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(value) = Query::<T>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| {
-                ApiError::validation(format!("invalid query string: {}", e.body_text()))
-            })?;
-        Ok(ApiQuery(value))
     }
 }
 
@@ -182,38 +164,6 @@ fn canonical_expires(raw: &str) -> Option<i64> {
         && raw.bytes().all(|b| b.is_ascii_digit())
         && (raw == "0" || !raw.starts_with('0'));
     if canonical { raw.parse().ok() } else { None }
-}
-
-/// A small JSON body (control requests, never file bodies); an empty body is `T::default()`.
-#[derive(Clone, Debug)]
-pub struct OptionalJson<T>(pub T);
-
-/// Largest control body accepted.
-const MAX_JSON_BODY: usize = 16 * 1024;
-
-impl<T: DeserializeOwned + Default, S: Send + Sync> axum::extract::FromRequest<S>
-    for OptionalJson<T>
-{
-    type Rejection = ApiError;
-
-    async fn from_request(
-        request: axum::extract::Request,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_JSON_BODY)
-            .await
-            .map_err(|_| {
-                ApiError::validation(format!(
-                    "the body must be JSON of at most {MAX_JSON_BODY} bytes"
-                ))
-            })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Ok(OptionalJson(T::default()));
-        }
-        serde_json::from_slice(&bytes)
-            .map(OptionalJson)
-            .map_err(|e| ApiError::validation(format!("invalid JSON body: {e}")))
-    }
 }
 
 /// The credentials on a request, in the order the contract tries them: at most one of each kind.
