@@ -1,5 +1,6 @@
 //! Blob stores.
 
+mod budget;
 pub mod cache;
 pub mod cloudinary;
 pub mod fs;

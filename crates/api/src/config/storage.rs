@@ -100,13 +100,7 @@ fn s3(vars: Vars<'_>) -> Result<S3Settings, ConfigError> {
             "must be at least 5242880 (5 MiB), S3's smallest part".to_owned(),
         ));
     }
-    let buffer_bytes: u64 = vars.parse_or("UPLOAD_BUFFER_BYTES", "67108864")?;
-    if buffer_bytes < part_size as u64 {
-        return Err(invalid(
-            "UPLOAD_BUFFER_BYTES",
-            format!("must be at least S3_PART_SIZE ({part_size}): one part is buffered at a time"),
-        ));
-    }
+    let buffer_bytes = upload_buffer_bytes(vars, part_size, "S3_PART_SIZE", "part")?;
     Ok(S3Settings {
         force_path_style: vars.flag("S3_FORCE_PATH_STYLE", endpoint.is_some())?,
         endpoint,
@@ -123,6 +117,24 @@ fn s3(vars: Vars<'_>) -> Result<S3Settings, ConfigError> {
         max_attempts: vars.parse_or("S3_MAX_ATTEMPTS", "3")?,
         stream_uploads: vars.flag("S3_STREAM_UPLOADS", true)?,
     })
+}
+
+/// `UPLOAD_BUFFER_BYTES`: at least one buffer of `size` bytes, the `unit` (an S3 part, a
+/// Cloudinary chunk) the setting `sized_by` gives, so that any upload can go on.
+fn upload_buffer_bytes(
+    vars: Vars<'_>,
+    size: usize,
+    sized_by: &str,
+    unit: &str,
+) -> Result<u64, ConfigError> {
+    let bytes: u64 = vars.parse_or("UPLOAD_BUFFER_BYTES", "67108864")?;
+    if bytes < size as u64 {
+        return Err(invalid(
+            "UPLOAD_BUFFER_BYTES",
+            format!("must be at least {sized_by} ({size}): one {unit} is buffered at a time"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// S3's DNS-style bucket name rule: 3 to 63 of `a-z 0-9 . -`, starting and ending alphanumeric.

@@ -3,12 +3,13 @@
 //! Blobs are resources of type `authenticated` under `{folder}/{account_id}/{file_id}`: `image`
 //! for the image formats Cloudinary processes (JPEG, PNG, WebP, GIF, AVIF, recognised by their
 //! magic bytes), `raw` for everything else. Uploads stream in chunks through the chunked Upload
-//! API; reads stream from signed delivery URLs with `Range`; deletion is `destroy`, health the
-//! Admin API's `ping`, the `gc` listing its `resources`. An empty blob is kept without a resource
-//! (Cloudinary refuses empty uploads) and reads as missing: callers know a blob is empty from its
-//! record. No Cloudinary URL leaves the adapter: Stowage's access rules decide who reads. A
-//! file's image variants are resources beside it, `{folder}/{account_id}/{file_id}/{name}` (the name's
-//! `.` written `_`), removed together by the Admin API's delete by prefix.
+//! API, each chunk's buffer charged to `UPLOAD_BUFFER_BYTES` as its bytes arrive; reads stream
+//! from signed delivery URLs with `Range`; deletion is `destroy`, health the Admin API's `ping`,
+//! the `gc` listing its `resources`. An empty blob is kept without a resource (Cloudinary refuses
+//! empty uploads) and reads as missing: callers know a blob is empty from its record. No
+//! Cloudinary URL leaves the adapter: Stowage's access rules decide who reads. A file's image
+//! variants are resources beside it, `{folder}/{account_id}/{file_id}/{name}` (the name's `.`
+//! written `_`), removed together by the Admin API's delete by prefix.
 
 mod admin;
 mod delivery;
@@ -30,6 +31,7 @@ use stowage_domain::{BlobKey, ByteRange};
 pub use error::CloudinaryError;
 pub use settings::{CloudinarySettings, MIN_CHUNK_SIZE, SignatureAlgorithm};
 
+use super::budget::PartBudget;
 use sign::Signer;
 
 /// Resource types remembered per blob, so that a read asks the right one first; cleared when
@@ -70,6 +72,7 @@ pub struct CloudinaryBlobStore {
     delivery_url: String,
     chunk_size: usize,
     timeout: Duration,
+    budget: PartBudget,
     types: Arc<Mutex<HashMap<BlobKey, ResourceType>>>,
     healthy_until: Arc<Mutex<Option<std::time::Instant>>>,
 }
@@ -97,6 +100,7 @@ impl CloudinaryBlobStore {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| CloudinaryError::Client(Box::new(e)))?;
+        let chunk_size = settings.chunk_size.max(MIN_CHUNK_SIZE);
         Ok(Self {
             client,
             signer: Signer::new(
@@ -108,8 +112,9 @@ impl CloudinaryBlobStore {
             folder: settings.folder.clone(),
             api_url: settings.api_url.clone(),
             delivery_url: settings.delivery_url.clone(),
-            chunk_size: settings.chunk_size.max(MIN_CHUNK_SIZE),
+            chunk_size,
             timeout: settings.timeout,
+            budget: PartBudget::new(settings.buffer_bytes, chunk_size, settings.buffer_wait),
             types: Arc::new(Mutex::new(HashMap::new())),
             healthy_until: Arc::new(Mutex::new(None)),
         })

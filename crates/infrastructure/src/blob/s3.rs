@@ -11,7 +11,6 @@
 //! together by one listing of that prefix and `DeleteObjects`.
 
 mod buckets;
-mod budget;
 mod buffered;
 mod error;
 mod feed;
@@ -50,7 +49,7 @@ pub use resumable::{ResumableFailure, S3ResumableStore};
 pub use settings::S3Settings;
 pub use streamed::STREAMED_PUT_MIN;
 
-use budget::PartBudget;
+use super::budget::PartBudget;
 use error::{is_not_found, unavailable};
 use streamed::MAX_SINGLE_PUT;
 

@@ -21,6 +21,8 @@ fn settings(fake: &FakeCloudinary, secret: &str) -> CloudinarySettings {
         api_url: fake.url(),
         delivery_url: fake.url(),
         chunk_size: CHUNK,
+        buffer_bytes: 64 * 1024 * 1024,
+        buffer_wait: Duration::from_secs(10),
         signature_algorithm: match fake.algorithm {
             Algorithm::Sha1 => SignatureAlgorithm::Sha1,
             Algorithm::Sha256 => SignatureAlgorithm::Sha256,
@@ -450,4 +452,114 @@ async fn a_failed_variant_deletion_is_unavailable() {
         matches!(deleted, Err(BlobError::Unavailable(_))),
         "{deleted:?}"
     );
+}
+
+/// A body that sends `first`, then stalls as a client that pauses until `go_on` fires, then
+/// sends `rest`; `stalled` fires when the store asks for more than `first`.
+fn pausing_after(
+    first: Bytes,
+    rest: Bytes,
+) -> (
+    ByteStream,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (stalled_tx, stalled) = tokio::sync::oneshot::channel();
+    let (go_on, resumed) = tokio::sync::oneshot::channel::<()>();
+    let body = stream::once(async move { Ok(first) })
+        .chain(stream::once(async move {
+            let _ = stalled_tx.send(());
+            let _ = resumed.await;
+            Ok(rest)
+        }))
+        .boxed();
+    (body, stalled, go_on)
+}
+
+fn store_with_budget(
+    fake: &FakeCloudinary,
+    buffer_bytes: u64,
+    wait: Duration,
+) -> CloudinaryBlobStore {
+    CloudinaryBlobStore::new(&CloudinarySettings {
+        buffer_bytes,
+        buffer_wait: wait,
+        ..settings(fake, &fake.api_secret)
+    })
+    .unwrap()
+}
+
+fn upload_count(fake: &FakeCloudinary) -> usize {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.route == Route::Upload)
+        .count()
+}
+
+#[tokio::test]
+async fn chunks_share_the_buffer_budget_and_a_finished_upload_gives_its_share_back() {
+    let fake = FakeCloudinary::spawn();
+    // One chunk's worth of buffers for everyone, waited for briefly.
+    let wait = Duration::from_millis(300);
+    let store = store_with_budget(&fake, CHUNK as u64, wait);
+    // A client sends all but 16 KiB of a chunk, then stalls: its chunk holds that much.
+    let data = pseudo_random_bytes(CHUNK + 50_000);
+    let held = CHUNK - 16 * 1024;
+    let (body, stalled, go_on) = pausing_after(data.slice(..held), data.slice(held..));
+    let holding = tokio::spawn({
+        let store = store.clone();
+        async move { store.put(&new_key(), body, None).await }
+    });
+    stalled.await.unwrap();
+
+    // A small upload fits in what is left; a larger one waits, then is refused unsent.
+    let small = pseudo_random_bytes(8 * 1024);
+    let stored = store
+        .put(&new_key(), body_of(vec![small.clone()]), None)
+        .await
+        .unwrap();
+    assert_eq!(stored, stored_blob_of(&small));
+    let second = pseudo_random_bytes(100_000);
+    let started = std::time::Instant::now();
+    let refused = store
+        .put(&new_key(), body_of(uneven_chunks(&second)), None)
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(BlobError::Busy {
+                retry_after_secs: 1
+            })
+        ),
+        "{refused:?}"
+    );
+    assert!(started.elapsed() >= wait, "refused without waiting");
+    assert_eq!(upload_count(&fake), 1, "only the small upload was sent");
+
+    // The stalled client goes on: its upload completes and gives its buffers back, so the
+    // refused one goes through when it is sent again.
+    go_on.send(()).unwrap();
+    assert_eq!(holding.await.unwrap().unwrap(), stored_blob_of(&data));
+    let stored = store
+        .put(&new_key(), body_of(uneven_chunks(&second)), None)
+        .await
+        .unwrap();
+    assert_eq!(stored, stored_blob_of(&second));
+    assert_eq!(fake.resources().len(), 3);
+}
+
+#[tokio::test]
+async fn an_upload_larger_than_the_budget_goes_through_one_chunk_at_a_time() {
+    let fake = FakeCloudinary::spawn();
+    let store = store_with_budget(&fake, CHUNK as u64, Duration::from_secs(5));
+    // Three chunks through a budget of one: each waits for the previous one to be sent.
+    let data = pseudo_random_bytes(2 * CHUNK + 123);
+
+    let stored = store
+        .put(&new_key(), body_of(uneven_chunks(&data)), None)
+        .await
+        .unwrap();
+
+    assert_eq!(stored, stored_blob_of(&data));
+    assert_eq!(upload_count(&fake), 3);
 }

@@ -1,6 +1,7 @@
 //! What the S3 adapter puts on the wire, seen by a stand-in server (no S3 store needed).
 
-use stowage_infrastructure::{S3BlobStore, S3Layout, S3Settings};
+use stowage_application::ports::ResumableStore;
+use stowage_infrastructure::{S3BlobStore, S3Layout, S3ResumableStore, S3Settings};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -345,4 +346,103 @@ async fn an_upload_larger_than_the_budget_goes_through_one_part_at_a_time() {
         .filter(|r| r.method.as_str() == "PUT")
         .count();
     assert_eq!(parts, 3);
+}
+
+/// What a request's body holds, aws-chunked or not.
+fn payload(request: &wiremock::Request) -> Vec<u8> {
+    if header(request, "content-encoding").is_some_and(|e| e.contains("aws-chunked")) {
+        decode_aws_chunked(&request.body)
+    } else {
+        request.body.clone()
+    }
+}
+
+#[tokio::test]
+async fn a_tus_append_reads_its_kept_tail_back_only_once_the_budget_has_room_for_it() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(
+            "<InitiateMultipartUploadResult><Bucket>wire</Bucket><Key>k</Key>\
+             <UploadId>up-1</UploadId></InitiateMultipartUploadResult>",
+        ))
+        .mount(&server)
+        .await;
+    answering_puts_on(&server).await;
+    let tail = pseudo_random_bytes(100 * 1024);
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_bytes(tail.to_vec()))
+        .mount(&server)
+        .await;
+    let blobs = S3BlobStore::new(&S3Settings {
+        buffer_bytes: 5 * 1024 * 1024,
+        buffer_wait: Duration::from_millis(200),
+        ..settings_on(&server)
+    });
+    let resumable = S3ResumableStore::new(blobs.clone());
+    let key = new_key();
+    let begun = resumable.begin(&key).await.unwrap();
+    // A PATCH of unknown length too short for a part: its bytes are kept as the tail object.
+    let kept = resumable
+        .append(&key, &begun, 0, None, None, body_of(vec![tail.clone()]))
+        .await
+        .unwrap();
+    assert!(kept.interrupted.is_none(), "{:?}", kept.interrupted);
+    let offset = tail.len() as u64;
+    assert_eq!(kept.written, offset);
+    // Another upload holds all but 16 KiB of the budget, less than the tail.
+    let (body, stalled) = stalling_after(pseudo_random_bytes(5 * 1024 * 1024 - 16 * 1024));
+    let holding = tokio::spawn({
+        let blobs = blobs.clone();
+        async move { blobs.put(&new_key(), body, None).await }
+    });
+    stalled.await.unwrap();
+
+    // The next PATCH waits for room for the tail, then is refused without reading it back.
+    let more = pseudo_random_bytes(1024);
+    let refused = resumable
+        .append(
+            &key,
+            &kept.progress,
+            offset,
+            None,
+            None,
+            body_of(vec![more.clone()]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(refused.interrupted, Some(BlobError::Busy { .. })),
+        "{:?}",
+        refused.interrupted
+    );
+    assert_eq!(refused.written, 0);
+    let requests = server.received_requests().await.unwrap();
+    assert!(
+        requests.iter().all(|r| r.method.as_str() != "GET"),
+        "the tail was read back"
+    );
+
+    // With room again, the tail leads the new bytes into the next tail.
+    holding.abort();
+    let _ = holding.await;
+    let appended = resumable
+        .append(
+            &key,
+            &kept.progress,
+            offset,
+            None,
+            None,
+            body_of(vec![more.clone()]),
+        )
+        .await
+        .unwrap();
+    assert!(appended.interrupted.is_none(), "{:?}", appended.interrupted);
+    assert_eq!(appended.written, more.len() as u64);
+    let requests = server.received_requests().await.unwrap();
+    let put = requests
+        .iter()
+        .rev()
+        .find(|r| r.method.as_str() == "PUT")
+        .unwrap();
+    assert_eq!(payload(put), [tail.as_ref(), more.as_ref()].concat());
 }

@@ -10,6 +10,7 @@ use stowage_infrastructure::{CloudinarySettings, SignatureAlgorithm};
 
 use super::super::ConfigError;
 use super::super::values::{Vars, invalid, url_without_slash};
+use super::{UPLOAD_BUFFER_WAIT, upload_buffer_bytes};
 
 /// The shape `CLOUDINARY_URL` must have; said instead of the value, which holds the secret.
 const URL_SHAPE: &str = "must look like cloudinary://<api_key>:<api_secret>@<cloud_name>";
@@ -29,7 +30,7 @@ pub(super) fn cloudinary(vars: Vars<'_>) -> Result<CloudinarySettings, ConfigErr
     let credentials =
         credentials(url).ok_or_else(|| invalid("CLOUDINARY_URL", URL_SHAPE.into()))?;
     let chunk_size: usize = vars.parse_or("CLOUDINARY_CHUNK_SIZE", "6000000")?;
-    // Each upload holds one chunk in memory: the upper bound keeps that bounded too.
+    // Each upload holds one chunk in memory (within UPLOAD_BUFFER_BYTES for all of them).
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
         return Err(invalid(
             "CLOUDINARY_CHUNK_SIZE",
@@ -39,6 +40,7 @@ pub(super) fn cloudinary(vars: Vars<'_>) -> Result<CloudinarySettings, ConfigErr
             ),
         ));
     }
+    let buffer_bytes = upload_buffer_bytes(vars, chunk_size, "CLOUDINARY_CHUNK_SIZE", "chunk")?;
     let signature_algorithm = match vars.choice("CLOUDINARY_SIGNATURE_ALGORITHM").as_deref() {
         None | Some("sha1") => SignatureAlgorithm::Sha1,
         Some("sha256") => SignatureAlgorithm::Sha256,
@@ -65,6 +67,8 @@ pub(super) fn cloudinary(vars: Vars<'_>) -> Result<CloudinarySettings, ConfigErr
             "CLOUDINARY_DELIVERY_URL",
         )?,
         chunk_size,
+        buffer_bytes,
+        buffer_wait: UPLOAD_BUFFER_WAIT,
         signature_algorithm,
         connect_timeout: vars.millis("CLOUDINARY_CONNECT_TIMEOUT_MS", "5000")?,
         timeout: vars.millis("CLOUDINARY_TIMEOUT_MS", "60000")?,

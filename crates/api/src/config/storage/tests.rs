@@ -117,6 +117,8 @@ fn cloudinary_defaults() {
     assert_eq!(c.api_url, "https://api.cloudinary.com");
     assert_eq!(c.delivery_url, "https://res.cloudinary.com");
     assert_eq!(c.chunk_size, 6_000_000);
+    assert_eq!(c.buffer_bytes, 64 << 20);
+    assert_eq!(c.buffer_wait, Duration::from_secs(10));
     assert_eq!(c.signature_algorithm, SignatureAlgorithm::Sha1);
     assert_eq!(c.connect_timeout, Duration::from_millis(5000));
     assert_eq!(c.timeout, Duration::from_millis(60_000));
@@ -209,6 +211,30 @@ fn invalid_cloudinary_settings_name_their_variable() {
             "{value}: {err}"
         );
         assert!(!err.contains("cl0udsecret"), "{err}");
+    }
+}
+
+#[test]
+fn cloudinary_upload_buffers_hold_at_least_one_chunk() {
+    let c = cloudinary(&[
+        ("CLOUDINARY_CHUNK_SIZE", "8000000"),
+        ("UPLOAD_BUFFER_BYTES", "8000000"),
+    ])
+    .unwrap();
+    assert_eq!(c.buffer_bytes, 8_000_000);
+
+    for (chunk, budget) in [("8000000", Some("7999999")), ("100000000", None)] {
+        let mut pairs = vec![("CLOUDINARY_CHUNK_SIZE", chunk)];
+        pairs.extend(budget.map(|b| ("UPLOAD_BUFFER_BYTES", b)));
+        let err = cloudinary(&pairs).unwrap_err().to_string();
+
+        assert_eq!(
+            err,
+            format!(
+                "UPLOAD_BUFFER_BYTES is invalid: must be at least CLOUDINARY_CHUNK_SIZE \
+                 ({chunk}): one chunk is buffered at a time"
+            )
+        );
     }
 }
 

@@ -32,6 +32,11 @@ pub struct CloudinarySettings {
     pub delivery_url: String,
     /// Bytes per chunk of a chunked upload (Cloudinary takes 5 MB at least, except the last).
     pub chunk_size: usize,
+    /// Bytes all uploads together may hold in chunk buffers (`UPLOAD_BUFFER_BYTES`, at least one
+    /// chunk); an upload that finds them all in use waits up to `buffer_wait`, then is refused.
+    pub buffer_bytes: u64,
+    /// How long an upload waits for a chunk buffer.
+    pub buffer_wait: Duration,
     /// The account's signature algorithm.
     pub signature_algorithm: SignatureAlgorithm,
     /// Connect timeout.

@@ -2,7 +2,9 @@
 //! `chunk_size` bytes, each sent as its own signed `multipart/form-data` request under one
 //! `X-Unique-Upload-Id`, with `Content-Range: bytes a-b/-1` until the last chunk states the
 //! total. Cloudinary assembles the resource only when the last chunk arrives, so a body that
-//! fails or a request that is dropped before that leaves no resource.
+//! fails or a request that is dropped before that leaves no resource. A chunk's bytes are charged
+//! to the upload buffer budget as they arrive and given back once the chunk is sent; an upload
+//! that finds the budget spent is refused like a body that failed.
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -13,21 +15,27 @@ use stowage_domain::{BlobKey, ContentType, SNIFF_LEN};
 
 use super::error::{CloudinaryError, status_error, timed_out, transport};
 use super::{CloudinaryBlobStore, ResourceType};
+use crate::blob::budget::{PartBudget, PartShare};
 
 /// Transient failures of one chunk are retried this many times in all, with the same bytes.
 const CHUNK_ATTEMPTS: u32 = 3;
 
-/// One chunk of the body, kept as the pieces it arrived in.
+/// One chunk of the body, kept as the pieces it arrived in, with the share of the upload
+/// buffers they are charged to.
 #[derive(Default)]
 struct Chunk {
     pieces: Vec<Bytes>,
     len: usize,
+    share: PartShare,
 }
 
 impl Chunk {
-    fn push(&mut self, piece: Bytes) {
+    /// Keeps `piece` once `budget` has room for it.
+    async fn push(&mut self, piece: Bytes, budget: &PartBudget) -> Result<(), BlobError> {
+        budget.charge(&mut self.share, piece.len()).await?;
         self.len += piece.len();
         self.pieces.push(piece);
+        Ok(())
     }
 
     /// The first bytes, enough to recognise a format by its magic bytes.
@@ -106,15 +114,14 @@ impl CloudinaryBlobStore {
                     continue;
                 }
                 let room = self.chunk_size - chunk.len;
-                if piece.len() > room {
+                let piece = if piece.len() > room {
                     carry = Some(piece.slice(room..));
-                    let head = piece.slice(..room);
-                    digest.update(&head);
-                    chunk.push(head);
+                    piece.slice(..room)
                 } else {
-                    digest.update(&piece);
-                    chunk.push(piece);
-                }
+                    piece
+                };
+                digest.update(&piece);
+                chunk.push(piece, &self.budget).await?;
             }
             if !ended && carry.is_none() {
                 match next_non_empty(&mut body).await? {
@@ -137,6 +144,7 @@ impl CloudinaryBlobStore {
                 self.send_chunk(kind, &public_id, &chunk, &placement)
                     .await?;
                 start += len;
+                // The sent chunk's buffers go back to the budget.
                 chunk = Chunk::default();
                 continue;
             }
@@ -164,6 +172,7 @@ impl CloudinaryBlobStore {
                 };
                 sent = self.send_chunk(kind, &public_id, &chunk, &placement).await;
             }
+            drop(chunk);
             let answer = match sent {
                 Ok(answer) => answer,
                 Err(e) => {

@@ -11,8 +11,8 @@ use stowage_application::ports::BlobError;
 use stowage_application::stream::{BlobDigester, ByteStream};
 
 use super::S3BlobStore;
-use super::budget::{PartBudget, PartShare};
 use super::error::{error_code, unavailable};
+use crate::blob::budget::{PartBudget, PartShare};
 
 /// S3's smallest part (except the last).
 pub const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
@@ -142,6 +142,71 @@ impl PartBuffer {
     }
 }
 
+/// A part being filled: its buffer, and the share of the budget its bytes are charged to.
+pub(super) struct PartFill {
+    buffer: PartBuffer,
+    share: PartShare,
+    /// Bytes charged ahead of being copied in.
+    reserved: usize,
+}
+
+impl PartFill {
+    /// An empty part of `size` bytes at most; nothing is charged yet.
+    pub(super) fn new(size: usize) -> Result<Self, BlobError> {
+        Ok(Self {
+            buffer: PartBuffer::new(size)?,
+            share: PartShare::default(),
+            reserved: 0,
+        })
+    }
+
+    /// Charges `bytes` (as far as they fit) before they are read, so that bytes fetched from the
+    /// store are held only once the budget has room for them.
+    ///
+    /// # Errors
+    /// [`BlobError::Busy`] when the budget stays full.
+    pub(super) async fn reserve(
+        &mut self,
+        bytes: usize,
+        budget: &PartBudget,
+    ) -> Result<(), BlobError> {
+        let bytes = bytes.min(self.buffer.remaining().saturating_sub(self.reserved));
+        budget.charge(&mut self.share, bytes).await?;
+        self.reserved += bytes;
+        Ok(())
+    }
+
+    /// Copies in as much of `chunk` as fits, charging what was not reserved; returns how much.
+    ///
+    /// # Errors
+    /// [`BlobError::Busy`] when the budget stays full.
+    pub(super) async fn push(
+        &mut self,
+        chunk: &[u8],
+        budget: &PartBudget,
+    ) -> Result<usize, BlobError> {
+        let n = chunk.len().min(self.buffer.remaining());
+        let covered = n.min(self.reserved);
+        // The buffer is a lazily touched map: memory is taken as bytes are copied in.
+        budget.charge(&mut self.share, n - covered).await?;
+        self.reserved -= covered;
+        self.buffer.push(&chunk[..n]);
+        Ok(n)
+    }
+
+    fn remaining(&self) -> usize {
+        self.buffer.remaining()
+    }
+
+    fn finish(self, ended: bool) -> Result<Part, BlobError> {
+        Ok(Part {
+            bytes: self.buffer.freeze()?,
+            ended,
+            share: self.share,
+        })
+    }
+}
+
 /// Reads the next part of `body` (starting with `carry`, what the previous part left over), of
 /// `size` bytes unless the body ends first, once `budget` has room for it.
 ///
@@ -155,8 +220,20 @@ pub(super) async fn read_part(
     carry: &mut Option<Bytes>,
     budget: &PartBudget,
 ) -> Result<Part, BlobError> {
-    let mut share = PartShare::default();
-    let mut buffer = PartBuffer::new(size)?;
+    fill_part(PartFill::new(size)?, body, digest, carry, budget).await
+}
+
+/// Reads into `part`, which may hold bytes already, as [`read_part`] does.
+///
+/// # Errors
+/// As [`read_part`].
+pub(super) async fn fill_part(
+    mut part: PartFill,
+    body: &mut ByteStream,
+    digest: &mut BlobDigester,
+    carry: &mut Option<Bytes>,
+    budget: &PartBudget,
+) -> Result<Part, BlobError> {
     loop {
         let chunk = match carry.take() {
             Some(rest) => rest,
@@ -166,28 +243,16 @@ pub(super) async fn read_part(
                     chunk
                 }
                 Some(Err(e)) => return Err(BlobError::Body(e)),
-                None => {
-                    return Ok(Part {
-                        bytes: buffer.freeze()?,
-                        ended: true,
-                        share,
-                    });
-                }
+                None => return part.finish(true),
             },
         };
-        let fits = buffer.remaining();
-        // The buffer is a lazily touched map: memory is taken as bytes are copied in.
-        budget.charge(&mut share, chunk.len().min(fits)).await?;
-        buffer.push(&chunk);
+        let fits = part.remaining();
+        part.push(&chunk, budget).await?;
         if chunk.len() >= fits {
             if chunk.len() > fits {
                 *carry = Some(chunk.slice(fits..));
             }
-            return Ok(Part {
-                bytes: buffer.freeze()?,
-                ended: false,
-                share,
-            });
+            return part.finish(false);
         }
     }
 }
@@ -319,5 +384,42 @@ impl S3BlobStore {
             .map_err(|e| unavailable("CompleteMultipartUpload", &e))?;
         guard.upload_id = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bytes_reserved_before_they_are_read_are_charged_once() {
+        let budget = PartBudget::new(
+            MIN_PART_SIZE as u64,
+            MIN_PART_SIZE,
+            Duration::from_millis(50),
+        );
+        let mut part = PartFill::new(MIN_PART_SIZE).unwrap();
+        part.reserve(100 * 1024, &budget).await.unwrap();
+        assert_eq!(budget.free(), MIN_PART_SIZE - 100 * 1024);
+
+        // The reserved bytes arrive, then more: only those beyond the reservation are charged.
+        part.push(&[7; 60 * 1024], &budget).await.unwrap();
+        part.push(&[7; 40 * 1024], &budget).await.unwrap();
+        assert_eq!(budget.free(), MIN_PART_SIZE - 100 * 1024);
+        part.push(&[7; 8 * 1024], &budget).await.unwrap();
+        assert_eq!(budget.free(), MIN_PART_SIZE - 108 * 1024);
+
+        let part = part.finish(true).unwrap();
+        assert_eq!(part.bytes.len(), 108 * 1024);
+        let mut other = PartFill::new(MIN_PART_SIZE).unwrap();
+        let busy = other.reserve(MIN_PART_SIZE, &budget).await;
+        assert!(matches!(busy, Err(BlobError::Busy { .. })), "{busy:?}");
+
+        // Once the first part is gone, a reservation past the part is cut to it.
+        drop(part);
+        other.reserve(2 * MIN_PART_SIZE, &budget).await.unwrap();
+        assert_eq!(budget.free(), 0);
+        drop(other);
+        assert_eq!(budget.free(), MIN_PART_SIZE);
     }
 }

@@ -17,13 +17,14 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::primitives::ByteStream as S3Body;
 use aws_sdk_s3::types::ChecksumAlgorithm;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use stowage_application::ports::{Appended, BlobError, ConcatPart, ResumableStore, StoreProgress};
 use stowage_application::stream::ByteStream;
 use stowage_domain::BlobKey;
 
 use super::error::{error_code, is_not_found, unavailable};
+use super::multipart::PartFill;
 use super::{S3BlobStore, S3Layout, object_stream};
 use progress::{PartRecord, Progress, TailRecord};
 
@@ -117,20 +118,34 @@ impl S3ResumableStore {
         Ok((object_stream(output.body), tail.size))
     }
 
-    /// The kept tail in memory: fewer bytes than a part.
-    async fn load_tail(&self, upload: &Upload, tail: &TailRecord) -> Result<Bytes, BlobError> {
+    /// Reads the kept tail (fewer bytes than a part) back into `part`, charged to the budget
+    /// before it is fetched.
+    ///
+    /// # Errors
+    /// [`BlobError::Busy`] when the budget stays full (nothing is read then).
+    async fn load_tail(
+        &self,
+        upload: &Upload,
+        tail: &TailRecord,
+        part: &mut PartFill,
+    ) -> Result<(), BlobError> {
+        let budget = &self.store.budget;
+        part.reserve(usize::try_from(tail.size).unwrap_or(usize::MAX), budget)
+            .await?;
         let (mut stream, size) = self.read_tail(upload, tail).await?;
-        let mut bytes = BytesMut::with_capacity(usize::try_from(size).unwrap_or(0));
+        let changed = || BlobError::Unavailable(Box::new(ResumableFailure::TailChanged));
+        let mut read = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| BlobError::Unavailable(Box::new(e)))?;
-            bytes.extend_from_slice(&chunk);
+            read += chunk.len() as u64;
+            if read > size || part.push(&chunk, budget).await? < chunk.len() {
+                return Err(changed());
+            }
         }
-        if bytes.len() as u64 != size {
-            return Err(BlobError::Unavailable(Box::new(
-                ResumableFailure::TailChanged,
-            )));
+        if read != size {
+            return Err(changed());
         }
-        Ok(bytes.freeze())
+        Ok(())
     }
 
     /// Stores `bytes` as the tail ending at `end`.

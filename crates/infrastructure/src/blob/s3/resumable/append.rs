@@ -14,7 +14,7 @@ use super::progress::{self, Progress};
 use super::streamed::{PartSent, Source};
 use super::{ResumableFailure, S3ResumableStore, Upload};
 use crate::blob::s3::MIN_PART_SIZE;
-use crate::blob::s3::multipart::read_part;
+use crate::blob::s3::multipart::{PartFill, fill_part};
 
 /// Parts of a body of announced length are this many configured part sizes: streamed, they
 /// cost no memory, and fewer parts mean fewer requests.
@@ -178,10 +178,19 @@ impl S3ResumableStore {
                 None => return appended(&progress, offset, None),
             }
         };
-        let mut carry: Option<Bytes> = match &progress.tail {
-            Some(tail) => Some(self.load_tail(upload, tail).await?),
-            None => None,
-        };
+        // The tail leads the first part, read back into its buffer.
+        let mut lead = PartFill::new(self.store.part_size)?;
+        if let Some(tail) = &progress.tail {
+            match self.load_tail(upload, tail, &mut lead).await {
+                Ok(()) => {}
+                Err(busy @ BlobError::Busy { .. }) => {
+                    return appended(&progress, offset, Some(busy));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let mut lead = Some(lead);
+        let mut carry: Option<Bytes> = None;
         let stash = Stashed::default();
         let mut body = stop_at_error(
             futures_util::stream::once(async move { Ok(first) })
@@ -195,15 +204,12 @@ impl S3ResumableStore {
         let mut number = progress.next_number();
         let mut next = progress;
         loop {
-            let part = match read_part(
-                &mut body,
-                &mut digest,
-                self.store.part_size,
-                &mut carry,
-                &self.store.budget,
-            )
-            .await
-            {
+            let fill = match lead.take() {
+                Some(fill) => fill,
+                None => PartFill::new(self.store.part_size)?,
+            };
+            let budget = &self.store.budget;
+            let part = match fill_part(fill, &mut body, &mut digest, &mut carry, budget).await {
                 Ok(part) => part,
                 // Refused for want of buffers: the parts already sent stay appended.
                 Err(busy @ BlobError::Busy { .. }) => return appended(&next, offset, Some(busy)),

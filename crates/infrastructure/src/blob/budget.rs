@@ -1,6 +1,7 @@
-//! The memory all uploads together may hold in part buffers (`UPLOAD_BUFFER_BYTES`): a part's
-//! buffer is charged for each chunk as it is copied in, and the charge is given back once the part
-//! is sent. A slow client holds only what it has sent, and a small upload only its own size.
+//! The memory all uploads together may hold in part buffers (`UPLOAD_BUFFER_BYTES`), an S3 part
+//! or a Cloudinary chunk: a buffer is charged for each piece as it is copied in (or before it is
+//! read back from the store), and the charge is given back once the part is sent. A slow client
+//! holds only what it has sent, and a small upload only its own size.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +18,7 @@ const UNIT: usize = 1024;
 
 /// Part buffers for every upload of one store.
 #[derive(Clone, Debug)]
-pub(super) struct PartBudget {
+pub(crate) struct PartBudget {
     units: Arc<Semaphore>,
     wait: Duration,
 }
@@ -25,7 +26,7 @@ pub(super) struct PartBudget {
 impl PartBudget {
     /// `bytes` of buffers (never less than one part of `part_size`, so that any upload can go
     /// on), a charge waited for at most `wait`.
-    pub(super) fn new(bytes: u64, part_size: usize, wait: Duration) -> Self {
+    pub(crate) fn new(bytes: u64, part_size: usize, wait: Duration) -> Self {
         let units = usize::try_from(bytes / UNIT as u64)
             .unwrap_or(usize::MAX)
             .max(part_size.div_ceil(UNIT))
@@ -42,7 +43,7 @@ impl PartBudget {
     /// # Errors
     /// [`BlobError::Busy`] when the budget stays full for the wait: the upload is refused, and
     /// the client may retry.
-    pub(super) async fn charge(
+    pub(crate) async fn charge(
         &self,
         share: &mut PartShare,
         bytes: usize,
@@ -88,14 +89,14 @@ impl PartBudget {
 
     /// Bytes of the budget not charged to an upload.
     #[cfg(test)]
-    pub(super) fn free(&self) -> usize {
+    pub(crate) fn free(&self) -> usize {
         self.units.available_permits() * UNIT
     }
 }
 
 /// What one part's buffer is charged, held as long as its bytes are.
 #[derive(Debug, Default)]
-pub(super) struct PartShare {
+pub(crate) struct PartShare {
     permit: Option<OwnedSemaphorePermit>,
     /// Bytes charged so far; the permit holds them rounded up to whole units.
     bytes: usize,
