@@ -1,5 +1,6 @@
 //! The request headers the HTTP layer reads itself: credentials (`Authorization`, the guest and
-//! public headers, cookies), `If-None-Match` and `If-Range`; and the headers it writes from client
+//! public headers, cookies), `If-None-Match`, `If-Range` and the proxy's `X-Real-IP` (the client
+//! address rate limits count by); and the headers it writes from client
 //! text (`Content-Disposition` from a file name), which must always be valid header values.
 //!
 //! Input: `name: value` lines; lines that are not a valid header are skipped.
@@ -11,6 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use stowage_application::use_cases::CredentialSource;
 use stowage_domain::Filename;
 use stowage_presentation::extract::presented_credentials;
+use stowage_presentation::fuzzing::client_address_of;
 use stowage_presentation::headers::{
     content_disposition, encode_uri_component, etag_of, if_none_match_matches, if_range_matches,
 };
@@ -54,6 +56,18 @@ fuzz_target!(|data: &[u8]| {
             let text = text.trim();
             assert!(text == etag || Some(text) == last_modified, "{text:?}");
         }
+    }
+
+    // The address is an IP address: the peer's, unless a trusted proxy names another.
+    let peer = std::net::SocketAddr::from(([192, 0, 2, 1], 4711));
+    let mut extensions = axum::http::Extensions::new();
+    extensions.insert(axum::extract::ConnectInfo(peer));
+    assert_eq!(client_address_of(&headers, &extensions, false), "192.0.2.1");
+    let proxied = client_address_of(&headers, &extensions, true);
+    assert!(proxied.parse::<std::net::IpAddr>().is_ok(), "{proxied:?}");
+    if proxied != "192.0.2.1" {
+        let real_ip = headers.get("x-real-ip").and_then(|v| v.to_str().ok());
+        assert_eq!(real_ip.map(str::trim), Some(proxied.as_str()));
     }
 
     // Any name a client uploads under turns into valid header text.

@@ -6,7 +6,7 @@
 //! - 1: the grant's JSON text, encoded and signed here the way the signer does (a key derived
 //!   from the secret, a MAC over a prefix and the encoded grant), so the grant decoding behind
 //!   the MAC is reached;
-//! - 2: 8 bytes of expiry, then a download URL signature.
+//! - 2: 8 bytes of expiry, then a download URL's signed parameters, `|` and its signature.
 
 #![no_main]
 
@@ -62,13 +62,24 @@ fuzz_target!(|data: &[u8]| {
         _ => {
             let (expires, signature) = stowage_fuzz::take_u64(rest);
             let expires = i64::from_le_bytes(expires.to_le_bytes());
-            let signature = String::from_utf8_lossy(signature);
+            // The variant parameters a URL was signed for, then the signature.
+            let (scope, signature) = stowage_fuzz::split_at_byte(signature, b'|');
+            let (scope, signature) = (
+                String::from_utf8_lossy(scope),
+                String::from_utf8_lossy(signature),
+            );
             let Ok(id) = FileId::parse("6f1c2b8e-3d4a-4b5c-9d6e-7f8091a2b3c4") else {
                 return;
             };
             let url_signer = HmacUrlSigner::new(SECRET);
-            if url_signer.verify(id, expires, &signature) {
-                assert_eq!(signature.to_ascii_lowercase(), url_signer.sign(id, expires));
+            if url_signer.verify(id, expires, &scope, &signature) {
+                assert_eq!(
+                    signature.to_ascii_lowercase(),
+                    url_signer.sign(id, expires, &scope)
+                );
+                // No parameter can be added to a signed URL.
+                let widened = format!("{scope}&w=1");
+                assert!(!url_signer.verify(id, expires, &widened, &signature));
             }
         }
     }

@@ -14,6 +14,18 @@ mod transfer;
 mod upload;
 pub mod validated;
 
+/// Parsers of client input that are private to the HTTP layer, public only to the fuzz targets
+/// (cargo fuzz builds with `--cfg fuzzing`); no build of the service has this module.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::middleware::client_address_of;
+    pub use crate::routes::tus::headers::{
+        concat_of, creation_length, optional_number, required_number, text, upload_checksum,
+    };
+    pub use crate::upload::framing::{Bounded, FramingTooLong, PartStarts, bounded};
+}
+
 use axum::Router;
 use axum::http::HeaderName;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};

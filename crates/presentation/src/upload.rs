@@ -9,7 +9,7 @@ use stowage_application::{BodyError, ByteStream};
 
 use crate::error::ApiError;
 
-mod framing;
+pub(crate) mod framing;
 
 pub use framing::DEFAULT_PART_HEADER_MAX;
 

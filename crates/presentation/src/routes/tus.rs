@@ -2,7 +2,7 @@
 //! creation-defer-length, termination, checksum, expiration and concatenation. Protocol errors
 //! use the contract's JSON error shape; every answer carries `Tus-Resumable`.
 
-mod headers;
+pub(crate) mod headers;
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Request, State};
