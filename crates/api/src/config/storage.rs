@@ -119,6 +119,9 @@ fn s3(vars: Vars<'_>) -> Result<S3Settings, ConfigError> {
     })
 }
 
+/// `UPLOAD_BUFFER_BYTES` when unset (or one buffer, when that is larger).
+const DEFAULT_UPLOAD_BUFFER_BYTES: u64 = 64 * 1024 * 1024;
+
 /// `UPLOAD_BUFFER_BYTES`: at least one buffer of `size` bytes, the `unit` (an S3 part, a
 /// Cloudinary chunk) the setting `sized_by` gives, so that any upload can go on.
 fn upload_buffer_bytes(
@@ -127,7 +130,11 @@ fn upload_buffer_bytes(
     sized_by: &str,
     unit: &str,
 ) -> Result<u64, ConfigError> {
-    let bytes: u64 = vars.parse_or("UPLOAD_BUFFER_BYTES", "67108864")?;
+    let Some(value) = vars.get("UPLOAD_BUFFER_BYTES") else {
+        // Unset, it grows to one buffer, so that a part or chunk size valid alone stays valid.
+        return Ok(DEFAULT_UPLOAD_BUFFER_BYTES.max(size as u64));
+    };
+    let bytes: u64 = super::values::parse(value, "UPLOAD_BUFFER_BYTES")?;
     if bytes < size as u64 {
         return Err(invalid(
             "UPLOAD_BUFFER_BYTES",

@@ -1,7 +1,9 @@
 //! The memory all uploads together may hold in part buffers (`UPLOAD_BUFFER_BYTES`), an S3 part
 //! or a Cloudinary chunk: a buffer is charged for each piece as it is copied in (or before it is
 //! read back from the store), and the charge is given back once the part is sent. A slow client
-//! holds only what it has sent, and a small upload only its own size.
+//! holds only what it has sent, and a small upload only its own size. Outside the budget: the one
+//! piece of the body an upload has read past a full buffer (to learn whether the body ended), at
+//! most one network read per upload.
 
 use std::sync::Arc;
 use std::time::Duration;

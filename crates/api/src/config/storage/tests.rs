@@ -223,9 +223,17 @@ fn cloudinary_upload_buffers_hold_at_least_one_chunk() {
     .unwrap();
     assert_eq!(c.buffer_bytes, 8_000_000);
 
-    for (chunk, budget) in [("8000000", Some("7999999")), ("100000000", None)] {
-        let mut pairs = vec![("CLOUDINARY_CHUNK_SIZE", chunk)];
-        pairs.extend(budget.map(|b| ("UPLOAD_BUFFER_BYTES", b)));
+    // Unset, the budget grows to one chunk: the largest chunk size stays valid alone.
+    let largest = cloudinary(&[("CLOUDINARY_CHUNK_SIZE", "100000000")]).unwrap();
+    assert_eq!(largest.buffer_bytes, 100_000_000);
+    assert_eq!(
+        cloudinary(&[]).unwrap().buffer_bytes,
+        64 * 1024 * 1024,
+        "the default"
+    );
+
+    for (chunk, budget) in [("8000000", "7999999"), ("100000000", "67108864")] {
+        let pairs = [("CLOUDINARY_CHUNK_SIZE", chunk), ("UPLOAD_BUFFER_BYTES", budget)];
         let err = cloudinary(&pairs).unwrap_err().to_string();
 
         assert_eq!(
