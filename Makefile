@@ -79,18 +79,26 @@ FUZZ_BUILD_FLAGS ?= --sanitizer none --debug-assertions
 # Outside the clone, so that every clone on a machine shares one build of the dependencies (a first
 # build takes half an hour of CPU; later ones rebuild only the project's crates).
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/stowage/fuzz-target
+FUZZ_BIN_DIR = $(FUZZ_TARGET_DIR)/$(shell rustc -vV | sed -n 's/^host: //p')/release
 # target:max_len, the longest input each parser needs.
 FUZZ_TARGETS ?= range:256 filename:4096 content_sniff:1024 image_header:32768 image_strip:65536 \
 	key_metadata:9216 ids:256 tus_metadata:4096 jwt:4096 token_cache:16384 upload_url:4200 \
 	request_headers:8192 request_dto:17408 multipart_framing:8192 tus_headers:4096
 
-fuzz-build: ## Builds every fuzz target (nightly; installs cargo-fuzz when missing)
+fuzz-build: ## Builds every fuzz target (nightly; installs cargo-fuzz when missing) into fuzz/target/bin
 	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
-	cd fuzz && CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) +nightly fuzz build $(FUZZ_BUILD_FLAGS)
+	@mkdir -p $(FUZZ_TARGET_DIR) fuzz/target/bin
+	@# Clones share the build: the lock keeps another clone's binaries from replacing these between
+	@# the build and the copy (hard links, which a later build replaces rather than rewrites).
+	cd fuzz && flock $(FUZZ_TARGET_DIR)/.stowage-lock sh -c '\
+		CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) $(CARGO) +nightly fuzz build $(FUZZ_BUILD_FLAGS) && \
+		for spec in $(FUZZ_TARGETS); do t=$${spec%%:*}; \
+			ln -f $(FUZZ_BIN_DIR)/$$t target/bin/$$t 2>/dev/null || cp -f $(FUZZ_BIN_DIR)/$$t target/bin/$$t || exit 1; \
+		done'
 
 fuzz: fuzz-build ## Every fuzz target for FUZZ_SECONDS seconds (default 60), FUZZ_JOBS at a time, in bounded memory; fails on a crash
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RSS_MB=$(FUZZ_RSS_MB) FUZZ_JOBS=$(FUZZ_JOBS) \
-		FUZZ_BIN_DIR=$(FUZZ_TARGET_DIR)/x86_64-unknown-linux-gnu/release fuzz/run.sh $(FUZZ_TARGETS)
+		FUZZ_BIN_DIR=target/bin fuzz/run.sh $(FUZZ_TARGETS)
 
 schemathesis: ## The debug service against its own /openapi.json with schemathesis (pip install schemathesis)
 	$(TEST_BUILD)

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Runs built fuzz targets, `FUZZ_JOBS` at a time, each for `FUZZ_SECONDS` seconds in at most
 # `FUZZ_RSS_MB` MiB, from its committed seeds (corpus/<target>) into target/corpus/<target>.
-# Arguments: `target:max_len` specs. Prints a line of figures per target; exits 1 if any crashed,
+# Arguments: `target:max_len` specs. Binaries are read from `FUZZ_BIN_DIR` (`make fuzz-build`
+# puts them in fuzz/target/bin). Prints a line of figures per target; exits 1 if any crashed,
 # hung or ran out of memory (the input is in artifacts/<target>/, the log in target/logs/).
 set -uo pipefail
 cd "$(dirname "$0")"
 : "${FUZZ_SECONDS:=60}" "${FUZZ_RSS_MB:=512}" "${FUZZ_JOBS:=1}"
-: "${FUZZ_BIN_DIR:=${HOME}/.cache/stowage/fuzz-target/x86_64-unknown-linux-gnu/release}"
+: "${FUZZ_BIN_DIR:=target/bin}"
+if [ $# -eq 0 ]; then
+  echo "usage: fuzz/run.sh target:max_len..." >&2
+  exit 2
+fi
 mkdir -p target/logs
 
 run_one() {

@@ -2,7 +2,9 @@
 //! however the network cuts it, the guard passes the bytes through unchanged, fails at the same
 //! byte and notes the same part starts as when the body arrives one byte at a time.
 //!
-//! Input: a chunk plan and a body (see [`Chunked`]); the boundary and the limit are fixed small,
+//! Input: a boundary (a length byte, then its characters: ASCII letters, digits and `-` as sent,
+//! any other byte one of `-`, `0`, `a`, so that boundaries that overlap themselves, like curl's
+//! `-----…`, come often), then a chunk plan and a body (see [`Chunked`]). The limit is fixed small,
 //! so that short inputs reach both ends of every region.
 
 #![no_main]
@@ -15,8 +17,26 @@ use libfuzzer_sys::fuzz_target;
 use stowage_fuzz::{Chunked, ready};
 use stowage_presentation::fuzzing::{FramingTooLong, PartStarts, bounded};
 
-const BOUNDARY: &str = "b0und";
 const LIMIT: usize = 96;
+
+/// The boundary at the start of `data`, and the rest.
+fn boundary(data: &[u8]) -> (String, &[u8]) {
+    let Some((&spec, rest)) = data.split_first() else {
+        return ("b0und".to_owned(), data);
+    };
+    let (chars, rest) = rest.split_at(rest.len().min(1 + usize::from(spec % 70)));
+    let boundary = chars
+        .iter()
+        .map(|&b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' => char::from(b),
+            _ => char::from(b"-0a"[usize::from(b % 3)]),
+        })
+        .collect::<String>();
+    if boundary.is_empty() {
+        return ("b0und".to_owned(), rest);
+    }
+    (boundary, rest)
+}
 
 /// What the guard made of a body delivered as `chunks`.
 struct Outcome {
@@ -27,12 +47,12 @@ struct Outcome {
     starts: Vec<u64>,
 }
 
-fn guard(chunks: &[&[u8]]) -> Outcome {
+fn guard(boundary: &str, chunks: &[&[u8]]) -> Outcome {
     let items: Vec<Result<Bytes, Infallible>> = chunks
         .iter()
         .map(|c| Ok(Bytes::copy_from_slice(c)))
         .collect();
-    let mut stream = bounded(futures_util::stream::iter(items), BOUNDARY, LIMIT);
+    let mut stream = bounded(futures_util::stream::iter(items), boundary, LIMIT);
     let part_starts: PartStarts = stream.part_starts();
     let (mut passed, mut delivered, mut failure) = (Vec::new(), 0, None);
     for chunk in chunks {
@@ -69,11 +89,12 @@ fn guard(chunks: &[&[u8]]) -> Outcome {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let (boundary, data) = boundary(data);
     let input = Chunked::new(data);
     let chunks = input.chunks();
-    let as_cut = guard(&chunks);
+    let as_cut = guard(&boundary, &chunks);
     let bytes: Vec<&[u8]> = input.file.chunks(1).collect();
-    let one_by_one = guard(&bytes);
+    let one_by_one = guard(&boundary, &bytes);
 
     assert!(input.file.starts_with(&as_cut.passed));
     match (&as_cut.failure, &one_by_one.failure) {

@@ -72,15 +72,19 @@ fuzz_target!(|data: &[u8]| {
                 return;
             };
             let url_signer = HmacUrlSigner::new(SECRET);
-            if url_signer.verify(id, expires, &scope, &signature) {
-                assert_eq!(
-                    signature.to_ascii_lowercase(),
-                    url_signer.sign(id, expires, &scope)
-                );
-                // No parameter can be added to a signed URL.
-                let widened = format!("{scope}&w=1");
-                assert!(!url_signer.verify(id, expires, &widened, &signature));
-            }
+            let good = url_signer.sign(id, expires, &scope);
+            assert!(url_signer.verify(id, expires, &scope, &good));
+            assert!(url_signer.verify(id, expires, &scope, &good.to_ascii_uppercase()));
+            // No parameter can be added to a signed URL, nor its expiry moved.
+            let widened = format!("{scope}&w=1");
+            assert!(!url_signer.verify(id, expires, &widened, &good));
+            assert!(!url_signer.verify(id, expires.wrapping_add(1), &scope, &good));
+            // A sent signature verifies exactly when it is the signature, in either case.
+            assert_eq!(
+                url_signer.verify(id, expires, &scope, &signature),
+                signature.to_ascii_lowercase() == good,
+                "{signature:?}"
+            );
         }
     }
 });
