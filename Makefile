@@ -59,6 +59,7 @@ s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
 		$(CARGO) install s3s-fs@0.14.1 --features binary --locked
 
 bench: s3s-fs ## Release stowage-api against Postgres, Redis and s3s-fs, measured beside direct S3; writes target/bench/results.json
+	python3 -c 'import httpx' 2>/dev/null || python3 -m pip install -q httpx
 	$(CARGO) build --release -p stowage-api -p stowage-bench
 	./target/release/stowage-bench
 

@@ -2,7 +2,8 @@
 //!
 //! Starts s3s-fs, a release `stowage-api` on Postgres + Redis + that S3 server, then measures
 //! large and concurrent transfers, authenticated small downloads (opaque Django token: Redis,
-//! database and access check on every request), a ranged read, and the server's memory while
+//! database and access check on every request), a ranged read, the same transfers made by a
+//! Python `httpx` client (the kind of client a Django backend is), and the server's memory while
 //! 4 × 1 GiB cross it, and last `GET /files` pages of an account of 1 000 000 files, with and
 //! without a key prefix (seeded straight into the database), a direct upload, and a tus upload
 //! in 8 MiB `PATCH`es beside a plain one, with the memory of 8 at once; then image variants of
@@ -18,6 +19,7 @@
 mod client;
 mod direct;
 mod fixtures;
+mod httpx;
 mod images;
 mod listing;
 mod phases;
@@ -95,6 +97,10 @@ async fn bench(root: &Path, settings: &Settings) -> Result<()> {
             results.insert("range_1mib_from_the_middle".into(), result);
         }
         memory.push(memory_now(pid, "range"));
+    }
+    if settings.runs("httpx") {
+        results.insert("httpx".into(), run.httpx().await?);
+        memory.push(memory_now(pid, "httpx"));
     }
     if settings.runs("huge") {
         results.insert("concurrent_4_huge".into(), run.huge().await?);

@@ -1,5 +1,6 @@
 //! The table printed at the end of a run, from the results written to `results.json`.
 
+mod httpx;
 mod images;
 
 use std::path::Path;
@@ -130,6 +131,7 @@ pub fn print_table(r: &Value) {
             &f(&g["direct"][p]),
         );
     }
+    httpx::httpx_rows(&r["httpx"]);
     let h = &r["concurrent_4_huge"];
     if !h.is_null() {
         for (way, key) in [("up", "upload_mib_s"), ("down", "download_mib_s")] {

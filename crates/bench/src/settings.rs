@@ -6,11 +6,12 @@ use std::time::Duration;
 use anyhow::{Result, anyhow};
 
 /// The phases in the order they run.
-pub const PHASES: [&str; 9] = [
+pub const PHASES: [&str; 10] = [
     "large",
     "concurrent",
     "small",
     "range",
+    "httpx",
     "huge",
     "listing",
     "direct",
