@@ -233,7 +233,10 @@ fn cloudinary_upload_buffers_hold_at_least_one_chunk() {
     );
 
     for (chunk, budget) in [("8000000", "7999999"), ("100000000", "67108864")] {
-        let pairs = [("CLOUDINARY_CHUNK_SIZE", chunk), ("UPLOAD_BUFFER_BYTES", budget)];
+        let pairs = [
+            ("CLOUDINARY_CHUNK_SIZE", chunk),
+            ("UPLOAD_BUFFER_BYTES", budget),
+        ];
         let err = cloudinary(&pairs).unwrap_err().to_string();
 
         assert_eq!(
