@@ -7,7 +7,7 @@
 
 #![no_main]
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::HeaderValue;
 use libfuzzer_sys::fuzz_target;
 use stowage_application::use_cases::CredentialSource;
 use stowage_domain::Filename;
@@ -18,16 +18,7 @@ use stowage_presentation::headers::{
 };
 
 fuzz_target!(|data: &[u8]| {
-    let mut headers = HeaderMap::new();
-    for line in data.split(|&b| b == b'\n') {
-        let (name, value) = stowage_fuzz::split_at_byte(line, b':');
-        let value = value.strip_prefix(b" ").unwrap_or(value);
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
-        {
-            headers.append(name, value);
-        }
-    }
+    let headers = stowage_fuzz::headers_of(data);
 
     let found = presented_credentials(&headers);
     let at_most = |source, n| {

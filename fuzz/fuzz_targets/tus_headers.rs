@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -29,16 +29,7 @@ fn read<T>(result: Result<T, ApiError>) -> Option<T> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut headers = HeaderMap::new();
-    for line in data.split(|&b| b == b'\n') {
-        let (name, value) = stowage_fuzz::split_at_byte(line, b':');
-        let value = value.strip_prefix(b" ").unwrap_or(value);
-        if let (Ok(name), Ok(value)) =
-            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
-        {
-            headers.append(name, value);
-        }
-    }
+    let headers = stowage_fuzz::headers_of(data);
 
     for name in ["upload-length", "upload-offset", "upload-defer-length"] {
         let sent = read(text(&headers, name));

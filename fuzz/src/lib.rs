@@ -1,10 +1,12 @@
-//! What several fuzz targets share: reading a target's input as its parts, cutting a byte stream
-//! into the chunks a network would deliver, a fixed clock, and running futures that never wait.
+//! What several fuzz targets share: reading a target's input as its parts or as headers, cutting
+//! a byte stream into the chunks a network would deliver, a fixed clock, and running futures that
+//! never wait.
 
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use stowage_application::ports::Clock;
 use time::OffsetDateTime;
 
@@ -27,6 +29,22 @@ pub fn take_u64(data: &[u8]) -> (u64, &[u8]) {
     let mut bytes = [0u8; 8];
     bytes[..head.len()].copy_from_slice(head);
     (u64::from_le_bytes(bytes), rest)
+}
+
+/// The headers of `name: value` lines (one space after the colon is dropped); lines that are not
+/// a valid header are skipped.
+pub fn headers_of(data: &[u8]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for line in data.split(|&b| b == b'\n') {
+        let (name, value) = split_at_byte(line, b':');
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
+            headers.append(name, value);
+        }
+    }
+    headers
 }
 
 /// Splits `data` at its first `separator` byte; all of it is the first part when there is none.
