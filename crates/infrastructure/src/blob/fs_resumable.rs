@@ -89,22 +89,71 @@ async fn sync_dir(dir: &Path) -> Result<(), BlobError> {
     dir.sync_all().await.map_err(unavailable)
 }
 
-/// Streams `body` into `writer`, counting the bytes; stops at the body's first error.
+/// Streams `body` into `writer`, counting the bytes; stops at the body's first error. Every
+/// [`WRITEBACK_EVERY`] bytes it starts syncing what the file holds so far in the background, so
+/// that the disk writes an append's bytes back while the next ones arrive and the sync that ends
+/// the append waits for the last few only.
 async fn copy_body(
     writer: &mut BufWriter<tokio::fs::File>,
     mut body: ByteStream,
 ) -> Result<(u64, Option<BlobError>), BlobError> {
     let mut written = 0u64;
+    let mut writeback = Writeback::default();
     while let Some(chunk) = body.next().await {
         match chunk {
             Ok(chunk) => {
                 writer.write_all(&chunk).await.map_err(unavailable)?;
                 written += chunk.len() as u64;
+                writeback.after(writer.get_ref(), written).await?;
             }
-            Err(e) => return Ok((written, Some(BlobError::Body(e)))),
+            Err(e) => {
+                writeback.wait().await?;
+                return Ok((written, Some(BlobError::Body(e))));
+            }
         }
     }
+    writeback.wait().await?;
     Ok((written, None))
+}
+
+/// Bytes an append writes between two background syncs.
+const WRITEBACK_EVERY: u64 = 2 * 1024 * 1024;
+
+/// At most one background `fdatasync` of the file an append writes.
+#[derive(Default)]
+struct Writeback {
+    in_flight: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    started_at: u64,
+}
+
+impl Writeback {
+    /// Starts a sync once [`WRITEBACK_EVERY`] bytes were written since the last one began, unless
+    /// that one is still running. Its error is the append's: a sync error is reported once per
+    /// open file, so the final sync would not see it again.
+    async fn after(&mut self, file: &tokio::fs::File, written: u64) -> Result<(), BlobError> {
+        if written - self.started_at < WRITEBACK_EVERY {
+            return Ok(());
+        }
+        if self.in_flight.as_ref().is_some_and(|h| !h.is_finished()) {
+            return Ok(());
+        }
+        self.wait().await?;
+        let file = file.try_clone().await.map_err(unavailable)?;
+        self.in_flight = Some(tokio::spawn(async move { file.sync_data().await }));
+        self.started_at = written;
+        Ok(())
+    }
+
+    /// Waits for the sync in flight, if any.
+    async fn wait(&mut self) -> Result<(), BlobError> {
+        let Some(handle) = self.in_flight.take() else {
+            return Ok(());
+        };
+        match handle.await {
+            Ok(result) => result.map_err(unavailable),
+            Err(e) => Err(unavailable(std::io::Error::other(e))),
+        }
+    }
 }
 
 #[async_trait]

@@ -162,3 +162,24 @@ async fn concatenate_leaves_the_streaming_to_the_caller() {
 
     assert!(!joined);
 }
+
+#[tokio::test]
+async fn appends_longer_than_the_writeback_step_keep_every_byte_in_order() {
+    let (_dir, root, resumable, blobs) = new_stores();
+    let mut upload = Upload::begin(&resumable).await;
+    let first = pseudo_random_bytes(9 * 1024 * 1024 + 17, 3);
+    let second = pseudo_random_bytes(5 * 1024 * 1024 + 3, 4);
+
+    upload.append(&resumable, &first, None).await;
+    let failing = body_failing_after(&second, BodyError::Malformed("cut".into()));
+    let appended = upload.try_append(&resumable, failing, None, None).await;
+    assert!(appended.interrupted.is_some());
+    assert_eq!(appended.written, second.len() as u64);
+    upload.commit(&resumable, appended).await;
+
+    let held = std::fs::read(part_file(&root, &upload.key)).unwrap();
+    assert_eq!(held.len(), first.len() + second.len());
+    assert!(held[..first.len()] == first[..] && held[first.len()..] == second[..]);
+    upload.finish(&resumable).await;
+    assert_blob(&blobs, &upload.key, &[first, second].concat()).await;
+}
