@@ -17,6 +17,8 @@ mod feed;
 mod listing;
 mod multipart;
 mod presign;
+#[cfg(target_os = "linux")]
+mod quickack;
 mod resumable;
 mod settings;
 mod streamed;
@@ -88,6 +90,15 @@ fn object_stream(body: S3Body) -> ByteStream {
     .boxed()
 }
 
+/// Whether `endpoint` is reached over plain HTTP, where Stowage makes the S3 client's
+/// connections itself (see `quickack`).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn is_plain_http(endpoint: &str) -> bool {
+    endpoint
+        .get(..7)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+}
+
 impl S3BlobStore {
     /// A store for `settings`; nothing is contacted yet.
     pub fn new(settings: &S3Settings) -> Self {
@@ -118,6 +129,11 @@ impl S3BlobStore {
             );
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.endpoint_url(endpoint.clone());
+            #[cfg(target_os = "linux")]
+            if is_plain_http(endpoint) {
+                builder =
+                    builder.http_client(quickack::QuickAckClient::new(settings.connect_timeout));
+            }
         }
         let part_size = settings.part_size.max(MIN_PART_SIZE);
         Self {
@@ -250,5 +266,19 @@ impl BlobStore for S3BlobStore {
 
     async fn remove_stray(&self, id: &str) -> Result<(), BlobError> {
         self.remove_stray_upload(id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_http;
+
+    #[test]
+    fn only_plain_http_endpoints_get_the_quick_ack_client() {
+        assert!(is_plain_http("http://127.0.0.1:9000"));
+        assert!(is_plain_http("HTTP://minio.internal"));
+        assert!(!is_plain_http("https://s3.eu-west-1.amazonaws.com"));
+        assert!(!is_plain_http("http:/"));
+        assert!(!is_plain_http(""));
     }
 }
