@@ -51,8 +51,12 @@ test-avif: ## The `avif` build feature: clippy, the AVIF encoder, AVIF variants 
 	$(CARGO) clippy -p stowage-infrastructure --features avif --all-targets -- -D warnings
 	$(AVIF_TESTS)
 
+# moto 5.2.1 names CompleteMultipartUpload's result element wrongly (fixed in 5.2.2): an older one
+# already installed is upgraded.
 moto: ## Install moto's S3 server, the second S3 implementation of the blob-store contract (PyPI)
-	@command -v moto_server >/dev/null 2>&1 || python3 -m pip install -q 'moto[server]>=5.2.2'
+	@{ command -v moto_server >/dev/null 2>&1 && python3 -c 'import sys, moto; \
+		sys.exit(tuple(int(p) for p in moto.__version__.split(".")[:3]) < (5, 2, 2))' 2>/dev/null; } || \
+		python3 -m pip install -q 'moto[server]>=5.2.2'
 
 s3s-fs: ## Install the S3-compatible test server (cached in ~/.cargo/bin)
 	@command -v s3s-fs >/dev/null 2>&1 || test -x $(HOME)/.cargo/bin/s3s-fs || \
