@@ -244,6 +244,14 @@ mod tests {
         HttpRequest::try_from(request).unwrap()
     }
 
+    /// The error of a `GET` to `address`, which must fail.
+    async fn failed_get(address: std::net::SocketAddr) -> ConnectorError {
+        QuickAckClient::new(Duration::from_secs(2))
+            .call(get(&format!("http://{address}/o")))
+            .await
+            .unwrap_err()
+    }
+
     /// Reads one request's head from `socket`.
     async fn read_head(socket: &mut TcpStream) {
         let mut head = Vec::new();
@@ -290,12 +298,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         drop(listener);
-        let client = QuickAckClient::new(Duration::from_secs(2));
 
-        let error = client
-            .call(get(&format!("http://{address}/o")))
-            .await
-            .unwrap_err();
+        let error = failed_get(address).await;
 
         assert!(error.is_io(), "{error:?}");
     }
@@ -308,12 +312,8 @@ mod tests {
             let (mut socket, _) = listener.accept().await.unwrap();
             read_head(&mut socket).await;
         });
-        let client = QuickAckClient::new(Duration::from_secs(2));
 
-        let error = client
-            .call(get(&format!("http://{address}/o")))
-            .await
-            .unwrap_err();
+        let error = failed_get(address).await;
 
         assert!(error.is_io(), "{error:?}");
         server.await.unwrap();
