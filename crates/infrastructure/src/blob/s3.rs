@@ -130,7 +130,7 @@ impl S3BlobStore {
         if let Some(endpoint) = &settings.endpoint {
             builder = builder.endpoint_url(endpoint.clone());
             #[cfg(target_os = "linux")]
-            if is_plain_http(endpoint) {
+            if is_plain_http(endpoint) && !quickack::proxied_by_environment(endpoint) {
                 builder =
                     builder.http_client(quickack::QuickAckClient::new(settings.connect_timeout));
             }

@@ -26,15 +26,26 @@ use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::ErrorKind;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{
     Connected, Connection, HttpConnector as TcpConnector, capture_connection,
 };
+use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Whether the environment's proxy settings (`HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) send
+/// `endpoint` through a proxy: the SDK's own client honours them and this one does not, so such
+/// an endpoint keeps the SDK's client.
+pub(super) fn proxied_by_environment(endpoint: &str) -> bool {
+    endpoint
+        .parse::<http::Uri>()
+        .is_ok_and(|uri| Matcher::from_env().intercept(&uri).is_some())
+}
 
 /// How long an idle pooled connection is kept, as the SDK's own client does.
 const POOL_IDLE: Duration = Duration::from_secs(90);
@@ -50,11 +61,13 @@ impl QuickAckClient {
     pub(super) fn new(connect_timeout: Duration) -> Self {
         let mut tcp = TcpConnector::new();
         tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(connect_timeout));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(POOL_IDLE)
-            .build(QuickAckConnector(tcp));
+            .build(QuickAckConnector {
+                tcp,
+                connect_timeout,
+            });
         Self { client }
     }
 }
@@ -106,17 +119,29 @@ impl HttpConnector for QuickAckClient {
     }
 }
 
-/// Classifies a failed request as the SDK's retry policy expects: a connection that could not
-/// be made, broke or timed out is an I/O error (retried); anything else is not.
+/// Classifies a failed request as the SDK's own client does, so that its retry policy treats
+/// it the same: a timeout is a timeout, a failure of the request itself (its body) is the
+/// caller's, and a connection that could not be made or broke is an I/O error (retried).
 fn connector_error(e: hyper_util::client::legacy::Error) -> ConnectorError {
-    if e.is_connect() || has_source::<io::Error>(&e) {
-        return ConnectorError::io(Box::new(e));
-    }
-    let hyper = source_of::<hyper::Error>(&e);
-    if hyper.is_some_and(|h| h.is_timeout()) {
+    if has_source::<ConnectTimedOut>(&e) {
         return ConnectorError::timeout(Box::new(e));
     }
-    if hyper.is_some_and(|h| h.is_closed() || h.is_canceled() || h.is_incomplete_message()) {
+    if let Some(hyper) = source_of::<hyper::Error>(&e) {
+        if hyper.is_timeout() {
+            return ConnectorError::timeout(Box::new(e));
+        }
+        if hyper.is_user() {
+            return ConnectorError::user(Box::new(e));
+        }
+        if hyper.is_closed() || hyper.is_canceled() || has_source::<io::Error>(hyper) {
+            return ConnectorError::io(Box::new(e));
+        }
+        if hyper.is_incomplete_message() {
+            return ConnectorError::other(Box::new(e), Some(ErrorKind::TransientError));
+        }
+        return ConnectorError::other(Box::new(e), None);
+    }
+    if e.is_connect() || has_source::<io::Error>(&e) {
         return ConnectorError::io(Box::new(e));
     }
     ConnectorError::other(Box::new(e), None)
@@ -139,9 +164,18 @@ fn has_source<T: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stat
     source_of::<T>(e).is_some()
 }
 
-/// Makes TCP connections that acknowledge at once.
+/// Makes TCP connections that acknowledge at once, resolving and connecting within
+/// `connect_timeout` together, as the SDK's own client does.
 #[derive(Clone, Debug)]
-struct QuickAckConnector(TcpConnector);
+struct QuickAckConnector {
+    tcp: TcpConnector,
+    connect_timeout: Duration,
+}
+
+/// The connection was not made within the connect timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("connecting to the S3 endpoint timed out after {0:?}")]
+struct ConnectTimedOut(Duration);
 
 impl tower_service::Service<http::Uri> for QuickAckConnector {
     type Response = QuickAckStream;
@@ -149,14 +183,17 @@ impl tower_service::Service<http::Uri> for QuickAckConnector {
     type Future = Pin<Box<dyn Future<Output = Result<QuickAckStream, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.0.poll_ready(cx).map_err(Into::into)
+        self.tcp.poll_ready(cx).map_err(Into::into)
     }
 
     fn call(&mut self, uri: http::Uri) -> Self::Future {
-        let connecting = self.0.call(uri);
+        let connecting = self.tcp.call(uri);
+        let limit = self.connect_timeout;
         Box::pin(async move {
-            let io = connecting.await?;
-            Ok(QuickAckStream { io })
+            match tokio::time::timeout(limit, connecting).await {
+                Ok(connected) => Ok(QuickAckStream { io: connected? }),
+                Err(_) => Err(Box::new(ConnectTimedOut(limit)) as BoxError),
+            }
         })
     }
 }
@@ -305,7 +342,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_closed_before_the_answer_is_an_io_error() {
+    async fn a_connection_closed_before_the_answer_is_retried() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -315,7 +352,11 @@ mod tests {
 
         let error = failed_get(address).await;
 
-        assert!(error.is_io(), "{error:?}");
+        // As the SDK's own client: an I/O error, or a transient one when hyper saw an unfinished answer.
+        assert!(
+            error.is_io() || error.as_other() == Some(ErrorKind::TransientError),
+            "{error:?}"
+        );
         server.await.unwrap();
     }
 }
