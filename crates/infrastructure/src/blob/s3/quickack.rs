@@ -27,7 +27,6 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::ErrorKind;
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::{
     Connected, Connection, HttpConnector as TcpConnector, capture_connection,
@@ -178,9 +177,9 @@ struct QuickAckConnector {
 struct ConnectTimedOut(Duration);
 
 impl tower_service::Service<http::Uri> for QuickAckConnector {
-    type Response = QuickAckStream;
+    type Response = TokioIo<QuickAckTcp>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<QuickAckStream, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.tcp.poll_ready(cx).map_err(Into::into)
@@ -191,7 +190,7 @@ impl tower_service::Service<http::Uri> for QuickAckConnector {
         let limit = self.connect_timeout;
         Box::pin(async move {
             match tokio::time::timeout(limit, connecting).await {
-                Ok(connected) => Ok(QuickAckStream::new(connected?.into_inner())),
+                Ok(connected) => Ok(TokioIo::new(QuickAckTcp::new(connected?.into_inner()))),
                 Err(_) => Err(Box::new(ConnectTimedOut(limit)) as BoxError),
             }
         })
@@ -210,24 +209,7 @@ impl tower_service::Service<http::Uri> for QuickAckConnector {
 const QUICK_READS: std::ops::Range<usize> = 64 * 1024..2 * 1024 * 1024;
 
 /// A TCP connection that sets `TCP_QUICKACK` after every write, and after the reads of the part
-/// of each answer that [`QUICK_READS`] spans.
-#[derive(Debug)]
-struct QuickAckStream {
-    io: TokioIo<QuickAckTcp>,
-}
-
-impl QuickAckStream {
-    fn new(tcp: TcpStream) -> Self {
-        Self {
-            io: TokioIo::new(QuickAckTcp {
-                tcp,
-                read_since_write: 0,
-            }),
-        }
-    }
-}
-
-/// The socket under [`QuickAckStream`], with what has been read since the last write.
+/// of each answer that [`QUICK_READS`] spans; it counts what it has read since its last write.
 #[derive(Debug)]
 struct QuickAckTcp {
     tcp: TcpStream,
@@ -235,6 +217,13 @@ struct QuickAckTcp {
 }
 
 impl QuickAckTcp {
+    fn new(tcp: TcpStream) -> Self {
+        Self {
+            tcp,
+            read_since_write: 0,
+        }
+    }
+
     /// Acknowledges at once what the socket has received, and leaves the interactive mode
     /// that sending data may have entered.
     fn quick_ack(&self) {
@@ -305,49 +294,9 @@ impl tokio::io::AsyncWrite for QuickAckTcp {
     }
 }
 
-impl Read for QuickAckStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
-    }
-}
-
-impl Write for QuickAckStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-}
-
-impl Connection for QuickAckStream {
+impl Connection for QuickAckTcp {
     fn connected(&self) -> Connected {
-        self.io.inner().tcp.connected()
+        self.tcp.connected()
     }
 }
 
@@ -436,26 +385,25 @@ mod tests {
             socket.read_exact(&mut request).await.unwrap();
             socket.write_all(b"second").await.unwrap();
         });
-        let mut stream = QuickAckStream::new(TcpStream::connect(address).await.unwrap());
-        let tcp = &mut stream.io;
+        let mut tcp = QuickAckTcp::new(TcpStream::connect(address).await.unwrap());
 
-        tcp.inner_mut().write_all(b"r1").await.unwrap();
+        tcp.write_all(b"r1").await.unwrap();
         let mut answer = vec![0u8; long];
-        tcp.inner_mut().read_exact(&mut answer).await.unwrap();
+        tcp.read_exact(&mut answer).await.unwrap();
         assert!(
             answer
                 .iter()
                 .enumerate()
                 .all(|(i, b)| *b == ((i % 4096) % 251) as u8)
         );
-        assert_eq!(tcp.inner().read_since_write, long);
+        assert_eq!(tcp.read_since_write, long);
 
-        tcp.inner_mut().write_all(b"r2").await.unwrap();
-        assert_eq!(tcp.inner().read_since_write, 0);
+        tcp.write_all(b"r2").await.unwrap();
+        assert_eq!(tcp.read_since_write, 0);
         let mut second = [0u8; 6];
-        tcp.inner_mut().read_exact(&mut second).await.unwrap();
+        tcp.read_exact(&mut second).await.unwrap();
         assert_eq!(&second, b"second");
-        assert_eq!(tcp.inner().read_since_write, 6);
+        assert_eq!(tcp.read_since_write, 6);
         server.await.unwrap();
     }
 
