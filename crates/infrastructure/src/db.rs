@@ -93,9 +93,9 @@ pub struct DatabaseSettings {
 ///
 /// The driver checks every connection both when it is handed out and when it comes back, which
 /// made three round trips of every one-query request: the two checks took a sixth of Stowage's
-/// CPU on a 4 KiB GET. The check on return stays (it also clears what a cancelled query left). A connection in steady use has just passed it; one that sat idle
-/// through a database restart or a firewall's idle cut is checked, and replaced, before a
-/// request gets it.
+/// CPU on a 4 KiB GET. The check on return stays (it also clears what a cancelled query left).
+/// A connection in steady use has just passed it; one that sat idle through a database restart
+/// or a firewall's idle cut is checked, and replaced, before a request gets it.
 pub const PING_WHEN_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Opens a pool to the database of `settings`.

@@ -18,9 +18,7 @@ use stowage_domain::{
     AccountId, ContentType, FileId, FileRecord, FileRecordParts, Filename, Sha256Digest, UserId,
 };
 use stowage_infrastructure::SeaOrmFileRepository;
-use stowage_infrastructure::db::{
-    DatabasePool, DatabaseSettings, PING_WHEN_IDLE_FOR, connect, migrate,
-};
+use stowage_infrastructure::db::{DatabasePool, DatabaseSettings, connect, migrate};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -556,7 +554,6 @@ mod sqlite {
 
 mod postgres {
     use super::*;
-    use stowage_tests::free_port;
 
     repository_suite!(setup = TestDb::postgres; attrs = [#[ignore = "needs Postgres: make test-integration"]]);
 
@@ -565,71 +562,4 @@ mod postgres {
         attrs = [#[ignore = "needs Postgres: make test-integration"]];
         tests = [list_orders_by_instant_within_one_second]
     );
-
-    #[tokio::test]
-    #[ignore = "needs Postgres: make test-integration"]
-    async fn connections_the_server_closed_while_idle_are_replaced_before_a_query_uses_them() {
-        let db = TestDb::postgres().await;
-        let outcome = AssertUnwindSafe(async {
-            let record = record_at(1, Some(1), at(0));
-            db.repo.insert(&record, &[]).await.unwrap();
-            // Fill the pool: four lookups at once hold four connections.
-            let lookups = (0..4).map(|_| db.repo.get(record.id()));
-            for found in futures_util::future::join_all(lookups).await {
-                assert_eq!(found.unwrap(), record);
-            }
-            let Disposal::Postgres { server, database } = &db.disposal else {
-                unreachable!("a Postgres test database")
-            };
-            let admin = admin(server).await.unwrap();
-            let closed = admin
-                .query_all(sea_orm::Statement::from_string(
-                    sea_orm::DbBackend::Postgres,
-                    format!(
-                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                         WHERE datname = '{database}'"
-                    ),
-                ))
-                .await
-                .unwrap();
-            admin.close().await.unwrap();
-            assert!(!closed.is_empty(), "no pooled connection to close");
-
-            tokio::time::sleep(PING_WHEN_IDLE_FOR + Duration::from_millis(100)).await;
-
-            for _ in 0..8 {
-                assert_eq!(db.repo.get(record.id()).await.unwrap(), record);
-            }
-        })
-        .catch_unwind()
-        .await;
-        db.dispose().await;
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
-    }
-
-    #[tokio::test]
-    async fn connect_fails_when_nothing_listens() {
-        let url = format!("postgres://postgres@127.0.0.1:{}/stowage", free_port());
-
-        let connected = connect(&settings(url)).await;
-
-        assert!(connected.is_err());
-    }
-
-    #[tokio::test]
-    async fn connect_gives_up_when_the_server_never_answers() {
-        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "postgres://postgres@{}/stowage",
-            silent.local_addr().unwrap()
-        );
-
-        let connected = tokio::time::timeout(Duration::from_secs(10), connect(&settings(url)))
-            .await
-            .expect("connect ignored its 500 ms connect timeout");
-
-        assert!(connected.is_err());
-    }
 }
