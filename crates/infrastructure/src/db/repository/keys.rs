@@ -45,9 +45,8 @@ fn write_error(e: DbErr) -> RepoError {
     }
 }
 
-/// A failed statement that commits on its own (an insert outside a transaction, or a commit):
-/// `Unconfirmed` when the connection broke instead of the database answering, since the database
-/// may have applied it before its answer was lost.
+/// A failed commit: `Unconfirmed` when the connection broke instead of the database answering,
+/// since the database may have applied it before its answer was lost.
 fn commit_error(e: DbErr) -> RepoError {
     let (DbErr::Exec(RuntimeErr::SqlxError(cause)) | DbErr::Query(RuntimeErr::SqlxError(cause))) =
         &e
@@ -125,13 +124,9 @@ impl SeaOrmFileRepository {
     ) -> Result<(), RepoError> {
         let backend = self.db.get_database_backend();
         let outbox = self.outbox_for(events);
-        if take.is_none() && outbox.is_none() {
-            self.db
-                .execute(backend.build(insert))
-                .await
-                .map_err(commit_error)?;
-            return Ok(());
-        }
+        // Even a lone insert goes in a transaction: a pooled connection that broke since its last
+        // use fails at `BEGIN`, where nothing can have been applied, rather than after the insert
+        // was sent, where the record might exist and its blob would have to wait for gc.
         let txn = self.db.begin().await.map_err(unavailable)?;
         if let Some(take) = take {
             let taken = txn
