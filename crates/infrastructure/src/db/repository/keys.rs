@@ -45,8 +45,9 @@ fn write_error(e: DbErr) -> RepoError {
     }
 }
 
-/// A failed commit: `Unconfirmed` when the connection broke instead of the database answering,
-/// since the database may have applied it before its answer was lost.
+/// A failed statement that commits on its own (a lone insert on SQLite, or a commit):
+/// `Unconfirmed` when the connection broke instead of the database answering, since the database
+/// may have applied it before its answer was lost.
 fn commit_error(e: DbErr) -> RepoError {
     let (DbErr::Exec(RuntimeErr::SqlxError(cause)) | DbErr::Query(RuntimeErr::SqlxError(cause))) =
         &e
@@ -124,9 +125,18 @@ impl SeaOrmFileRepository {
     ) -> Result<(), RepoError> {
         let backend = self.db.get_database_backend();
         let outbox = self.outbox_for(events);
-        // Even a lone insert goes in a transaction: a pooled connection that broke since its last
-        // use fails at `BEGIN`, where nothing can have been applied, rather than after the insert
-        // was sent, where the record might exist and its blob would have to wait for gc.
+        // On Postgres even a lone insert goes in a transaction: the pool does not check a
+        // connection used within the last second (`PING_WHEN_IDLE_FOR`), so one that broke since
+        // fails at `BEGIN`, where nothing can have been applied, rather than after the insert was
+        // sent, where the record might exist and its blob would wait for gc. SQLite's pool checks
+        // every connection, in process.
+        if take.is_none() && outbox.is_none() && backend != DbBackend::Postgres {
+            self.db
+                .execute(backend.build(insert))
+                .await
+                .map_err(commit_error)?;
+            return Ok(());
+        }
         let txn = self.db.begin().await.map_err(unavailable)?;
         if let Some(take) = take {
             let taken = txn
